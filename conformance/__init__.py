@@ -1,0 +1,1 @@
+"""lossconf conformance harness: backends, comparison, pytest plugin, reports."""

@@ -1,0 +1,123 @@
+"""The oracle's front door: evaluate any documented loss, its value and its exact VJPs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import mpmath
+import numpy as np
+
+from . import arrays as A
+from . import catalog, precision
+from .errors import InputError, describe
+from .result import Evaluation
+
+
+def convert_inputs(loss_id: str, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Inputs by documented name: floats become exact mpf arrays, integer inputs int64
+    arrays. Unknown or missing inputs raise :class:`InputError` naming them."""
+    spec = catalog.spec(loss_id)
+    known = {i.name for i in spec.inputs}
+    for name in inputs:
+        if name not in known:
+            raise InputError(
+                f"{spec.id}: unknown input {name!r}; documented inputs are "
+                + ", ".join(i.name for i in spec.inputs)
+            )
+    out: dict[str, np.ndarray] = {}
+    for inp in spec.inputs:
+        raw = inputs.get(inp.name)
+        if raw is None:
+            if not inp.optional:
+                raise InputError(f"{spec.id}: missing required input {inp.name!r}")
+            continue
+        arr = np.asarray(raw)
+        if inp.kind == "int":
+            if arr.dtype.kind == "f" or arr.dtype == object:
+                flat = arr.ravel().tolist()
+                if not all(float(v).is_integer() for v in flat):
+                    bad = next(v for v in flat if not float(v).is_integer())
+                    raise InputError(
+                        f"{spec.id}: input {inp.name} holds {describe(bad)}; expected integers"
+                    )
+            elif arr.dtype.kind not in "iub":
+                raise InputError(
+                    f"{spec.id}: input {inp.name} has dtype {arr.dtype}; expected integers"
+                )
+            out[inp.name] = arr.astype(np.int64)
+        else:
+            if arr.dtype.kind not in "fiub" and arr.dtype != object:
+                raise InputError(
+                    f"{spec.id}: input {inp.name} has dtype {arr.dtype}; expected real numbers"
+                )
+            out[inp.name] = A.asmp(arr)
+    return out
+
+
+def evaluate(
+    loss: str,
+    inputs: Mapping[str, Any],
+    options: Mapping[str, Any] | None = None,
+    *,
+    cotangent: Any = None,
+    wrt: Sequence[str] | None = None,
+    precision_bits: int | None = None,
+) -> Evaluation:
+    """Evaluate a documented loss exactly.
+
+    ``loss`` is a documented id or alias; ``inputs`` maps documented input names to
+    arrays (or nested lists); ``options`` are the documented constructor options (the
+    rest take their documented defaults). ``cotangent`` (default: ones of the output's
+    shape) is the vector of the vector-Jacobian product computed for each input in
+    ``wrt`` (default: every differentiable input).
+
+    >>> import oracle
+    >>> r = oracle.evaluate("SoftmaxCELoss", {"pred": [[0.0, 0.0]], "label": [1]})
+    >>> r.value_as("float64")
+    array([0.69314718])
+    """
+    loss_id = catalog.resolve(loss)
+    spec = catalog.spec(loss_id)
+    module = catalog.module(loss_id)
+    opts = spec.resolve_options(dict(options or {}))
+    wrt = spec.differentiable if wrt is None else tuple(wrt)
+    for name in wrt:
+        if name not in spec.differentiable:
+            raise InputError(
+                f"{spec.id}: cannot differentiate with respect to {name!r}; "
+                f"differentiable inputs are {', '.join(spec.differentiable)}"
+            )
+    with precision.working_precision(precision_bits) as bits:
+        x = convert_inputs(loss_id, inputs)
+        fwd = module.forward(x, opts)
+        value = np.asarray(fwd.value, dtype=object)
+        if cotangent is None:
+            ct = A.full(value.shape, 1)
+        else:
+            ct = A.asmp(cotangent)
+            if ct.shape != value.shape:
+                raise InputError(
+                    f"{spec.id}: cotangent has shape {ct.shape}; expected the output's "
+                    f"shape {value.shape}"
+                )
+        grads = fwd.vjp(ct) if wrt else {}
+        grads = {k: g for k, g in grads.items() if k in wrt}
+        return Evaluation(
+            loss_id=loss_id,
+            options=opts,
+            value=value,
+            scale=np.asarray(fwd.scale, dtype=object),
+            n_terms=int(fwd.n_terms),
+            grads=grads,
+            cotangent=ct,
+            precision_bits=bits,
+        )
+
+
+def mpf_array(values: Any) -> np.ndarray:
+    """Exact mpf object array of the given numbers (a convenience for callers)."""
+    return A.asmp(values)
+
+
+__all__ = ["evaluate", "convert_inputs", "mpf_array", "mpmath"]

@@ -1,0 +1,131 @@
+"""Arrays of exact numbers: numpy object arrays whose elements are mpmath ``mpf``.
+
+numpy supplies shapes, broadcasting, axes and indexing; mpmath supplies the arithmetic,
+at the working precision of :mod:`oracle.precision`. The functions here are the
+elementwise mathematics the loss modules share, grouped as mpmath groups them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import mpmath
+import numpy as np
+from mpmath import mpf
+
+Array = np.ndarray  # an object array of mpf
+
+
+def asmp(values: object) -> Array:
+    """An object array of mpf holding exactly the given numbers (floats convert exactly)."""
+    arr = np.asarray(values)
+    if arr.dtype == object:
+        flat = [v if isinstance(v, mpmath.mpf) else mpf(v) for v in arr.ravel()]
+    else:
+        flat = [mpf(float(v)) if arr.dtype.kind == "f" else mpf(int(v)) for v in arr.ravel()]
+    out = np.empty(len(flat), dtype=object)
+    out[:] = flat
+    return out.reshape(arr.shape)
+
+
+def full(shape: tuple[int, ...], value: object) -> Array:
+    out = np.empty(shape, dtype=object)
+    out[...] = mpf(value)  # type: ignore[arg-type]
+    return out
+
+
+def zeros(shape: tuple[int, ...]) -> Array:
+    return full(shape, 0)
+
+
+def _ufunc(fn: Callable[[mpf], mpf]) -> Callable[[Array], Array]:
+    uf = np.frompyfunc(fn, 1, 1)
+
+    def apply(x: Array) -> Array:
+        out = uf(x)
+        return out if isinstance(out, np.ndarray) else np.array(out, dtype=object)
+
+    apply.__name__ = getattr(fn, "__name__", "elementwise")
+    return apply
+
+
+# ------------------------------------------------------------ elementary functions
+exp = _ufunc(mpmath.exp)
+log = _ufunc(mpmath.log)
+log1p = _ufunc(mpmath.log1p)
+sqrt = _ufunc(mpmath.sqrt)
+fabs = _ufunc(mpmath.fabs)
+
+
+def _xlogy(x: mpf, y: mpf) -> mpf:
+    """x * log(y) with the convention 0 * log(0) = 0 (the limit, as in entropy)."""
+    if x == 0 and not mpmath.isnan(y):
+        return mpf(0)
+    return x * mpmath.log(y)
+
+
+xlogy = np.frompyfunc(_xlogy, 2, 1)
+
+
+def _softplus(x: mpf) -> mpf:
+    """log(1 + exp(x)), exact at any magnitude."""
+    if mpmath.isinf(x):
+        return x if x > 0 else mpf(0)
+    if x > 0:
+        return x + mpmath.log1p(mpmath.exp(-x))
+    return mpmath.log1p(mpmath.exp(x))
+
+
+softplus = _ufunc(_softplus)
+
+
+def _sigmoid(x: mpf) -> mpf:
+    if mpmath.isinf(x):
+        return mpf(1) if x > 0 else mpf(0)
+    return 1 / (1 + mpmath.exp(-x))
+
+
+sigmoid = _ufunc(_sigmoid)
+
+
+def relu(x: Array) -> Array:
+    return np.where(x > 0, x, mpf(0)).astype(object)
+
+
+# ------------------------------------------------------------------- reductions
+
+
+def asum(x: Array, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Array:
+    """Sum of exact numbers (each addition rounded at the working precision)."""
+    out = np.sum(x, axis=axis, keepdims=keepdims, initial=mpf(0))
+    return out if isinstance(out, np.ndarray) else np.array(out, dtype=object)
+
+
+def amax(x: Array, axis: int, keepdims: bool = False) -> Array:
+    out = np.max(x, axis=axis, keepdims=keepdims)
+    return out if isinstance(out, np.ndarray) else np.array(out, dtype=object)
+
+
+def logsumexp(x: Array, axis: int, keepdims: bool = False) -> Array:
+    """log(sum(exp(x))) along ``axis``, shifted by the maximum so it never overflows."""
+    m = amax(x, axis=axis, keepdims=True)
+    finite_m = np.where(np.frompyfunc(mpmath.isinf, 1, 1)(m).astype(bool), mpf(0), m)
+    s = asum(exp(x - finite_m), axis=axis, keepdims=True)
+    out = log(s) + finite_m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def log_softmax(x: Array, axis: int) -> Array:
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def softmax(x: Array, axis: int) -> Array:
+    return exp(log_softmax(x, axis))
+
+
+def isfinite(x: Array) -> np.ndarray:
+    return np.frompyfunc(mpmath.isfinite, 1, 1)(x).astype(bool)
+
+
+def is_integral(values: Iterable[object]) -> bool:
+    return all(mpmath.isint(v) for v in values)

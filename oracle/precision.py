@@ -1,0 +1,181 @@
+"""Precision, held in one place: the working precision of every oracle evaluation, the
+exact decimal encoding of results, and correct rounding of exact values to float16,
+float32 and float64.
+
+The working precision is a setting (``LOSSCONF_PRECISION_BITS`` in the environment, or
+:func:`set_working_precision`), never a constant scattered in the loss modules. Every
+loss is evaluated inside :func:`working_precision`, and the self-verification in
+``tests/`` re-evaluates at :data:`VERIFY_PRECISION_BITS` to show the digits written to
+fixtures are settled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import mpmath
+import numpy as np
+from mpmath import mpf
+
+#: Default working precision in bits (about 77 significant decimal digits).
+DEFAULT_PRECISION_BITS = 256
+#: Precision used to re-derive values when verifying (about 154 digits).
+VERIFY_PRECISION_BITS = 512
+#: Significant decimal digits written for an exact value (the contract asks >= 30).
+DECIMAL_DIGITS = 40
+
+_bits = int(os.environ.get("LOSSCONF_PRECISION_BITS", DEFAULT_PRECISION_BITS))
+
+
+def get_working_precision() -> int:
+    """The working precision, in bits, that evaluations run at."""
+    return _bits
+
+
+def set_working_precision(bits: int) -> None:
+    """Set the working precision in bits (at least 128, so 40 digits are meaningful)."""
+    global _bits
+    if not isinstance(bits, int) or bits < 128:
+        raise ValueError(f"working precision must be an int >= 128 bits, got {bits!r}")
+    _bits = bits
+
+
+@contextlib.contextmanager
+def working_precision(bits: int | None = None) -> Iterator[int]:
+    """Run the enclosed mpmath arithmetic at ``bits`` (default: the setting)."""
+    prec = _bits if bits is None else bits
+    with mpmath.workprec(prec):
+        yield prec
+
+
+def mpmath_backend() -> str:
+    """'gmpy' when mpmath uses gmpy2 for its integers (much faster), else 'python'."""
+    return mpmath.libmp.BACKEND
+
+
+# ---------------------------------------------------------------- decimal encoding
+
+
+def to_decimal(x: mpf, digits: int = DECIMAL_DIGITS) -> str:
+    """The exact value as a decimal string: ``digits`` significant digits in scientific
+    notation (``-1.234...e-05``), ``"0"`` for zero, and ``"inf"``, ``"-inf"``, ``"nan"``."""
+    x = mpf(x)
+    if mpmath.isnan(x):
+        return "nan"
+    if mpmath.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    text = mpmath.libmp.to_str(x._mpf_, digits, min_fixed=1, max_fixed=0)
+    mantissa, _, exponent = text.partition("e")
+    if "." not in mantissa:
+        mantissa += "."
+    sign = "-" if mantissa.startswith("-") else ""
+    body = mantissa.lstrip("-")
+    whole, frac = body.split(".")
+    frac = (frac + "0" * digits)[: digits - len(whole)]
+    exp = int(exponent) if exponent else 0
+    return f"{sign}{whole}.{frac}e{exp:+03d}"
+
+
+def from_decimal(text: str) -> mpf:
+    """Inverse of :func:`to_decimal` (also accepts any decimal mpmath can parse)."""
+    if text in ("inf", "+inf"):
+        return mpmath.inf
+    if text == "-inf":
+        return -mpmath.inf
+    if text == "nan":
+        return mpmath.nan
+    return mpf(text)
+
+
+# ---------------------------------------------------------------- rounding to dtypes
+
+
+@dataclass(frozen=True)
+class FloatFormat:
+    """An IEEE 754 binary format: precision (with the hidden bit) and exponent range."""
+
+    name: str
+    precision: int
+    emin: int
+    emax: int
+
+    @property
+    def max_finite(self) -> mpf:
+        return mpmath.ldexp(2 ** self.precision - 1, self.emax - self.precision + 1)
+
+    @property
+    def eps(self) -> float:
+        """Machine epsilon: the gap between 1 and the next larger number."""
+        return 2.0 ** (1 - self.precision)
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return 2.0 ** (self.emin - self.precision + 1)
+
+
+FORMATS: dict[str, FloatFormat] = {
+    "float16": FloatFormat("float16", 11, -14, 15),
+    "float32": FloatFormat("float32", 24, -126, 127),
+    "float64": FloatFormat("float64", 53, -1022, 1023),
+}
+
+
+def float_format(dtype: str) -> FloatFormat:
+    try:
+        return FORMATS[str(np.dtype(dtype))]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"dtype must be one of {sorted(FORMATS)}, got {dtype!r}"
+        ) from None
+
+
+def round_to(x: mpf, dtype: str) -> float:
+    """Round the exact value ``x`` to the nearest ``dtype`` number (ties to even, with
+    subnormals and overflow to inf), returned as a Python float that holds it exactly.
+
+    The rounding is done on the exact binary value of ``x`` with integer arithmetic, so
+    it is correct whatever the working precision; only ``x`` itself carries the (far
+    smaller) error of the working precision."""
+    fmt = float_format(dtype)
+    x = mpf(x)
+    if mpmath.isnan(x):
+        return float("nan")
+    if mpmath.isinf(x):
+        return float(x)
+    if x == 0:
+        return 0.0
+    sign, man, exp, bc = x._mpf_
+    # |x| = man * 2**exp with man odd; its leading bit has exponent exp + bc - 1.
+    lead = exp + bc - 1
+    quantum_exp = max(lead, fmt.emin) - fmt.precision + 1
+    shift = quantum_exp - exp
+    if shift <= 0:
+        q = man << (-shift)
+    else:
+        q, rem = divmod(man, 1 << shift)
+        half = 1 << (shift - 1)
+        if rem > half or (rem == half and q & 1):
+            q += 1
+    value = mpmath.ldexp(q, quantum_exp)
+    if value > fmt.max_finite:
+        value = mpmath.inf
+    result = float(value)  # exact: value is representable in float64
+    return -result if sign else result
+
+
+def round_array(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Round an object array of exact values to a numpy array of ``dtype``."""
+    flat = [round_to(v, dtype) for v in np.asarray(values, dtype=object).ravel()]
+    return np.array(flat, dtype=np.float64).astype(dtype).reshape(np.shape(values))
+
+
+def is_representable(x: float, dtype: str) -> bool:
+    """Whether the float ``x`` is exactly a value of ``dtype``."""
+    if x != x or x in (float("inf"), float("-inf")):
+        return True
+    return round_to(mpf(x), dtype) == x
