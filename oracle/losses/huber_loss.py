@@ -1,0 +1,271 @@
+"""mxnet.gluon.loss.HuberLoss -- "Calculates smoothed L1 loss that is equal to L1 loss if
+absolute error exceeds rho but is equal to L2 loss otherwise. Also called SmoothedL1 loss."
+
+Documented formula (MXNet 1.9.1 docstring)::
+
+    L = sum_i { 1/(2 rho) (label_i - pred_i)^2   if |label_i - pred_i| < rho
+              { |label_i - pred_i| - rho/2       otherwise
+
+with the shared Loss conventions (:mod:`oracle.conventions`): with d_i = pred_i - label_i
+and h(d) the bracketed term, for batch element b
+
+    out[b] = weight * mean_{i in b} sample_weight_i * h(d_i)
+
+Gradient: d out[b] / d pred_i = weight * sample_weight_i * h'(d_i) / M with
+h'(d) = d / rho for |d| < rho and sign(d) otherwise. The two branches meet at |d| = rho
+with the same value (rho/2) and the same slope (+-1), so h is continuously
+differentiable everywhere: there is no kink (only h'' jumps at |d| = rho), and at d = 0
+h is smooth. The VJP is exact everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from mpmath import mpf
+
+from .. import arrays as A
+from .. import cases as C
+from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
+from ..conventions import (
+    batch_axis_option,
+    reduce_batch_mean,
+    reshape_like,
+    sample_weight_input,
+    weight_option,
+)
+from ..result import Forward, Gradient
+
+
+def _check_rho(value) -> str | None:
+    return None if value > 0 else "a finite real number > 0 (the formula divides by rho)"
+
+
+SPEC = LossSpec(
+    id="mxnet.gluon.loss.HuberLoss",
+    summary="Smoothed L1 loss: quadratic for |label - pred| < rho, linear beyond.",
+    formula=(
+        "out[b] = weight * mean_{i in b} sample_weight_i * h(label_i - pred_i), "
+        "h(d) = d^2/(2 rho) if |d| < rho else |d| - rho/2"
+    ),
+    options=(
+        OptionSpec(
+            "rho",
+            1.0,
+            "float",
+            "Threshold for trimmed mean estimator.",
+            check=_check_rho,
+            fixture_values=(0.5, 2.0),
+        ),
+        weight_option(None),
+        batch_axis_option(),
+    ),
+    inputs=(
+        InputSpec("pred", "prediction tensor with arbitrary shape", differentiable=True),
+        InputSpec("label", "target tensor with the same size as pred"),
+        sample_weight_input(),
+    ),
+    output_shape="(batch_size,)",
+    readings=(
+        Reading(
+            "sum or mean",
+            "L = sum_i {...} ... Dimenions other than batch_axis are averaged out.",
+            "The sum in the formula is over the elements that the output description then "
+            "averages: out[b] is the mean over the non-batch axes, as for every Loss.",
+        ),
+        Reading(
+            "summary and formula",
+            "equal to L1 loss if absolute error exceeds rho but is equal to L2 loss otherwise",
+            "The formula is followed: |d| - rho/2 (not L1's |d|) beyond rho and d^2/(2 rho) "
+            "(not L2's d^2/2) within it; the summary describes the shape only.",
+        ),
+        Reading(
+            "branch at |label - pred| == rho",
+            "1/(2 rho) (label_i - pred_i)^2 if |label_i - pred_i| < rho; "
+            "|label_i - pred_i| - rho/2 otherwise",
+            "At |d| == rho the documented 'otherwise' (linear) branch applies (the code uses "
+            "'loss > rho' for it, i.e. the quadratic branch); both give rho/2 and slope "
+            "sign(d) there, so value and gradient are the same either way and exact: the "
+            "point is not a kink.",
+        ),
+        Reading(
+            "domain of rho",
+            "rho : float, default 1 -- Threshold for trimmed mean estimator.",
+            "rho must be > 0: the formula divides by rho, and for rho <= 0 the quadratic "
+            "branch is empty. rho <= 0 is an OptionError.",
+        ),
+    ),
+)
+
+
+def forward(x: dict, options: dict) -> Forward:
+    pred = x["pred"]
+    label = reshape_like(SPEC.id, "label", x["label"], pred)
+    rho = mpf(options["rho"])
+    diff = (pred - label).astype(object)  # d = pred - label; h is even, h' odd in d
+    absd = A.fabs(diff)
+    quad = (absd < rho).astype(bool)
+    elem = np.where(quad, diff * diff / (2 * rho), absd - rho / 2).astype(object)
+    elem_scale = np.where(quad, elem, absd + rho / 2).astype(object)
+    red = reduce_batch_mean(SPEC.id, elem, elem_scale, options, x.get("sample_weight"))
+
+    def vjp(ct: np.ndarray) -> dict[str, Gradient]:
+        s = red.seed(ct)
+        sign = np.where(diff > 0, mpf(1), np.where(diff < 0, mpf(-1), mpf(0)))
+        slope = np.where(quad, diff / rho, sign).astype(object)
+        return {"pred": Gradient.exact((s * slope).astype(object))}
+
+    return Forward(red.value, red.scale, red.n_terms, vjp)
+
+
+def _pair(rng, shape, dtype, sigma=1.0):
+    return {"pred": C.normal(rng, shape, sigma, dtype), "label": C.normal(rng, shape, sigma, dtype)}
+
+
+def cases() -> Iterator[C.Case]:
+    for dtype in C.DTYPES:
+        for opts in C.option_variants(SPEC):
+            name = f"{C.variant_name(opts)}-{dtype}"
+            rng = C.rng_for(SPEC.id, name)
+            shape = (3, 4) if opts.get("batch_axis", 0) == 0 else (4, 3)
+            # spread of d comparable to rho, so both branches occur
+            yield C.Case(name, _pair(rng, shape, dtype, float(opts.get("rho", 1.0))), dtype, opts)
+        rng = C.rng_for(SPEC.id, f"shapes-{dtype}")
+        yield C.Case(f"minimum-{dtype}", _pair(rng, (1,), dtype), dtype, tags=("shape",))
+        yield C.Case(
+            f"rank3-label-reshaped-{dtype}",
+            {"pred": C.normal(rng, (2, 3, 4), 1, dtype), "label": C.normal(rng, (2, 12), 1, dtype)},
+            dtype,
+            {"rho": 0.5},
+            tags=("shape",),
+            note="label has another shape with the same number of elements",
+        )
+        yield C.Case(
+            f"rank3-batch_axis=2-{dtype}",
+            _pair(rng, (2, 3, 4), dtype),
+            dtype,
+            {"batch_axis": 2},
+            tags=("shape",),
+        )
+        for sw_shape, what in (((3, 1), "per-sample"), ((3, 4), "full")):
+            yield C.Case(
+                f"sample_weight-{what}-{dtype}",
+                {**_pair(rng, (3, 4), dtype), "sample_weight": C.uniform(rng, sw_shape, 0, 2, dtype)},
+                dtype,
+                tags=("shape",),
+            )
+        yield C.Case(
+            f"sample_weight-batch_axis=1-{dtype}",
+            {**_pair(rng, (4, 3), dtype), "sample_weight": C.uniform(rng, (1, 3), -1, 2, dtype)},
+            dtype,
+            {"batch_axis": 1, "weight": -2.0, "rho": 0.5},
+            tags=("shape",),
+            note="negative weight and some negative sample weights",
+        )
+        fmax = float(np.finfo(dtype).max)
+        big = fmax / 2
+        root2 = 2 * float(np.sqrt(fmax))
+        yield C.Case(
+            f"extreme-{dtype}",
+            {
+                "pred": C.in_dtype([[big, -big], [root2, 0.5], [-root2, 0.25]], dtype),
+                "label": C.in_dtype([[-big, big], [0.0, 0.0], [0.0, 0.0]], dtype),
+            },
+            dtype,
+            tags=("extreme",),
+            note="row 0: each |d| is the dtype's max, their naive sum overflows; rows 1-2: d^2 "
+            "of the unused quadratic branch overflows (a where() of both branches gets inf*0 = nan "
+            "in the gradient)",
+        )
+        eps = float(np.finfo(dtype).eps)
+        tiny = float(np.finfo(dtype).tiny)
+        yield C.Case(
+            f"tiny-{dtype}",
+            {
+                "pred": C.in_dtype([[1.0 + 4 * eps, 1.0], [0.5, tiny], [2.0 ** -10, -(2.0 ** -14)]], dtype),
+                "label": C.in_dtype([[1.0, 1.0 - eps / 2], [0.5 + eps / 2, 0.0], [0.0, 0.0]], dtype),
+            },
+            dtype,
+            tags=("tiny",),
+            note="differences of a few ulps and below: d^2/(2 rho) is far below eps, often below "
+            "the dtype's range",
+        )
+        for rho in (1.0, 0.5):
+            opts = {} if rho == 1.0 else {"rho": rho}
+            base = C.in_dtype([[0.25, -1.5, 3.0], [0.0, -0.75, 1.25]], dtype)
+            signs = np.asarray([[1.0, -1.0, 1.0], [-1.0, 1.0, -1.0]])
+            yield C.Case(
+                f"at-rho-{C.variant_name(opts)}-{dtype}",
+                {"pred": base, "label": C.in_dtype(base - signs * rho, dtype)},
+                dtype,
+                opts,
+                tags=("boundary",),
+                note="|label - pred| == rho exactly, both signs: the branches meet with equal value "
+                "and slope (not a kink)",
+            )
+        one_ulp_below = 1.0 - eps / 2
+        one_ulp_above = 1.0 + eps
+        yield C.Case(
+            f"around-rho-{dtype}",
+            {
+                "pred": C.in_dtype([[one_ulp_below, -one_ulp_above], [one_ulp_above, -one_ulp_below]], dtype),
+                "label": C.in_dtype(np.zeros((2, 2)), dtype),
+            },
+            dtype,
+            tags=("boundary",),
+            note="|d| one ulp below and above rho = 1",
+        )
+        rng = C.rng_for(SPEC.id, f"boundary-{dtype}")
+        p = C.normal(rng, (2, 3), 1, dtype)
+        yield C.Case(
+            f"equal-{dtype}",
+            {"pred": p, "label": p.copy()},
+            dtype,
+            tags=("boundary",),
+            note="pred == label: zero loss, zero gradient (h is smooth at 0)",
+        )
+        yield C.Case(
+            f"zero-label-{dtype}",
+            {"pred": C.normal(rng, (2, 3), 1, dtype), "label": C.in_dtype(np.zeros((2, 3)), dtype)},
+            dtype,
+            tags=("boundary",),
+        )
+        for rho in (0.0, -1.0):
+            yield C.Case(
+                f"invalid-rho={rho}-{dtype}",
+                _pair(rng, (2, 3), dtype),
+                dtype,
+                {"rho": rho},
+                tags=("invalid",),
+                invalid="rho must be > 0",
+            )
+        yield C.Case(
+            f"invalid-size-{dtype}",
+            {"pred": C.normal(rng, (2, 3), 1, dtype), "label": C.normal(rng, (2, 2), 1, dtype)},
+            dtype,
+            tags=("invalid",),
+            invalid="label must have the same number of elements as pred",
+        )
+        yield C.Case(
+            f"invalid-sample_weight-{dtype}",
+            {**_pair(rng, (2, 3), dtype), "sample_weight": C.uniform(rng, (3, 1), 0, 1, dtype)},
+            dtype,
+            tags=("invalid",),
+            invalid="sample_weight must be broadcastable to the shape of pred",
+        )
+
+
+def sample(rng, options: dict) -> dict:
+    """Valid random float64 inputs for self-verification (see tests/); |d| stays away
+    from rho, where h'' jumps and numerical differentiation would lose accuracy."""
+    rho = float(options.get("rho", 1.0))
+    shape = (2, 3) if options.get("batch_axis", 0) == 0 else (3, 2)
+    pred = C.normal(rng, shape, 1.0, "float64")
+    mags = [rng.choice((rng.uniform(0.0, 0.9), rng.uniform(1.1, 3.0))) * rho for _ in range(pred.size)]
+    gap = np.asarray([rng.choice((-1.0, 1.0)) * m for m in mags]).reshape(shape)
+    return {
+        "pred": pred,
+        "label": pred + gap,
+        "sample_weight": C.uniform(rng, (shape[0], 1) if options.get("batch_axis", 0) == 0 else (1, shape[1]), 0.1, 2.0, "float64"),
+    }
