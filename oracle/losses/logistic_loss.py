@@ -1,0 +1,274 @@
+"""mxnet.gluon.loss.LogisticLoss -- "Calculates the logistic loss (for binary losses only)".
+
+Documented formula (MXNet 1.9.1 docstring)::
+
+    L = sum_i log(1 + exp(- pred_i * label_i))
+
+"where pred is the classifier prediction and label is the target tensor containing values
+-1 or 1 (0 or 1 if label_format is binary)".
+
+Reading implemented: the label is first brought to its signed form s (label_format
+'signed': s = label in {-1, 1}; 'binary': s = 2 * label - 1, so 0 -> -1 and 1 -> 1), then
+
+    elem = log(1 + exp(-pred * s)) = softplus(-pred * s)    (exact at any magnitude)
+
+with the shared Loss conventions (:mod:`oracle.conventions`): times sample_weight and
+weight, mean over every axis but batch_axis; out has shape (batch_size,).
+
+Gradient: d elem / d pred = -s * sigmoid(-pred * s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import mpmath
+import numpy as np
+from mpmath import mpf
+
+from .. import arrays as A
+from .. import cases as C
+from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
+from ..conventions import (
+    batch_axis_option,
+    reduce_batch_mean,
+    require_values,
+    reshape_like,
+    sample_weight_input,
+    weight_option,
+)
+from ..errors import InputError, describe
+from ..result import Forward, Gradient
+
+SPEC = LossSpec(
+    id="mxnet.gluon.loss.LogisticLoss",
+    summary="Logistic loss log(1 + exp(-pred * label)) for labels -1/1 (or 0/1 read as -1/1).",
+    formula="out[b] = weight * mean_{i in b} sample_weight_i * log(1 + exp(-pred_i * s_i)), "
+    "s = label ('signed') or 2 * label - 1 ('binary')",
+    options=(
+        weight_option(None),
+        batch_axis_option(),
+        OptionSpec(
+            "label_format",
+            "signed",
+            "enum",
+            "Can be either 'signed' (labels -1 or 1) or 'binary' (labels 0 or 1).",
+            choices=("signed", "binary"),
+        ),
+    ),
+    inputs=(
+        InputSpec("pred", "prediction tensor with arbitrary shape", differentiable=True),
+        InputSpec(
+            "label",
+            "truth tensor with values -1/1 (label_format 'signed') or 0/1 ('binary'), "
+            "same size as pred",
+        ),
+        sample_weight_input(),
+    ),
+    output_shape="(batch_size,)",
+    readings=(
+        Reading(
+            "binary labels in the formula",
+            "L = \\sum_i \\log(1 + \\exp(- {pred}_i \\cdot {label}_i)) where ... label is the "
+            "target tensor containing values -1 or 1 (0 or 1 if label_format is binary).",
+            "With label_format='binary' the labels 0/1 are another encoding of the signed "
+            "labels -1/1 (0 -> -1, 1 -> 1) and the formula is applied to the signed label: "
+            "L = log(1 + exp(-pred * (2 * label - 1))). Substituting a 0 label literally "
+            "would give the constant log 2 for every pred (a loss that ignores the "
+            "prediction), which cannot be the meaning of 'for binary losses'; the code agrees "
+            "(it maps signed labels to 0/1 and computes BCE-with-logits, i.e. label 0 scores "
+            "log(1 + exp(pred))).",
+        ),
+        Reading(
+            "sum or mean",
+            "L = sum_i log(1 + exp(-pred_i * label_i)) ... Dimensions other than batch_axis "
+            "are averaged out.",
+            "The sum is over the elements that the output description then averages: out[b] "
+            "is the mean over the non-batch axes, as for every Loss.",
+        ),
+        Reading(
+            "label domain",
+            "If the label_format is 'signed', all label values should be either -1 or 1. If "
+            "the label_format is 'binary', all label values should be either 0 or 1.",
+            "Any other label value (including 0 for 'signed', -1 for 'binary', soft labels "
+            "and nan) is rejected. pred must be a finite real number.",
+        ),
+    ),
+)
+
+_ALLOWED = {"signed": ({mpf(-1), mpf(1)}, "values -1 or 1 (label_format='signed')"),
+            "binary": ({mpf(0), mpf(1)}, "values 0 or 1 (label_format='binary')")}
+
+
+def _obj(x) -> np.ndarray:
+    return np.asarray(x, dtype=object)
+
+
+def forward(x: dict, options: dict) -> Forward:
+    pred = x["pred"]
+    label = reshape_like(SPEC.id, "label", x["label"], pred)
+    fmt = options["label_format"]
+    allowed, expected = _ALLOWED[fmt]
+    require_values(SPEC.id, "label", label, allowed, expected)
+    for v in pred.ravel():
+        if not mpmath.isfinite(v):
+            raise InputError(f"{SPEC.id}: input pred holds {describe(v)}; expected finite real numbers")
+    s = label if fmt == "signed" else _obj(2 * label - 1)
+    margin = _obj(pred * s)
+    elem = _obj(A.softplus(-margin))
+    red = reduce_batch_mean(SPEC.id, elem, elem, options, x.get("sample_weight"))
+    dpred = _obj(-s * A.sigmoid(-margin))
+
+    def vjp(ct: np.ndarray) -> dict[str, Gradient]:
+        return {"pred": Gradient.exact(_obj(red.seed(ct) * dpred))}
+
+    return Forward(red.value, red.scale, red.n_terms, vjp)
+
+
+# ------------------------------------------------------------------------- cases
+
+
+def _labels(rng, shape, fmt: str) -> np.ndarray:
+    vals = (-1.0, 1.0) if fmt == "signed" else (0.0, 1.0)
+    return C.choice(rng, shape, vals).astype(np.float64)
+
+
+def cases() -> Iterator[C.Case]:
+    for dtype in C.DTYPES:
+        for opts in C.option_variants(SPEC):
+            name = f"{C.variant_name(opts)}-{dtype}"
+            rng = C.rng_for(SPEC.id, name)
+            shape = (3, 4) if opts.get("batch_axis", 0) == 0 else (4, 3)
+            fmt = opts.get("label_format", "signed")
+            yield C.Case(
+                name,
+                {"pred": C.normal(rng, shape, 2.0, dtype), "label": C.in_dtype(_labels(rng, shape, fmt), dtype)},
+                dtype,
+                opts,
+            )
+
+        rng = C.rng_for(SPEC.id, f"shapes-{dtype}")
+        for sw_shape, what in (((3, 1), "per-sample"), ((3, 4), "full")):
+            yield C.Case(
+                f"sample_weight-{what}-{dtype}",
+                {
+                    "pred": C.normal(rng, (3, 4), 2.0, dtype),
+                    "label": C.in_dtype(_labels(rng, (3, 4), "signed"), dtype),
+                    "sample_weight": C.uniform(rng, sw_shape, 0, 2, dtype),
+                },
+                dtype,
+                tags=("shape",),
+            )
+        yield C.Case(
+            f"minimum-{dtype}",
+            {"pred": C.normal(rng, (1,), 2.0, dtype), "label": C.in_dtype([-1.0], dtype)},
+            dtype,
+            tags=("shape",),
+        )
+        yield C.Case(
+            f"rank3-label-reshaped-binary-{dtype}",
+            {"pred": C.normal(rng, (2, 3, 4), 2.0, dtype), "label": C.in_dtype(_labels(rng, (2, 12), "binary"), dtype)},
+            dtype,
+            {"label_format": "binary"},
+            tags=("shape",),
+            note="label has another shape with the same number of elements",
+        )
+
+        # ---- regimes
+        for fmt, lab in (("signed", [[-1.0, 1.0, 1.0], [-1.0, -1.0, 1.0]]), ("binary", [[0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])):
+            yield C.Case(
+                f"zero-logits-{fmt}-{dtype}",
+                {"pred": C.in_dtype([[0.0, 0.0, 0.5], [0.0, -0.0, 0.0]], dtype), "label": C.in_dtype(lab, dtype)},
+                dtype,
+                {"label_format": fmt},
+                tags=("boundary",),
+                note="pred exactly 0 (and -0): the loss is log 2 whatever the label",
+            )
+        big = 60000.0 if dtype == "float16" else 1e4
+        for fmt, neg in (("signed", -1.0), ("binary", 0.0)):
+            yield C.Case(
+                f"extreme-{fmt}-{dtype}",
+                {
+                    "pred": C.in_dtype([[big, -big, big], [-big, big / 2, -big / 2]], dtype),
+                    "label": C.in_dtype([[1.0, 1.0, neg], [neg, neg, 1.0]], dtype),
+                },
+                dtype,
+                {"label_format": fmt},
+                tags=("extreme",),
+                note="exp(-pred * label) overflows the dtype for wrong confident predictions",
+            )
+        yield C.Case(
+            f"extreme-confident-{dtype}",
+            {"pred": C.in_dtype([big, -big, big / 4, -big / 4], dtype), "label": C.in_dtype([1.0, -1.0, 1.0, -1.0], dtype)},
+            dtype,
+            tags=("extreme", "tiny"),
+            note="correct confident predictions: the loss exp(-|pred|) underflows to 0",
+        )
+        tiny_logit = {"float16": 10.0, "float32": 20.0, "float64": 40.0}[dtype]
+        for fmt, neg in (("signed", -1.0), ("binary", 0.0)):
+            yield C.Case(
+                f"tiny-{fmt}-{dtype}",
+                {
+                    "pred": C.in_dtype([[tiny_logit, -tiny_logit], [tiny_logit * 0.75, -tiny_logit / 2]], dtype),
+                    "label": C.in_dtype([[1.0, neg], [1.0, neg]], dtype),
+                },
+                dtype,
+                {"label_format": fmt},
+                tags=("tiny",),
+                note="1 + exp(-pred * label) rounds to 1 in the dtype: a naive log(1 + exp(.)) gives 0",
+            )
+        rng = C.rng_for(SPEC.id, f"label-{dtype}")
+        for fmt, only in (("signed", -1.0), ("binary", 0.0)):
+            yield C.Case(
+                f"label-all-negative-{fmt}-{dtype}",
+                {"pred": C.normal(rng, (2, 3), 2.0, dtype), "label": C.in_dtype(np.full((2, 3), only), dtype)},
+                dtype,
+                {"label_format": fmt},
+                tags=("label",),
+                note="every label is the negative class",
+            )
+
+        # ---- invalid
+        rng = C.rng_for(SPEC.id, f"invalid-{dtype}")
+        p = C.normal(rng, (2, 3), 2.0, dtype)
+        for fmt, bad, what in (
+            ("signed", [[1.0, 0.0, -1.0], [1.0, 1.0, 1.0]], "zero"),
+            ("signed", [[1.0, 0.5, -1.0], [1.0, 1.0, 1.0]], "soft"),
+            ("binary", [[1.0, 0.0, -1.0], [1.0, 0.0, 1.0]], "minus-one"),
+            ("binary", [[1.0, 0.0, 2.0], [1.0, 0.0, 1.0]], "two"),
+        ):
+            yield C.Case(
+                f"invalid-label-{fmt}-{what}-{dtype}",
+                {"pred": p, "label": C.in_dtype(bad, dtype)},
+                dtype,
+                {"label_format": fmt},
+                tags=("invalid",),
+                invalid=f"label values must be {'-1 or 1' if fmt == 'signed' else '0 or 1'} "
+                f"with label_format='{fmt}'",
+            )
+        yield C.Case(
+            f"invalid-size-{dtype}",
+            {"pred": p, "label": C.in_dtype([[1.0, -1.0], [1.0, -1.0]], dtype)},
+            dtype,
+            tags=("invalid",),
+            invalid="label must have the same number of elements as pred",
+        )
+        yield C.Case(
+            f"invalid-sample_weight-{dtype}",
+            {"pred": p, "label": C.in_dtype(_labels(rng, (2, 3), "signed"), dtype), "sample_weight": C.uniform(rng, (3, 1), 0, 1, dtype)},
+            dtype,
+            tags=("invalid",),
+            invalid="sample_weight must be broadcastable to the shape of pred",
+        )
+
+
+def sample(rng, options: dict) -> dict:
+    """Valid random float64 inputs for self-verification (see tests/)."""
+    ba = options.get("batch_axis", 0)
+    shape = (2, 3) if ba == 0 else (3, 2)
+    fmt = options.get("label_format", "signed")
+    return {
+        "pred": C.normal(rng, shape, 2.0, "float64"),
+        "label": _labels(rng, shape, fmt),
+        "sample_weight": C.uniform(rng, (shape[0], 1) if ba == 0 else (1, shape[1]), 0.1, 2.0, "float64"),
+    }

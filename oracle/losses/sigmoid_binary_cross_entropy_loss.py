@@ -1,0 +1,470 @@
+"""mxnet.gluon.loss.SigmoidBinaryCrossEntropyLoss (alias SigmoidBCELoss) -- "The
+cross-entropy loss for binary classification."
+
+Documented formulas (MXNet 1.9.1 docstring)::
+
+    from_sigmoid=False:  prob = 1 / (1 + exp(-pred))
+                         L = - sum_i label_i * log(prob_i) * pos_weight + (1 - label_i) * log(1 - prob_i)
+    from_sigmoid=True:   L = - sum_i label_i * log(pred_i) * pos_weight + (1 - label_i) * log(1 - pred_i)
+
+Reading implemented (``a = label * pos_weight``, ``b = 1 - label``; pos_weight = 1 when
+absent; ``label`` read row-major into pred's shape; pos_weight broadcast to pred's shape)::
+
+    from_sigmoid=False:  elem = a * softplus(-pred) + b * softplus(pred)
+                         (log(prob) = -softplus(-pred), log(1 - prob) = -softplus(pred), exact
+                         at any logit)
+    from_sigmoid=True:   elem = -(a * log(pred) + b * log(1 - pred)), with 0 * log(0) = 0,
+                         so pred = 0 (1) gives +inf where a (b) is nonzero -- no eps
+
+then the shared Loss conventions (:mod:`oracle.conventions`): times sample_weight and
+weight, mean over every axis but batch_axis; out has shape (batch_size,).
+
+Gradient of elem with respect to pred::
+
+    from_sigmoid=False:  b * sigmoid(pred) - a * sigmoid(-pred)
+    from_sigmoid=True:   -a / pred + b / (1 - pred)   (a term with a zero coefficient is
+                         identically zero and contributes 0; at pred = 0 or 1 the nonzero
+                         term gives the one-sided derivative -+inf)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import mpmath
+import numpy as np
+from mpmath import mpf
+
+from .. import arrays as A
+from .. import cases as C
+from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
+from ..conventions import (
+    batch_axis_option,
+    reduce_batch_mean,
+    require,
+    reshape_like,
+    sample_weight_input,
+    weight_option,
+)
+from ..errors import InputError, describe
+from ..result import Forward, Gradient
+
+SPEC = LossSpec(
+    id="mxnet.gluon.loss.SigmoidBinaryCrossEntropyLoss",
+    aliases=("SigmoidBCELoss", "mxnet.gluon.loss.SigmoidBCELoss"),
+    summary="Binary cross-entropy of a logit (or a probability when from_sigmoid) against "
+    "a label in [0, 1], with optional pos_weight on the positive term.",
+    formula="out[b] = weight * mean_{i in b} sample_weight_i * -(label_i * pos_weight_i * "
+    "log(prob_i) + (1 - label_i) * log(1 - prob_i)),  prob = sigmoid(pred) or pred",
+    options=(
+        OptionSpec(
+            "from_sigmoid",
+            False,
+            "bool",
+            "Whether the input is from the output of sigmoid (pred is a probability).",
+        ),
+        weight_option(None),
+        batch_axis_option(),
+    ),
+    inputs=(
+        InputSpec(
+            "pred",
+            "prediction tensor with arbitrary shape: a logit, or a probability in [0, 1] "
+            "when from_sigmoid",
+            differentiable=True,
+        ),
+        InputSpec("label", "target tensor with values in range [0, 1], same size as pred"),
+        sample_weight_input(),
+        InputSpec(
+            "pos_weight",
+            "weighting tensor of positive examples, broadcastable to the shape of pred "
+            "(documented example: pred (64, 10), pos_weight (1, 10))",
+            optional=True,
+        ),
+    ),
+    output_shape="(batch_size,)",
+    readings=(
+        Reading(
+            "sign and grouping",
+            "L = - \\sum_i {label}_i * \\log({prob}_i) * pos\\_weight + (1 - {label}_i) * "
+            "\\log(1 - {prob}_i)",
+            "The leading minus applies to both terms (cross-entropy), and the sum is the mean "
+            "over the non-batch axes that the output description names ('Dimensions other "
+            "than batch_axis are averaged out'), as for every Loss.",
+        ),
+        Reading(
+            "no eps inside the log",
+            "L = - \\sum_i {label}_i * \\log({pred}_i) * pos\\_weight + (1 - {label}_i) * "
+            "\\log(1 - {pred}_i)   [code: log(pred + 1e-12), log(1. - pred + 1e-12)]",
+            "The documented formula has no eps; the oracle has none. With from_sigmoid=True, "
+            "pred exactly 0 (1) gives +inf where label * pos_weight (1 - label) is nonzero; "
+            "0 * log(0) is 0 by the limit convention. MXNet's eps=1e-12 is a deviation "
+            "(finite ~27.6 instead of inf; values shifted by ~1e-12/pred).",
+        ),
+        Reading(
+            "pos_weight shape",
+            "pos_weight: a weighting tensor of positive examples. Must be a vector with length "
+            "equal to the number of classes.For example, if pred has shape (64, 10), "
+            "pos_weight should have shape (1, 10).",
+            "'vector' and the (1, 10) example disagree; pos_weight is accepted in any shape "
+            "that broadcasts to the shape of pred (as the code's broadcast_mul does) and "
+            "multiplies the positive term elementwise; it must hold finite real numbers. It "
+            "is an input, not differentiated.",
+        ),
+        Reading(
+            "pos_weight in the from_sigmoid=False formula",
+            "prob = 1/(1+exp(-pred)); L = - sum_i label_i * log(prob_i) * pos_weight + "
+            "(1 - label_i) * log(1 - prob_i)",
+            "pos_weight multiplies only the positive term in both branches; log(prob) = "
+            "-softplus(-pred) and log(1 - prob) = -softplus(pred) exactly (the code's "
+            "'x - x*z + (1 + z*pos_weight - z) * softplus(-x)' form is the same function).",
+        ),
+        Reading(
+            "label domain",
+            "label: target tensor with values in range [0, 1].",
+            "Soft labels anywhere in the closed interval [0, 1] are valid; any other value "
+            "(including nan) is rejected.",
+        ),
+        Reading(
+            "pred domain",
+            "If from_sigmoid is True ... L = - sum_i label_i * log(pred_i) ...; from_sigmoid: "
+            "Whether the input is from the output of sigmoid.",
+            "With from_sigmoid=True pred is a sigmoid output, so it must lie in [0, 1]; "
+            "anything else is rejected. With from_sigmoid=False pred is a logit and must be "
+            "a finite real number (the formula's log(1 - prob) is undefined for an infinite "
+            "logit paired with its own label).",
+        ),
+    ),
+)
+
+
+# ------------------------------------------------------------------ private helpers
+
+
+def _xlog1py(x: mpf, y: mpf) -> mpf:
+    """x * log1p(y) with 0 * log1p(-1) = 0 (the limit convention)."""
+    if x == 0 and not mpmath.isnan(y):
+        return mpf(0)
+    return x * mpmath.log1p(y)
+
+
+_xlog1py_u = np.frompyfunc(_xlog1py, 2, 1)
+
+
+def _coef_over(c: mpf, d: mpf) -> mpf:
+    """c / d for the derivative of c * log(d) with d >= 0: 0 when c is 0 (the term is
+    identically zero), +-inf (the one-sided derivative) when d is 0."""
+    if c == 0:
+        return mpf(0)
+    if d == 0:
+        return mpmath.inf if c > 0 else -mpmath.inf
+    return c / d
+
+
+_coef_over_u = np.frompyfunc(_coef_over, 2, 1)
+
+
+def _obj(x) -> np.ndarray:
+    return np.asarray(x, dtype=object)
+
+
+def _check_finite(name: str, x: np.ndarray) -> None:
+    for v in x.ravel():
+        if not mpmath.isfinite(v):
+            raise InputError(f"{SPEC.id}: input {name} holds {describe(v)}; expected finite real numbers")
+
+
+def _pos_weight(pw: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    if pw is None:
+        return A.full(shape, 1)
+    try:
+        target = np.broadcast_shapes(pw.shape, shape)
+    except ValueError:
+        target = None
+    if target != tuple(shape):
+        raise InputError(
+            f"{SPEC.id}: input pos_weight has shape {pw.shape}, which does not broadcast to "
+            f"the shape of pred {tuple(shape)}; expected e.g. (1, C) or (C,) for pred (N, C)"
+        )
+    _check_finite("pos_weight", pw)
+    return np.broadcast_to(pw, shape)
+
+
+# ----------------------------------------------------------------------- forward
+
+
+def forward(x: dict, options: dict) -> Forward:
+    pred = x["pred"]
+    label = reshape_like(SPEC.id, "label", x["label"], pred)
+    for v in label.ravel():
+        require(
+            SPEC.id,
+            bool(0 <= v <= 1),
+            f"input label holds {describe(v)}; expected values in range [0, 1]",
+        )
+    pw = _pos_weight(x.get("pos_weight"), pred.shape)
+    a = _obj(label * pw)
+    b = _obj(1 - label)
+    if options["from_sigmoid"]:
+        for v in pred.ravel():
+            require(
+                SPEC.id,
+                bool(0 <= v <= 1),
+                f"input pred holds {describe(v)}; with from_sigmoid=True expected a "
+                "probability in [0, 1]",
+            )
+        t1 = _obj(-A.xlogy(a, pred))
+        t2 = _obj(-_xlog1py_u(b, -pred))
+        dpred = _obj(_coef_over_u(b, 1 - pred) - _coef_over_u(a, pred))
+    else:
+        _check_finite("pred", pred)
+        t1 = _obj(a * A.softplus(-pred))
+        t2 = _obj(b * A.softplus(pred))
+        dpred = _obj(b * A.sigmoid(pred) - a * A.sigmoid(-pred))
+    elem = _obj(t1 + t2)
+    scale = _obj(A.fabs(t1) + A.fabs(t2))
+    red = reduce_batch_mean(SPEC.id, elem, scale, options, x.get("sample_weight"), terms_per_element=2)
+
+    def vjp(ct: np.ndarray) -> dict[str, Gradient]:
+        return {"pred": Gradient.exact(_obj(red.seed(ct) * dpred))}
+
+    return Forward(red.value, red.scale, red.n_terms, vjp)
+
+
+# ------------------------------------------------------------------------- cases
+
+
+def _labels(rng, shape, dtype: str) -> np.ndarray:
+    """A mix of hard (0/1) and soft labels in [0, 1]."""
+    n = int(np.prod(shape))
+    vals = [rng.choice((0.0, 1.0)) if rng.random() < 0.4 else rng.uniform(0, 1) for _ in range(n)]
+    return C.in_dtype(vals, dtype).reshape(shape)
+
+
+def _preds(rng, shape, dtype: str, from_sigmoid: bool) -> np.ndarray:
+    if from_sigmoid:
+        return C.uniform(rng, shape, 0.02, 0.98, dtype)
+    return C.normal(rng, shape, 2.0, dtype)
+
+
+def cases() -> Iterator[C.Case]:
+    for dtype in C.DTYPES:
+        for opts in C.option_variants(SPEC):
+            name = f"{C.variant_name(opts)}-{dtype}"
+            rng = C.rng_for(SPEC.id, name)
+            shape = (3, 4) if opts.get("batch_axis", 0) == 0 else (4, 3)
+            fs = opts.get("from_sigmoid", False)
+            yield C.Case(name, {"pred": _preds(rng, shape, dtype, fs), "label": _labels(rng, shape, dtype)}, dtype, opts)
+
+        rng = C.rng_for(SPEC.id, f"pos_weight-{dtype}")
+        for fs in (False, True):
+            yield C.Case(
+                f"pos_weight-row-from_sigmoid={fs}-{dtype}",
+                {
+                    "pred": _preds(rng, (3, 4), dtype, fs),
+                    "label": _labels(rng, (3, 4), dtype),
+                    "pos_weight": C.uniform(rng, (1, 4), 0.25, 4.0, dtype),
+                },
+                dtype,
+                {"from_sigmoid": fs},
+                note="pos_weight of shape (1, C) as in the documented example",
+            )
+        yield C.Case(
+            f"pos_weight-vector-sample_weight-{dtype}",
+            {
+                "pred": _preds(rng, (2, 3), dtype, False),
+                "label": _labels(rng, (2, 3), dtype),
+                "pos_weight": C.uniform(rng, (3,), 0.25, 4.0, dtype),
+                "sample_weight": C.uniform(rng, (2, 1), 0.0, 2.0, dtype),
+            },
+            dtype,
+            {"weight": 0.5},
+            tags=("shape",),
+            note="pos_weight as a vector of length C",
+        )
+
+        rng = C.rng_for(SPEC.id, f"shapes-{dtype}")
+        for sw_shape, what in (((3, 1), "per-sample"), ((3, 4), "full")):
+            yield C.Case(
+                f"sample_weight-{what}-{dtype}",
+                {
+                    "pred": _preds(rng, (3, 4), dtype, False),
+                    "label": _labels(rng, (3, 4), dtype),
+                    "sample_weight": C.uniform(rng, sw_shape, 0, 2, dtype),
+                },
+                dtype,
+                tags=("shape",),
+            )
+        yield C.Case(
+            f"minimum-{dtype}",
+            {"pred": _preds(rng, (1,), dtype, False), "label": _labels(rng, (1,), dtype)},
+            dtype,
+            tags=("shape",),
+        )
+        yield C.Case(
+            f"rank3-label-reshaped-from_sigmoid-{dtype}",
+            {"pred": _preds(rng, (2, 3, 4), dtype, True), "label": _labels(rng, (2, 12), dtype)},
+            dtype,
+            {"from_sigmoid": True},
+            tags=("shape",),
+            note="label has another shape with the same number of elements",
+        )
+
+        # ---- regimes
+        yield C.Case(
+            f"zero-logits-{dtype}",
+            {"pred": C.in_dtype([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype), "label": C.in_dtype([[0.0, 1.0, 0.5], [0.25, 1.0, 0.0]], dtype)},
+            dtype,
+            tags=("boundary",),
+            note="logit exactly 0: prob = 1/2, value log 2 per element",
+        )
+        big = 60000.0 if dtype == "float16" else 1e4
+        yield C.Case(
+            f"extreme-logits-{dtype}",
+            {
+                "pred": C.in_dtype([[big, -big, big], [-big, big, -big]], dtype),
+                "label": C.in_dtype([[1.0, 0.0, 0.0], [1.0, 0.5, 0.25]], dtype),
+                "pos_weight": C.in_dtype([[2.0, 0.5, 3.0]], dtype),
+            },
+            dtype,
+            tags=("extreme",),
+            note="exp(|pred|) overflows the dtype; log(prob) = -softplus(-pred) is exact",
+        )
+        yield C.Case(
+            f"extreme-logits-confident-{dtype}",
+            {"pred": C.in_dtype([big, -big, big / 2, -big / 2], dtype), "label": C.in_dtype([1.0, 0.0, 1.0, 0.0], dtype)},
+            dtype,
+            tags=("extreme", "tiny"),
+            note="correct confident predictions: the loss exp(-|pred|) underflows to 0",
+        )
+        tiny_logit = {"float16": 10.0, "float32": 20.0, "float64": 40.0}[dtype]
+        yield C.Case(
+            f"tiny-loss-logits-{dtype}",
+            {
+                "pred": C.in_dtype([[tiny_logit, -tiny_logit], [tiny_logit / 2, -tiny_logit * 0.75]], dtype),
+                "label": C.in_dtype([[1.0, 0.0], [1.0, 0.0]], dtype),
+            },
+            dtype,
+            tags=("tiny",),
+            note="1 + exp(-|pred|) rounds to 1 in the dtype: a naive log(1 + exp(.)) gives 0",
+        )
+        eps = float(np.finfo(dtype).eps)
+        yield C.Case(
+            f"tiny-loss-probabilities-{dtype}",
+            {
+                "pred": C.in_dtype([[1.0 - eps / 2, eps / 4], [1.0 - eps, 2.0 ** -20]], dtype),
+                "label": C.in_dtype([[1.0, 0.0], [1.0, 0.0]], dtype),
+            },
+            dtype,
+            {"from_sigmoid": True},
+            tags=("tiny",),
+            note="-log(1 - p) for tiny p needs log1p; naive log(1 - p) gives 0",
+        )
+        yield C.Case(
+            f"boundary-probabilities-{dtype}",
+            {"pred": C.in_dtype([[0.0, 1.0], [0.0, 0.5]], dtype), "label": C.in_dtype([[0.0, 1.0], [0.0, 1.0]], dtype)},
+            dtype,
+            {"from_sigmoid": True},
+            tags=("boundary",),
+            note="pred exactly 0 or 1 with a matching hard label: 0 * log(0) = 0, finite value",
+        )
+        yield C.Case(
+            f"boundary-pos_weight-zero-{dtype}",
+            {
+                "pred": C.in_dtype([[0.0, 0.25], [0.0, 1.0]], dtype),
+                "label": C.in_dtype([[1.0, 1.0], [0.5, 1.0]], dtype),
+                "pos_weight": C.in_dtype([[0.0, 2.0]], dtype),
+            },
+            dtype,
+            {"from_sigmoid": True},
+            tags=("boundary",),
+            note="pos_weight 0 removes the positive term, so pred = 0 with label 1 stays finite",
+        )
+        yield C.Case(
+            f"singular-probabilities-{dtype}",
+            {"pred": C.in_dtype([[0.0, 0.5], [0.25, 1.0], [0.5, 0.5]], dtype), "label": C.in_dtype([[1.0, 0.5], [0.0, 0.5], [0.0, 1.0]], dtype)},
+            dtype,
+            {"from_sigmoid": True},
+            tags=("singular",),
+            note="-label*log(0) and -(1-label)*log(1-1) are +inf (no eps); the last row is finite",
+        )
+        yield C.Case(
+            f"label-edges-{dtype}",
+            {
+                "pred": C.in_dtype([[-1.5, 0.75, 3.0], [2.0, -0.5, 0.125]], dtype),
+                "label": C.in_dtype([[0.0, 1.0, 0.5], [0.0, 1.0, 0.5]], dtype),
+                "pos_weight": C.in_dtype([[1.0, 1.0, 1.0]], dtype),
+            },
+            dtype,
+            tags=("label",),
+            note="labels exactly 0, 1 and 1/2; pos_weight of ones equals no pos_weight",
+        )
+
+        # ---- invalid
+        rng = C.rng_for(SPEC.id, f"invalid-{dtype}")
+        p, lab = _preds(rng, (2, 3), dtype, False), _labels(rng, (2, 3), dtype)
+        yield C.Case(
+            f"invalid-label-above-one-{dtype}",
+            {"pred": p, "label": C.in_dtype([[0.0, 1.5, 1.0], [0.5, 0.5, 0.5]], dtype)},
+            dtype,
+            tags=("invalid",),
+            invalid="label must hold values in range [0, 1]",
+        )
+        yield C.Case(
+            f"invalid-label-negative-{dtype}",
+            {"pred": C.in_dtype([[0.5, 0.25, 0.75], [0.5, 0.5, 0.5]], dtype), "label": C.in_dtype([[0.0, 1.0, -1.0], [0.5, 0.5, 0.5]], dtype)},
+            dtype,
+            {"from_sigmoid": True},
+            tags=("invalid",),
+            invalid="label must hold values in range [0, 1]",
+        )
+        yield C.Case(
+            f"invalid-label-nan-{dtype}",
+            {"pred": p, "label": C.in_dtype([[0.0, float("nan"), 1.0], [0.5, 0.5, 0.5]], dtype)},
+            dtype,
+            tags=("invalid",),
+            invalid="label must hold values in range [0, 1] (nan is not)",
+        )
+        yield C.Case(
+            f"invalid-pred-outside-unit-interval-{dtype}",
+            {"pred": C.in_dtype([[0.5, 1.5], [-0.25, 0.5]], dtype), "label": C.in_dtype([[0.0, 1.0], [0.0, 1.0]], dtype)},
+            dtype,
+            {"from_sigmoid": True},
+            tags=("invalid",),
+            invalid="with from_sigmoid=True pred is a sigmoid output and must lie in [0, 1]",
+        )
+        yield C.Case(
+            f"invalid-size-{dtype}",
+            {"pred": p, "label": C.in_dtype([[0.0, 1.0], [1.0, 0.0]], dtype)},
+            dtype,
+            tags=("invalid",),
+            invalid="label must have the same number of elements as pred",
+        )
+        yield C.Case(
+            f"invalid-pos_weight-shape-{dtype}",
+            {"pred": p, "label": lab, "pos_weight": C.in_dtype([[1.0, 2.0]], dtype)},
+            dtype,
+            tags=("invalid",),
+            invalid="pos_weight must broadcast to the shape of pred (one weight per class)",
+        )
+        yield C.Case(
+            f"invalid-sample_weight-{dtype}",
+            {"pred": p, "label": lab, "sample_weight": C.uniform(rng, (3, 1), 0, 1, dtype)},
+            dtype,
+            tags=("invalid",),
+            invalid="sample_weight must be broadcastable to the shape of pred",
+        )
+
+
+def sample(rng, options: dict) -> dict:
+    """Valid random float64 inputs for self-verification (see tests/)."""
+    ba = options.get("batch_axis", 0)
+    shape = (2, 3) if ba == 0 else (3, 2)
+    fs = options.get("from_sigmoid", False)
+    pred = C.uniform(rng, shape, 0.05, 0.95, "float64") if fs else C.normal(rng, shape, 2.0, "float64")
+    return {
+        "pred": pred,
+        "label": _labels(rng, shape, "float64"),
+        "sample_weight": C.uniform(rng, (shape[0], 1) if ba == 0 else (1, shape[1]), 0.1, 2.0, "float64"),
+        "pos_weight": C.uniform(rng, (1, shape[1]), 0.25, 4.0, "float64"),
+    }
