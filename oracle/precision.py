@@ -62,7 +62,9 @@ def mpmath_backend() -> str:
 def to_decimal(x: mpf, digits: int = DECIMAL_DIGITS) -> str:
     """The exact value as a decimal string: ``digits`` significant digits in scientific
     notation (``-1.234...e-05``), ``"0"`` for zero, and ``"inf"``, ``"-inf"``, ``"nan"``."""
-    x = mpf(x)
+    if not isinstance(x, mpf):
+        with mpmath.workprec(_bits):
+            x = mpf(x)  # exact for ints and floats
     if mpmath.isnan(x):
         return "nan"
     if mpmath.isinf(x):
@@ -89,7 +91,7 @@ def from_decimal(text: str) -> mpf:
         return -mpmath.inf
     if text == "nan":
         return mpmath.nan
-    return mpf(text)
+    return mpf(text)  # rounded to the caller's working precision
 
 
 # ---------------------------------------------------------------- rounding to dtypes
@@ -142,7 +144,8 @@ def round_to(x: mpf, dtype: str) -> float:
     it is correct whatever the working precision; only ``x`` itself carries the (far
     smaller) error of the working precision."""
     fmt = float_format(dtype)
-    x = mpf(x)
+    if not isinstance(x, mpf):
+        x = mpf(x)  # ints and floats convert exactly
     if mpmath.isnan(x):
         return float("nan")
     if mpmath.isinf(x):

@@ -1,0 +1,191 @@
+"""``lossconf``: the command line front of the oracle, the fixtures, the harness and the
+reports. ``lossconf --help`` and ``lossconf COMMAND --help`` explain every option."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+
+MAIN_EXAMPLE = """examples:
+  lossconf report                      run the numpy backend and write reports/ (the main job)
+  lossconf run numpy                   check the numpy backend against every fixture
+  lossconf run mypkg.mod:backend --loss L2Loss --dtype float32
+  lossconf spec                        print the spec table
+  lossconf fixtures generate           regenerate fixtures/ from the oracle
+  lossconf fixtures verify --recompute check digests, schema, and re-derive a sample
+  lossconf diff old.json new.json      gate CI on regressions
+"""
+
+
+def _err(msg: str, code: int = 2) -> int:
+    print(f"lossconf: {msg}", file=sys.stderr)
+    return code
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    from oracle.spec_table import render_markdown
+
+    text = render_markdown()
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+        print(f"spec table written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_fixtures_generate(args: argparse.Namespace) -> int:
+    from oracle import catalog, fixtures
+    from oracle.errors import UnknownLossError
+
+    try:
+        losses = [catalog.resolve(x) for x in args.loss] if args.loss else None
+    except UnknownLossError as err:
+        return _err(str(err))
+    start = time.perf_counter()
+    digests = fixtures.generate(Path(args.out), losses, jobs=args.jobs, progress=fixtures._progress)
+    size = sum((Path(args.out) / n).stat().st_size for n in digests)
+    print(f"wrote {len(digests)} fixture files ({size / 1e6:.2f} MB) to {args.out} in {time.perf_counter() - start:.1f} s")
+    if args.coverage:
+        from oracle.coverage import write_coverage
+
+        write_coverage(Path(args.out))
+        print(f"coverage table written to {Path(args.out) / 'COVERAGE.md'}")
+    return 0
+
+
+def cmd_fixtures_verify(args: argparse.Namespace) -> int:
+    from conformance import fixtures as fx
+
+    directory = Path(args.dir) if args.dir else fx.default_dir()
+    problems = fx.verify(directory)
+    for p in problems:
+        print(f"FAIL {p}")
+    if not problems and (args.recompute or args.all):
+        from oracle.fixtures import recompute
+
+        bad = recompute(directory, sample=None if args.all else args.sample, progress=lambda m: print(m, file=sys.stderr))
+        for p in bad:
+            print(f"FAIL {p}")
+        problems += bad
+    if problems:
+        print(f"{len(problems)} problem(s) in {directory}")
+        return 1
+    print(f"fixtures in {directory}: digests, schema and contents verified")
+    return 0
+
+
+def pytest_args(args: argparse.Namespace) -> list[str]:
+    out = ["--pyargs", "conformance", "--backend", args.backend, "-p", "no:cacheprovider"]
+    if not any(ep.name == "lossconf" for ep in entry_points(group="pytest11")):
+        out += ["-p", "conformance.plugin"]
+    for opt, flag in (("fixtures", "--fixtures-dir"), ("results", "--results"), ("expectations", "--expectations")):
+        if getattr(args, opt, None):
+            out += [flag, str(getattr(args, opt))]
+    if args.strict_expectations:
+        out.append("--strict-expectations")
+    for opt in ("loss", "dtype", "tag", "check"):
+        for v in getattr(args, opt) or []:
+            out += [f"--{opt}", v]
+    out += ["--call-timeout", str(args.call_timeout)]
+    out += ["-q", "-rfE" if args.verbose else "-q", "--tb=no" if not args.verbose else "--tb=short"]
+    return out + list(args.pytest_args or [])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    return int(pytest.main(pytest_args(args)))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from conformance import report
+
+    return report.main(args)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from conformance import diff
+
+    return diff.main(args)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fixtures", help="fixtures directory (default: the checkout's fixtures/)")
+    p.add_argument("--expectations", help="expectation file of known deviations (TOML)")
+    p.add_argument("--strict-expectations", action="store_true", help="fail when a listed deviation no longer occurs")
+    p.add_argument("--loss", action="append", help="only this loss (repeatable)")
+    p.add_argument("--dtype", action="append", help="only this dtype (repeatable)")
+    p.add_argument("--tag", action="append", help="only cases with this tag (repeatable)")
+    p.add_argument("--check", action="append", help="only this check: value, shape, grad, repeat, inputs, invalid")
+    p.add_argument("--call-timeout", type=float, default=60.0, help="seconds allowed per backend call (default 60)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lossconf",
+        description="Conformance suite and exact reference oracle for deep-learning loss functions.",
+        epilog=MAIN_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("spec", help="print the spec table (losses, options, defaults, documented ambiguities)")
+    p.add_argument("-o", "--output", help="write Markdown to this file instead of stdout")
+    p.set_defaults(func=cmd_spec)
+
+    pf = sub.add_parser("fixtures", help="generate or verify the golden fixtures")
+    fsub = pf.add_subparsers(dest="fixtures_command", metavar="ACTION")
+    g = fsub.add_parser("generate", help="write fixtures/ from the oracle (deterministic, parallel)")
+    g.add_argument("--out", default="fixtures", help="output directory (default: fixtures)")
+    g.add_argument("--loss", action="append", help="only this loss (repeatable); the manifest keeps the others")
+    g.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    g.add_argument("--no-coverage", dest="coverage", action="store_false", help="do not write COVERAGE.md")
+    g.set_defaults(func=cmd_fixtures_generate)
+    v = fsub.add_parser("verify", help="check digests, schema and contents; optionally re-derive cases")
+    v.add_argument("--dir", help="fixtures directory (default: the checkout's fixtures/)")
+    v.add_argument("--recompute", action="store_true", help="re-derive a sample of cases at a higher precision")
+    v.add_argument("--sample", type=int, default=3, help="cases per loss to re-derive with --recompute (default 3)")
+    v.add_argument("--all", action="store_true", help="re-derive every case")
+    v.set_defaults(func=cmd_fixtures_verify)
+    pf.set_defaults(func=lambda a: (pf.print_help(), 2)[1])
+
+    r = sub.add_parser("run", help="check a backend against the fixtures (runs pytest with the lossconf plugin)")
+    r.add_argument("backend", help="numpy, mxnet, chainer, an entry point name, or module:attribute")
+    r.add_argument("--results", help="write the results JSON here")
+    _add_run_options(r)
+    r.add_argument("-v", "--verbose", action="store_true", help="show every failure in full")
+    r.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
+    r.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="render HTML, Markdown and merged JSON reports from results files")
+    rep.add_argument("results", nargs="*", help="results JSON files (default: run the numpy backend first)")
+    rep.add_argument("--out", default="reports", help="output directory (default: reports)")
+    rep.add_argument("--backend", action="append", help="with no results given: backends to run first (default: numpy)")
+    rep.add_argument("--fixtures", help="fixtures directory for the runs")
+    rep.set_defaults(func=cmd_report)
+
+    d = sub.add_parser("diff", help="compare two results files; exit 1 on a regression")
+    d.add_argument("old", help="baseline results JSON")
+    d.add_argument("new", help="new results JSON")
+    d.add_argument("--factor", type=float, default=4.0, help="an error that grew by more than this factor is a regression (default 4)")
+    d.add_argument("--markdown", help="also write the comparison as Markdown here")
+    d.set_defaults(func=cmd_diff)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Measuring a backend's result against the exact value, elementwise, under the policy
+of :mod:`conformance.tolerance`. Pure numpy on double-double exact values; nothing here
+knows a loss's formula."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .tolerance import FORMATS, Tolerance, eps
+
+CONFORMS = "conforms"
+STABLE = "within stability bound"
+FAILS = "fails"
+
+
+@dataclass
+class Measurement:
+    verdict: str  # CONFORMS | STABLE | FAILS
+    error_ulps: float  # worst elementwise error in ULPs of the exact value
+    error_scale: float  # worst error in units of eps * scale (value) or eps * norm (grads)
+    bound: float  # the stability bound the error_scale was held to
+    worst_index: tuple[int, ...] | None = None
+    expected: str | None = None
+    observed: str | None = None
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
+    """The spacing of ``dtype`` numbers at |x| (subnormal spacing below the normal range)."""
+    p, emin = FORMATS[dtype]
+    ax = np.abs(x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        _, e = np.frexp(np.where(np.isfinite(ax) & (ax > 0), ax, 1.0))
+    e = np.maximum(e - 1, emin)
+    return np.ldexp(1.0, e - p + 1)
+
+
+def _fmt(v: float) -> str:
+    return np.format_float_scientific(v, precision=9, trim="-") if np.isfinite(v) else str(v)
+
+
+def _infinity_problems(obs: np.ndarray, hi: np.ndarray, text: list[str] | None) -> tuple[np.ndarray, list[str]]:
+    """Elements whose exact value is not a finite float64 (inf, nan, or beyond float64),
+    and whether the backend matched them. Returns (mask of such elements, messages)."""
+    special = ~np.isfinite(hi)
+    msgs = []
+    for idx in zip(*np.nonzero(special)):
+        e, o = hi[idx], obs[idx]
+        if np.isnan(e):
+            if not np.isnan(o):
+                msgs.append(f"at {list(idx)} exact value is undefined (nan) but the backend returned {_fmt(o)}")
+        elif not (np.isinf(o) and np.sign(o) == np.sign(e)):
+            what = "nan" if np.isnan(o) else ("the opposite infinity" if np.isinf(o) else f"the finite number {_fmt(o)}")
+            msgs.append(f"at {list(idx)} exact value is {'+' if e > 0 else '-'}inf but the backend returned {what}")
+    return special, msgs
+
+
+def measure(
+    obs: np.ndarray,
+    hi: np.ndarray,
+    lo: np.ndarray,
+    dtype: str,
+    tol: Tolerance,
+    n_terms: int,
+    *,
+    scale: np.ndarray | None = None,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    text: list[str] | None = None,
+) -> Measurement:
+    """Compare ``obs`` with the exact ``hi + lo``. With ``scale`` (values) the stability
+    bound is per element, eps * scale; without it (gradients) it is eps * max-norm of the
+    exact result. ``bounds`` gives a kink's interval per element."""
+    obs = np.asarray(obs, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        # the exact value as the dtype rounds it: beyond the dtype's range it is +-inf,
+        # and the backend must return that infinity (or a finite value within tolerance)
+        rounded = (hi + lo).astype(dtype).astype(np.float64)
+    overflow = np.isinf(rounded) & np.isfinite(hi) & (obs == rounded)
+    special, msgs = _infinity_problems(obs, np.where(overflow, rounded, hi), text)
+    finite = ~special
+    err = np.zeros(hi.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if bounds is not None:
+            blo, bhi = bounds
+            below = np.where(obs < blo, blo - obs, 0.0)
+            above = np.where(obs > bhi, obs - bhi, 0.0)
+            inside = (obs >= blo) & (obs <= bhi)
+            point = np.abs((obs - hi) - lo)
+            err = np.where(blo == bhi, point, np.where(inside, 0.0, below + above))
+        else:
+            err = np.abs((obs - hi) - lo)
+        err = np.where(finite, err, 0.0)
+        err = np.where(np.isnan(err), np.inf, err)  # a nan where the exact value is finite
+        ulps = err / ulp(hi, dtype)
+        e = eps(dtype)
+        if scale is not None:
+            denom = e * np.abs(scale)
+        else:
+            ref = np.abs(hi[finite]).max() if finite.any() else 0.0
+            denom = np.full(hi.shape, e * ref)
+        with np.errstate(divide="ignore"):
+            scaled = np.where(err == 0, 0.0, err / np.where(denom > 0, denom, 0.0))
+    bound = tol.bound(n_terms)
+    elem_ok_ulps = ulps <= tol.ulps
+    elem_ok = elem_ok_ulps | (scaled <= bound)
+    worst = None
+    if err.size and finite.any():
+        flat = np.where(finite, ulps, -1.0)
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(flat)), err.shape))
+    m = Measurement(
+        verdict=CONFORMS,
+        error_ulps=float(ulps[finite].max()) if finite.any() else 0.0,
+        error_scale=float(scaled[finite].max()) if finite.any() else 0.0,
+        bound=bound,
+        worst_index=worst,
+    )
+    if worst is not None:
+        m.expected = text[int(np.ravel_multi_index(worst, err.shape))] if text else _fmt(hi[worst])
+        m.observed = _fmt(obs[worst])
+    if msgs:
+        m.verdict = FAILS
+        m.message = "; ".join(msgs[:3]) + (f" (and {len(msgs) - 3} more)" if len(msgs) > 3 else "")
+        if worst is None:
+            idx = next(zip(*np.nonzero(special)))
+            m.worst_index = tuple(int(i) for i in idx)
+            m.expected = "inf" if hi[idx] > 0 else ("-inf" if hi[idx] < 0 else "nan")
+            m.observed = _fmt(obs[idx])
+    elif not bool(np.all(elem_ok[finite])):
+        m.verdict = FAILS
+        bad = ~elem_ok & finite
+        m.details["failing_elements"] = int(bad.sum())
+    elif not bool(np.all(elem_ok_ulps[finite])):
+        m.verdict = STABLE
+    return m

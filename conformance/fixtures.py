@@ -1,0 +1,331 @@
+"""Loading and verifying golden fixtures. Fixtures are data: they are read with ``json``
+only, checked against ``fixtures/schema.json`` and the SHA-256 digests of
+``MANIFEST.json``, and nothing in them is ever executed.
+
+Exact values are decoded into double-double pairs (``hi`` = the float64 nearest the exact
+value, ``lo`` = the float64 nearest the remainder), so errors of a float64 result are
+measured well beyond float64's own precision without any arbitrary-precision library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA_FILE = "schema.json"
+MANIFEST_FILE = "MANIFEST.json"
+NON_FIXTURE_FILES = {SCHEMA_FILE, MANIFEST_FILE}
+
+
+class FixtureError(Exception):
+    """A missing, corrupt or inconsistent fixtures directory; the message names the file
+    (and the case, where one is at fault)."""
+
+
+def default_dir() -> Path:
+    """``$LOSSCONF_FIXTURES``, else the checkout's ``fixtures/``, else ``./fixtures``."""
+    env = os.environ.get("LOSSCONF_FIXTURES")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent.parent / "fixtures"
+    if (here / MANIFEST_FILE).exists():
+        return here
+    return Path.cwd() / "fixtures"
+
+
+# ----------------------------------------------------------------- exact numbers
+
+
+def decode_exact(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Decimal strings (with inf/nan) -> (hi, lo) float64 arrays, hi + lo ~ exact."""
+    hi = np.empty(len(texts))
+    lo = np.zeros(len(texts))
+    with localcontext() as ctx:
+        ctx.prec = 60
+        for i, t in enumerate(texts):
+            h = float(t)
+            hi[i] = h
+            if h == h and h not in (float("inf"), float("-inf")) and t != "0":
+                lo[i] = float(Decimal(t) - Decimal(h))
+    return hi, lo
+
+
+@dataclass
+class ExactArray:
+    shape: tuple[int, ...]
+    text: list[str]
+    hi: np.ndarray
+    lo: np.ndarray
+    #: at a kink: the interval [lo_bound, hi_bound] elementwise (as double-double hi parts)
+    bounds: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> ExactArray:
+        shape = tuple(obj["shape"])
+        hi, lo = decode_exact(obj["value"])
+        bounds = None
+        if "lo" in obj:
+            bounds = (decode_exact(obj["lo"])[0].reshape(shape), decode_exact(obj["hi"])[0].reshape(shape))
+        return cls(shape, obj["value"], hi.reshape(shape), lo.reshape(shape), bounds)
+
+
+@dataclass
+class FixtureCase:
+    """One case as the harness sees it."""
+
+    loss: str
+    file: str
+    index: int
+    name: str
+    dtype: str
+    tags: tuple[str, ...]
+    options: dict[str, Any]
+    given_options: tuple[str, ...]
+    inputs: dict[str, np.ndarray]
+    invalid: dict[str, str] | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def short_loss(self) -> str:
+        return self.loss.rsplit(".", 1)[-1]
+
+    @property
+    def options_label(self) -> str:
+        """The options the case sets (the rest are documented defaults)."""
+        return ",".join(f"{k}={_short(self.options[k])}" for k in self.given_options)
+
+    @property
+    def regime(self) -> str:
+        return self.tags[0]
+
+    @property
+    def test_id(self) -> str:
+        return f"{self.short_loss}[{self.options_label}]-{self.dtype}-{self.regime}-{self.index:03d}"
+
+    @cached_property
+    def expected(self) -> ExactArray:
+        e = self.raw["expected"]
+        return ExactArray.from_json({"shape": e["shape"], "value": e["value"]})
+
+    @cached_property
+    def scale(self) -> np.ndarray:
+        return np.array([float(s) for s in self.raw["expected"]["scale"]]).reshape(self.expected.shape)
+
+    @property
+    def n_terms(self) -> int:
+        return int(self.raw["expected"]["n_terms"])
+
+    @cached_property
+    def cotangent(self) -> np.ndarray:
+        return decode_array(self.raw["cotangent"])
+
+    @cached_property
+    def vjp(self) -> dict[str, ExactArray]:
+        return {k: ExactArray.from_json(v) for k, v in self.raw.get("vjp", {}).items()}
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, list):
+        return "[" + ",".join(_short(x) for x in v) + "]"
+    return str(v)
+
+
+def decode_array(obj: dict[str, Any]) -> np.ndarray:
+    dtype = obj["dtype"]
+    if dtype == "int64":
+        return np.array(obj["data"], dtype=np.int64).reshape(obj["shape"])
+    # strings are shortest round-trip decimals of the dtype's values: parse as float64
+    # (correctly rounded, and exact for them), then narrow (exact: representable)
+    return np.array([float(x) for x in obj["data"]], dtype=np.float64).astype(dtype).reshape(obj["shape"])
+
+
+# ----------------------------------------------------------------- loading
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise FixtureError(f"{path.name}: cannot be read: {err.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        what = "truncated" if err.pos >= len(text.rstrip()) - 1 else "not valid JSON"
+        raise FixtureError(f"{path.name}: {what} (line {err.lineno}, column {err.colno}: {err.msg})") from None
+
+
+def load_manifest(directory: Path) -> dict[str, Any]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FixtureError(f"fixtures directory {directory} does not exist (run `lossconf fixtures generate`)")
+    path = directory / MANIFEST_FILE
+    if not path.exists():
+        raise FixtureError(f"{MANIFEST_FILE}: missing from {directory} (run `lossconf fixtures generate`)")
+    manifest = _read_json(path)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise FixtureError(f"{MANIFEST_FILE}: has no 'files' table")
+    return manifest
+
+
+def manifest_digest(directory: Path) -> str:
+    return str(load_manifest(directory).get("digest", ""))
+
+
+def load_file(path: Path, *, check_digest: str | None = None) -> list[FixtureCase]:
+    data_bytes = path.read_bytes()
+    if check_digest is not None and hashlib.sha256(data_bytes).hexdigest() != check_digest:
+        raise FixtureError(f"{path.name}: SHA-256 differs from {MANIFEST_FILE} (the file was changed)")
+    doc = _read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != "lossconf-fixtures":
+        raise FixtureError(f"{path.name}: not a lossconf fixtures file")
+    if doc.get("format_version") != 1:
+        raise FixtureError(f"{path.name}: format_version {doc.get('format_version')!r}; this harness reads 1")
+    out = []
+    for c in doc["cases"]:
+        try:
+            out.append(
+                FixtureCase(
+                    loss=doc["loss"],
+                    file=path.name,
+                    index=c["index"],
+                    name=c["name"],
+                    dtype=c["dtype"],
+                    tags=tuple(c["tags"]),
+                    options=c["options"],
+                    given_options=tuple(c["given_options"]),
+                    inputs={k: decode_array(v) for k, v in c["inputs"].items()},
+                    invalid=c.get("invalid"),
+                    raw=c,
+                )
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise FixtureError(f"{path.name}: case {c.get('index', '?')} ({c.get('name', '?')}): malformed: {err!r}") from None
+    return out
+
+
+def load(directory: Path | None = None, *, losses: set[str] | None = None) -> list[FixtureCase]:
+    """Every case of the fixtures directory (digests checked), optionally for some losses
+    only (matched by id or short name)."""
+    directory = Path(directory or default_dir())
+    manifest = load_manifest(directory)
+    cases: list[FixtureCase] = []
+    for name, digest in sorted(manifest["files"].items()):
+        path = directory / name
+        if not path.exists():
+            raise FixtureError(f"{name}: listed in {MANIFEST_FILE} but missing")
+        cases.extend(load_file(path, check_digest=digest))
+    if losses is not None:
+        wanted = {x.lower() for x in losses}
+        cases = [c for c in cases if c.loss.lower() in wanted or c.short_loss.lower() in wanted]
+    return cases
+
+
+# ----------------------------------------------------------------- verification
+
+
+@dataclass
+class Problem:
+    file: str
+    message: str
+    case: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file + (f" case {self.case}" if self.case else "")
+        return f"{where}: {self.message}"
+
+
+def verify(directory: Path | None = None) -> list[Problem]:
+    """Check a fixtures directory: every file of the manifest present with its digest, no
+    extra files, every file valid JSON that matches the schema, and every array's data
+    consistent with its shape and dtype. Returns the problems found (empty: all good)."""
+    import jsonschema
+
+    directory = Path(directory or default_dir())
+    problems: list[Problem] = []
+    try:
+        manifest = load_manifest(directory)
+    except FixtureError as err:
+        return [Problem(MANIFEST_FILE, str(err).split(": ", 1)[-1])]
+    listed = dict(manifest["files"])
+    files_digest = hashlib.sha256(json.dumps(dict(sorted(listed.items())), sort_keys=True).encode()).hexdigest()
+    if manifest.get("digest") != files_digest:
+        problems.append(Problem(MANIFEST_FILE, "its digest does not match its file list (the manifest was edited)"))
+    present = {p.name for p in directory.glob("*.json")} - NON_FIXTURE_FILES
+    for extra in sorted(present - set(listed)):
+        problems.append(Problem(extra, f"extra file, not listed in {MANIFEST_FILE}"))
+    schema_path = directory / SCHEMA_FILE
+    if not schema_path.exists():
+        problems.append(Problem(SCHEMA_FILE, "missing"))
+        return problems
+    validator = jsonschema.Draft202012Validator(json.loads(schema_path.read_text()))
+    for name, digest in sorted(listed.items()):
+        path = directory / name
+        if not path.exists():
+            problems.append(Problem(name, f"missing (listed in {MANIFEST_FILE})"))
+            continue
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            problems.append(Problem(name, f"changed: SHA-256 differs from {MANIFEST_FILE}"))
+        try:
+            doc = _read_json(path)
+        except FixtureError as err:
+            problems.append(Problem(name, str(err).split(": ", 1)[-1]))
+            continue
+        for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))[:20]:
+            path_ = list(err.absolute_path)
+            case = None
+            if len(path_) >= 2 and path_[0] == "cases" and isinstance(doc.get("cases"), list):
+                c = doc["cases"][path_[1]]
+                case = f"{path_[1]} ({c.get('name', '?') if isinstance(c, dict) else '?'})"
+                path_ = path_[2:]
+            problems.append(Problem(name, f"schema: {'/'.join(map(str, path_)) or '(top)'}: {err.message[:200]}", case))
+        if isinstance(doc, dict) and isinstance(doc.get("cases"), list):
+            problems.extend(_consistency(name, doc["cases"]))
+    return problems
+
+
+def _consistency(name: str, cases: list[Any]) -> list[Problem]:
+    problems = []
+    seen: set[str] = set()
+    for i, c in enumerate(cases):
+        if not isinstance(c, dict):
+            continue
+        label = f"{i} ({c.get('name', '?')})"
+        if c.get("index") != i:
+            problems.append(Problem(name, f"index {c.get('index')!r} out of order (expected {i})", label))
+        if c.get("name") in seen:
+            problems.append(Problem(name, "duplicate case name", label))
+        seen.add(c.get("name"))
+        arrays = dict((c.get("inputs") or {}).items())
+        if "cotangent" in c:
+            arrays["cotangent"] = c["cotangent"]
+        for key, arr in arrays.items():
+            if not isinstance(arr, dict) or "shape" not in arr or "data" not in arr:
+                continue
+            if int(np.prod(arr["shape"], dtype=np.int64)) != len(arr["data"]):
+                problems.append(Problem(name, f"{key}: {len(arr['data'])} values for shape {arr['shape']}", label))
+            elif arr.get("dtype") in ("float16", "float32", "float64"):
+                for s in arr["data"]:
+                    if not isinstance(s, str) or s in ("nan", "inf", "-inf"):
+                        continue
+                    narrowed = np.float64(float(s)).astype(arr["dtype"])
+                    if np.format_float_scientific(narrowed, unique=True, trim="-") != s:
+                        problems.append(
+                            Problem(name, f"{key}: {s} is not the shortest round-trip decimal of a {arr['dtype']} value", label)
+                        )
+                        break
+        exp = c.get("expected")
+        if isinstance(exp, dict) and isinstance(exp.get("shape"), list):
+            n = int(np.prod(exp["shape"], dtype=np.int64))
+            for key in ("value", "rounded", "scale"):
+                if isinstance(exp.get(key), list) and len(exp[key]) != n:
+                    problems.append(Problem(name, f"expected {key}: {len(exp[key])} values for shape {exp['shape']}", label))
+    return problems

@@ -1,0 +1,85 @@
+"""The backend protocol: the one small interface a backend implements.
+
+A backend has a ``name`` and a ``version``, says whether it ``supports`` a call (and if
+not, why), and ``run``s a call. A call names the loss by its documented id, gives the
+documented constructor options, the forward inputs by their documented names (floats in
+the case's dtype, integer inputs as int64), the dtype, which inputs to differentiate and
+the cotangent for the vector-Jacobian product. ``run`` returns the output array and the
+requested VJPs. Optionally, ``build_info()`` describes the build (e.g. MXNet's features),
+because results differ with it.
+
+A complete minimal backend (see README.md)::
+
+    import numpy as np
+    from conformance.protocol import Call, Outcome
+
+    class MyBackend:
+        name = "mine"
+        version = "1.0"
+
+        def supports(self, call: Call) -> str | None:
+            if call.loss != "mxnet.gluon.loss.L2Loss" or call.inputs.get("sample_weight") is not None:
+                return "only L2Loss without sample_weight"
+            return None
+
+        def run(self, call: Call) -> Outcome:
+            pred, label = call.inputs["pred"], call.inputs["label"].reshape(call.inputs["pred"].shape)
+            w = 1.0 if call.options["weight"] is None else call.options["weight"]
+            axes = tuple(a for a in range(pred.ndim) if a != call.options["batch_axis"] % pred.ndim)
+            n = np.prod([pred.shape[a] for a in axes])
+            out = (w / 2 * (pred - label) ** 2).mean(axis=axes).astype(call.dtype)
+            ct = np.expand_dims(call.cotangent, axes)
+            return Outcome(out, {"pred": (ct * w * (pred - label) / n).astype(call.dtype)})
+
+    backend = MyBackend()   # found as  --backend mypackage.module:backend
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of one loss."""
+
+    loss: str
+    options: Mapping[str, Any]
+    inputs: Mapping[str, np.ndarray]
+    dtype: str
+    wrt: tuple[str, ...] = ()
+    cotangent: np.ndarray | None = None
+
+
+@dataclass
+class Outcome:
+    """What ``run`` returns: the output and the VJP for each input in ``call.wrt``."""
+
+    output: Any
+    grads: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+    version: str
+
+    def supports(self, call: Call) -> str | None:
+        """None if the call is supported; otherwise the reason it is not."""
+
+    def run(self, call: Call) -> Outcome:
+        """Run the call; raise for input the backend rejects."""
+
+
+def build_info(backend: Backend) -> dict[str, Any]:
+    fn = getattr(backend, "build_info", None)
+    if fn is None:
+        return {}
+    try:
+        return dict(fn())
+    except Exception as err:  # a provenance probe must never stop a run
+        return {"error": f"build_info() raised {type(err).__name__}: {err}"}

@@ -1,0 +1,318 @@
+"""Running fixture cases on a backend and turning what it returns into check results.
+
+A case is run once (plus once more for the repeat check) and its checks -- value, shape
+and dtype, one gradient check per differentiable input, repeat, inputs unchanged, or the
+invalid-input check -- all read that one run. Each backend call has a time limit; a
+backend that raises, hangs or returns the wrong type is reported against that case and
+the run goes on.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import compare
+from .fixtures import FixtureCase
+from .protocol import Backend, Call, Outcome
+from .tolerance import Tolerance, default
+
+PASS, FAIL, SKIP, KNOWN, ERROR = "pass", "fail", "skip", "known", "error"
+
+
+@dataclass
+class CheckResult:
+    """One record of the results file."""
+
+    case: FixtureCase
+    check: str
+    status: str
+    verdict: str
+    message: str = ""
+    error_ulps: float | None = None
+    error_scale: float | None = None
+    bound: float | None = None
+    tolerance: Tolerance | None = None
+    worst_index: list[int] | None = None
+    expected: str | None = None
+    observed: str | None = None
+    reason: str | None = None  # expectation reason, for known deviations
+
+    @property
+    def test_id(self) -> str:
+        return f"{self.case.test_id}-{self.check}"
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.case
+        return {
+            "id": self.test_id,
+            "loss": c.loss,
+            "options": {k: c.options[k] for k in c.given_options},
+            "options_label": c.options_label,
+            "dtype": c.dtype,
+            "case": c.index,
+            "name": c.name,
+            "tags": list(c.tags),
+            "check": self.check,
+            "status": self.status,
+            "verdict": self.verdict,
+            "error_ulps": _num(self.error_ulps),
+            "error_scale": _num(self.error_scale),
+            "bound": _num(self.bound),
+            "tolerance": self.tolerance.to_json() if self.tolerance else None,
+            "worst_index": self.worst_index,
+            "expected": self.expected,
+            "observed": self.observed,
+            "message": self.message,
+            "reason": self.reason,
+        }
+
+
+def _num(x: float | None) -> float | str | None:
+    if x is None:
+        return None
+    if x != x:
+        return "nan"
+    if x in (float("inf"), float("-inf")):
+        return "inf" if x > 0 else "-inf"
+    return float(x)
+
+
+class Timeout(Exception):
+    pass
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Interrupt the enclosed call after ``seconds`` (main thread: SIGALRM)."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Timeout(f"the backend call did not return within {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@dataclass
+class CaseRun:
+    case: FixtureCase
+    unsupported: str | None = None
+    outcome: Outcome | None = None
+    output: np.ndarray | None = None
+    grads: dict[str, np.ndarray] = field(default_factory=dict)
+    error: str | None = None
+    repeat_problem: str | None = None
+    mutated: list[str] = field(default_factory=list)
+    backend_seconds: float = 0.0
+
+
+def make_call(case: FixtureCase, inputs: dict[str, np.ndarray] | None = None) -> Call:
+    wrt = tuple(case.vjp) if case.invalid is None else ()
+    ct = case.cotangent if case.invalid is None else None
+    return Call(case.loss, dict(case.options), inputs if inputs is not None else case.inputs, case.dtype, wrt, ct)
+
+
+def _as_array(value: Any, what: str) -> np.ndarray:
+    for attr in ("asnumpy", "get"):  # mxnet NDArray / cupy
+        if hasattr(value, attr) and not isinstance(value, np.ndarray):
+            try:
+                value = getattr(value, attr)()
+                break
+            except Exception:
+                pass
+    if hasattr(value, "array") and not isinstance(value, np.ndarray):  # chainer.Variable
+        value = value.array
+    if not isinstance(value, (np.ndarray, np.generic, float, int)):
+        raise TypeError(f"{what} is a {type(value).__name__}, not an array")
+    return np.asarray(value)
+
+
+def _describe_exc(err: BaseException) -> str:
+    first = str(err).strip().splitlines()
+    text = first[0] if first else ""
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def run_case(backend: Backend, case: FixtureCase, timeout: float = 60.0) -> CaseRun:
+    run = CaseRun(case)
+    call = make_call(case, {k: v.copy() for k, v in case.inputs.items()})
+    try:
+        reason = backend.supports(call)
+    except Exception as err:
+        run.error = f"supports() raised {_describe_exc(err)}"
+        return run
+    if reason:
+        run.unsupported = str(reason)
+        return run
+    start = time.perf_counter()
+    try:
+        with time_limit(timeout):
+            outcome = backend.run(call)
+    except Exception as err:
+        run.backend_seconds = time.perf_counter() - start
+        run.error = _describe_exc(err)
+        run.outcome = None
+        return run
+    run.backend_seconds = time.perf_counter() - start
+    run.mutated = [k for k, v in call.inputs.items() if not _same(v, case.inputs[k])]
+    try:
+        if not isinstance(outcome, Outcome):
+            raise TypeError(f"run() returned a {type(outcome).__name__}, not a conformance.protocol.Outcome")
+        run.outcome = outcome
+        run.output = _as_array(outcome.output, "the output")
+        for name in call.wrt:
+            if name not in outcome.grads or outcome.grads[name] is None:
+                continue
+            run.grads[name] = _as_array(outcome.grads[name], f"the gradient for {name}")
+    except TypeError as err:
+        run.error = f"wrong return type: {err}"
+        return run
+    if case.invalid is None:
+        call2 = make_call(case, {k: v.copy() for k, v in case.inputs.items()})
+        try:
+            with time_limit(timeout):
+                second = backend.run(call2)
+            out2 = _as_array(second.output, "the output")
+            same = _same(out2, run.output) and all(
+                name in second.grads and _same(_as_array(second.grads[name], name), g) for name, g in run.grads.items()
+            )
+            if not same:
+                run.repeat_problem = "a second identical call returned different results (state kept between calls?)"
+        except Exception as err:
+            run.repeat_problem = f"a second identical call raised {_describe_exc(err)}"
+    return run
+
+
+def _same(a: Any, b: Any) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+
+
+def checks_for(case: FixtureCase) -> list[str]:
+    if case.invalid is not None:
+        return ["invalid"]
+    return ["value", "shape", *(f"grad:{n}" for n in case.vjp), "repeat", "inputs"]
+
+
+def _inputs_label(case: FixtureCase, limit: int = 4) -> str:
+    parts = []
+    for k, v in case.inputs.items():
+        flat = v.ravel()
+        body = ", ".join(str(x) for x in flat[:limit]) + (", ..." if flat.size > limit else "")
+        parts.append(f"{k}{list(v.shape)}=[{body}]")
+    return "; ".join(parts)
+
+
+def describe_failure(r: CheckResult) -> str:
+    """A message a person can act on: loss, options, dtype, case, worst element, inputs,
+    expected, observed, error and tolerance."""
+    c = r.case
+    lines = [
+        f"{c.loss} [{c.options_label or 'documented defaults'}] {c.dtype} case {c.index:03d} '{c.name}' ({', '.join(c.tags)}): {r.check} {r.verdict}",
+    ]
+    if r.message:
+        lines.append(f"  {r.message}")
+    if r.worst_index is not None:
+        lines.append(f"  worst element {r.worst_index}: expected {r.expected}, observed {r.observed}")
+    if r.error_ulps is not None:
+        tol = r.tolerance
+        lines.append(
+            f"  error {r.error_ulps:.3g} ULP (tolerance {tol.ulps:g} ULP), {r.error_scale:.3g} eps x scale "
+            f"(stability bound {r.bound:.3g}; {tol.reason})" if tol else f"  error {r.error_ulps:.3g} ULP"
+        )
+    lines.append(f"  inputs: {_inputs_label(c)}")
+    return "\n".join(lines)
+
+
+def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None) -> CheckResult:
+    """The result of one check of one case run (before expectations are applied)."""
+    case = run.case
+    tol = tol or default(case.dtype)
+    if run.unsupported is not None:
+        return CheckResult(case, check, SKIP, "unsupported", run.unsupported)
+    if check == "invalid":
+        rule = case.invalid["rule"] if case.invalid else ""
+        if run.error is not None:
+            return CheckResult(case, check, PASS, "raised", f"raised for invalid input ({rule}): {run.error}")
+        shown = "" if run.output is None else np.array2string(np.asarray(run.output).ravel()[:4], precision=6)
+        return CheckResult(
+            case, check, FAIL, "silently returned",
+            f"input the documentation rules out ({rule}) was accepted and returned {shown}",
+            observed=shown,
+        )
+    if run.error is not None:
+        return CheckResult(case, check, ERROR, "error", f"the backend failed on valid input: {run.error}")
+    exp = case.expected
+    if check == "shape":
+        obs = run.output
+        problems = []
+        if tuple(obs.shape) != exp.shape:
+            problems.append(f"output shape {tuple(obs.shape)}, documented {exp.shape}")
+        if obs.dtype != np.dtype(case.dtype):
+            problems.append(f"output dtype {obs.dtype}, expected the input dtype {case.dtype}")
+        for name, g in run.grads.items():
+            want = case.inputs[name]
+            if tuple(g.shape) != want.shape:
+                problems.append(f"gradient for {name} has shape {tuple(g.shape)}, input has {want.shape}")
+            elif g.dtype != want.dtype:
+                problems.append(f"gradient for {name} has dtype {g.dtype}, input has {want.dtype}")
+        if problems:
+            return CheckResult(case, check, FAIL, compare.FAILS, "; ".join(problems), expected=str(exp.shape), observed=str(tuple(obs.shape)))
+        return CheckResult(case, check, PASS, compare.CONFORMS, f"shape {exp.shape}, dtype {case.dtype}")
+    if check == "repeat":
+        if run.repeat_problem:
+            return CheckResult(case, check, FAIL, compare.FAILS, run.repeat_problem)
+        return CheckResult(case, check, PASS, compare.CONFORMS, "identical results on a second call")
+    if check == "inputs":
+        if run.mutated:
+            return CheckResult(case, check, FAIL, compare.FAILS, f"the backend modified its input array(s): {', '.join(run.mutated)}")
+        return CheckResult(case, check, PASS, compare.CONFORMS, "inputs unchanged")
+    if check == "value":
+        obs = run.output
+        if obs.size != exp.hi.size:
+            return CheckResult(case, check, FAIL, compare.FAILS, f"output has {obs.size} elements, expected {exp.hi.size} (shape {exp.shape})")
+        m = compare.measure(obs.reshape(exp.shape), exp.hi, exp.lo, case.dtype, tol, case.n_terms, scale=case.scale, text=exp.text)
+        return _from_measurement(case, check, m, tol)
+    if check.startswith("grad:"):
+        name = check[5:]
+        exact = case.vjp[name]
+        if name not in run.grads:
+            return CheckResult(case, check, FAIL, compare.FAILS, f"the backend returned no gradient for {name}")
+        g = run.grads[name]
+        if g.size != exact.hi.size:
+            return CheckResult(case, check, FAIL, compare.FAILS, f"gradient for {name} has {g.size} elements, expected {exact.hi.size}")
+        m = compare.measure(g.reshape(exact.shape), exact.hi, exact.lo, case.dtype, tol, case.n_terms, bounds=exact.bounds, text=exact.text)
+        return _from_measurement(case, check, m, tol)
+    raise ValueError(f"unknown check {check!r}")
+
+
+def _from_measurement(case: FixtureCase, check: str, m: compare.Measurement, tol: Tolerance) -> CheckResult:
+    status = FAIL if m.verdict == compare.FAILS else PASS
+    msg = m.message
+    if status == FAIL and not msg:
+        msg = f"error beyond tolerance in {m.details.get('failing_elements', '?')} element(s)"
+    return CheckResult(
+        case, check, status, m.verdict, msg, m.error_ulps, m.error_scale, m.bound, tol,
+        list(m.worst_index) if m.worst_index is not None else None, m.expected, m.observed,
+    )
+
+
+def traceback_text(err: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(err), err)).strip()

@@ -1,0 +1,169 @@
+"""One conformance run: a backend, the selected fixture cases and checks, the
+expectations, and the results. Shared by the pytest plugin and ``lossconf run``."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import platform
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import fixtures as fx
+from .expectations import Expectations
+from .protocol import Backend, build_info
+from .runner import ERROR, FAIL, KNOWN, PASS, SKIP, CaseRun, CheckResult, checks_for, evaluate_check, run_case
+from .tolerance import POLICY_VERSION, default
+
+RESULTS_FORMAT = "lossconf-results"
+RESULTS_VERSION = 1
+
+
+@dataclass
+class Filters:
+    losses: list[str] = field(default_factory=list)
+    dtypes: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+
+    def keep_case(self, case: fx.FixtureCase) -> bool:
+        if self.losses and not any(x.lower() in (case.loss.lower(), case.short_loss.lower()) for x in self.losses):
+            return False
+        if self.dtypes and case.dtype not in self.dtypes:
+            return False
+        return not (self.tags and not set(self.tags) & set(case.tags))
+
+    def keep_check(self, check: str) -> bool:
+        return not self.checks or any(fnmatch.fnmatchcase(check, c) or check.split(":")[0] == c for c in self.checks)
+
+
+@dataclass
+class Session:
+    backend: Backend
+    cases: list[fx.FixtureCase]
+    fixtures_digest: str
+    expectations: Expectations | None = None
+    timeout: float = 60.0
+    runs: dict[tuple[str, int], CaseRun] = field(default_factory=dict)
+    results: list[CheckResult] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+
+    @classmethod
+    def open(cls, backend: Backend, directory: Path | None, filters: Filters, expectations: Expectations | None, timeout: float) -> Session:
+        directory = Path(directory or fx.default_dir())
+        cases = [c for c in fx.load(directory) if filters.keep_case(c)]
+        return cls(backend, cases, fx.manifest_digest(directory), expectations, timeout)
+
+    def items(self, filters: Filters) -> list[tuple[fx.FixtureCase, str]]:
+        return [(c, chk) for c in self.cases for chk in checks_for(c) if filters.keep_check(chk)]
+
+    def run_of(self, case: fx.FixtureCase) -> CaseRun:
+        key = (case.file, case.index)
+        if key not in self.runs:
+            self.runs[key] = run_case(self.backend, case, self.timeout)
+        return self.runs[key]
+
+    def check(self, case: fx.FixtureCase, check: str) -> CheckResult:
+        tol = default(case.dtype)
+        if self.expectations is not None:
+            tol = self.expectations.tolerance_for(case, check, tol)
+        result = evaluate_check(self.run_of(case), check, tol)
+        if self.expectations is not None and result.status in (FAIL, ERROR):
+            entry = self.expectations.deviation_for(case, check)
+            if entry is not None:
+                entry.matched += 1
+                result.status = KNOWN
+                result.reason = entry.reason
+        self.results.append(result)
+        return result
+
+    def unused_expectations(self) -> list:
+        """Listed deviations that did not occur, among the losses this run covered."""
+        if not self.expectations:
+            return []
+        covered = {c.loss.lower() for c in self.cases} | {c.short_loss.lower() for c in self.cases}
+        return [e for e in self.expectations.unused() if e.loss.lower() in covered]
+
+    # ------------------------------------------------------------------ reporting
+
+    def backend_seconds(self) -> float:
+        return sum(r.backend_seconds for r in self.runs.values())
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per loss: counts by status and the worst value/grad errors in ULPs per dtype."""
+        table: dict[str, dict[str, Any]] = defaultdict(lambda: {PASS: 0, FAIL: 0, ERROR: 0, SKIP: 0, KNOWN: 0, "worst": {}})
+        for r in self.results:
+            row = table[r.case.loss]
+            row[r.status] += 1
+            if r.error_ulps is not None and r.status != SKIP:
+                w = row["worst"]
+                w[r.case.dtype] = max(w.get(r.case.dtype, 0.0), r.error_ulps)
+        return dict(table)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": RESULTS_FORMAT,
+            "format_version": RESULTS_VERSION,
+            "provenance": {
+                "backend": {
+                    "name": getattr(self.backend, "name", "?"),
+                    "version": str(getattr(self.backend, "version", "?")),
+                    "build": build_info(self.backend),
+                },
+                "fixtures_digest": self.fixtures_digest,
+                "policy_version": POLICY_VERSION,
+                "expectations": self.expectations.path if self.expectations else None,
+                "python": platform.python_version(),
+                "numpy": np.__version__,
+                "platform": platform.platform(terse=True),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            },
+            "unused_expectations": [
+                {"entry": e.number, "describe": e.describe(), "reason": e.reason} for e in self.unused_expectations()
+            ],
+            "records": [r.to_json() for r in self.results],
+        }
+
+    def write(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=1, allow_nan=False) + "\n")
+
+
+def format_summary(session: Session) -> list[str]:
+    """The one-screen terminal summary, a line per loss."""
+    summ = session.summary()
+    lines = [
+        f"lossconf: backend {session.backend.name} {session.backend.version} -- {len(session.results)} checks",
+        f"{'loss':<34} {'pass':>5} {'fail':>5} {'error':>5} {'skip':>5} {'known':>5}  worst ULP (f16 / f32 / f64)",
+    ]
+    totals = defaultdict(int)
+    for loss in sorted(summ, key=lambda x: x.rsplit(".", 1)[-1].lower()):
+        row = summ[loss]
+        w = row["worst"]
+        worst = " / ".join(_g(w.get(d)) for d in ("float16", "float32", "float64"))
+        lines.append(
+            f"{loss.rsplit('.', 1)[-1]:<34} {row[PASS]:>5} {row[FAIL]:>5} {row[ERROR]:>5} {row[SKIP]:>5} {row[KNOWN]:>5}  {worst}"
+        )
+        for k in (PASS, FAIL, ERROR, SKIP, KNOWN):
+            totals[k] += row[k]
+    lines.append(
+        f"{'total':<34} {totals[PASS]:>5} {totals[FAIL]:>5} {totals[ERROR]:>5} {totals[SKIP]:>5} {totals[KNOWN]:>5}"
+    )
+    unused = session.unused_expectations()
+    for e in unused:
+        lines.append(f"expectation no longer needed: {e.describe()}: {e.reason}")
+    return lines
+
+
+def _g(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x == float("inf"):
+        return "inf"
+    return f"{x:.3g}"

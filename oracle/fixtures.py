@@ -1,0 +1,295 @@
+"""Golden-fixture generation: every loss module's ``cases()`` evaluated by the oracle and
+frozen as language-neutral JSON (format: ``fixtures/README.md``, ``fixtures/schema.json``).
+
+Generation is deterministic: cases are drawn from seeded streams, evaluated at the
+working precision and written with a fixed layout, so the same command gives the same
+bytes. Files are written one per loss, one case per line, plus ``MANIFEST.json`` with
+their SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import mpmath
+import numpy as np
+
+from . import __version__, catalog, precision
+from .api import evaluate
+from .cases import Case, cotangent_for, rng_for
+from .errors import OracleError
+
+FORMAT = "lossconf-fixtures"
+FORMAT_VERSION = 1
+
+
+def file_name(loss_id: str) -> str:
+    return catalog.module(loss_id).__name__.rsplit(".", 1)[-1] + ".json"
+
+
+def format_input(value: Any, dtype: str) -> str:
+    """Shortest decimal that round-trips to the value in ``dtype``."""
+    v = np.asarray(value, dtype=dtype)[()]
+    if np.isnan(v):
+        return "nan"
+    if np.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return np.format_float_scientific(v, unique=True, trim="-")
+
+
+def encode_array(arr: Any, kind: str, dtype: str) -> dict:
+    a = np.asarray(arr)
+    if kind == "int":
+        data: list = [int(v) for v in a.astype(np.int64).ravel()]
+        return {"shape": list(a.shape), "dtype": "int64", "data": data}
+    return {"shape": list(a.shape), "dtype": dtype, "data": [format_input(v, dtype) for v in a.ravel()]}
+
+
+def encode_exact(values: np.ndarray) -> list[str]:
+    return [precision.to_decimal(v) for v in np.asarray(values, dtype=object).ravel()]
+
+
+def _condition(value: np.ndarray, scale: np.ndarray) -> str:
+    worst = mpmath.mpf(0)
+    for v, s in zip(np.asarray(value, dtype=object).ravel(), np.asarray(scale, dtype=object).ravel()):
+        if not mpmath.isfinite(v) or not mpmath.isfinite(s):
+            continue
+        if v == 0:
+            if s != 0:
+                return "inf"
+            continue
+        worst = max(worst, abs(s / v))
+    return mpmath.nstr(worst, 6, min_fixed=-3, max_fixed=6)
+
+
+def encode_case(loss_id: str, index: int, case: Case) -> dict:
+    """Evaluate one case with the oracle and encode it."""
+    spec = catalog.spec(loss_id)
+    kinds = {i.name: i.kind for i in spec.inputs}
+    options = spec.resolve_options(case.options) if case.invalid is None else dict(spec.defaults(), **case.options)
+    record: dict[str, Any] = {
+        "index": index,
+        "name": case.name,
+        "dtype": case.dtype,
+        "tags": list(case.tags),
+        "options": _json_options(options),
+        "given_options": sorted(case.options),
+        "inputs": {k: encode_array(v, kinds[k], case.dtype) for k, v in case.inputs.items() if v is not None},
+    }
+    if case.note:
+        record["note"] = case.note
+    if case.invalid is not None:
+        try:
+            evaluate(loss_id, case.inputs, case.options, wrt=())
+        except OracleError as err:
+            record["invalid"] = {"rule": case.invalid, "oracle_error": str(err)}
+            return record
+        raise AssertionError(f"{loss_id} case {case.name}: marked invalid but the oracle accepted it")
+    shape = evaluate(loss_id, case.inputs, case.options, wrt=()).shape
+    ct = case.cotangent
+    if ct is None:
+        ct = cotangent_for(rng_for(loss_id, case.name + "/cotangent"), shape, case.dtype)
+    ct = np.asarray(ct, dtype=case.dtype).reshape(shape)
+    r = evaluate(loss_id, case.inputs, case.options, cotangent=ct.astype(np.float64))
+    record["expected"] = {
+        "shape": list(r.shape),
+        "value": encode_exact(r.value),
+        "rounded": [format_input(v, case.dtype) for v in r.value_as(case.dtype).ravel()],
+        "scale": [mpmath.nstr(abs(s), 6, min_fixed=-3, max_fixed=6) if mpmath.isfinite(s) else precision.to_decimal(s) for s in r.scale.ravel()],
+        "n_terms": r.n_terms,
+        "condition": _condition(r.value, r.scale),
+    }
+    record["cotangent"] = encode_array(ct, "float", case.dtype)
+    vjp = {}
+    for name, g in r.grads.items():
+        entry: dict[str, Any] = {"shape": list(np.shape(g.lo)), "value": encode_exact(g.value)}
+        if g.at_kink.any():
+            entry["lo"] = encode_exact(g.lo)
+            entry["hi"] = encode_exact(g.hi)
+        vjp[name] = entry
+    record["vjp"] = vjp
+    return record
+
+
+def _json_options(options: dict) -> dict:
+    out = {}
+    for k, v in options.items():
+        if isinstance(v, np.ndarray):
+            out[k] = [float(x) for x in v.ravel()]
+        elif isinstance(v, (list, tuple)):
+            out[k] = [float(x) if isinstance(x, float) else x for x in v]
+        else:
+            out[k] = v
+    return out
+
+
+def provenance() -> dict:
+    return {
+        "oracle_version": __version__,
+        "mpmath_version": mpmath.__version__,
+        "mpmath_backend": precision.mpmath_backend(),
+        "precision_bits": precision.get_working_precision(),
+        "decimal_digits": precision.DECIMAL_DIGITS,
+    }
+
+
+def render_loss(loss_id: str, limit: int | None = None) -> tuple[str, str]:
+    """The fixture file of one loss: (file name, text)."""
+    loss_id = catalog.resolve(loss_id)
+    module = catalog.module(loss_id)
+    head = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "loss": loss_id,
+        "provenance": provenance(),
+    }
+    lines = []
+    for index, case in enumerate(module.cases()):
+        if limit is not None and index >= limit:
+            break
+        lines.append(json.dumps(encode_case(loss_id, index, case), separators=(",", ":"), allow_nan=False))
+    text = json.dumps(head, separators=(",", ":"))[:-1] + ',"cases":[\n' + ",\n".join(lines) + "\n]}\n"
+    return file_name(loss_id), text
+
+
+def _render_job(args: tuple[str, int | None, int]) -> tuple[str, str, str]:
+    loss_id, limit, bits = args
+    precision.set_working_precision(bits)
+    name, text = render_loss(loss_id, limit)
+    return loss_id, name, text
+
+
+def sha256(text: bytes) -> str:
+    return hashlib.sha256(text).hexdigest()
+
+
+def generate(
+    out_dir: Path,
+    losses: Iterable[str] | None = None,
+    *,
+    jobs: int | None = None,
+    limit: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, str]:
+    """Write the fixtures of ``losses`` (default: all) into ``out_dir`` and the manifest.
+    Returns {file name: sha256}."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ids = [catalog.resolve(x) for x in (losses or catalog.loss_ids())]
+    jobs = jobs or min(len(ids), os.cpu_count() or 1)
+    bits = precision.get_working_precision()
+    manifest_path = out_dir / "MANIFEST.json"
+    digests: dict[str, str] = {}
+    if manifest_path.exists() and losses is not None:
+        digests = dict(json.loads(manifest_path.read_text())["files"])
+    # the slowest losses first, so two workers finish together
+    order = sorted(ids, key=lambda i: 0 if "CTC" in i or "SDML" in i else 1)
+    work = [(i, limit, bits) for i in order]
+    done = 0
+    results: dict[str, tuple[str, str]] = {}
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            for loss_id, name, text in pool.map(_render_job, work):
+                results[loss_id] = (name, text)
+                done += 1
+                if progress:
+                    progress(f"[{done}/{len(ids)}] {loss_id} -> {name} ({text.count(chr(10)) - 1} cases)")
+    else:
+        for job in work:
+            loss_id, name, text = _render_job(job)
+            results[loss_id] = (name, text)
+            done += 1
+            if progress:
+                progress(f"[{done}/{len(ids)}] {loss_id} -> {name} ({text.count(chr(10)) - 1} cases)")
+    for loss_id in ids:
+        name, text = results[loss_id]
+        data = text.encode()
+        (out_dir / name).write_bytes(data)
+        digests[name] = sha256(data)
+    write_manifest(out_dir, digests)
+    return digests
+
+
+def write_manifest(out_dir: Path, digests: dict[str, str]) -> None:
+    files = dict(sorted(digests.items()))
+    body = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "files": files,
+        "digest": sha256(json.dumps(files, sort_keys=True).encode()),
+    }
+    (Path(out_dir) / "MANIFEST.json").write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def recompute(directory: Path, sample: int | None = 3, progress: Callable[[str], None] | None = None) -> list[str]:
+    """Re-derive cases of the fixture files at :data:`precision.VERIFY_PRECISION_BITS`
+    from their recorded inputs and options, and report every disagreement with the
+    recorded exact values (compared to 35 significant digits). ``sample`` cases per loss
+    (spread evenly), or all with ``sample=None``."""
+    problems: list[str] = []
+    manifest = json.loads((Path(directory) / "MANIFEST.json").read_text())
+    digits = 35
+    for name in sorted(manifest["files"]):
+        doc = json.loads((Path(directory) / name).read_text())
+        loss_id = doc["loss"]
+        cases = doc["cases"]
+        if sample is not None and len(cases) > sample:
+            step = len(cases) / sample
+            cases = [cases[int(i * step)] for i in range(sample)]
+        for c in cases:
+            inputs = {k: _decode_input(v) for k, v in c["inputs"].items()}
+            opts = {k: c["options"][k] for k in c["given_options"]}
+            label = f"{name} case {c['index']} ({c['name']})"
+            try:
+                ct = None if "cotangent" not in c else _decode_input(c["cotangent"]).astype(np.float64)
+                r = evaluate(loss_id, inputs, opts, cotangent=ct, precision_bits=precision.VERIFY_PRECISION_BITS)
+            except OracleError as err:
+                if "invalid" not in c:
+                    problems.append(f"{label}: the oracle now rejects it: {err}")
+                continue
+            if "invalid" in c:
+                problems.append(f"{label}: recorded as invalid but the oracle accepts it")
+                continue
+            pairs = [("value", c["expected"]["value"], r.value)]
+            pairs += [(f"vjp:{k}", v["value"], r.grads[k].value) for k, v in c["vjp"].items()]
+            for what, recorded, fresh in pairs:
+                for i, (text, val) in enumerate(zip(recorded, np.asarray(fresh, dtype=object).ravel())):
+                    if not _agree(text, val, digits):
+                        problems.append(f"{label}: {what}[{i}] recorded {text}, re-derived {precision.to_decimal(val)}")
+                        break
+        if progress:
+            progress(f"recomputed {len(cases)} case(s) of {name}")
+    return problems
+
+
+def _decode_input(obj: dict) -> np.ndarray:
+    if obj["dtype"] == "int64":
+        return np.array(obj["data"], dtype=np.int64).reshape(obj["shape"])
+    return np.array([float(x) for x in obj["data"]], dtype=np.float64).astype(obj["dtype"]).reshape(obj["shape"])
+
+
+def _agree(text: str, value: mpmath.mpf, digits: int) -> bool:
+    with precision.working_precision(precision.VERIFY_PRECISION_BITS):
+        return _agree_at_precision(text, value, digits)
+
+
+def _agree_at_precision(text: str, value: mpmath.mpf, digits: int) -> bool:
+    recorded = precision.from_decimal(text)
+    if mpmath.isnan(recorded) or mpmath.isnan(value):
+        return bool(mpmath.isnan(recorded) and mpmath.isnan(value))
+    if mpmath.isinf(recorded) or mpmath.isinf(value):
+        return recorded == value
+    if recorded == value:
+        return True
+    return abs(recorded - value) <= mpmath.mpf(10) ** (-digits) * max(abs(recorded), abs(value))
