@@ -249,12 +249,14 @@ def cases() -> Iterator[C.Case]:
             tags=("boundary",),
             note="labels = identity (zeros off the diagonal)",
         )
+        x2 = C.normal(rng, (4, 2), 1.0, dtype)
+        x2[2] = x2[1]
         yield C.Case(
             f"tie-equal-rows-of-x2-{dtype}",
-            {"x1": C.normal(rng, (4, 2), 1.0, dtype), "x2": np.repeat(C.normal(rng, (1, 2), 1.0, dtype), 4, axis=0)},
+            {"x1": C.normal(rng, (4, 2), 1.0, dtype), "x2": x2},
             dtype,
             tags=("tie",),
-            note="every x2 row equal: the softmax is uniform in every row",
+            note="x2[1] == x2[2]: every row has two equal distances (equal logits)",
         )
         yield C.Case(
             f"tie-all-zero-{dtype}",
@@ -262,15 +264,18 @@ def cases() -> Iterator[C.Case]:
             dtype,
             tags=("tie", "boundary"),
         )
-        # softmax_j(-d_0j) = (0.7, 0.3) exactly when d_01 - d_00 = log(7/3)
-        b = float(np.sqrt(np.log(7 / 3)))
-        col = C.in_dtype([[0.0], [b]], dtype)
+        # x2 rows 0, 1, 2 on an equilateral triangle of squared side log(0.7 / 0.15), x1
+        # rows 0 and 1 on their pairs: softmax_j(-d_ij) = (0.7, 0.15, 0.15) = labels_i up to
+        # the rounding of the inputs, so rows 0 and 1 have a KL of order eps^2; row 2 is
+        # ordinary (and keeps the gradients well away from zero)
+        side = float(np.sqrt(np.log(0.7 / 0.15)))
+        tri = C.in_dtype([[0.0, 0.0], [side, 0.0], [side / 2, side * np.sqrt(3) / 2]], dtype)
         yield C.Case(
             f"tiny-kl-{dtype}",
-            {"x1": col, "x2": col.copy()},
+            {"x1": C.in_dtype([tri[0], tri[1], [side / 2, -side]], dtype), "x2": tri},
             dtype,
             tags=("tiny",),
-            note="the softmax matches the smoothed labels up to rounding: a KL of order eps^2",
+            note="rows 0 and 1: the softmax matches the smoothed labels up to rounding",
         )
         far = {"float16": 3.0, "float32": 5.0, "float64": 8.0}[dtype]
         grid = C.in_dtype([[0.0, 0.0], [far, 0.0], [0.0, far], [far, far]], dtype)
@@ -282,16 +287,22 @@ def cases() -> Iterator[C.Case]:
             tags=("tiny",),
             note="paired distances 0, the others far: a loss of order exp(-far^2)",
         )
-        spread, shift = {"float16": (1.0, 6.0), "float32": (3.0, 14.0), "float64": (8.0, 35.0)}[dtype]
-        x1 = C.uniform(rng, (4, 3), -spread, spread, dtype)
-        x2 = C.in_dtype(x1.astype(np.float64) + shift + C.normal(rng, (4, 3), 0.3, "float64"), dtype)
+        # x1 rows on a grid of spacing sp (coordinates 0, 1), x2 = x1 moved by `shift` along
+        # coordinate 2 (plus noise): every exp(-d) underflows the dtype, while the paired
+        # item stays the nearest by sp^2, so the softmax (and the gradient) is well-conditioned
+        sp, shift = {"float16": (6.0, 5.0), "float32": (7.0, 11.0), "float64": (8.0, 28.0)}[dtype]
+        grid = np.array([[0.0, 0.0, 0.0], [sp, 0.0, 0.0], [0.0, sp, 0.0], [sp, sp, 0.0]])
         yield C.Case(
             f"extreme-distances-{dtype}",
-            {"x1": x1, "x2": x2},
+            {
+                "x1": C.in_dtype(grid, dtype),
+                "x2": C.in_dtype(grid + [0.0, 0.0, shift] + C.normal(rng, (4, 3), 0.3, "float64"), dtype),
+            },
             dtype,
             tags=("extreme",),
             note="every distance so large that exp(-d) underflows the dtype (unshifted: 0/0)",
         )
+        spread = {"float16": 1.0, "float32": 3.0, "float64": 8.0}[dtype]
         yield C.Case(
             f"extreme-unrelated-{dtype}",
             {"x1": C.normal(rng, (3, 2), 4 * spread, dtype), "x2": C.normal(rng, (3, 2), 4 * spread, dtype)},
