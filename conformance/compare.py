@@ -74,6 +74,16 @@ def measure(
     """Compare ``obs`` with the exact ``hi + lo``. With ``scale`` (values) the stability
     bound is per element, eps * scale; without it (gradients) it is eps * max-norm of the
     exact result. ``bounds`` gives a kink's interval per element."""
+    shape = np.shape(hi)
+    if shape == ():  # a scalar output: measure it as a 1-element array
+        m = measure(
+            np.reshape(obs, (1,)), np.reshape(hi, (1,)), np.reshape(lo, (1,)), dtype, tol, n_terms,
+            scale=None if scale is None else np.reshape(scale, (1,)),
+            bounds=None if bounds is None else (np.reshape(bounds[0], (1,)), np.reshape(bounds[1], (1,))),
+            text=text,
+        )
+        m.worst_index = () if m.worst_index is not None else None
+        return m
     obs = np.asarray(obs, dtype=np.float64)
     with np.errstate(over="ignore"):
         # the exact value as the dtype rounds it: beyond the dtype's range it is +-inf,

@@ -53,7 +53,9 @@ def decode_exact(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         for i, t in enumerate(texts):
             h = float(t)
             hi[i] = h
-            if h == h and h not in (float("inf"), float("-inf")) and t != "0":
+            # below float64's range (hi == 0; exponents may exceed what Decimal parses)
+            # or beyond it (hi == +-inf) the remainder cannot matter for any dtype
+            if h == h and h != 0 and h not in (float("inf"), float("-inf")):
                 lo[i] = float(Decimal(t) - Decimal(h))
     return hi, lo
 

@@ -24,12 +24,25 @@ RESULTS_FORMAT = "lossconf-results"
 RESULTS_VERSION = 1
 
 
+def _resolve(name: str) -> str:
+    """A loss id for an alias (SoftmaxCELoss) when the catalog knows it; else the name."""
+    try:
+        from oracle.catalog import resolve
+
+        return resolve(name)
+    except Exception:
+        return name
+
+
 @dataclass
 class Filters:
     losses: list[str] = field(default_factory=list)
     dtypes: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.losses = [_resolve(x) for x in self.losses]
 
     def keep_case(self, case: fx.FixtureCase) -> bool:
         if self.losses and not any(x.lower() in (case.loss.lower(), case.short_loss.lower()) for x in self.losses):
@@ -72,7 +85,10 @@ class Session:
         tol = default(case.dtype)
         if self.expectations is not None:
             tol = self.expectations.tolerance_for(case, check, tol)
-        result = evaluate_check(self.run_of(case), check, tol)
+        try:
+            result = evaluate_check(self.run_of(case), check, tol)
+        except Exception as err:  # a harness bug must not hide the other results
+            result = CheckResult(case, check, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
         if self.expectations is not None and result.status in (FAIL, ERROR):
             entry = self.expectations.deviation_for(case, check)
             if entry is not None:
@@ -96,13 +112,22 @@ class Session:
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per loss: counts by status and the worst value/grad errors in ULPs per dtype."""
-        table: dict[str, dict[str, Any]] = defaultdict(lambda: {PASS: 0, FAIL: 0, ERROR: 0, SKIP: 0, KNOWN: 0, "worst": {}})
+        table: dict[str, dict[str, Any]] = defaultdict(
+            lambda: {PASS: 0, "stable": 0, FAIL: 0, ERROR: 0, SKIP: 0, KNOWN: 0, "worst": {}, "worst_grad": {}}
+        )
         for r in self.results:
             row = table[r.case.loss]
             row[r.status] += 1
-            if r.error_ulps is not None and r.status != SKIP:
+            if r.status == PASS and r.verdict == "within stability bound":
+                row["stable"] += 1
+            if r.error_ulps is None or r.status == SKIP:
+                continue
+            if r.check == "value":
                 w = row["worst"]
                 w[r.case.dtype] = max(w.get(r.case.dtype, 0.0), r.error_ulps)
+            elif r.check.startswith("grad:") and r.error_scale is not None:
+                w = row["worst_grad"]
+                w[r.case.dtype] = max(w.get(r.case.dtype, 0.0), r.error_scale)
         return dict(table)
 
     def to_json(self) -> dict[str, Any]:
@@ -136,27 +161,31 @@ class Session:
 
 
 def format_summary(session: Session) -> list[str]:
-    """The one-screen terminal summary, a line per loss."""
+    """The one-screen terminal summary, a line per loss. 'stable' counts passes that
+    needed the stability bound; value errors are in ULPs, gradient errors normwise in eps."""
     summ = session.summary()
     lines = [
         f"lossconf: backend {session.backend.name} {session.backend.version} -- {len(session.results)} checks",
-        f"{'loss':<34} {'pass':>5} {'fail':>5} {'error':>5} {'skip':>5} {'known':>5}  worst ULP (f16 / f32 / f64)",
+        f"{'loss':<30} {'pass':>5} {'(stbl)':>6} {'fail':>5} {'error':>5} {'skip':>5} {'known':>5}"
+        "  worst value ULP f16/f32/f64   worst grad eps*norm f16/f32/f64",
     ]
-    totals = defaultdict(int)
+    totals: dict[str, int] = defaultdict(int)
+    keys = (PASS, "stable", FAIL, ERROR, SKIP, KNOWN)
     for loss in sorted(summ, key=lambda x: x.rsplit(".", 1)[-1].lower()):
         row = summ[loss]
-        w = row["worst"]
-        worst = " / ".join(_g(w.get(d)) for d in ("float16", "float32", "float64"))
+        worst = "/".join(_g(row["worst"].get(d)) for d in ("float16", "float32", "float64"))
+        worst_g = "/".join(_g(row["worst_grad"].get(d)) for d in ("float16", "float32", "float64"))
         lines.append(
-            f"{loss.rsplit('.', 1)[-1]:<34} {row[PASS]:>5} {row[FAIL]:>5} {row[ERROR]:>5} {row[SKIP]:>5} {row[KNOWN]:>5}  {worst}"
+            f"{loss.rsplit('.', 1)[-1]:<30} {row[PASS]:>5} {row['stable']:>6} {row[FAIL]:>5} {row[ERROR]:>5} "
+            f"{row[SKIP]:>5} {row[KNOWN]:>5}  {worst:<28} {worst_g}"
         )
-        for k in (PASS, FAIL, ERROR, SKIP, KNOWN):
+        for k in keys:
             totals[k] += row[k]
     lines.append(
-        f"{'total':<34} {totals[PASS]:>5} {totals[FAIL]:>5} {totals[ERROR]:>5} {totals[SKIP]:>5} {totals[KNOWN]:>5}"
+        f"{'total':<30} {totals[PASS]:>5} {totals['stable']:>6} {totals[FAIL]:>5} {totals[ERROR]:>5} "
+        f"{totals[SKIP]:>5} {totals[KNOWN]:>5}"
     )
-    unused = session.unused_expectations()
-    for e in unused:
+    for e in session.unused_expectations():
         lines.append(f"expectation no longer needed: {e.describe()}: {e.reason}")
     return lines
 

@@ -116,7 +116,12 @@ def logsumexp(x: Array, axis: int, keepdims: bool = False) -> Array:
 
 
 def log_softmax(x: Array, axis: int) -> Array:
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    """(x - max) - log(sum(exp(x - max))): shifting first keeps O(1) results exact even
+    when the logits are huge (x - logsumexp(x) would cancel at +-1e300)."""
+    m = amax(x, axis=axis, keepdims=True)
+    finite_m = np.where(isfinite(m), m, mpf(0))
+    shifted = (x - finite_m).astype(object)
+    return (shifted - log(asum(exp(shifted), axis=axis, keepdims=True))).astype(object)
 
 
 def softmax(x: Array, axis: int) -> Array:

@@ -200,20 +200,22 @@ def generate(
                 results[loss_id] = (name, text)
                 done += 1
                 if progress:
-                    progress(f"[{done}/{len(ids)}] {loss_id} -> {name} ({text.count(chr(10)) - 1} cases)")
+                    progress(f"[{done}/{len(ids)}] {loss_id} -> {name} ({text.count(chr(10)) - 2} cases)")
     else:
         for job in work:
             loss_id, name, text = _render_job(job)
             results[loss_id] = (name, text)
             done += 1
             if progress:
-                progress(f"[{done}/{len(ids)}] {loss_id} -> {name} ({text.count(chr(10)) - 1} cases)")
+                progress(f"[{done}/{len(ids)}] {loss_id} -> {name} ({text.count(chr(10)) - 2} cases)")
     for loss_id in ids:
         name, text = results[loss_id]
         data = text.encode()
         (out_dir / name).write_bytes(data)
         digests[name] = sha256(data)
     write_manifest(out_dir, digests)
+    schema = Path(__file__).resolve().parent.parent / "conformance" / "fixtures_schema.json"
+    (out_dir / "schema.json").write_bytes(schema.read_bytes())
     return digests
 
 

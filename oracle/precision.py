@@ -155,6 +155,10 @@ def round_to(x: mpf, dtype: str) -> float:
     sign, man, exp, bc = x._mpf_
     # |x| = man * 2**exp with man odd; its leading bit has exponent exp + bc - 1.
     lead = exp + bc - 1
+    if lead < fmt.emin - fmt.precision - 1:  # below half the smallest subnormal
+        return -0.0 if sign else 0.0
+    if lead > fmt.emax + 1:
+        return float("-inf") if sign else float("inf")
     quantum_exp = max(lead, fmt.emin) - fmt.precision + 1
     shift = quantum_exp - exp
     if shift <= 0:
