@@ -1,0 +1,93 @@
+"""NumPy kernel of mxnet.gluon.loss.TripletLoss (see oracle/losses/triplet_loss.py).
+
+out[b] = weight * max(d_b + margin, 0) with d_b = sum_{i in b} (positive_i - pred_i)^2 -
+(negative_i - pred_i)^2. Each term is computed factored,
+
+    (p - x)^2 - (n - x)^2 = (p - n) * ((p - x) + (n - x)),
+
+so it never squares a large difference (no overflow where the exact loss is finite) and
+p - n is one rounding. Gradients where d_b + margin > 0 (0 elsewhere, also at the kink
+d_b + margin == 0, which is inside the oracle's interval):
+d/dpred = 2w(n - p), d/dpositive = 2w(p - x), d/dnegative = -2w(n - x), times the cotangent.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+LOSS_ID = "mxnet.gluon.loss.TripletLoss"
+
+
+def _check_options(options: dict) -> None:
+    margin = options["margin"]
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, (int, float))
+        or not math.isfinite(margin)
+        or not margin > 0
+    ):
+        raise ValueError(
+            f"{LOSS_ID}: option margin={margin!r} is invalid; expected a positive real number"
+        )
+    w = options["weight"]
+    if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w)):
+        raise ValueError(f"{LOSS_ID}: option weight={w!r} is invalid; expected None or a finite real number")
+
+
+def _like_pred(name: str, x: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    if x.size != pred.size:
+        raise ValueError(
+            f"{LOSS_ID}: input {name} has shape {x.shape} ({x.size} elements); expected the "
+            f"same number of elements as pred {pred.shape} ({pred.size})"
+        )
+    return x.reshape(pred.shape)
+
+
+def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
+    _check_options(options)
+    if "sample_weight" in inputs:
+        raise ValueError(f"{LOSS_ID}: unexpected input sample_weight; the inputs are pred, positive, negative")
+    pred = np.asarray(inputs["pred"])
+    dtype = pred.dtype
+    shape_in = pred.shape
+    if pred.ndim == 0:
+        pred = pred.reshape(1)
+    pos = _like_pred("positive", np.asarray(inputs["positive"]), pred)
+    neg = _like_pred("negative", np.asarray(inputs["negative"]), pred)
+    ndim = pred.ndim
+    batch_axis = options["batch_axis"]
+    if isinstance(batch_axis, bool) or not isinstance(batch_axis, int) or not -ndim <= batch_axis < ndim:
+        raise ValueError(
+            f"{LOSS_ID}: option batch_axis={batch_axis!r} is out of range for pred with {ndim} "
+            f"dimension(s); expected an int in [{-ndim}, {ndim - 1}]"
+        )
+    axis = batch_axis % ndim
+    axes = tuple(a for a in range(ndim) if a != axis)
+    one = dtype.type
+    w = one(1) if options["weight"] is None else one(options["weight"])
+
+    dp = pos - pred
+    dn = neg - pred
+    term = (pos - neg) * (dp + dn)
+    d = np.sum(term, axis=axes, dtype=dtype) if axes else term
+    inner = (d + one(options["margin"])).astype(dtype)
+    out = (w * np.maximum(inner, one(0))).astype(dtype)
+
+    grads = {}
+    if wrt:
+        ct = np.asarray(cotangent, dtype=dtype).reshape(inner.shape)
+        c = np.where(inner > 0, one(2) * (ct * w), one(0)).astype(dtype)
+        c = np.expand_dims(c, axes) if axes else c
+        full = {
+            "pred": lambda: c * (neg - pos),
+            "positive": lambda: c * dp,
+            "negative": lambda: -(c * dn),
+        }
+        for name in wrt:
+            if name not in full:
+                raise ValueError(f"{LOSS_ID}: cannot differentiate with respect to {name!r}")
+            g = full[name]().astype(dtype)
+            grads[name] = g.reshape(np.shape(inputs[name]) if name != "pred" else shape_in)
+    return out.astype(dtype), grads
