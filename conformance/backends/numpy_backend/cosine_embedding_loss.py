@@ -156,9 +156,8 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
     v_perp = _perp(vs, us, dot / nu2, nu2)
     u_perp = _perp(us, vs, dot / nv2, nv2)
     # 1 - c = (1 - c^2) / (1 + c) with 1 - c^2 = |v_perp|^2 / |v|^2 (no cancellation)
-    one_minus_c = np.where(
-        c > 0, (np.sum(v_perp * v_perp, axis=1, dtype=dtype) / nv2) / (one(1) + c), one(1) - c
-    )
+    sin2 = np.sum(v_perp * v_perp, axis=1, dtype=dtype) / nv2
+    one_minus_c = np.where(c > 0, sin2 / np.where(c > 0, one(1) + c, one(1)), one(1) - c)
     pos = label == 1
     margin = one(options["margin"])
     per = np.where(pos, one_minus_c, np.maximum(c - margin, one(0)))
