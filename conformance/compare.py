@@ -143,6 +143,13 @@ def measure(
         m.verdict = FAILS
         bad = ~elem_ok & finite
         m.details["failing_elements"] = int(bad.sum())
+        nan_at = np.isnan(obs) & finite
+        if nan_at.any():
+            first = [int(i) for i in next(zip(*np.nonzero(nan_at)))]
+            m.message = f"nan at {first} ({int(nan_at.sum())} element(s)) where the exact value is finite"
+        elif np.isinf(obs[finite]).any():
+            first = [int(i) for i in next(zip(*np.nonzero(np.isinf(obs) & finite)))]
+            m.message = f"inf at {first} where the exact value is finite (overflow?)"
     elif not bool(np.all(elem_ok_ulps[finite])):
         m.verdict = STABLE
     return m

@@ -36,7 +36,7 @@ def _sample(loss: str, opts: dict, seed: int) -> dict:
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=_id)
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_vjp_matches_numerical_derivative(variant, seed):
     loss, opts = variant
