@@ -69,6 +69,21 @@ def in_dtype(values: Any, dtype: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).astype(dtype)
 
 
+def mp_apply(fn: Any, values: Any) -> np.ndarray:
+    """``fn`` (an mpmath function) applied to each value exactly, correctly rounded to
+    float64. Case inputs derived through exp, log, sqrt, ... use this rather than numpy's
+    ufuncs, whose last bit differs between numpy versions and CPUs, so that regenerating
+    fixtures gives the same bytes everywhere."""
+    import mpmath
+
+    from .precision import round_to, working_precision
+
+    arr = np.asarray(values, dtype=np.float64)
+    with working_precision():
+        out = [round_to(fn(mpmath.mpf(float(v))), "float64") for v in arr.ravel()]
+    return np.asarray(out, dtype=np.float64).reshape(arr.shape)
+
+
 def uniform(rng: random.Random, shape: Sequence[int], lo: float, hi: float, dtype: str) -> np.ndarray:
     n = int(np.prod(shape, dtype=np.int64))
     return in_dtype([rng.uniform(lo, hi) for _ in range(n)], dtype).reshape(tuple(shape))

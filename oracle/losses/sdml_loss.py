@@ -268,8 +268,8 @@ def cases() -> Iterator[C.Case]:
         # rows 0 and 1 on their pairs: softmax_j(-d_ij) = (0.7, 0.15, 0.15) = labels_i up to
         # the rounding of the inputs, so rows 0 and 1 have a KL of order eps^2; row 2 is
         # ordinary (and keeps the gradients well away from zero)
-        side = float(np.sqrt(np.log(0.7 / 0.15)))
-        tri = C.in_dtype([[0.0, 0.0], [side, 0.0], [side / 2, side * np.sqrt(3) / 2]], dtype)
+        side = float(C.mp_apply(lambda v: mpmath.sqrt(mpmath.log(v)), 0.7 / 0.15))
+        tri = C.in_dtype([[0.0, 0.0], [side, 0.0], [side / 2, side * float(C.mp_apply(mpmath.sqrt, 3.0)) / 2]], dtype)
         yield C.Case(
             f"tiny-kl-{dtype}",
             {"x1": C.in_dtype([tri[0], tri[1], [side / 2, -side]], dtype), "x2": tri},
