@@ -52,10 +52,10 @@ def _infinity_problems(obs: np.ndarray, hi: np.ndarray, text: list[str] | None) 
         e, o = hi[idx], obs[idx]
         if np.isnan(e):
             if not np.isnan(o):
-                msgs.append(f"at {list(idx)} exact value is undefined (nan) but the backend returned {_fmt(o)}")
+                msgs.append(f"at {[int(i) for i in idx]} exact value is undefined (nan) but the backend returned {_fmt(o)}")
         elif not (np.isinf(o) and np.sign(o) == np.sign(e)):
             what = "nan" if np.isnan(o) else ("the opposite infinity" if np.isinf(o) else f"the finite number {_fmt(o)}")
-            msgs.append(f"at {list(idx)} exact value is {'+' if e > 0 else '-'}inf but the backend returned {what}")
+            msgs.append(f"at {[int(i) for i in idx]} exact value is {'+' if e > 0 else '-'}inf but the backend returned {what}")
     return special, msgs
 
 
@@ -150,6 +150,32 @@ def measure(
         elif np.isinf(obs[finite]).any():
             first = [int(i) for i in next(zip(*np.nonzero(np.isinf(obs) & finite)))]
             m.message = f"inf at {first} where the exact value is finite (overflow?)"
+        else:
+            m.message = _diagnose(obs, hi, err, scaled, bad, dtype, tol, bound)
     elif not bool(np.all(elem_ok_ulps[finite])):
         m.verdict = STABLE
     return m
+
+
+#: the next narrower format, for recognising a result computed in it
+_NARROWER = {"float64": "float32", "float32": "float16"}
+
+
+def _diagnose(obs, hi, err, scaled, bad, dtype, tol, bound) -> str:
+    """The failure message for finite errors beyond tolerance, with a hint at the cause
+    where the pattern is unmistakable: every failing element has the exact value's
+    magnitude with the opposite sign, or every error would pass at the next narrower
+    dtype's precision (the result was computed in that dtype)."""
+    msg = f"error beyond tolerance in {int(bad.sum())} element(s)"
+    o, h = obs[bad], hi[bad]
+    if np.all((h != 0) & (np.abs(o + h) <= 1e-2 * np.abs(h))):
+        return msg + ", each with the exact value's magnitude and the opposite sign (sign flipped?)"
+    narrow = _NARROWER.get(dtype)
+    if narrow is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            narrow_ulps = err / ulp(hi, narrow)
+            ok = (narrow_ulps <= tol.ulps) | (scaled * (eps(dtype) / eps(narrow)) <= bound)
+        # and the errors look like the narrower rounding, not like a few ULPs of dtype
+        if np.all(ok[bad]) and np.max(narrow_ulps[bad]) >= 0.05:
+            return msg + f"; every error is within {narrow}'s tolerance (computed in {narrow} instead of {dtype}?)"
+    return msg

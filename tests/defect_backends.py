@@ -1,0 +1,344 @@
+"""Backends with one injected defect each, for proving that the harness's checks can fail
+(issue 4, deliverable 8). Each wraps the reference ``numpy`` backend and changes exactly
+one thing; ``tests/test_injected_defects.py`` runs the harness on them and asserts which
+check catches the defect and that the message names its cause.
+
+Every backend here is also usable from the command line, e.g.
+``lossconf run tests.defect_backends:column_output --loss L2Loss``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from conformance.backends.numpy_backend import NumpyBackend
+from conformance.protocol import Call, Outcome
+
+_REFERENCE = NumpyBackend()
+SCE = "mxnet.gluon.loss.SoftmaxCrossEntropyLoss"
+
+
+class Wrapped:
+    """The numpy backend, unchanged; subclasses inject one defect."""
+
+    name = "numpy-with-defect"
+    version = "0"
+    defect = "none"
+
+    def __init__(self) -> None:
+        self.inner = _REFERENCE
+
+    def build_info(self) -> dict:
+        return {"wraps": f"numpy {_REFERENCE.version}", "defect": self.defect}
+
+    def supports(self, call: Call) -> str | None:
+        return self.inner.supports(call)
+
+    def run(self, call: Call) -> Outcome:
+        return self.inner.run(call)
+
+
+# ----------------------------------------------------------------- numerical defects
+
+
+class FlippedGradSign(Wrapped):
+    """The VJP for one input has the wrong sign (e.g. ``pred`` of SoftmaxCrossEntropyLoss)."""
+
+    defect = "gradient sign flipped"
+
+    def __init__(self, input_name: str = "pred") -> None:
+        super().__init__()
+        self.input_name = input_name
+
+    def run(self, call: Call) -> Outcome:
+        out = self.inner.run(call)
+        if self.input_name in out.grads:
+            out.grads[self.input_name] = -out.grads[self.input_name]
+        return out
+
+
+class Float32Accumulation(Wrapped):
+    """Asked for float64, computes in float32 and casts the results back to float64."""
+
+    defect = "float32 accumulation for float64"
+
+    def run(self, call: Call) -> Outcome:
+        if call.dtype != "float64":
+            return self.inner.run(call)
+        narrow = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in call.inputs.items()}
+        ct = None if call.cotangent is None else np.asarray(call.cotangent, np.float32)
+        out = self.inner.run(replace(call, inputs=narrow, dtype="float32", cotangent=ct))
+        return Outcome(
+            np.asarray(out.output).astype(np.float64),
+            {k: np.asarray(g).astype(np.float64) for k, g in out.grads.items()},
+        )
+
+
+class DroppedSampleWeight(Wrapped):
+    """Ignores the ``sample_weight`` input."""
+
+    defect = "sample_weight dropped"
+
+    def run(self, call: Call) -> Outcome:
+        inputs = {k: v for k, v in call.inputs.items() if k != "sample_weight"}
+        return self.inner.run(replace(call, inputs=inputs))
+
+
+class BatchAxisIgnored(Wrapped):
+    """Always reduces as if ``batch_axis`` were 0."""
+
+    defect = "batch_axis ignored"
+
+    def run(self, call: Call) -> Outcome:
+        if "batch_axis" not in call.options:
+            return self.inner.run(call)
+        wrong = replace(call, options={**call.options, "batch_axis": 0})
+        out = self.inner.run(replace(wrong, wrt=(), cotangent=None))
+        if call.wrt:  # the backward pass takes the cotangent at the shape it produced
+            ct = np.resize(np.asarray(call.cotangent), np.shape(out.output))
+            out = self.inner.run(replace(wrong, cotangent=ct))
+        return out
+
+
+class ColumnOutput(Wrapped):
+    """Returns an ``(N, 1)`` output where ``(N,)`` is documented (as MXNet 1.x often does)."""
+
+    defect = "(N, 1) output"
+
+    def run(self, call: Call) -> Outcome:
+        out = self.inner.run(call)
+        output = np.asarray(out.output)
+        if output.ndim == 1:
+            output = output.reshape(-1, 1)
+        return Outcome(output, out.grads)
+
+
+class NanForExtreme(Wrapped):
+    """Returns nan (output and gradients) when any float input has |x| > 1000, as an
+    overflowing exp followed by inf/inf would."""
+
+    defect = "nan for extreme inputs"
+    limit = 1000.0
+
+    def run(self, call: Call) -> Outcome:
+        out = self.inner.run(call)
+        extreme = any(
+            v.dtype.kind == "f" and bool(np.any(np.abs(v[np.isfinite(v)]) > self.limit)) for v in call.inputs.values()
+        )
+        if not extreme:
+            return out
+        nan = np.asarray(np.nan, dtype=call.dtype)
+        return Outcome(
+            np.full_like(np.asarray(out.output), nan),
+            {k: np.full_like(np.asarray(g), nan) for k, g in out.grads.items()},
+        )
+
+
+class NaiveLogSumExp(Wrapped):
+    """SoftmaxCrossEntropyLoss with log_softmax(x) = x - log(sum(exp(x))), without
+    subtracting the maximum first: exp overflows for large logits. Gradients and every
+    other loss are the reference's."""
+
+    defect = "unstable log-sum-exp"
+
+    def run(self, call: Call) -> Outcome:
+        out = self.inner.run(call)
+        if call.loss != SCE or call.options["from_logits"]:
+            return out
+        return Outcome(_naive_sce_value(call), out.grads)
+
+
+def _naive_sce_value(call: Call) -> np.ndarray:
+    o = call.options
+    x = np.asarray(call.inputs["pred"])
+    dt = x.dtype
+    ax, ba = int(o["axis"]) % x.ndim, int(o["batch_axis"]) % x.ndim
+    label = np.asarray(call.inputs["label"])
+    with np.errstate(all="ignore"):
+        logp = x - np.log(np.sum(np.exp(x), axis=ax, keepdims=True))  # the defect
+        if o["sparse_label"]:
+            elem = -np.take_along_axis(logp, np.expand_dims(label.astype(np.int64), ax), axis=ax)
+        else:
+            lab = label.astype(dt)
+            elem = -np.sum(np.where(lab == 0, dt.type(0), lab * logp), axis=ax, keepdims=True)
+        sw = call.inputs.get("sample_weight")
+        if sw is not None:
+            elem = elem * sw.astype(dt)
+        if o.get("weight") is not None:
+            elem = elem * dt.type(o["weight"])
+        other = tuple(i for i in range(x.ndim) if i != ba)
+        return np.asarray(np.mean(elem, axis=other), dtype=dt)
+
+
+class WrongOutputDtype(Wrapped):
+    """Returns a float32 output whatever dtype was asked for."""
+
+    defect = "float32 output"
+
+    def run(self, call: Call) -> Outcome:
+        out = self.inner.run(call)
+        return Outcome(np.asarray(out.output).astype(np.float32), out.grads)
+
+
+# ----------------------------------------------------------------- behavioural defects
+
+
+class RaisesOnSampleWeight(Wrapped):
+    """Raises on every call that passes ``sample_weight`` (valid input included)."""
+
+    defect = "exception"
+
+    def run(self, call: Call) -> Outcome:
+        if call.inputs.get("sample_weight") is not None:
+            raise RuntimeError("sample_weight is not implemented in this kernel")
+        return self.inner.run(call)
+
+
+class Hangs(Wrapped):
+    """Sleeps far beyond any sensible per-call time limit on one call: the float64 call
+    whose ``pred`` has shape ``(4, 3)`` (L2Loss's batch_axis=1 case)."""
+
+    defect = "hangs"
+
+    def __init__(self, seconds: float = 30.0) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def run(self, call: Call) -> Outcome:
+        if call.dtype == "float64" and call.inputs["pred"].shape == (4, 3):
+            time.sleep(self.seconds)
+        return self.inner.run(call)
+
+
+class WrongType(Wrapped):
+    """Returns something that is not an array where an array belongs.
+
+    ``kind``: ``"list"`` (output as a nested Python list), ``"str"`` (output as text),
+    ``"tuple"`` (a bare ``(output, grads)`` tuple instead of an Outcome), ``"grad-str"``
+    (the gradient as text)."""
+
+    defect = "wrong return type"
+
+    def __init__(self, kind: str = "list") -> None:
+        super().__init__()
+        self.kind = kind
+
+    def run(self, call: Call):
+        out = self.inner.run(call)
+        output = np.asarray(out.output)
+        if self.kind == "list":
+            return Outcome(output.tolist(), out.grads)
+        if self.kind == "str":
+            return Outcome(str(output), out.grads)
+        if self.kind == "tuple":
+            return output, out.grads
+        if self.kind == "grad-str":
+            return Outcome(output, {k: str(np.asarray(g)) for k, g in out.grads.items()})
+        raise ValueError(self.kind)
+
+
+class DropsLastSample(Wrapped):
+    """Returns one sample too few (an off-by-one in the batch loop)."""
+
+    defect = "wrong output shape"
+
+    def run(self, call: Call) -> Outcome:
+        out = self.inner.run(call)
+        return Outcome(np.asarray(out.output)[:-1], out.grads)
+
+
+class FlatGradient(Wrapped):
+    """Returns each gradient flattened to 1-D (right values, wrong shape)."""
+
+    defect = "wrong gradient shape"
+
+    def run(self, call: Call) -> Outcome:
+        out = self.inner.run(call)
+        return Outcome(out.output, {k: np.asarray(g).ravel() for k, g in out.grads.items()})
+
+
+class AccumulatesGradients(Wrapped):
+    """Keeps state between calls: gradients are added into a buffer per input (like
+    ``grad_req='add'`` on a reused parameter) that is never zeroed, so a second identical
+    call returns twice the gradient. The first call of every case is correct."""
+
+    defect = "state kept between calls"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffers: dict[tuple, np.ndarray] = {}
+
+    def run(self, call: Call) -> Outcome:
+        out = self.inner.run(call)
+        key0 = (call.loss, call.dtype, repr(sorted(call.options.items())))
+        key0 += tuple((k, v.dtype.str, v.shape, v.tobytes()) for k, v in sorted(call.inputs.items()))
+        grads = {}
+        for name, g in out.grads.items():
+            buf = self.buffers.setdefault((*key0, name), np.zeros_like(np.asarray(g)))
+            buf += g
+            grads[name] = buf.copy()
+        return Outcome(out.output, grads)
+
+
+class MutatesInputs(Wrapped):
+    """Shifts ``pred`` in place by its maximum (the in-place "stable softmax" trick) after
+    computing; the results are right, the caller's array is not."""
+
+    defect = "mutates its input"
+
+    def run(self, call: Call) -> Outcome:
+        out = self.inner.run(call)
+        pred = call.inputs["pred"]
+        if pred.dtype.kind == "f" and pred.size and np.isfinite(pred).all():
+            pred -= pred.max(axis=-1, keepdims=True)
+        return out
+
+
+class Lenient(Wrapped):
+    """Never rejects input: where the reference raises, returns zeros."""
+
+    defect = "accepts invalid input"
+
+    def run(self, call: Call) -> Outcome:
+        try:
+            return self.inner.run(call)
+        except ValueError:
+            first = next(iter(call.inputs.values()))
+            return Outcome(np.zeros(first.shape[:1], call.dtype), {})
+
+
+class NoFloat16(Wrapped):
+    """Not a defect: declares float16 unsupported (the harness must skip, with the reason)."""
+
+    defect = "none (float16 unsupported)"
+
+    def supports(self, call: Call) -> str | None:
+        if call.dtype == "float16":
+            return "float16 is not implemented by this backend"
+        return self.inner.supports(call)
+
+
+class SupportsRaises(Wrapped):
+    """``supports()`` itself raises for float32 calls."""
+
+    defect = "supports() raises"
+
+    def supports(self, call: Call) -> str | None:
+        if call.dtype == "float32":
+            raise KeyError("float32")
+        return self.inner.supports(call)
+
+
+# instances for ``module:attribute`` use
+flipped_grad_sign = FlippedGradSign()
+float32_accumulation = Float32Accumulation()
+dropped_sample_weight = DroppedSampleWeight()
+batch_axis_ignored = BatchAxisIgnored()
+column_output = ColumnOutput()
+nan_for_extreme = NanForExtreme()
+naive_log_sum_exp = NaiveLogSumExp()
+raises_on_sample_weight = RaisesOnSampleWeight()
+hangs = Hangs()
