@@ -1,0 +1,75 @@
+"""Real results files for the report and diff tests: the L2Loss fixtures, generated once
+per test session into a temporary directory, run on the numpy backend and on
+``tests.regressed_backend:backend`` (numpy with L2Loss deliberately broken)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from conformance.backends import load_backend
+from conformance.session import Filters, Session
+
+REGRESSED = "tests.regressed_backend:backend"
+
+
+@functools.cache
+def workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="lossconf-report-tests-"))
+
+
+@functools.cache
+def fixtures_dir() -> Path:
+    from oracle import fixtures
+
+    out = workdir() / "fixtures"
+    fixtures.generate(out, ["mxnet.gluon.loss.L2Loss"], jobs=1)
+    return out
+
+
+def run(spec: str, path: Path) -> Path:
+    """Run every L2Loss check on a backend, the way the pytest plugin does, and write the
+    results JSON to ``path``."""
+    backend = load_backend(spec)
+    filters = Filters(losses=["L2Loss"])
+    session = Session.open(backend, fixtures_dir(), filters, None, 60.0)
+    for case, check in session.items(filters):
+        session.check(case, check)
+    session.write(path)
+    return path
+
+
+@functools.cache
+def numpy_results() -> Path:
+    return run("numpy", workdir() / "results-numpy.json")
+
+
+@functools.cache
+def numpy_rerun_results() -> Path:
+    """A second, independent run of the unchanged numpy backend."""
+    return run("numpy", workdir() / "results-numpy-rerun.json")
+
+
+@functools.cache
+def regressed_results() -> Path:
+    return run(REGRESSED, workdir() / "results-regressed.json")
+
+
+def read(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def write(doc: dict[str, Any], path: Path) -> Path:
+    path.write_text(json.dumps(doc, indent=1))
+    return path
+
+
+def edited(path: Path, out: Path, edit) -> Path:
+    """A copy of a results file with ``edit(doc)`` applied."""
+    doc = copy.deepcopy(read(path))
+    edit(doc)
+    return write(doc, out)
