@@ -36,7 +36,7 @@ import os
 import re
 import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1073,8 +1073,11 @@ def run_backends(backends: list[str], out: Path, fixtures: str | None) -> list[P
         if not path.exists():
             why = tail[-1].removeprefix("Exit: ") if tail else f"exit code {proc.returncode}"
             raise ResultsError(f"backend {b}: the run wrote no results ({_clip(why, 300)})")
-        counts = [ln for ln in tail if re.search(r"\d+ (passed|failed|skipped|xfailed)", ln)]
-        done = counts[-1].strip("= ") if counts else f"exit code {proc.returncode}"
+        try:
+            statuses = Counter(str(r.get("status")) for r in json.loads(path.read_text())["records"])
+            done = f"{sum(statuses.values())} checks (" + ", ".join(f"{statuses[k]} {k}" for k in STATUSES) + ")"
+        except (ValueError, KeyError, TypeError, AttributeError):
+            done = f"exit code {proc.returncode}"
         print(f"lossconf report: backend {b}: {done}; results in {path}", file=sys.stderr)
         paths.append(path)
     return paths
