@@ -34,16 +34,22 @@ def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
     p, emin = FORMATS[dtype]
     ax = np.abs(x)
     with np.errstate(divide="ignore", invalid="ignore"):
-        _, e = np.frexp(np.where(np.isfinite(ax) & (ax > 0), ax, 1.0))
-    e = np.maximum(e - 1, emin)
+        _, e = np.frexp(np.where(np.isfinite(ax), ax, 1.0))
+    e = np.where(ax > 0, np.maximum(e - 1, emin), emin)
     return np.ldexp(1.0, e - p + 1)
 
 
-def _fmt(v: float) -> str:
-    return np.format_float_scientific(v, precision=9, trim="-") if np.isfinite(v) else str(v)
+def _fmt(v: float, dtype: np.dtype | str = "float64") -> str:
+    """The shortest decimal that round-trips ``v`` as a ``dtype`` number: an observed
+    value is shown exactly as the backend returned it, every digit that differs visible."""
+    if not np.isfinite(v):
+        return str(v)
+    return np.format_float_scientific(np.dtype(dtype).type(v), unique=True, trim="-")
 
 
-def _infinity_problems(obs: np.ndarray, hi: np.ndarray, text: list[str] | None) -> tuple[np.ndarray, list[str]]:
+def _infinity_problems(
+    obs: np.ndarray, hi: np.ndarray, text: list[str] | None, obs_dtype: np.dtype | str = "float64"
+) -> tuple[np.ndarray, list[str]]:
     """Elements whose exact value is not a finite float64 (inf, nan, or beyond float64),
     and whether the backend matched them. Returns (mask of such elements, messages)."""
     special = ~np.isfinite(hi)
@@ -52,9 +58,9 @@ def _infinity_problems(obs: np.ndarray, hi: np.ndarray, text: list[str] | None) 
         e, o = hi[idx], obs[idx]
         if np.isnan(e):
             if not np.isnan(o):
-                msgs.append(f"at {[int(i) for i in idx]} exact value is undefined (nan) but the backend returned {_fmt(o)}")
+                msgs.append(f"at {[int(i) for i in idx]} exact value is undefined (nan) but the backend returned {_fmt(o, obs_dtype)}")
         elif not (np.isinf(o) and np.sign(o) == np.sign(e)):
-            what = "nan" if np.isnan(o) else ("the opposite infinity" if np.isinf(o) else f"the finite number {_fmt(o)}")
+            what = "nan" if np.isnan(o) else ("the opposite infinity" if np.isinf(o) else f"the finite number {_fmt(o, obs_dtype)}")
             msgs.append(f"at {[int(i) for i in idx]} exact value is {'+' if e > 0 else '-'}inf but the backend returned {what}")
     return special, msgs
 
@@ -84,13 +90,15 @@ def measure(
         )
         m.worst_index = () if m.worst_index is not None else None
         return m
-    obs = np.asarray(obs, dtype=np.float64)
+    obs = np.asarray(obs)
+    obs_dtype = obs.dtype if obs.dtype.kind == "f" else np.dtype(np.float64)
+    obs = obs.astype(np.float64)
     with np.errstate(over="ignore"):
         # the exact value as the dtype rounds it: beyond the dtype's range it is +-inf,
         # and the backend must return that infinity (or a finite value within tolerance)
         rounded = (hi + lo).astype(dtype).astype(np.float64)
     overflow = np.isinf(rounded) & np.isfinite(hi) & (obs == rounded)
-    special, msgs = _infinity_problems(obs, np.where(overflow, rounded, hi), text)
+    special, msgs = _infinity_problems(obs, np.where(overflow, rounded, hi), text, obs_dtype)
     finite = ~special
     err = np.zeros(hi.shape)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -130,7 +138,7 @@ def measure(
     )
     if worst is not None:
         m.expected = text[int(np.ravel_multi_index(worst, err.shape))] if text else _fmt(hi[worst])
-        m.observed = _fmt(obs[worst])
+        m.observed = _fmt(obs[worst], obs_dtype)
     if msgs:
         m.verdict = FAILS
         m.message = "; ".join(msgs[:3]) + (f" (and {len(msgs) - 3} more)" if len(msgs) > 3 else "")
@@ -138,7 +146,7 @@ def measure(
             idx = next(zip(*np.nonzero(special)))
             m.worst_index = tuple(int(i) for i in idx)
             m.expected = "inf" if hi[idx] > 0 else ("-inf" if hi[idx] < 0 else "nan")
-            m.observed = _fmt(obs[idx])
+            m.observed = _fmt(obs[idx], obs_dtype)
     elif not bool(np.all(elem_ok[finite])):
         m.verdict = FAILS
         bad = ~elem_ok & finite

@@ -99,11 +99,12 @@ class Session:
         return result
 
     def unused_expectations(self) -> list:
-        """Listed deviations that did not occur, among the losses this run covered."""
+        """Listed deviations that did not occur although this run checked (not skipped) a
+        case and check they match; entries for what the run did not cover say nothing."""
         if not self.expectations:
             return []
-        covered = {c.loss.lower() for c in self.cases} | {c.short_loss.lower() for c in self.cases}
-        return [e for e in self.expectations.unused() if e.loss.lower() in covered]
+        ran = [(r.case, r.check) for r in self.results if r.status != SKIP]
+        return [e for e in self.expectations.unused() if any(e.matches(c, k) for c, k in ran)]
 
     # ------------------------------------------------------------------ reporting
 

@@ -206,7 +206,6 @@ def test_defect_is_caught(name, all_cases):
     # on exactly the cases the defect affects; the others pass every check
     affected = {r.case.test_id for r in caught}
     assert affected == {r.case.test_id for r in results if spec.affects(r.case)}
-    assert len(affected) < len({r.case.test_id for r in results}) or all(spec.affects(r.case) for r in results)
     if name == "hangs":  # the run went on after the hanging call, and promptly
         assert elapsed < 0.5 * len(affected) + 3.0
         assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # no alarm left armed

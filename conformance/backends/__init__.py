@@ -37,6 +37,8 @@ def load_backend(spec: str) -> Backend:
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as err:
+            if err.name and (mod == err.name or mod.startswith(err.name + ".")):
+                raise BackendError(f"built-in backend {spec!r}: its module {mod} is missing from this installation") from None
             raise BackendError(
                 f"backend {spec!r} needs the package {err.name!r}, which is not installed here: "
                 f"pip install {install}  (or run it in its tox environment: tox -e {spec})"
