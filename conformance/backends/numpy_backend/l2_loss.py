@@ -34,7 +34,8 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
             raise ValueError(f"{LOSS_ID}: sample_weight of shape {sw.shape} does not broadcast to pred's {pred.shape}") from None
         factor = factor * sw
     diff = pred - label
-    out = np.sum(factor * diff * diff, axis=axes, dtype=dtype) if axes else factor * diff * diff
+    with np.errstate(over="ignore"):  # a square beyond the dtype's range is inf, as it rounds
+        out = np.sum(factor * diff * diff, axis=axes, dtype=dtype) if axes else factor * diff * diff
     grads = {}
     if "pred" in wrt:
         ct = np.expand_dims(np.asarray(cotangent, dtype=dtype), axes) if axes else np.asarray(cotangent, dtype=dtype)
