@@ -39,8 +39,10 @@ def load_backend(spec: str) -> Backend:
         except ModuleNotFoundError as err:
             if err.name and (mod == err.name or mod.startswith(err.name + ".")):
                 raise BackendError(f"built-in backend {spec!r}: its module {mod} is missing from this installation") from None
+            detail = str(err)
+            why = "which is not installed here" if detail.startswith("No module named") else f"which failed to import ({detail})"
             raise BackendError(
-                f"backend {spec!r} needs the package {err.name!r}, which is not installed here: "
+                f"backend {spec!r} needs the package {err.name!r}, {why}: "
                 f"pip install {install}  (or run it in its tox environment: tox -e {spec})"
             ) from None
         return _instantiate(getattr(module, attr), f"built-in backend {spec!r}")
