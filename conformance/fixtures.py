@@ -157,6 +157,8 @@ def _read_json(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise FixtureError(f"{path.name}: cannot be read: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise FixtureError(f"{path.name}: not valid JSON (not UTF-8 text: byte {err.start} is {err.object[err.start]:#04x})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -190,8 +192,12 @@ def load_file(path: Path, *, check_digest: str | None = None) -> list[FixtureCas
         raise FixtureError(f"{path.name}: not a lossconf fixtures file")
     if doc.get("format_version") != 1:
         raise FixtureError(f"{path.name}: format_version {doc.get('format_version')!r}; this harness reads 1")
+    if not isinstance(doc.get("loss"), str) or not isinstance(doc.get("cases"), list):
+        raise FixtureError(f"{path.name}: malformed: no 'loss' name or no 'cases' list")
     out = []
-    for c in doc["cases"]:
+    for i, c in enumerate(doc["cases"]):
+        if not isinstance(c, dict):
+            raise FixtureError(f"{path.name}: case {i}: malformed: not a JSON object")
         try:
             out.append(
                 FixtureCase(
@@ -310,24 +316,32 @@ def _consistency(name: str, cases: list[Any]) -> list[Problem]:
         if "cotangent" in c:
             arrays["cotangent"] = c["cotangent"]
         for key, arr in arrays.items():
-            if not isinstance(arr, dict) or "shape" not in arr or "data" not in arr:
-                continue
+            if not isinstance(arr, dict) or not _is_shape(arr.get("shape")) or not isinstance(arr.get("data"), list):
+                continue  # the schema reports it
             if int(np.prod(arr["shape"], dtype=np.int64)) != len(arr["data"]):
                 problems.append(Problem(name, f"{key}: {len(arr['data'])} values for shape {arr['shape']}", label))
             elif arr.get("dtype") in ("float16", "float32", "float64"):
                 for s in arr["data"]:
                     if not isinstance(s, str) or s in ("nan", "inf", "-inf"):
                         continue
-                    narrowed = np.float64(float(s)).astype(arr["dtype"])
+                    try:
+                        narrowed = np.float64(float(s)).astype(arr["dtype"])
+                    except ValueError:
+                        problems.append(Problem(name, f"{key}: {s[:60]!r} is not a number", label))
+                        break
                     if np.format_float_scientific(narrowed, unique=True, trim="-") != s:
                         problems.append(
                             Problem(name, f"{key}: {s} is not the shortest round-trip decimal of a {arr['dtype']} value", label)
                         )
                         break
         exp = c.get("expected")
-        if isinstance(exp, dict) and isinstance(exp.get("shape"), list):
+        if isinstance(exp, dict) and _is_shape(exp.get("shape")):
             n = int(np.prod(exp["shape"], dtype=np.int64))
             for key in ("value", "rounded", "scale"):
                 if isinstance(exp.get(key), list) and len(exp[key]) != n:
                     problems.append(Problem(name, f"expected {key}: {len(exp[key])} values for shape {exp['shape']}", label))
     return problems
+
+
+def _is_shape(shape: Any) -> bool:
+    return isinstance(shape, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in shape)
