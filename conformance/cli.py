@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from importlib.metadata import entry_points
 from pathlib import Path
 
 MAIN_EXAMPLE = """examples:
@@ -80,9 +79,10 @@ def cmd_fixtures_verify(args: argparse.Namespace) -> int:
 
 
 def pytest_args(args: argparse.Namespace) -> list[str]:
-    out = ["--pyargs", "conformance", "--backend", args.backend, "-p", "no:cacheprovider"]
-    if not any(ep.name == "lossconf" for ep in entry_points(group="pytest11")):
-        out += ["-p", "conformance.plugin"]
+    # `lossconf run` loads only its own plugin (third-party pytest plugins cost seconds of
+    # start-up and assert rewriting; `pytest --pyargs conformance` still loads them all)
+    out = ["--pyargs", "conformance", "--backend", args.backend, "-p", "no:cacheprovider", "--assert=plain"]
+    out += ["-p", "conformance.plugin"]
     for opt, flag in (("fixtures", "--fixtures-dir"), ("results", "--results"), ("expectations", "--expectations")):
         if getattr(args, opt, None):
             out += [flag, str(getattr(args, opt))]
@@ -97,8 +97,11 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import os
+
     import pytest
 
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return int(pytest.main(pytest_args(args)))
 
 

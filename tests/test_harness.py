@@ -371,7 +371,7 @@ ID = re.compile(
 def test_collected_test_ids():
     env = {k: v for k, v in os.environ.items() if k != "LOSSCONF_FIXTURES"}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-p", "conformance.plugin", "--backend", "numpy",
+        [sys.executable, "-m", "pytest", "--pyargs", "conformance", "--backend", "numpy",
          "--loss", "SoftmaxCrossEntropyLoss", "--collect-only", "-q", "-p", "no:cacheprovider"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
