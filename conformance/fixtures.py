@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from functools import cached_property
@@ -281,11 +282,16 @@ def verify(directory: Path | None = None) -> list[Problem]:
             continue
         data = path.read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:
-            problems.append(Problem(name, f"changed: SHA-256 differs from {MANIFEST_FILE}"))
+            changed = _changed_cases(data, manifest.get("cases", {}).get(name))
+            if changed:
+                for case in changed:
+                    problems.append(Problem(name, f"changed: SHA-256 of this case differs from {MANIFEST_FILE}", case))
+            else:
+                problems.append(Problem(name, f"changed: SHA-256 differs from {MANIFEST_FILE}"))
         try:
             doc = _read_json(path)
         except FixtureError as err:
-            problems.append(Problem(name, str(err).split(": ", 1)[-1]))
+            problems.append(Problem(name, str(err).split(": ", 1)[-1], _case_at_error(data, err)))
             continue
         for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))[:20]:
             path_ = list(err.absolute_path)
@@ -298,6 +304,49 @@ def verify(directory: Path | None = None) -> list[Problem]:
         if isinstance(doc, dict) and isinstance(doc.get("cases"), list):
             problems.extend(_consistency(name, doc["cases"]))
     return problems
+
+
+_NAME = re.compile(rb'"name":"((?:[^"\\]|\\.)*)"')
+
+
+def case_lines(data: bytes) -> list[bytes]:
+    """The case lines of a fixture file as the generator writes it (one case per line,
+    between the header line and the closing line), without their trailing commas."""
+    lines = data.split(b"\n")
+    return [ln[:-1] if ln.endswith(b",") else ln for ln in lines[1:] if ln.startswith(b"{")]
+
+
+def case_digests(data: bytes) -> list[str]:
+    return [hashlib.sha256(ln).hexdigest() for ln in case_lines(data)]
+
+
+def _label(index: int, line: bytes) -> str:
+    m = _NAME.search(line)
+    return f"{index} ({m.group(1).decode('utf-8', 'replace') if m else '?'})"
+
+
+def _changed_cases(data: bytes, digests: list[str] | None) -> list[str]:
+    """Which cases of a changed file differ from the manifest's per-case digests."""
+    if not digests:
+        return []
+    lines = case_lines(data)
+    out = [_label(i, ln) for i, (ln, d) in enumerate(zip(lines, digests)) if hashlib.sha256(ln).hexdigest() != d]
+    if len(lines) != len(digests):
+        out.append(f"{min(len(lines), len(digests))} (cases {len(digests)} listed, {len(lines)} present)")
+    return out
+
+
+def _case_at_error(data: bytes, err: FixtureError) -> str | None:
+    """The case on the line where a JSON parse error (or a truncation) was found."""
+    m = re.search(r"\(line (\d+),", str(err))
+    if not m:
+        return None
+    lines = data.split(b"\n")
+    lineno = min(int(m.group(1)), len(lines))
+    line = lines[lineno - 1]
+    if lineno < 2 or not line.startswith(b"{"):
+        return None
+    return _label(lineno - 2, line)
 
 
 def _consistency(name: str, cases: list[Any]) -> list[Problem]:

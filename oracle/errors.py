@@ -26,6 +26,14 @@ class InputError(OracleError):
 
 
 def describe(value: object, limit: int = 60) -> str:
-    """A short printable form of a value for an error message."""
-    text = repr(value)
+    """A short printable form of a value for an error message (numbers as a user wrote
+    them: 0.5, not mpf('0.5'))."""
+    import mpmath
+
+    if isinstance(value, mpmath.mpf):
+        text = mpmath.nstr(value, 17)
+    elif hasattr(value, "item") and getattr(value, "shape", None) == ():
+        text = repr(value.item())
+    else:
+        text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -208,23 +208,30 @@ def generate(
             done += 1
             if progress:
                 progress(f"[{done}/{len(ids)}] {loss_id} -> {name} ({text.count(chr(10)) - 2} cases)")
+    case_digests: dict[str, list[str]] = {}
+    if manifest_path.exists() and losses is not None:
+        case_digests = dict(json.loads(manifest_path.read_text()).get("cases", {}))
     for loss_id in ids:
         name, text = results[loss_id]
         data = text.encode()
         (out_dir / name).write_bytes(data)
         digests[name] = sha256(data)
-    write_manifest(out_dir, digests)
+        case_digests[name] = [sha256(line.rstrip(",").encode()) for line in text.split("\n")[1:] if line.startswith("{")]
+    write_manifest(out_dir, digests, case_digests)
     schema = Path(__file__).resolve().parent.parent / "conformance" / "fixtures_schema.json"
     (out_dir / "schema.json").write_bytes(schema.read_bytes())
     return digests
 
 
-def write_manifest(out_dir: Path, digests: dict[str, str]) -> None:
+def write_manifest(out_dir: Path, digests: dict[str, str], case_digests: dict[str, list[str]] | None = None) -> None:
+    """``files``: SHA-256 per file; ``cases``: SHA-256 per case line of each file (so a
+    changed file's changed cases can be named); ``digest``: SHA-256 of ``files``."""
     files = dict(sorted(digests.items()))
     body = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "files": files,
+        "cases": {k: v for k, v in sorted((case_digests or {}).items()) if k in files},
         "digest": sha256(json.dumps(files, sort_keys=True).encode()),
     }
     (Path(out_dir) / "MANIFEST.json").write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")

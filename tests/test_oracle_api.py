@@ -134,11 +134,6 @@ def test_label_outside_domain_names_loss_input_and_rule():
     assert "expected only the values -1 or 1" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="several losses print the offending value as an mpf repr (\"holds mpf('0.5')\"); "
-    "fixing it changes the invalid cases' oracle_error strings, so the fixtures must be regenerated",
-)
 def test_label_outside_domain_shows_the_value_plainly():
     """The value in the message reads as the user wrote it, not as an internal mpf repr."""
     with pytest.raises(oracle.InputError) as info:

@@ -1,0 +1,203 @@
+"""The mxnet backend and its expectation file ``conformance/expectations/mxnet-1.9.1.toml``.
+
+* The full conformance run over the fixtures has no unexplained failure and no unused entry
+  (what ``lossconf run mxnet --strict-expectations`` gates on).
+* Every failing check matches exactly one entry, so removing any one entry makes the run
+  fail on exactly the checks that entry covered -- verified by re-evaluating the known
+  deviations without each entry in turn (the backend's runs are reused, not repeated).
+* The dtypes the backend declares unsupported are really rejected by MXNet, so the reasons
+  ``supports()`` gives stay true.
+* ``build_info()`` records the version and the build's features (oneDNN on or off).
+* A missing or broken MXNet surfaces as ``ModuleNotFoundError`` for ``mxnet`` (this test
+  runs without MXNet too).
+
+Everything but the last test is skipped when MXNet cannot be imported (run it with
+``tox -e mxnet``). The run takes about 15 s.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance import expectations as ex
+from conformance.backends import BackendError, load_backend
+from conformance.protocol import Call
+from conformance.runner import ERROR, FAIL, KNOWN, checks_for, make_call
+from conformance.session import Filters, Session
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTATIONS = ROOT / "conformance" / "expectations" / "mxnet-1.9.1.toml"
+
+
+def _mxnet_importable() -> tuple[bool, str]:
+    try:
+        import conformance.backends.mxnet_backend  # noqa: F401
+    except ModuleNotFoundError as err:
+        return False, f"MXNet is not importable here ({err}); run `tox -e mxnet` (mxnet==1.9.1 needs numpy==1.23.5)"
+    return True, ""
+
+
+_OK, _WHY = _mxnet_importable()
+needs_mxnet = pytest.mark.skipif(not _OK, reason=_WHY)
+
+
+@pytest.fixture(scope="module")
+def session():
+    backend = load_backend("mxnet")
+    s = Session.open(backend, None, Filters(losses=["mxnet.gluon.loss." + n for n in _mxnet_losses()]), ex.load(EXPECTATIONS), 120.0)
+    for case in s.cases:
+        for check in checks_for(case):
+            s.check(case, check)
+    return s
+
+
+def _mxnet_losses() -> list[str]:
+    from conformance.backends.mxnet_backend import BINDINGS
+
+    return [k.rsplit(".", 1)[-1] for k in BINDINGS]
+
+
+@needs_mxnet
+def test_no_unexplained_failure_and_no_unused_entry(session):
+    bad = [f"{r.test_id}: {r.message}" for r in session.results if r.status in (FAIL, ERROR)]
+    assert not bad, "unexplained failures:\n" + "\n".join(bad[:20])
+    unused = [e.describe() for e in session.unused_expectations()]
+    assert not unused, f"entries that match no failing check: {unused}"
+    assert sum(r.status == KNOWN for r in session.results) > 0
+
+
+@needs_mxnet
+def test_every_failure_matches_exactly_one_entry(session):
+    entries = session.expectations.entries
+    for r in session.results:
+        if r.status != KNOWN:
+            continue
+        matching = [e.describe() for e in entries if e.tolerance is None and e.matches(r.case, r.check)]
+        assert len(matching) == 1, f"{r.test_id} matches {matching}"
+
+
+@needs_mxnet
+def test_removing_an_entry_fails_exactly_its_checks(session):
+    known = [r for r in session.results if r.status == KNOWN]
+    entries = session.expectations.entries
+    # without tolerance overrides a passing check does not depend on the entries, so
+    # re-evaluating the known deviations is enough
+    assert all(e.tolerance is None for e in entries)
+    for entry in entries:
+        reduced = ex.load(EXPECTATIONS)
+        reduced.entries = [e for e in reduced.entries if e.number != entry.number]
+        trial = Session(session.backend, session.cases, session.fixtures_digest, reduced, session.timeout, runs=session.runs)
+        failing = {r.test_id for r in (trial.check(k.case, k.check) for k in known) if r.status in (FAIL, ERROR)}
+        covered = {r.test_id for r in known if entry.matches(r.case, r.check)}
+        assert covered, f"{entry.describe()} covers nothing"
+        assert failing == covered, f"without {entry.describe()}: {sorted(failing ^ covered)[:10]}"
+
+
+@needs_mxnet
+def test_reasons_name_their_source():
+    for e in ex.load(EXPECTATIONS).entries:
+        assert any(s in e.reason for s in (".py", ".h", ".cc", "oneDNN", "backward", "F.mean", "log_softmax", "harness")), (
+            f"{e.describe()}: the reason names no place in MXNet's source"
+        )
+
+
+@needs_mxnet
+def test_unsupported_dtypes_are_rejected_by_mxnet(session):
+    """supports() declines these (loss, dtype) pairs; MXNet must really reject them."""
+    from conformance.backends.mxnet_backend import DTYPE_UNSUPPORTED, backend
+
+    by_loss = {}
+    for case in session.cases:
+        if case.dtype == "float32" and case.invalid is None and "regular" in case.tags:
+            by_loss.setdefault(case.loss, case)
+    for (loss, dtype), reason in DTYPE_UNSUPPORTED.items():
+        case = by_loss[loss]
+        inputs = {k: (v.astype(dtype) if v.dtype.kind == "f" else v) for k, v in case.inputs.items()}
+        call = Call(case.loss, dict(case.options), inputs, dtype, tuple(case.vjp), case.cotangent.astype(dtype))
+        assert backend.supports(call) == reason
+        with pytest.raises(Exception, match="type|attr|dtype"):
+            backend._run(call)
+        # and float32 runs
+        assert backend.supports(make_call(case)) is None
+
+
+@needs_mxnet
+def test_build_info():
+    from conformance.backends.mxnet_backend import backend
+
+    info = backend.build_info()
+    assert info["mxnet"] == backend.version == "1.9.1"
+    assert info["numpy"] == np.__version__
+    assert isinstance(info["onednn"], bool) and info["onednn"] == ("MKLDNN" in info["features_enabled"])
+    assert info["hybridized"] is False
+    assert "CTCLoss" in " ".join(info["isolated"])
+
+
+@needs_mxnet
+def test_chainer_loss_is_unsupported_with_a_reason():
+    from conformance.backends.mxnet_backend import backend
+
+    reason = backend.supports(Call("chainer.functions.softmax_cross_entropy", {}, {}, "float32"))
+    assert reason and "Chainer" in reason
+
+
+@needs_mxnet
+def test_crash_in_the_isolated_helper_is_reported_and_the_run_goes_on():
+    """A CTC call that corrupts the heap ends the helper's child, not the harness."""
+    from conformance.backends.mxnet_backend import MXNetCrash, backend
+
+    bad = Call(
+        "mxnet.gluon.loss.CTCLoss",
+        {"layout": "NTC", "label_layout": "NT", "weight": None},
+        {
+            "pred": np.zeros((2, 3, 3), np.float32),
+            "label": np.array([[0, -1], [1, -1]]),
+            "label_lengths": np.array([1, -1]),
+        },
+        "float32",
+    )
+    with pytest.raises((MXNetCrash, RuntimeError)):
+        backend.run(bad)
+    good = Call(bad.loss, bad.options, {"pred": bad.inputs["pred"], "label": bad.inputs["label"]}, "float32")
+    out = backend.run(good)
+    assert out.output.shape == (2,) and np.isfinite(out.output).all()
+
+
+class _BrokenMXNet(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Makes ``import mxnet`` fail the way MXNet 1.9.1 fails under numpy >= 1.24."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "mxnet":
+            return importlib.util.spec_from_loader(name, self)
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        raise AttributeError("module 'numpy' has no attribute 'bool'.")
+
+
+@pytest.mark.parametrize("how", ["missing", "broken"])
+def test_import_failure_names_mxnet(monkeypatch, how):
+    # the modules are only hidden for the test (monkeypatch restores them); the real
+    # mxnet is never imported a second time
+    for name in [m for m in sys.modules if m == "mxnet" or m.startswith("mxnet.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.delitem(sys.modules, "conformance.backends.mxnet_backend", raising=False)
+    if how == "missing":
+        monkeypatch.setitem(sys.modules, "mxnet", None)
+    else:
+        monkeypatch.setattr(sys, "meta_path", [_BrokenMXNet(), *sys.meta_path])
+    with pytest.raises(ModuleNotFoundError) as info:
+        importlib.import_module("conformance.backends.mxnet_backend")
+    assert info.value.name == "mxnet"
+    with pytest.raises(BackendError, match="mxnet==1.9.1 numpy==1.23.5"):
+        load_backend("mxnet")
