@@ -234,7 +234,7 @@ def _ties_and_neighbours(dtype: str, rng: np.random.Generator, n: int) -> np.nda
     patterns[8] = top - 1  # the largest finite
     a = patterns.view(dtype).astype(np.float64)
     b = (patterns + 1).view(dtype).astype(np.float64)
-    b[8] = float(info.max) + (float(info.max) - (patterns[8] - 1).view(dtype).astype(np.float64))  # next "number": 2**(emax+1)
+    b[8] = float(info.max) + (float(info.max) - (patterns[8:9] - 1).view(dtype).astype(np.float64)[0])  # next "number": 2**(emax+1)
     mid = (a + b) / 2  # exact in float64
     out = np.concatenate([mid, np.nextafter(mid, np.inf), np.nextafter(mid, -np.inf)])
     return np.concatenate([out, -out])
