@@ -45,10 +45,14 @@ def default_dir() -> Path:
 # ----------------------------------------------------------------- exact numbers
 
 
-def decode_exact(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Decimal strings (with inf/nan) -> (hi, lo) float64 arrays, hi + lo ~ exact."""
-    hi = np.empty(len(texts))
+def decode_exact(texts: list[str], need_lo: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Decimal strings (with inf/nan) -> (hi, lo) float64 arrays, hi + lo ~ exact.
+    Without ``need_lo`` (results in float16 or float32, whose ULP is >= 2**29 times
+    float64's) ``lo`` is left 0: hi alone measures their errors to within 2**-29 ULP."""
+    hi = np.array([float(t) for t in texts], dtype=np.float64)
     lo = np.zeros(len(texts))
+    if not need_lo:
+        return hi, lo
     with localcontext() as ctx:
         ctx.prec = 60
         for i, t in enumerate(texts):
@@ -70,10 +74,19 @@ class ExactArray:
     #: at a kink: the interval [lo_bound, hi_bound] elementwise (as double-double hi parts)
     bounds: tuple[np.ndarray, np.ndarray] | None = None
 
+    def ulp(self, dtype: str) -> np.ndarray:
+        """The dtype's ULP at each exact value (computed once)."""
+        cache = self.__dict__.setdefault("_ulp", {})
+        if dtype not in cache:
+            from .compare import ulp
+
+            cache[dtype] = ulp(self.hi, dtype)
+        return cache[dtype]
+
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> ExactArray:
+    def from_json(cls, obj: dict[str, Any], need_lo: bool = True) -> ExactArray:
         shape = tuple(obj["shape"])
-        hi, lo = decode_exact(obj["value"])
+        hi, lo = decode_exact(obj["value"], need_lo)
         bounds = None
         if "lo" in obj:
             bounds = (decode_exact(obj["lo"])[0].reshape(shape), decode_exact(obj["hi"])[0].reshape(shape))
@@ -116,7 +129,7 @@ class FixtureCase:
     @cached_property
     def expected(self) -> ExactArray:
         e = self.raw["expected"]
-        return ExactArray.from_json({"shape": e["shape"], "value": e["value"]})
+        return ExactArray.from_json({"shape": e["shape"], "value": e["value"]}, self.dtype == "float64")
 
     @cached_property
     def scale(self) -> np.ndarray:
@@ -132,7 +145,7 @@ class FixtureCase:
 
     @cached_property
     def vjp(self) -> dict[str, ExactArray]:
-        return {k: ExactArray.from_json(v) for k, v in self.raw.get("vjp", {}).items()}
+        return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("vjp", {}).items()}
 
 
 def _short(v: Any) -> str:

@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,23 +88,32 @@ class Timeout(Exception):
     pass
 
 
-@contextmanager
-def time_limit(seconds: float):
-    """Interrupt the enclosed call after ``seconds`` (main thread: SIGALRM)."""
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
+class time_limit:
+    """Interrupt the enclosed call after ``seconds`` (main thread: SIGALRM; elsewhere, or
+    with ``seconds <= 0``, no limit). The previous handler is restored on exit."""
 
-    def handler(signum, frame):
-        raise Timeout(f"the backend call did not return within {seconds:g} s")
+    __slots__ = ("seconds", "old", "active")
 
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.active = (
+            seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+        )
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        raise Timeout(f"the backend call did not return within {self.seconds:g} s")
+
+    def __enter__(self) -> time_limit:
+        if self.active:
+            self.old = signal.signal(signal.SIGALRM, self._handler)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.old)
+        return False
 
 
 @dataclass
@@ -207,8 +215,9 @@ def run_case(backend: Backend, case: FixtureCase, timeout: float = 60.0) -> Case
 
 
 def _same(a: Any, b: Any) -> bool:
+    """Bitwise identical: same shape, dtype and bytes (so nan == nan, and -0.0 != 0.0)."""
     a, b = np.asarray(a), np.asarray(b)
-    return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
 def checks_for(case: FixtureCase) -> list[str]:
@@ -294,7 +303,10 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None) -> Ch
         obs = run.output
         if obs.size != exp.hi.size:
             return CheckResult(case, check, FAIL, compare.FAILS, f"output has {obs.size} elements, expected {exp.hi.size} (shape {exp.shape})")
-        m = compare.measure(obs.reshape(exp.shape), exp.hi, exp.lo, case.dtype, tol, case.n_terms, scale=case.scale, text=exp.text)
+        m = compare.measure(
+            obs.reshape(exp.shape), exp.hi, exp.lo, case.dtype, tol, case.n_terms,
+            scale=case.scale, text=exp.text, unit=exp.ulp(case.dtype),
+        )
         return _from_measurement(case, check, m, tol)
     if check.startswith("grad:"):
         name = check[5:]
@@ -304,7 +316,10 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None) -> Ch
         g = run.grads[name]
         if g.size != exact.hi.size:
             return CheckResult(case, check, FAIL, compare.FAILS, f"gradient for {name} has {g.size} elements, expected {exact.hi.size}")
-        m = compare.measure(g.reshape(exact.shape), exact.hi, exact.lo, case.dtype, tol, case.n_terms, bounds=exact.bounds, text=exact.text)
+        m = compare.measure(
+            g.reshape(exact.shape), exact.hi, exact.lo, case.dtype, tol, case.n_terms,
+            bounds=exact.bounds, text=exact.text, unit=exact.ulp(case.dtype),
+        )
         return _from_measurement(case, check, m, tol)
     raise ValueError(f"unknown check {check!r}")
 
