@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from . import _conventions as C
+
 LOSS_ID = "mxnet.gluon.loss.CosineEmbeddingLoss"
 
 
@@ -113,21 +115,8 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
     in1 = np.asarray(inputs["input1"])
     dtype = in1.dtype
     one = dtype.type
-    in2 = np.asarray(inputs["input2"])
-    if in2.size != in1.size:
-        raise ValueError(
-            f"{LOSS_ID}: input input2 has shape {in2.shape} ({in2.size} elements); expected the "
-            f"same number of elements as input1 {in1.shape} ({in1.size})"
-        )
-    in2 = in2.reshape(in1.shape)
-    ndim = in1.ndim
-    batch_axis = options["batch_axis"]
-    if isinstance(batch_axis, bool) or not isinstance(batch_axis, int) or not -ndim <= batch_axis < ndim:
-        raise ValueError(
-            f"{LOSS_ID}: option batch_axis={batch_axis!r} is out of range for input1 with {ndim} "
-            f"dimension(s); expected an int in [{-ndim}, {ndim - 1}]"
-        )
-    axis = batch_axis % ndim
+    in2 = C.reshape_like(LOSS_ID, np.asarray(inputs["input2"]), in1, "input2", "input1")
+    axis = C.axis(LOSS_ID, "batch_axis", options["batch_axis"], in1.ndim, of="input1", strict=True)
     u, v = _rows(in1, axis), _rows(in2, axis)
     n = u.shape[0]
     label = np.asarray(inputs["label"])

@@ -10,48 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _conventions as C
+
 LOSS_ID = "mxnet.gluon.loss.L1Loss"
 
 
-def _prepare(inputs: dict, options: dict):
-    pred = inputs["pred"]
-    label = inputs["label"]
-    dtype = pred.dtype
-    if label.size != pred.size:
-        raise ValueError(
-            f"{LOSS_ID}: input label has shape {label.shape} ({label.size} elements); "
-            f"expected the same number of elements as pred {pred.shape} ({pred.size})"
-        )
-    label = label.reshape(pred.shape)
-    ndim = pred.ndim
-    batch_axis = options["batch_axis"]
-    if not -ndim <= batch_axis < ndim:
-        raise ValueError(
-            f"{LOSS_ID}: option batch_axis={batch_axis} is out of range for pred with {ndim} "
-            f"dimension(s); expected an int in [{-ndim}, {ndim - 1}]"
-        )
-    b = batch_axis % ndim
-    axes = tuple(a for a in range(ndim) if a != b)
-    n = int(np.prod([pred.shape[a] for a in axes], dtype=np.int64))
-    w = 1.0 if options["weight"] is None else options["weight"]
-    factor = np.full(pred.shape, dtype.type(w) / dtype.type(n), dtype=dtype)
-    sw = inputs.get("sample_weight")
-    if sw is not None:
-        try:
-            ok = np.broadcast_shapes(sw.shape, pred.shape) == pred.shape
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(
-                f"{LOSS_ID}: input sample_weight has shape {sw.shape}, which does not "
-                f"broadcast to the shape of pred {pred.shape}"
-            )
-        factor = (factor * sw).astype(dtype)
-    return pred, label, dtype, axes, factor
-
-
 def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
-    pred, label, dtype, axes, factor = _prepare(inputs, options)
+    pred, label, axes, factor = C.elementwise(LOSS_ID, inputs, options)
+    dtype = pred.dtype
     two = dtype.type(2)
     half = dtype.type(0.5)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -62,10 +28,8 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
         if over.any():
             scaled = (two * factor) * np.abs(pred * half - label * half)
             term = np.where(over, scaled, term)
-    out = np.sum(term, axis=axes, dtype=dtype) if axes else term
+    out = C.batch_mean(term, axes, dtype)
     grads = {}
     if "pred" in wrt:
-        ct = np.asarray(cotangent, dtype=dtype)
-        ct = np.expand_dims(ct, axes) if axes else ct
-        grads["pred"] = (ct * factor * np.sign(diff)).astype(dtype)
-    return np.asarray(out, dtype=dtype), grads
+        grads["pred"] = (C.pull_back(cotangent, factor, axes) * np.sign(diff)).astype(dtype)
+    return out, grads

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from . import _conventions as C
+
 LOSS_ID = "mxnet.gluon.loss.PoissonNLLLoss"
 
 
@@ -71,9 +73,7 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
     target = inputs["target"]
     dtype = pred.dtype
     T = dtype.type
-    if target.size != pred.size:
-        raise _err(f"target has shape {target.shape} ({target.size} elements); expected pred's {pred.size}")
-    target = target.reshape(pred.shape)
+    target = C.reshape_like(LOSS_ID, target, pred, "target")
     ndim = max(pred.ndim, 1)
     if not -ndim <= options["batch_axis"] < ndim:
         raise _err(f"batch_axis={options['batch_axis']} is out of range for pred with {pred.ndim} dimension(s)")
@@ -90,16 +90,7 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
             p = pred[~(z64 > 0)].ravel()[0]
             raise _err(f"pred holds {p!r}, so pred + epsilon <= 0; expected pred + epsilon > 0 (from_logits=False)")
     w = 1.0 if options["weight"] is None else float(options["weight"])
-    f = np.full(pred.shape, T(w / pred.size), dtype=dtype)
-    sw = inputs.get("sample_weight")
-    if sw is not None:
-        try:
-            ok = np.broadcast_shapes(sw.shape, pred.shape) == pred.shape
-        except ValueError:
-            ok = False
-        if not ok:
-            raise _err(f"sample_weight has shape {sw.shape}, which does not broadcast to pred's {pred.shape}")
-        f = (f * sw).astype(dtype)
+    f = C.factor(LOSS_ID, inputs, pred.shape, dtype, T(w / pred.size))
     with np.errstate(over="ignore"):  # an exact value beyond the dtype's range rounds to inf
         return _compute(pred, target, f, options, eps, cotangent, wrt)
 

@@ -16,73 +16,56 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _conventions as C
+
 LOSS_ID = "mxnet.gluon.loss.SoftmaxCrossEntropyLoss"
 
 
-def _fail(message: str):
-    raise ValueError(f"{LOSS_ID}: {message}")
-
-
-def _axis(name: str, value: int, ndim: int) -> int:
-    if not -ndim <= value < ndim:
-        _fail(f"option {name}={value} is out of range for pred with {ndim} dimension(s); "
-              f"expected an int in [{-ndim}, {ndim - 1}]")
-    return value % ndim
-
-
-def run(inputs, options, cotangent, wrt):
-    with np.errstate(under="ignore", over="ignore", divide="ignore", invalid="ignore"):
-        return _run(inputs, options, cotangent, wrt)
-
-
-def _run(inputs, options, cotangent, wrt):
+@np.errstate(under="ignore", over="ignore", divide="ignore", invalid="ignore")
+def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
     pred = np.asarray(inputs["pred"])
     dt = pred.dtype
     label = np.asarray(inputs["label"]).astype(dt, copy=False)
     nd = pred.ndim
     if nd < 1:
-        _fail(f"input pred has shape {pred.shape}; expected at least one dimension")
-    ax = _axis("axis", int(options["axis"]), nd)
-    ba = _axis("batch_axis", int(options["batch_axis"]), nd)
+        C.fail(LOSS_ID, f"input pred has shape {pred.shape}; expected at least one dimension")
+    ax = C.axis(LOSS_ID, "axis", int(options["axis"]), nd)
+    ba = C.axis(LOSS_ID, "batch_axis", int(options["batch_axis"]), nd)
     if ax == ba:
-        _fail(f"option axis={options['axis']} and batch_axis={options['batch_axis']} name the "
-              f"same dimension of pred {pred.shape}; expected different dimensions")
+        C.fail(LOSS_ID, f"option axis={options['axis']} and batch_axis={options['batch_axis']} name the "
+                        f"same dimension of pred {pred.shape}; expected different dimensions")
     n_class = pred.shape[ax]
     if n_class < 1:
-        _fail(f"input pred has shape {pred.shape}; the class axis {ax} is empty")
+        C.fail(LOSS_ID, f"input pred has shape {pred.shape}; the class axis {ax} is empty")
     from_logits = bool(options["from_logits"])
     sparse = bool(options["sparse_label"])
     zero = np.zeros((), dt)
 
     if np.isnan(pred).any():
-        _fail("input pred holds nan; expected real numbers")
+        C.fail(LOSS_ID, "input pred holds nan; expected real numbers")
     if not from_logits:
         if (pred == np.inf).any():
-            _fail("input pred holds inf; expected finite logits (or -inf) when from_logits=False")
+            C.fail(LOSS_ID, "input pred holds inf; expected finite logits (or -inf) when from_logits=False")
         if np.all(pred == -np.inf, axis=ax).any():
-            _fail("input pred has a class slice that is all -inf; softmax is undefined there")
+            C.fail(LOSS_ID, "input pred has a class slice that is all -inf; softmax is undefined there")
 
     # ---- label checks
     if sparse:
         want = pred.shape[:ax] + pred.shape[ax + 1:]
         if label.shape != want:
-            _fail(f"input label has shape {label.shape}; expected pred's shape {pred.shape} "
-                  f"with axis {ax} removed, {want} (sparse_label=True)")
+            C.fail(LOSS_ID, f"input label has shape {label.shape}; expected pred's shape {pred.shape} "
+                            f"with axis {ax} removed, {want} (sparse_label=True)")
         ok = np.isfinite(label) & (label == np.floor(label)) & (label >= 0) & (label < n_class)
-        if not ok.all():
-            _fail(f"input label holds {label[~ok][0].item()!r}; expected integer class indices "
-                  f"in [0, {n_class}) (sparse_label=True)")
+        C.require(LOSS_ID, "label", label, ok, f"integer class indices in [0, {n_class}) (sparse_label=True)")
         idx = np.expand_dims(label.astype(np.int64), ax)
         onehot = np.zeros(pred.shape, dtype=bool)
         np.put_along_axis(onehot, idx, True, axis=ax)
     else:
         if label.shape != pred.shape:
-            _fail(f"input label has shape {label.shape}; expected pred's shape {pred.shape} "
-                  "(sparse_label=False)")
+            C.fail(LOSS_ID, f"input label has shape {label.shape}; expected pred's shape {pred.shape} "
+                            "(sparse_label=False)")
         ok = (label >= 0) & (label <= 1)
-        if not ok.all():
-            _fail(f"input label holds {label[~ok][0].item()!r}; expected probabilities in [0, 1] "
-                  "(sparse_label=False)")
+        C.require(LOSS_ID, "label", label, ok, "probabilities in [0, 1] (sparse_label=False)")
 
     # ---- per-position loss (class axis of size 1) and its derivative along the class axis
     if from_logits:
@@ -118,29 +101,13 @@ def _run(inputs, options, cotangent, wrt):
             delem = np.where(is_arg & (prob > dt.type(0.5)), near_one, delem)
 
     # ---- weighting and the mean over every axis but batch_axis
-    factor = np.ones(elem.shape, dt)
-    sw = inputs.get("sample_weight")
-    if sw is not None:
-        sw = np.asarray(sw, dtype=dt)
-        try:
-            target = np.broadcast_shapes(sw.shape, elem.shape)
-        except ValueError:
-            target = None
-        if target != elem.shape:
-            _fail(f"input sample_weight has shape {sw.shape}, which does not broadcast to the "
-                  f"per-position loss shape {elem.shape} (pred's shape with axis {ax} of size 1)")
-        factor = factor * sw
-    if options.get("weight") is not None:
-        factor = factor * dt.type(options["weight"])
-    other = tuple(i for i in range(nd) if i != ba)
-    count = int(np.prod([elem.shape[i] for i in other]))
-    out = np.asarray(np.sum(elem * factor, axis=other, dtype=dt) / dt.type(count), dtype=dt)
+    like = f"the per-position loss shape {elem.shape} (pred's shape with axis {ax} of size 1)"
+    factor = C.factor(LOSS_ID, inputs, elem.shape, dt, C.weight(options, dt), like)
+    axes = C.batch_axes(LOSS_ID, ba, nd)
+    m = C.count(elem.shape, axes)
+    out = C.batch_mean(elem * factor, axes, dt, m)
 
     grads = {}
     if "pred" in wrt:
-        shape = [1] * nd
-        shape[ba] = -1
-        ct = np.asarray(cotangent, dtype=dt).reshape(shape)
-        seed = ct * factor / dt.type(count)
-        grads["pred"] = np.asarray(seed * delem, dtype=dt)
+        grads["pred"] = np.asarray(C.pull_back(cotangent, factor, axes, m) * delem, dtype=dt)
     return out, grads

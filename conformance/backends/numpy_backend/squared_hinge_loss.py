@@ -9,77 +9,25 @@ margin).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from . import _conventions as C
+from .hinge_loss import hinge
 
 LOSS_ID = "mxnet.gluon.loss.SquaredHingeLoss"
 
 
-def _prepare(inputs: dict, options: dict):
-    pred = inputs["pred"]
-    label = inputs["label"]
-    dtype = pred.dtype
-    if label.size != pred.size:
-        raise ValueError(
-            f"{LOSS_ID}: input label has shape {label.shape} ({label.size} elements); "
-            f"expected the same number of elements as pred {pred.shape} ({pred.size})"
-        )
-    label = label.reshape(pred.shape)
-    ndim = pred.ndim
-    batch_axis = options["batch_axis"]
-    if not -ndim <= batch_axis < ndim:
-        raise ValueError(
-            f"{LOSS_ID}: option batch_axis={batch_axis} is out of range for pred with {ndim} "
-            f"dimension(s); expected an int in [{-ndim}, {ndim - 1}]"
-        )
-    b = batch_axis % ndim
-    axes = tuple(a for a in range(ndim) if a != b)
-    n = int(np.prod([pred.shape[a] for a in axes], dtype=np.int64))
-    w = 1.0 if options["weight"] is None else options["weight"]
-    factor = np.full(pred.shape, dtype.type(w) / dtype.type(n), dtype=dtype)
-    sw = inputs.get("sample_weight")
-    if sw is not None:
-        try:
-            ok = np.broadcast_shapes(sw.shape, pred.shape) == pred.shape
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(
-                f"{LOSS_ID}: input sample_weight has shape {sw.shape}, which does not "
-                f"broadcast to the shape of pred {pred.shape}"
-            )
-        factor = (factor * sw).astype(dtype)
-    return pred, label, dtype, axes, factor
-
-
-def _check_margin(margin) -> None:
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin):
-        raise ValueError(f"{LOSS_ID}: option margin={margin!r} is invalid; expected a finite real number")
-
-
-def _check_labels(label: np.ndarray) -> None:
-    bad = ~((label == 1) | (label == -1))
-    if bad.any():
-        value = label[bad].ravel()[0]
-        raise ValueError(f"{LOSS_ID}: input label holds {value!r}; expected only the values -1 or 1")
-
-
 def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
-    _check_margin(options["margin"])
-    pred, label, dtype, axes, factor = _prepare(inputs, options)
-    _check_labels(label)
-    margin = dtype.type(options["margin"])
-    h = margin - pred * label
+    label, h, axes, factor = hinge(LOSS_ID, inputs, options)
+    dtype = h.dtype
     active = h > 0
     hp = np.where(active, h, dtype.type(0))
     with np.errstate(over="ignore"):
         term = (factor * hp) * hp
-    out = np.sum(term, axis=axes, dtype=dtype) if axes else term
+    out = C.batch_mean(term, axes, dtype)
     grads = {}
     if "pred" in wrt:
-        ct = np.asarray(cotangent, dtype=dtype)
-        ct = np.expand_dims(ct, axes) if axes else ct
         with np.errstate(over="ignore"):
-            grads["pred"] = (((ct * factor) * hp) * (dtype.type(-2) * label)).astype(dtype)
-    return np.asarray(out, dtype=dtype), grads
+            seed = C.pull_back(cotangent, factor, axes)
+            grads["pred"] = ((seed * hp) * (dtype.type(-2) * label)).astype(dtype)
+    return out, grads

@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from . import _conventions as C
+
 LOSS_ID = "mxnet.gluon.loss.TripletLoss"
 
 
@@ -36,15 +38,6 @@ def _check_options(options: dict) -> None:
         raise ValueError(f"{LOSS_ID}: option weight={w!r} is invalid; expected None or a finite real number")
 
 
-def _like_pred(name: str, x: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    if x.size != pred.size:
-        raise ValueError(
-            f"{LOSS_ID}: input {name} has shape {x.shape} ({x.size} elements); expected the "
-            f"same number of elements as pred {pred.shape} ({pred.size})"
-        )
-    return x.reshape(pred.shape)
-
-
 def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
     _check_options(options)
     if "sample_weight" in inputs:
@@ -54,17 +47,10 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
     shape_in = pred.shape
     if pred.ndim == 0:
         pred = pred.reshape(1)
-    pos = _like_pred("positive", np.asarray(inputs["positive"]), pred)
-    neg = _like_pred("negative", np.asarray(inputs["negative"]), pred)
-    ndim = pred.ndim
-    batch_axis = options["batch_axis"]
-    if isinstance(batch_axis, bool) or not isinstance(batch_axis, int) or not -ndim <= batch_axis < ndim:
-        raise ValueError(
-            f"{LOSS_ID}: option batch_axis={batch_axis!r} is out of range for pred with {ndim} "
-            f"dimension(s); expected an int in [{-ndim}, {ndim - 1}]"
-        )
-    axis = batch_axis % ndim
-    axes = tuple(a for a in range(ndim) if a != axis)
+    pos = C.reshape_like(LOSS_ID, np.asarray(inputs["positive"]), pred, "positive")
+    neg = C.reshape_like(LOSS_ID, np.asarray(inputs["negative"]), pred, "negative")
+    axis = C.axis(LOSS_ID, "batch_axis", options["batch_axis"], pred.ndim, strict=True)
+    axes = tuple(a for a in range(pred.ndim) if a != axis)
     one = dtype.type
     w = one(1) if options["weight"] is None else one(options["weight"])
 
