@@ -67,6 +67,25 @@ def _xlogy(x: mpf, y: mpf) -> mpf:
 xlogy = np.frompyfunc(_xlogy, 2, 1)
 
 
+def _xlog1py(x: mpf, y: mpf) -> mpf:
+    """x * log1p(y) with 0 * log1p(-1) = 0 (the limit convention)."""
+    if x == 0 and not mpmath.isnan(y):
+        return mpf(0)
+    return x * mpmath.log1p(y)
+
+
+xlog1py = np.frompyfunc(_xlog1py, 2, 1)
+
+
+def _xmul(x: mpf, y: mpf) -> mpf:
+    """x * y with 0 * (+-inf) = 0: a zero weight (a label of 0) weighs nothing, even where
+    y (log p) is infinite -- the convention of xlogy."""
+    return mpf(0) if x == 0 else x * y
+
+
+xmul = np.frompyfunc(_xmul, 2, 1)
+
+
 def _softplus(x: mpf) -> mpf:
     """log(1 + exp(x)), exact at any magnitude."""
     if mpmath.isinf(x):
@@ -124,12 +143,31 @@ def log_softmax(x: Array, axis: int) -> Array:
     return (shifted - log(asum(exp(shifted), axis=axis, keepdims=True))).astype(object)
 
 
+def log_softmax_lse(x: Array, axis: int) -> tuple[Array, Array]:
+    """(log_softmax(x), logsumexp(x)) along ``axis``, keepdims, for x with a finite maximum
+    on every slice. log_softmax is formed as (x - max) - log(sum exp(x - max)), never as
+    x - logsumexp(x): with |x| ~ 1e300 the latter cancels away an O(1) result at any fixed
+    working precision."""
+    m = amax(x, axis=axis, keepdims=True)
+    d = (x - m).astype(object)
+    log_s = log(asum(exp(d), axis=axis, keepdims=True))
+    return (d - log_s).astype(object), (m + log_s).astype(object)
+
+
 def softmax(x: Array, axis: int) -> Array:
     return exp(log_softmax(x, axis))
 
 
 def isfinite(x: Array) -> np.ndarray:
     return np.frompyfunc(mpmath.isfinite, 1, 1)(x).astype(bool)
+
+
+def isinf(x: Array) -> np.ndarray:
+    return np.frompyfunc(mpmath.isinf, 1, 1)(x).astype(bool)
+
+
+def isnan(x: Array) -> np.ndarray:
+    return np.frompyfunc(mpmath.isnan, 1, 1)(x).astype(bool)
 
 
 def is_integral(values: Iterable[object]) -> bool:

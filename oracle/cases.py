@@ -1,6 +1,7 @@
 """Building blocks for golden-fixture cases: the :class:`Case` record each loss module's
 ``cases()`` yields, deterministic random inputs that are exact values of a dtype, and the
-option variants every loss's fixtures must cover.
+option variants every loss's fixtures must cover; :class:`ElementwiseCases` builds the
+cases every elementwise Gluon loss of pred and label shares.
 
 Randomness comes from :class:`random.Random` seeded by the loss id and case name, whose
 stream Python guarantees across versions, so regenerating gives the same bytes on any
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,17 @@ def mp_apply(fn: Any, values: Any) -> np.ndarray:
     return np.asarray(out, dtype=np.float64).reshape(arr.shape)
 
 
+def log_softmax_f64(x: Any, axis: int) -> np.ndarray:
+    """log_softmax of float64 values for building case inputs: exact (mpmath), then
+    correctly rounded, so the generated fixtures do not depend on numpy's exp/log."""
+    from . import arrays as A
+    from .precision import round_array, working_precision
+
+    with working_precision():
+        exact = A.log_softmax(A.asmp(np.asarray(x, dtype=np.float64)), axis)
+    return round_array(exact, "float64")
+
+
 def uniform(rng: random.Random, shape: Sequence[int], lo: float, hi: float, dtype: str) -> np.ndarray:
     n = int(np.prod(shape, dtype=np.int64))
     return in_dtype([rng.uniform(lo, hi) for _ in range(n)], dtype).reshape(tuple(shape))
@@ -99,6 +111,11 @@ def choice(rng: random.Random, shape: Sequence[int], values: Sequence[Any]) -> n
     return np.asarray([rng.choice(list(values)) for _ in range(n)]).reshape(tuple(shape))
 
 
+def signs(rng: random.Random, shape: Sequence[int], dtype: str) -> np.ndarray:
+    """Random values -1 or 1 (labels of a binary classifier)."""
+    return in_dtype(choice(rng, shape, (-1.0, 1.0)), dtype)
+
+
 def integers(rng: random.Random, shape: Sequence[int], lo: int, hi: int) -> np.ndarray:
     """Integers in [lo, hi)."""
     n = int(np.prod(shape, dtype=np.int64))
@@ -111,6 +128,18 @@ def probabilities(rng: random.Random, shape: Sequence[int], axis: int, dtype: st
     raw = np.asarray([rng.uniform(0.05, 1.0) for _ in range(int(np.prod(shape)))]).reshape(shape)
     raw = raw / raw.sum(axis=axis, keepdims=True)
     return in_dtype(raw, dtype)
+
+
+#: a logit whose exp overflows the dtype: a naive softmax or log-sum-exp fails on it
+OVERFLOWING_LOGIT: dict[str, float] = {"float16": 6.0e4, "float32": 1.0e4, "float64": 1.0e300}
+
+
+def softmax_variant_shape(options: dict[str, Any]) -> tuple[int, ...]:
+    """(2, 3, 4) for an option variant that puts the softmax axis or batch_axis on axis 1
+    (so the two can differ), else (3, 4)."""
+    if options.get("axis", -1) == 1 or options.get("batch_axis", 0) == 1:
+        return (2, 3, 4)
+    return (3, 4)
 
 
 def cotangent_for(rng: random.Random, shape: Sequence[int], dtype: str) -> np.ndarray:
@@ -141,6 +170,154 @@ def variant_name(options: dict[str, Any]) -> str:
     if not options:
         return "default"
     return ",".join(f"{k}={v}" for k, v in sorted(options.items()))
+
+
+#: ``inputs(rng, shape, dtype, options)``: the random inputs of one case
+InputsFor = Callable[[random.Random, tuple[int, ...], str, dict[str, Any]], dict[str, Any]]
+
+
+def option_variant_cases(
+    spec: LossSpec,
+    dtype: str,
+    inputs: InputsFor,
+    shapes: tuple[tuple[int, ...], tuple[int, ...]] = ((3, 4), (4, 3)),
+) -> Iterator[Case]:
+    """One regular case per option variant (:func:`option_variants`), named after it and
+    drawn from its own stream: inputs of ``shapes[0]``, or of ``shapes[1]`` where the
+    variant moves batch_axis."""
+    for opts in option_variants(spec):
+        name = f"{variant_name(opts)}-{dtype}"
+        rng = rng_for(spec.id, name)
+        shape = shapes[0] if opts.get("batch_axis", 0) == 0 else shapes[1]
+        yield Case(name, inputs(rng, shape, dtype, opts), dtype, opts)
+
+
+#: ``labels(rng, shape, dtype)``: random label values of a shape
+LabelsFor = Callable[[random.Random, tuple[int, ...], str], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ElementwiseCases:
+    """The cases every elementwise Gluon loss of ``pred``, a ``label`` of the same size
+    and an optional ``sample_weight`` needs (see :mod:`oracle.conventions`), drawn the same
+    way for each such loss: one per option variant, the minimum and rank-3 shapes,
+    sample_weight shapes, and a label or sample_weight that does not fit.
+
+    pred is normal with spread ``sigma``; label comes from ``labels``, or where that is
+    None is drawn like pred (a regression target)."""
+
+    spec: LossSpec
+    sigma: float = 1.0
+    labels: LabelsFor | None = None
+
+    def label(self, rng: random.Random, shape: tuple[int, ...], dtype: str, sigma: float | None = None) -> np.ndarray:
+        if self.labels is not None:
+            return self.labels(rng, shape, dtype)
+        return normal(rng, shape, self.sigma if sigma is None else sigma, dtype)
+
+    def inputs(
+        self,
+        rng: random.Random,
+        shape: tuple[int, ...],
+        dtype: str,
+        label_shape: tuple[int, ...] | None = None,
+        sigma: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Random pred of ``shape``, then label of ``label_shape`` (default: the same);
+        ``sigma`` overrides the spread."""
+        pred = normal(rng, shape, self.sigma if sigma is None else sigma, dtype)
+        return {"pred": pred, "label": self.label(rng, shape if label_shape is None else label_shape, dtype, sigma)}
+
+    def variants(self, dtype: str, sigma: Callable[[dict[str, Any]], float] | None = None) -> Iterator[Case]:
+        """:func:`option_variant_cases`, pred's spread given by ``sigma(options)`` if set."""
+
+        def inputs(rng: random.Random, shape: tuple[int, ...], dtype: str, opts: dict[str, Any]) -> dict[str, Any]:
+            return self.inputs(rng, shape, dtype, sigma=None if sigma is None else sigma(opts))
+
+        return option_variant_cases(self.spec, dtype, inputs)
+
+    def shapes(
+        self,
+        rng: random.Random,
+        dtype: str,
+        reshaped_options: dict[str, Any] | None = None,
+        rank3_batch_axis: bool = True,
+    ) -> Iterator[Case]:
+        """A single element; a rank-3 pred with a label of another shape of the same size
+        (with ``reshaped_options``); a rank-3 pair batched along axis 2."""
+        yield Case(f"minimum-{dtype}", self.inputs(rng, (1,), dtype), dtype, tags=("shape",))
+        yield Case(
+            f"rank3-label-reshaped-{dtype}",
+            self.inputs(rng, (2, 3, 4), dtype, label_shape=(2, 12)),
+            dtype,
+            dict(reshaped_options or {}),
+            tags=("shape",),
+            note="label has another shape with the same number of elements",
+        )
+        if rank3_batch_axis:
+            yield Case(f"rank3-batch_axis=2-{dtype}", self.inputs(rng, (2, 3, 4), dtype), dtype, {"batch_axis": 2}, tags=("shape",))
+
+    def sample_weights(
+        self,
+        rng: random.Random,
+        dtype: str,
+        batch_axis_1: dict[str, Any] | None = None,
+        low: float = 0.0,
+        note: str = "",
+    ) -> Iterator[Case]:
+        """sample_weight of one weight per sample and of pred's full shape; then, given
+        ``batch_axis_1`` (more options), per-sample weights in [low, 2) along batch axis 1."""
+        for sw_shape, what in (((3, 1), "per-sample"), ((3, 4), "full")):
+            yield Case(
+                f"sample_weight-{what}-{dtype}",
+                {**self.inputs(rng, (3, 4), dtype), "sample_weight": uniform(rng, sw_shape, 0, 2, dtype)},
+                dtype,
+                tags=("shape",),
+            )
+        if batch_axis_1 is not None:
+            yield Case(
+                f"sample_weight-batch_axis=1-{dtype}",
+                {**self.inputs(rng, (4, 3), dtype), "sample_weight": uniform(rng, (1, 3), low, 2, dtype)},
+                dtype,
+                {"batch_axis": 1, **batch_axis_1},
+                tags=("shape",),
+                note=note,
+            )
+
+    def invalid_shapes(
+        self,
+        rng: random.Random,
+        dtype: str,
+        label_shape: tuple[int, ...] = (2, 2),
+        sample_weight_shape: tuple[int, ...] = (3, 1),
+    ) -> Iterator[Case]:
+        """A (2, 3) pred with a label of another size, and with a sample_weight that does
+        not broadcast to it."""
+        yield Case(
+            f"invalid-size-{dtype}",
+            self.inputs(rng, (2, 3), dtype, label_shape=label_shape, sigma=1.0),
+            dtype,
+            tags=("invalid",),
+            invalid="label must have the same number of elements as pred",
+        )
+        yield Case(
+            f"invalid-sample_weight-{dtype}",
+            {**self.inputs(rng, (2, 3), dtype), "sample_weight": uniform(rng, sample_weight_shape, 0, 1, dtype)},
+            dtype,
+            tags=("invalid",),
+            invalid="sample_weight must be broadcastable to the shape of pred",
+        )
+
+
+def sample_shape(options: dict[str, Any]) -> tuple[int, int]:
+    """The (2, 3) shape of self-verification inputs, (3, 2) where batch_axis is 1."""
+    return (2, 3) if options.get("batch_axis", 0) == 0 else (3, 2)
+
+
+def per_sample_weight(rng: random.Random, shape: tuple[int, int], options: dict[str, Any]) -> np.ndarray:
+    """A positive float64 weight per sample of a 2-D ``shape`` (self-verification)."""
+    sw_shape = (shape[0], 1) if options.get("batch_axis", 0) == 0 else (1, shape[1])
+    return uniform(rng, sw_shape, 0.1, 2.0, "float64")
 
 
 def iter_dtypes(dtypes: Sequence[str] = DTYPES) -> Iterator[str]:

@@ -9,21 +9,25 @@
 
 :func:`reduce_batch_mean` applies all three to an elementwise loss and returns, besides
 the value, the per-element factor that the VJP chains through (so each loss module only
-differentiates its own elementwise formula).
+differentiates its own elementwise formula); :func:`batch_mean_forward` makes that the
+:class:`~oracle.result.Forward` of a loss of pred. The inputs, options, readings and input
+checks several losses share are here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import mpmath
 import numpy as np
 from mpmath import mpf
 
 from . import arrays as A
 from .arrays import Array
-from .catalog import InputSpec, OptionSpec
+from .catalog import InputSpec, OptionSpec, Reading
 from .errors import InputError, describe
+from .result import Forward, Gradient
 
 
 def weight_option(default: float | None = None) -> OptionSpec:
@@ -47,6 +51,21 @@ def sample_weight_input(like: str = "pred") -> InputSpec:
         "sample_weight",
         f"element-wise weighting tensor, broadcastable to the same shape as {like}",
         optional=True,
+    )
+
+
+def pred_input() -> InputSpec:
+    return InputSpec("pred", "prediction tensor with arbitrary shape", differentiable=True)
+
+
+def averaged_out_reading(quote: str) -> Reading:
+    """The reading every elementwise Loss shares: the documented sum over i is the mean
+    that the output description speaks of."""
+    return Reading(
+        "sum or mean",
+        quote,
+        "The sum in the formula is over the elements that the output description then "
+        "averages: out[b] is the mean over the non-batch axes, as for every Loss.",
     )
 
 
@@ -76,21 +95,28 @@ def reshape_like(loss_id: str, name: str, x: Array, like: Array, like_name: str 
     return x.reshape(like.shape)
 
 
+def broadcast_input(
+    loss_id: str, name: str, x: Array, shape: tuple[int, ...], like: str = "pred", expected: str = ""
+) -> Array:
+    """Input ``name`` broadcast to the shape of ``like`` (documented: "broadcastable to")."""
+    try:
+        target = np.broadcast_shapes(x.shape, shape)
+    except ValueError:
+        target = None
+    if target != tuple(shape):
+        raise InputError(
+            f"{loss_id}: input {name} has shape {x.shape}, which does not broadcast to the shape "
+            f"of {like} {tuple(shape)}" + (f"; {expected}" if expected else "")
+        )
+    return np.broadcast_to(x, shape)
+
+
 def broadcast_sample_weight(
     loss_id: str, sample_weight: Array | None, shape: tuple[int, ...], like: str = "pred"
 ) -> Array | None:
     if sample_weight is None:
         return None
-    try:
-        target = np.broadcast_shapes(sample_weight.shape, shape)
-    except ValueError:
-        target = None
-    if target != tuple(shape):
-        raise InputError(
-            f"{loss_id}: input sample_weight has shape {sample_weight.shape}, which does not "
-            f"broadcast to the shape of {like} {tuple(shape)}"
-        )
-    return np.broadcast_to(sample_weight, shape)
+    return broadcast_input(loss_id, "sample_weight", sample_weight, shape, like)
 
 
 @dataclass
@@ -147,11 +173,66 @@ def reduce_batch_mean(
     )
 
 
+def pred_and_label(loss_id: str, x: Mapping[str, Array]) -> tuple[Array, Array]:
+    """pred, and label read into pred's shape (:func:`reshape_like`)."""
+    pred = x["pred"]
+    return pred, reshape_like(loss_id, "label", x["label"], pred)
+
+
+def batch_mean_forward(
+    loss_id: str,
+    x: Mapping[str, Array],
+    options: Mapping[str, object],
+    elem: Array,
+    pred_vjp: Callable[[Array], Gradient],
+    *,
+    elem_scale: Array | None = None,
+    **reduction: object,
+) -> Forward:
+    """The :class:`Forward` of a loss that is :func:`reduce_batch_mean` of the elementwise
+    term ``elem`` (``elem_scale``: the magnitudes summed to form it, default ``elem``), with
+    x's sample_weight. Its VJP pulls the cotangent back to each element
+    (:meth:`Reduction.seed`) and hands that to ``pred_vjp``, which chains it through
+    d elem / d pred."""
+    red = reduce_batch_mean(
+        loss_id, elem, elem if elem_scale is None else elem_scale, options, x.get("sample_weight"), **reduction  # type: ignore[arg-type]
+    )
+
+    def vjp(ct: np.ndarray) -> dict[str, Gradient]:
+        return {"pred": pred_vjp(red.seed(ct))}
+
+    return Forward(red.value, red.scale, red.n_terms, vjp)
+
+
 def require_values(loss_id: str, name: str, x: np.ndarray, allowed: set, expected: str) -> None:
     """Raise if ``x`` holds a value outside a documented finite set (labels -1/1, ...)."""
     for v in np.asarray(x).ravel():
         if v not in allowed:
             raise InputError(f"{loss_id}: input {name} holds {describe(v)}; expected {expected}")
+
+
+def require_finite(loss_id: str, name: str, x: np.ndarray) -> None:
+    """Raise if ``x`` holds an infinity or nan."""
+    for v in np.asarray(x).ravel():
+        if not mpmath.isfinite(v):
+            raise InputError(f"{loss_id}: input {name} holds {describe(v)}; expected finite real numbers")
+
+
+def require_softmax_logits(loss_id: str, pred: np.ndarray, axis: int, slice_name: str) -> None:
+    """Raise unless softmax(pred, axis) of real logits is defined: no +inf, and no slice
+    along ``axis`` (a "softmax slice", a "class slice") that is all -inf."""
+    if any(v == mpmath.inf for v in pred.ravel()):
+        raise InputError(
+            f"{loss_id}: input pred holds inf; expected finite logits (or -inf) when "
+            "from_logits=False, since softmax of +inf is undefined"
+        )
+    if np.any(np.all(A.isinf(pred), axis=axis)):
+        raise InputError(f"{loss_id}: input pred has a {slice_name} slice that is all -inf; softmax is undefined there")
+
+
+def require_not_nan(loss_id: str, name: str, x: np.ndarray) -> None:
+    if A.isnan(x).any():
+        raise InputError(f"{loss_id}: input {name} holds nan; expected real numbers")
 
 
 def require(loss_id: str, ok: bool, message: str) -> None:

@@ -17,10 +17,6 @@ Everything but the last test is skipped when Chainer cannot be imported (run it 
 
 from __future__ import annotations
 
-import importlib
-import importlib.abc
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,25 +24,13 @@ import pytest
 
 from conformance import expectations as ex
 from conformance import fixtures as fx
-from conformance.backends import BackendError, load_backend
 from conformance.protocol import Call
-from conformance.runner import ERROR, FAIL, KNOWN, checks_for
-from conformance.session import Filters, Session
+from tests import expectation_checks as xc
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTATIONS = ROOT / "conformance" / "expectations" / "chainer-7.8.1.toml"
 
-
-def _chainer_importable() -> tuple[bool, str]:
-    try:
-        import conformance.backends.chainer_backend  # noqa: F401
-    except ModuleNotFoundError as err:
-        return False, f"Chainer is not importable here ({err}); run `tox -e chainer`"
-    return True, ""
-
-
-_OK, _WHY = _chainer_importable()
-needs_chainer = pytest.mark.skipif(not _OK, reason=_WHY)
+needs_chainer = xc.needs_backend("chainer", "Chainer", "run `tox -e chainer`")
 
 #: Chainer's overflowing extreme cases (recorded deviations) warn from inside NumPy
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -54,48 +38,22 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 @pytest.fixture(scope="module")
 def session():
-    backend = load_backend("chainer")
-    s = Session.open(backend, None, Filters(), ex.load(EXPECTATIONS), 120.0)
-    for case in s.cases:
-        for check in checks_for(case):
-            s.check(case, check)
-    return s
+    return xc.checked_session("chainer", EXPECTATIONS)
 
 
 @needs_chainer
 def test_no_unexplained_failure_and_no_unused_entry(session):
-    bad = [f"{r.test_id}: {r.message}" for r in session.results if r.status in (FAIL, ERROR)]
-    assert not bad, "unexplained failures:\n" + "\n".join(bad[:20])
-    unused = [e.describe() for e in session.unused_expectations()]
-    assert not unused, f"entries that match no failing check: {unused}"
-    assert sum(r.status == KNOWN for r in session.results) > 0
+    xc.assert_no_unexplained_failure_and_no_unused_entry(session)
 
 
 @needs_chainer
 def test_every_failure_matches_exactly_one_entry(session):
-    entries = session.expectations.entries
-    for r in session.results:
-        if r.status != KNOWN:
-            continue
-        matching = [e.describe() for e in entries if e.tolerance is None and e.matches(r.case, r.check)]
-        assert len(matching) == 1, f"{r.test_id} matches {matching}"
+    xc.assert_every_failure_matches_exactly_one_entry(session)
 
 
 @needs_chainer
 def test_removing_an_entry_fails_exactly_its_checks(session):
-    known = [r for r in session.results if r.status == KNOWN]
-    entries = session.expectations.entries
-    # without tolerance overrides a passing check does not depend on the entries, so
-    # re-evaluating the known deviations is enough
-    assert all(e.tolerance is None for e in entries)
-    for entry in entries:
-        reduced = ex.load(EXPECTATIONS)
-        reduced.entries = [e for e in reduced.entries if e.number != entry.number]
-        trial = Session(session.backend, session.cases, session.fixtures_digest, reduced, session.timeout, runs=session.runs)
-        failing = {r.test_id for r in (trial.check(k.case, k.check) for k in known) if r.status in (FAIL, ERROR)}
-        covered = {r.test_id for r in known if entry.matches(r.case, r.check)}
-        assert covered, f"{entry.describe()} covers nothing"
-        assert failing == covered, f"without {entry.describe()}: {sorted(failing ^ covered)[:10]}"
+    xc.assert_removing_an_entry_fails_exactly_its_checks(session, EXPECTATIONS)
 
 
 @needs_chainer
@@ -163,35 +121,11 @@ def test_mapping_matches_the_oracle_where_no_fixture_reaches(loss, inputs, optio
     np.testing.assert_allclose(out.grads["pred"], grads["pred"], rtol=1e-13, atol=1e-15)
 
 
-class _BrokenChainer(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Makes ``import chainer`` fail the way Chainer 7.8.1 fails under numpy 2."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name == "chainer":
-            return importlib.util.spec_from_loader(name, self)
-        return None
-
-    def create_module(self, spec):
-        return None
-
-    def exec_module(self, module):
-        raise AttributeError("`np.sctypes` was removed in the NumPy 2.0 release.")
-
-
 @pytest.mark.parametrize("how", ["missing", "broken"])
 def test_import_failure_names_chainer(monkeypatch, how):
-    for name in [m for m in sys.modules if m == "chainer" or m.startswith(("chainer.", "chainerx"))]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.delitem(sys.modules, "conformance.backends.chainer_backend", raising=False)
-    if how == "missing":
-        monkeypatch.setitem(sys.modules, "chainer", None)
-    else:
-        monkeypatch.setattr(sys, "meta_path", [_BrokenChainer(), *sys.meta_path])
-    with pytest.raises(ModuleNotFoundError) as info:
-        importlib.import_module("conformance.backends.chainer_backend")
-    assert info.value.name == "chainer"
-    with pytest.raises(BackendError, match="chainer"):
-        load_backend("chainer")
+    # Chainer 7.8.1 under numpy 2
+    broken = "`np.sctypes` was removed in the NumPy 2.0 release."
+    xc.assert_import_failure_names_framework(monkeypatch, how, "chainer", broken, "chainer", also_hide=("chainerx",))
 
 
 @needs_chainer

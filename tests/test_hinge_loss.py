@@ -6,6 +6,7 @@ import pytest
 
 import oracle
 from oracle.losses import hinge_loss, squared_hinge_loss
+from tests.elementwise_checks import assert_float64_transcription, assert_invalid_cases_raise
 
 X = {"pred": [[0.5, -2.0, 1.0, 3.0]], "label": [[1.0, 1.0, 1.0, -1.0]]}  # h = 0.5, 3, 0, 4
 
@@ -35,28 +36,13 @@ def test_labels_outside_minus_one_one_raise(module, bad):
 
 @pytest.mark.parametrize("module,square", [(hinge_loss, False), (squared_hinge_loss, True)])
 def test_float64_transcription_of_the_formula(module, square):
-    for case in module.cases():
-        if case.dtype != "float64" or case.invalid or "extreme" in case.tags:
-            continue
-        opts = module.SPEC.resolve_options(case.options)
-        pred = np.asarray(case.inputs["pred"], dtype=np.float64)
-        label = np.asarray(case.inputs["label"], dtype=np.float64).reshape(pred.shape)
+    def term(pred, label, opts):
         loss = np.maximum(0.0, opts["margin"] - pred * label)
-        if square:
-            loss = loss * loss
-        if "sample_weight" in case.inputs:
-            loss = loss * case.inputs["sample_weight"]
-        if opts["weight"] is not None:
-            loss = loss * opts["weight"]
-        ax = opts["batch_axis"] % pred.ndim
-        want = loss.mean(axis=tuple(a for a in range(pred.ndim) if a != ax))
-        got = oracle.evaluate(module.SPEC.id, case.inputs, case.options).value_as("float64")
-        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300, err_msg=case.name)
+        return loss * loss if square else loss
+
+    assert_float64_transcription(module, term)
 
 
 @pytest.mark.parametrize("module", [hinge_loss, squared_hinge_loss])
 def test_invalid_cases_raise(module):
-    for case in module.cases():
-        if case.invalid:
-            with pytest.raises(oracle.OracleError):
-                oracle.evaluate(module.SPEC.id, case.inputs, case.options)
+    assert_invalid_cases_raise(module)

@@ -6,6 +6,7 @@ import pytest
 
 import oracle
 from oracle.losses import huber_loss as m
+from tests.elementwise_checks import assert_float64_transcription, assert_invalid_cases_raise
 
 ID = m.SPEC.id
 
@@ -33,28 +34,15 @@ def test_rho_must_be_positive(rho):
         oracle.evaluate(ID, {"pred": [1.0], "label": [0.0]}, {"rho": rho})
 
 
+def _huber(pred, label, opts):
+    rho = opts["rho"]
+    d = label - pred
+    return np.where(np.abs(d) < rho, d * d / (2 * rho), np.abs(d) - rho / 2)
+
+
 def test_float64_transcription_of_the_formula():
-    for case in m.cases():
-        if case.dtype != "float64" or case.invalid or "extreme" in case.tags:
-            continue
-        opts = m.SPEC.resolve_options(case.options)
-        rho = opts["rho"]
-        pred = np.asarray(case.inputs["pred"], dtype=np.float64)
-        label = np.asarray(case.inputs["label"], dtype=np.float64).reshape(pred.shape)
-        d = label - pred
-        loss = np.where(np.abs(d) < rho, d * d / (2 * rho), np.abs(d) - rho / 2)
-        if "sample_weight" in case.inputs:
-            loss = loss * case.inputs["sample_weight"]
-        if opts["weight"] is not None:
-            loss = loss * opts["weight"]
-        ax = opts["batch_axis"] % pred.ndim
-        want = loss.mean(axis=tuple(a for a in range(pred.ndim) if a != ax))
-        got = oracle.evaluate(ID, case.inputs, case.options).value_as("float64")
-        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300, err_msg=case.name)
+    assert_float64_transcription(m, _huber)
 
 
 def test_invalid_cases_raise():
-    for case in m.cases():
-        if case.invalid:
-            with pytest.raises(oracle.OracleError):
-                oracle.evaluate(ID, case.inputs, case.options)
+    assert_invalid_cases_raise(m)

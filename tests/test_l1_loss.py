@@ -2,10 +2,10 @@
 and a float64 transcription of the documented formula."""
 
 import numpy as np
-import pytest
 
 import oracle
 from oracle.losses import l1_loss as m
+from tests.elementwise_checks import assert_float64_transcription, assert_invalid_cases_raise
 
 ID = m.SPEC.id
 
@@ -27,25 +27,8 @@ def test_batch_axis_and_weights_by_hand():
 
 
 def test_float64_transcription_of_the_formula():
-    for case in m.cases():
-        if case.dtype != "float64" or case.invalid or "extreme" in case.tags:
-            continue
-        opts = m.SPEC.resolve_options(case.options)
-        pred = np.asarray(case.inputs["pred"], dtype=np.float64)
-        label = np.asarray(case.inputs["label"], dtype=np.float64).reshape(pred.shape)
-        loss = np.abs(label - pred)
-        if "sample_weight" in case.inputs:
-            loss = loss * case.inputs["sample_weight"]
-        if opts["weight"] is not None:
-            loss = loss * opts["weight"]
-        ax = opts["batch_axis"] % pred.ndim
-        want = loss.mean(axis=tuple(a for a in range(pred.ndim) if a != ax))
-        got = oracle.evaluate(ID, case.inputs, case.options).value_as("float64")
-        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300, err_msg=case.name)
+    assert_float64_transcription(m, lambda pred, label, opts: np.abs(label - pred))
 
 
 def test_invalid_cases_raise():
-    for case in m.cases():
-        if case.invalid:
-            with pytest.raises(oracle.OracleError):
-                oracle.evaluate(ID, case.inputs, case.options)
+    assert_invalid_cases_raise(m)

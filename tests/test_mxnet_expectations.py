@@ -17,45 +17,26 @@ Everything but the last test is skipped when MXNet cannot be imported (run it wi
 
 from __future__ import annotations
 
-import importlib
-import importlib.abc
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conformance import expectations as ex
-from conformance.backends import BackendError, load_backend
 from conformance.protocol import Call
-from conformance.runner import ERROR, FAIL, KNOWN, checks_for, make_call
-from conformance.session import Filters, Session
+from conformance.runner import make_call
+from conformance.session import Filters
+from tests import expectation_checks as xc
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTATIONS = ROOT / "conformance" / "expectations" / "mxnet-1.9.1.toml"
 
-
-def _mxnet_importable() -> tuple[bool, str]:
-    try:
-        import conformance.backends.mxnet_backend  # noqa: F401
-    except ModuleNotFoundError as err:
-        return False, f"MXNet is not importable here ({err}); run `tox -e mxnet` (mxnet==1.9.1 needs numpy==1.23.5)"
-    return True, ""
-
-
-_OK, _WHY = _mxnet_importable()
-needs_mxnet = pytest.mark.skipif(not _OK, reason=_WHY)
+needs_mxnet = xc.needs_backend("mxnet", "MXNet", "run `tox -e mxnet` (mxnet==1.9.1 needs numpy==1.23.5)")
 
 
 @pytest.fixture(scope="module")
 def session():
-    backend = load_backend("mxnet")
-    s = Session.open(backend, None, Filters(losses=["mxnet.gluon.loss." + n for n in _mxnet_losses()]), ex.load(EXPECTATIONS), 120.0)
-    for case in s.cases:
-        for check in checks_for(case):
-            s.check(case, check)
-    return s
+    return xc.checked_session("mxnet", EXPECTATIONS, Filters(losses=["mxnet.gluon.loss." + n for n in _mxnet_losses()]))
 
 
 def _mxnet_losses() -> list[str]:
@@ -66,38 +47,17 @@ def _mxnet_losses() -> list[str]:
 
 @needs_mxnet
 def test_no_unexplained_failure_and_no_unused_entry(session):
-    bad = [f"{r.test_id}: {r.message}" for r in session.results if r.status in (FAIL, ERROR)]
-    assert not bad, "unexplained failures:\n" + "\n".join(bad[:20])
-    unused = [e.describe() for e in session.unused_expectations()]
-    assert not unused, f"entries that match no failing check: {unused}"
-    assert sum(r.status == KNOWN for r in session.results) > 0
+    xc.assert_no_unexplained_failure_and_no_unused_entry(session)
 
 
 @needs_mxnet
 def test_every_failure_matches_exactly_one_entry(session):
-    entries = session.expectations.entries
-    for r in session.results:
-        if r.status != KNOWN:
-            continue
-        matching = [e.describe() for e in entries if e.tolerance is None and e.matches(r.case, r.check)]
-        assert len(matching) == 1, f"{r.test_id} matches {matching}"
+    xc.assert_every_failure_matches_exactly_one_entry(session)
 
 
 @needs_mxnet
 def test_removing_an_entry_fails_exactly_its_checks(session):
-    known = [r for r in session.results if r.status == KNOWN]
-    entries = session.expectations.entries
-    # without tolerance overrides a passing check does not depend on the entries, so
-    # re-evaluating the known deviations is enough
-    assert all(e.tolerance is None for e in entries)
-    for entry in entries:
-        reduced = ex.load(EXPECTATIONS)
-        reduced.entries = [e for e in reduced.entries if e.number != entry.number]
-        trial = Session(session.backend, session.cases, session.fixtures_digest, reduced, session.timeout, runs=session.runs)
-        failing = {r.test_id for r in (trial.check(k.case, k.check) for k in known) if r.status in (FAIL, ERROR)}
-        covered = {r.test_id for r in known if entry.matches(r.case, r.check)}
-        assert covered, f"{entry.describe()} covers nothing"
-        assert failing == covered, f"without {entry.describe()}: {sorted(failing ^ covered)[:10]}"
+    xc.assert_removing_an_entry_fails_exactly_its_checks(session, EXPECTATIONS)
 
 
 @needs_mxnet
@@ -170,34 +130,8 @@ def test_crash_in_the_isolated_helper_is_reported_and_the_run_goes_on():
     assert out.output.shape == (2,) and np.isfinite(out.output).all()
 
 
-class _BrokenMXNet(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Makes ``import mxnet`` fail the way MXNet 1.9.1 fails under numpy >= 1.24."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name == "mxnet":
-            return importlib.util.spec_from_loader(name, self)
-        return None
-
-    def create_module(self, spec):
-        return None
-
-    def exec_module(self, module):
-        raise AttributeError("module 'numpy' has no attribute 'bool'.")
-
-
 @pytest.mark.parametrize("how", ["missing", "broken"])
 def test_import_failure_names_mxnet(monkeypatch, how):
-    # the modules are only hidden for the test (monkeypatch restores them); the real
-    # mxnet is never imported a second time
-    for name in [m for m in sys.modules if m == "mxnet" or m.startswith("mxnet.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.delitem(sys.modules, "conformance.backends.mxnet_backend", raising=False)
-    if how == "missing":
-        monkeypatch.setitem(sys.modules, "mxnet", None)
-    else:
-        monkeypatch.setattr(sys, "meta_path", [_BrokenMXNet(), *sys.meta_path])
-    with pytest.raises(ModuleNotFoundError) as info:
-        importlib.import_module("conformance.backends.mxnet_backend")
-    assert info.value.name == "mxnet"
-    with pytest.raises(BackendError, match="mxnet==1.9.1 numpy==1.23.5"):
-        load_backend("mxnet")
+    # MXNet 1.9.1 under numpy >= 1.24
+    broken = "module 'numpy' has no attribute 'bool'."
+    xc.assert_import_failure_names_framework(monkeypatch, how, "mxnet", broken, "mxnet==1.9.1 numpy==1.23.5")

@@ -17,58 +17,44 @@ derivatives are those two values; the oracle returns the interval between them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
+from .. import conventions as G
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
-from ..conventions import (
-    batch_axis_option,
-    reduce_batch_mean,
-    require_values,
-    reshape_like,
-    sample_weight_input,
-    weight_option,
-)
 from ..result import Forward, Gradient
+
+#: the option and the inputs of HingeLoss and SquaredHingeLoss, and the reading of the
+#: label's domain they share
+MARGIN = OptionSpec("margin", 1.0, "float", "The margin in hinge loss. Defaults to 1.0", fixture_values=(0.5, 2.0))
+INPUTS = (
+    G.pred_input(),
+    InputSpec("label", "truth tensor with values -1 or 1, with the same size as pred"),
+    G.sample_weight_input(),
+)
+LABEL_VALUES = Reading(
+    "label values",
+    "label is the target tensor containing values -1 or 1 ... truth tensor with values -1 or 1",
+    "Any other label value (0, 0.5, 2, ...) is outside the documented domain and an "
+    "InputError; the code accepts any number and applies the formula to it.",
+)
 
 SPEC = LossSpec(
     id="mxnet.gluon.loss.HingeLoss",
     summary="Hinge loss max(0, margin - pred * label) for labels -1 or 1.",
     formula="out[b] = weight * mean_{i in b} sample_weight_i * max(0, margin - pred_i * label_i)",
-    options=(
-        OptionSpec(
-            "margin",
-            1.0,
-            "float",
-            "The margin in hinge loss. Defaults to 1.0",
-            fixture_values=(0.5, 2.0),
-        ),
-        weight_option(None),
-        batch_axis_option(),
-    ),
-    inputs=(
-        InputSpec("pred", "prediction tensor with arbitrary shape", differentiable=True),
-        InputSpec("label", "truth tensor with values -1 or 1, with the same size as pred"),
-        sample_weight_input(),
-    ),
+    options=(MARGIN, G.weight_option(None), G.batch_axis_option()),
+    inputs=INPUTS,
     output_shape="(batch_size,)",
     readings=(
-        Reading(
-            "sum or mean",
-            "L = sum_i max(0, margin - pred_i label_i) ... Dimenions other than batch_axis are averaged out.",
-            "The sum in the formula is over the elements that the output description then "
-            "averages: out[b] is the mean over the non-batch axes, as for every Loss.",
+        G.averaged_out_reading(
+            "L = sum_i max(0, margin - pred_i label_i) ... Dimenions other than batch_axis are averaged out."
         ),
-        Reading(
-            "label values",
-            "label is the target tensor containing values -1 or 1 ... truth tensor with values -1 or 1",
-            "Any other label value (0, 0.5, 2, ...) is outside the documented domain and an "
-            "InputError; the code accepts any number and applies the formula to it.",
-        ),
+        LABEL_VALUES,
         Reading(
             "label shape",
             "label and pred must have the same number of elements ... Must have the same size as pred.",
@@ -91,137 +77,86 @@ SPEC = LossSpec(
 )
 
 
-def forward(x: dict, options: dict) -> Forward:
-    pred = x["pred"]
-    label = reshape_like(SPEC.id, "label", x["label"], pred)
-    require_values(SPEC.id, "label", label, {-1, 1}, "only the values -1 or 1")
-    margin = mpf(options["margin"])
-    h = (margin - pred * label).astype(object)
-    elem = A.relu(h)
-    red = reduce_batch_mean(SPEC.id, elem, elem, options, x.get("sample_weight"))
+def hinge_terms(loss_id: str, x: dict, options: dict) -> tuple[np.ndarray, np.ndarray]:
+    """label (read into pred's shape; -1 or 1 only) and h = margin - pred * label."""
+    pred, label = G.pred_and_label(loss_id, x)
+    G.require_values(loss_id, "label", label, {-1, 1}, "only the values -1 or 1")
+    return label, (mpf(options["margin"]) - pred * label).astype(object)
 
-    def vjp(ct: np.ndarray) -> dict[str, Gradient]:
-        s = red.seed(ct)
+
+def forward(x: dict, options: dict) -> Forward:
+    label, h = hinge_terms(SPEC.id, x, options)
+
+    def vjp(s: np.ndarray) -> Gradient:  # s: the cotangent pulled back to each element
         active = (-label * s).astype(object)
         zero = A.zeros(h.shape)
         pos = (h > 0).astype(bool)
         kink = (h == 0).astype(bool)
         exact = np.where(pos, active, zero).astype(object)
         if not kink.any():
-            return {"pred": Gradient.exact(exact)}
-        return {"pred": Gradient.between(exact, np.where(kink, active, exact).astype(object))}
+            return Gradient.exact(exact)
+        return Gradient.between(exact, np.where(kink, active, exact).astype(object))
 
-    return Forward(red.value, red.scale, red.n_terms, vjp)
-
-
-def _labels(rng, shape, dtype):
-    return C.in_dtype(C.choice(rng, shape, (-1.0, 1.0)), dtype)
+    return G.batch_mean_forward(SPEC.id, x, options, A.relu(h), vjp)
 
 
-def _pair(rng, shape, dtype, sigma=1.5):
-    return {"pred": C.normal(rng, shape, sigma, dtype), "label": _labels(rng, shape, dtype)}
+# ------------------------------------------------------------------------- cases
+# HingeLoss and SquaredHingeLoss share them (squared_hinge_loss imports what follows):
+# the same inputs, each loss with its own extreme and tiny values and its own cases with
+# pred * label on the margin (a kink here, differentiable there).
+
+#: the spread of random pred values; labels are random signs
+PRED_SIGMA = 1.5
 
 
-def cases() -> Iterator[C.Case]:
+def on_the_margin(rng, dtype: str, margin: float) -> dict:
+    """Random (3, 4) inputs with pred * label == margin in row 0 and at [2, 1]."""
+    pred, lab = C.normal(rng, (3, 4), PRED_SIGMA, dtype), C.signs(rng, (3, 4), dtype)
+    pred[0, :] = margin * lab[0, :]
+    pred[2, 1] = margin * lab[2, 1]
+    return {"pred": pred, "label": lab}
+
+
+def signed_zero_pred(dtype: str) -> dict:
+    """pred exactly 0 with both signs (and one 1.5), for a margin of 0."""
+    return {"pred": C.in_dtype([[0.0, 0.0], [-0.0, 1.5]], dtype), "label": C.in_dtype([[1, -1], [1, -1]], dtype)}
+
+
+def hinge_cases(
+    spec: LossSpec,
+    own_cases: Callable[[str], Iterator[C.Case]],
+    *,
+    zero_pred_note: str,
+    invalid_label_at: tuple[int, int],
+    invalid_label_shape: tuple[int, int],
+    invalid_sample_weight_shape: tuple[int, int],
+) -> Iterator[C.Case]:
+    """The cases of a loss of h = margin - pred * label (labels -1 or 1), with the loss's
+    ``own_cases(dtype)`` (extreme and tiny values, pred * label on the margin) after those
+    of shape and label."""
+    gen = C.ElementwiseCases(spec, sigma=PRED_SIGMA, labels=C.signs)
     for dtype in C.DTYPES:
-        for opts in C.option_variants(SPEC):
-            name = f"{C.variant_name(opts)}-{dtype}"
-            rng = C.rng_for(SPEC.id, name)
-            shape = (3, 4) if opts.get("batch_axis", 0) == 0 else (4, 3)
-            yield C.Case(name, _pair(rng, shape, dtype), dtype, opts)
-        rng = C.rng_for(SPEC.id, f"shapes-{dtype}")
-        yield C.Case(f"margin-negative-{dtype}", _pair(rng, (3, 4), dtype), dtype, {"margin": -0.5})
-        yield C.Case(f"minimum-{dtype}", _pair(rng, (1,), dtype), dtype, tags=("shape",))
-        yield C.Case(
-            f"rank3-label-reshaped-{dtype}",
-            {"pred": C.normal(rng, (2, 3, 4), 1.5, dtype), "label": _labels(rng, (2, 12), dtype)},
-            dtype,
-            tags=("shape",),
-            note="label has another shape with the same number of elements",
-        )
-        yield C.Case(
-            f"rank3-batch_axis=2-{dtype}",
-            _pair(rng, (2, 3, 4), dtype),
-            dtype,
-            {"batch_axis": 2},
-            tags=("shape",),
-        )
-        for sw_shape, what in (((3, 1), "per-sample"), ((3, 4), "full")):
-            yield C.Case(
-                f"sample_weight-{what}-{dtype}",
-                {**_pair(rng, (3, 4), dtype), "sample_weight": C.uniform(rng, sw_shape, 0, 2, dtype)},
-                dtype,
-                tags=("shape",),
-            )
-        yield C.Case(
-            f"sample_weight-batch_axis=1-{dtype}",
-            {**_pair(rng, (4, 3), dtype), "sample_weight": C.uniform(rng, (1, 3), -1, 2, dtype)},
-            dtype,
-            {"batch_axis": 1, "weight": 0.5},
-            tags=("shape",),
-        )
+        yield from gen.variants(dtype)
+        rng = C.rng_for(spec.id, f"shapes-{dtype}")
+        yield C.Case(f"margin-negative-{dtype}", gen.inputs(rng, (3, 4), dtype), dtype, {"margin": -0.5})
+        yield from gen.shapes(rng, dtype)
+        yield from gen.sample_weights(rng, dtype, batch_axis_1={"weight": 0.5}, low=-1)
         yield C.Case(
             f"labels-all-minus-one-{dtype}",
-            {"pred": C.normal(rng, (2, 4), 1.5, dtype), "label": C.in_dtype(-np.ones((2, 4)), dtype)},
+            {"pred": C.normal(rng, (2, 4), PRED_SIGMA, dtype), "label": C.in_dtype(-np.ones((2, 4)), dtype)},
             dtype,
             tags=("label",),
         )
         yield C.Case(
             f"labels-all-one-{dtype}",
-            {"pred": C.normal(rng, (2, 4), 1.5, dtype), "label": C.in_dtype(np.ones((2, 4)), dtype)},
+            {"pred": C.normal(rng, (2, 4), PRED_SIGMA, dtype), "label": C.in_dtype(np.ones((2, 4)), dtype)},
             dtype,
             {"margin": 0.5},
             tags=("label",),
         )
-        fmax = float(np.finfo(dtype).max)
-        yield C.Case(
-            f"extreme-{dtype}",
-            {"pred": C.in_dtype([[-fmax, fmax], [fmax, 0.5]], dtype), "label": C.in_dtype([[1, -1], [1, -1]], dtype)},
-            dtype,
-            tags=("extreme",),
-            note="row 0: each hinge term is margin + max; their naive sum overflows",
-        )
-        eps = float(np.finfo(dtype).eps)
-        sub = float(np.finfo(dtype).smallest_subnormal)
-        yield C.Case(
-            f"tiny-{dtype}",
-            {"pred": C.in_dtype([[1.0 - eps / 2, -(1.0 - eps / 2)], [1.0 - eps, 3.0]], dtype), "label": C.in_dtype([[1, -1], [1, 1]], dtype)},
-            dtype,
-            tags=("tiny",),
-            note="pred * label one or two ulps below the margin: hinge terms of an ulp",
-        )
-        yield C.Case(
-            f"tiny-margin-zero-{dtype}",
-            {"pred": C.in_dtype([[-sub, sub], [2 * sub, -4.0]], dtype), "label": C.in_dtype([[1, -1], [-1, -1]], dtype)},
-            dtype,
-            {"margin": 0.0},
-            tags=("tiny",),
-            note="hinge terms of subnormal size",
-        )
-        for opts in ({}, {"margin": 0.5}):
-            rng = C.rng_for(SPEC.id, f"kink-{C.variant_name(opts)}-{dtype}")
-            m = float(opts.get("margin", 1.0))
-            pred, lab = _pair(rng, (3, 4), dtype).values()
-            pred[0, :] = m * lab[0, :]
-            pred[2, 1] = m * lab[2, 1]
-            yield C.Case(
-                f"kink-{C.variant_name(opts)}-{dtype}",
-                {"pred": pred, "label": lab},
-                dtype,
-                opts,
-                tags=("kink",),
-                note="pred * label == margin in row 0 and at [2, 1]",
-            )
-        yield C.Case(
-            f"kink-margin-zero-{dtype}",
-            {"pred": C.in_dtype([[0.0, 0.0], [-0.0, 1.5]], dtype), "label": C.in_dtype([[1, -1], [1, -1]], dtype)},
-            dtype,
-            {"margin": 0.0},
-            tags=("kink", "boundary"),
-            note="margin 0 and pred exactly 0 (signed zeros): the hinge sits at pred == 0",
-        )
-        rng = C.rng_for(SPEC.id, f"boundary-{dtype}")
-        lab = _labels(rng, (2, 3), dtype)
+        yield from own_cases(dtype)
+        rng = C.rng_for(spec.id, f"boundary-{dtype}")
+        lab = C.signs(rng, (2, 3), dtype)
         yield C.Case(
             f"all-beyond-margin-{dtype}",
             {"pred": C.in_dtype(lab * C.uniform(rng, (2, 3), 1.25, 4.0, "float64"), dtype), "label": lab},
@@ -231,14 +166,14 @@ def cases() -> Iterator[C.Case]:
         )
         yield C.Case(
             f"zero-pred-{dtype}",
-            {"pred": C.in_dtype(np.zeros((2, 3)), dtype), "label": _labels(rng, (2, 3), dtype)},
+            {"pred": C.in_dtype(np.zeros((2, 3)), dtype), "label": C.signs(rng, (2, 3), dtype)},
             dtype,
             tags=("boundary",),
-            note="pred == 0: every hinge term equals the margin",
+            note=zero_pred_note,
         )
         for bad in (0.0, 0.5, 2.0):
-            lab = _labels(rng, (2, 3), dtype)
-            lab[1, 2] = bad
+            lab = C.signs(rng, (2, 3), dtype)
+            lab[invalid_label_at] = bad
             yield C.Case(
                 f"invalid-label={bad}-{dtype}",
                 {"pred": C.normal(rng, (2, 3), 1, dtype), "label": lab},
@@ -246,31 +181,65 @@ def cases() -> Iterator[C.Case]:
                 tags=("invalid",),
                 invalid="label values must be -1 or 1",
             )
-        yield C.Case(
-            f"invalid-size-{dtype}",
-            {"pred": C.normal(rng, (2, 3), 1, dtype), "label": _labels(rng, (2, 2), dtype)},
-            dtype,
-            tags=("invalid",),
-            invalid="label must have the same number of elements as pred",
+        yield from gen.invalid_shapes(
+            rng, dtype, label_shape=invalid_label_shape, sample_weight_shape=invalid_sample_weight_shape
         )
-        yield C.Case(
-            f"invalid-sample_weight-{dtype}",
-            {**_pair(rng, (2, 3), dtype), "sample_weight": C.uniform(rng, (3, 1), 0, 1, dtype)},
-            dtype,
-            tags=("invalid",),
-            invalid="sample_weight must be broadcastable to the shape of pred",
-        )
+
+
+def cases() -> Iterator[C.Case]:
+    return hinge_cases(
+        SPEC, _own_cases, zero_pred_note="pred == 0: every hinge term equals the margin",
+        invalid_label_at=(1, 2), invalid_label_shape=(2, 2), invalid_sample_weight_shape=(3, 1),
+    )
+
+
+def _own_cases(dtype: str) -> Iterator[C.Case]:
+    """Hinge terms that overflow or are an ulp; pred * label on the margin: the kink."""
+    fmax = float(np.finfo(dtype).max)
+    yield C.Case(
+        f"extreme-{dtype}",
+        {"pred": C.in_dtype([[-fmax, fmax], [fmax, 0.5]], dtype), "label": C.in_dtype([[1, -1], [1, -1]], dtype)},
+        dtype,
+        tags=("extreme",),
+        note="row 0: each hinge term is margin + max; their naive sum overflows",
+    )
+    eps = float(np.finfo(dtype).eps)
+    sub = float(np.finfo(dtype).smallest_subnormal)
+    yield C.Case(
+        f"tiny-{dtype}",
+        {"pred": C.in_dtype([[1.0 - eps / 2, -(1.0 - eps / 2)], [1.0 - eps, 3.0]], dtype), "label": C.in_dtype([[1, -1], [1, 1]], dtype)},
+        dtype,
+        tags=("tiny",),
+        note="pred * label one or two ulps below the margin: hinge terms of an ulp",
+    )
+    yield C.Case(
+        f"tiny-margin-zero-{dtype}",
+        {"pred": C.in_dtype([[-sub, sub], [2 * sub, -4.0]], dtype), "label": C.in_dtype([[1, -1], [-1, -1]], dtype)},
+        dtype,
+        {"margin": 0.0},
+        tags=("tiny",),
+        note="hinge terms of subnormal size",
+    )
+    for opts in ({}, {"margin": 0.5}):
+        name = f"kink-{C.variant_name(opts)}-{dtype}"
+        inputs = on_the_margin(C.rng_for(SPEC.id, name), dtype, float(opts.get("margin", 1.0)))
+        yield C.Case(name, inputs, dtype, opts, tags=("kink",), note="pred * label == margin in row 0 and at [2, 1]")
+    yield C.Case(
+        f"kink-margin-zero-{dtype}",
+        signed_zero_pred(dtype),
+        dtype,
+        {"margin": 0.0},
+        tags=("kink", "boundary"),
+        note="margin 0 and pred exactly 0 (signed zeros): the hinge sits at pred == 0",
+    )
 
 
 def sample(rng, options: dict) -> dict:
     """Valid random float64 inputs for self-verification (see tests/); pred * label stays
-    at least 0.05 away from the margin (the hinge)."""
+    at least 0.05 away from the margin (the hinge, where SquaredHingeLoss's second
+    derivative jumps)."""
     margin = float(options.get("margin", 1.0))
-    shape = (2, 3) if options.get("batch_axis", 0) == 0 else (3, 2)
-    label = C.choice(rng, shape, (-1.0, 1.0)).astype(np.float64)
+    shape = C.sample_shape(options)
+    label = C.signs(rng, shape, "float64")
     side = np.asarray([rng.choice((-1.0, 1.0)) * rng.uniform(0.05, 2.0) for _ in range(label.size)]).reshape(shape)
-    return {
-        "pred": (margin + side) * label,
-        "label": label,
-        "sample_weight": C.uniform(rng, (shape[0], 1) if options.get("batch_axis", 0) == 0 else (1, shape[1]), 0.1, 2.0, "float64"),
-    }
+    return {"pred": (margin + side) * label, "label": label, "sample_weight": C.per_sample_weight(rng, shape, options)}

@@ -27,14 +27,8 @@ from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
+from .. import conventions as G
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
-from ..conventions import (
-    batch_axis_option,
-    reduce_batch_mean,
-    reshape_like,
-    sample_weight_input,
-    weight_option,
-)
 from ..result import Forward, Gradient
 
 
@@ -58,22 +52,13 @@ SPEC = LossSpec(
             check=_check_rho,
             fixture_values=(0.5, 2.0),
         ),
-        weight_option(None),
-        batch_axis_option(),
+        G.weight_option(None),
+        G.batch_axis_option(),
     ),
-    inputs=(
-        InputSpec("pred", "prediction tensor with arbitrary shape", differentiable=True),
-        InputSpec("label", "target tensor with the same size as pred"),
-        sample_weight_input(),
-    ),
+    inputs=(G.pred_input(), InputSpec("label", "target tensor with the same size as pred"), G.sample_weight_input()),
     output_shape="(batch_size,)",
     readings=(
-        Reading(
-            "sum or mean",
-            "L = sum_i {...} ... Dimenions other than batch_axis are averaged out.",
-            "The sum in the formula is over the elements that the output description then "
-            "averages: out[b] is the mean over the non-batch axes, as for every Loss.",
-        ),
+        G.averaged_out_reading("L = sum_i {...} ... Dimenions other than batch_axis are averaged out."),
         Reading(
             "summary and formula",
             "equal to L1 loss if absolute error exceeds rho but is equal to L2 loss otherwise",
@@ -100,67 +85,37 @@ SPEC = LossSpec(
 
 
 def forward(x: dict, options: dict) -> Forward:
-    pred = x["pred"]
-    label = reshape_like(SPEC.id, "label", x["label"], pred)
+    pred, label = G.pred_and_label(SPEC.id, x)
     rho = mpf(options["rho"])
     diff = (pred - label).astype(object)  # d = pred - label; h is even, h' odd in d
     absd = A.fabs(diff)
     quad = (absd < rho).astype(bool)
     elem = np.where(quad, diff * diff / (2 * rho), absd - rho / 2).astype(object)
     elem_scale = np.where(quad, elem, absd + rho / 2).astype(object)
-    red = reduce_batch_mean(SPEC.id, elem, elem_scale, options, x.get("sample_weight"))
 
-    def vjp(ct: np.ndarray) -> dict[str, Gradient]:
-        s = red.seed(ct)
+    def vjp(s: np.ndarray) -> Gradient:  # s: the cotangent pulled back to each element
         sign = np.where(diff > 0, mpf(1), np.where(diff < 0, mpf(-1), mpf(0)))
         slope = np.where(quad, diff / rho, sign).astype(object)
-        return {"pred": Gradient.exact((s * slope).astype(object))}
+        return Gradient.exact((s * slope).astype(object))
 
-    return Forward(red.value, red.scale, red.n_terms, vjp)
+    return G.batch_mean_forward(SPEC.id, x, options, elem, vjp, elem_scale=elem_scale)
 
 
-def _pair(rng, shape, dtype, sigma=1.0):
-    return {"pred": C.normal(rng, shape, sigma, dtype), "label": C.normal(rng, shape, sigma, dtype)}
+#: pred and label both normal (sigma 1)
+GEN = C.ElementwiseCases(SPEC)
 
 
 def cases() -> Iterator[C.Case]:
     for dtype in C.DTYPES:
-        for opts in C.option_variants(SPEC):
-            name = f"{C.variant_name(opts)}-{dtype}"
-            rng = C.rng_for(SPEC.id, name)
-            shape = (3, 4) if opts.get("batch_axis", 0) == 0 else (4, 3)
-            # spread of d comparable to rho, so both branches occur
-            yield C.Case(name, _pair(rng, shape, dtype, float(opts.get("rho", 1.0))), dtype, opts)
+        # spread of d comparable to rho, so both branches occur
+        yield from GEN.variants(dtype, sigma=lambda opts: float(opts.get("rho", 1.0)))
         rng = C.rng_for(SPEC.id, f"shapes-{dtype}")
-        yield C.Case(f"minimum-{dtype}", _pair(rng, (1,), dtype), dtype, tags=("shape",))
-        yield C.Case(
-            f"rank3-label-reshaped-{dtype}",
-            {"pred": C.normal(rng, (2, 3, 4), 1, dtype), "label": C.normal(rng, (2, 12), 1, dtype)},
+        yield from GEN.shapes(rng, dtype, reshaped_options={"rho": 0.5})
+        yield from GEN.sample_weights(
+            rng,
             dtype,
-            {"rho": 0.5},
-            tags=("shape",),
-            note="label has another shape with the same number of elements",
-        )
-        yield C.Case(
-            f"rank3-batch_axis=2-{dtype}",
-            _pair(rng, (2, 3, 4), dtype),
-            dtype,
-            {"batch_axis": 2},
-            tags=("shape",),
-        )
-        for sw_shape, what in (((3, 1), "per-sample"), ((3, 4), "full")):
-            yield C.Case(
-                f"sample_weight-{what}-{dtype}",
-                {**_pair(rng, (3, 4), dtype), "sample_weight": C.uniform(rng, sw_shape, 0, 2, dtype)},
-                dtype,
-                tags=("shape",),
-            )
-        yield C.Case(
-            f"sample_weight-batch_axis=1-{dtype}",
-            {**_pair(rng, (4, 3), dtype), "sample_weight": C.uniform(rng, (1, 3), -1, 2, dtype)},
-            dtype,
-            {"batch_axis": 1, "weight": -2.0, "rho": 0.5},
-            tags=("shape",),
+            batch_axis_1={"weight": -2.0, "rho": 0.5},
+            low=-1,
             note="negative weight and some negative sample weights",
         )
         fmax = float(np.finfo(dtype).max)
@@ -234,38 +189,21 @@ def cases() -> Iterator[C.Case]:
         for rho in (0.0, -1.0):
             yield C.Case(
                 f"invalid-rho={rho}-{dtype}",
-                _pair(rng, (2, 3), dtype),
+                GEN.inputs(rng, (2, 3), dtype),
                 dtype,
                 {"rho": rho},
                 tags=("invalid",),
                 invalid="rho must be > 0",
             )
-        yield C.Case(
-            f"invalid-size-{dtype}",
-            {"pred": C.normal(rng, (2, 3), 1, dtype), "label": C.normal(rng, (2, 2), 1, dtype)},
-            dtype,
-            tags=("invalid",),
-            invalid="label must have the same number of elements as pred",
-        )
-        yield C.Case(
-            f"invalid-sample_weight-{dtype}",
-            {**_pair(rng, (2, 3), dtype), "sample_weight": C.uniform(rng, (3, 1), 0, 1, dtype)},
-            dtype,
-            tags=("invalid",),
-            invalid="sample_weight must be broadcastable to the shape of pred",
-        )
+        yield from GEN.invalid_shapes(rng, dtype)
 
 
 def sample(rng, options: dict) -> dict:
     """Valid random float64 inputs for self-verification (see tests/); |d| stays away
     from rho, where h'' jumps and numerical differentiation would lose accuracy."""
     rho = float(options.get("rho", 1.0))
-    shape = (2, 3) if options.get("batch_axis", 0) == 0 else (3, 2)
+    shape = C.sample_shape(options)
     pred = C.normal(rng, shape, 1.0, "float64")
     mags = [rng.choice((rng.uniform(0.0, 0.9), rng.uniform(1.1, 3.0))) * rho for _ in range(pred.size)]
     gap = np.asarray([rng.choice((-1.0, 1.0)) * m for m in mags]).reshape(shape)
-    return {
-        "pred": pred,
-        "label": pred + gap,
-        "sample_weight": C.uniform(rng, (shape[0], 1) if options.get("batch_axis", 0) == 0 else (1, shape[1]), 0.1, 2.0, "float64"),
-    }
+    return {"pred": pred, "label": pred + gap, "sample_weight": C.per_sample_weight(rng, shape, options)}

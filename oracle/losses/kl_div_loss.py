@@ -31,20 +31,11 @@ from collections.abc import Iterator
 
 import mpmath
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
-from .. import precision
+from .. import conventions as G
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
-from ..conventions import (
-    batch_axis_option,
-    normalize_axis,
-    reduce_batch_mean,
-    reshape_like,
-    sample_weight_input,
-    weight_option,
-)
 from ..errors import InputError, describe
 from ..result import Forward, Gradient
 
@@ -67,8 +58,8 @@ SPEC = LossSpec(
             "The dimension along with to compute softmax. Only used when from_logits is False.",
             fixture_values=(0,),
         ),
-        weight_option(),
-        batch_axis_option(),
+        G.weight_option(),
+        G.batch_axis_option(),
     ),
     inputs=(
         InputSpec(
@@ -78,7 +69,7 @@ SPEC = LossSpec(
             differentiable=True,
         ),
         InputSpec("label", "truth tensor with values in range (0, 1); the same size as pred"),
-        sample_weight_input(),
+        G.sample_weight_input(),
     ),
     output_shape="(batch_size,)",
     readings=(
@@ -132,32 +123,9 @@ SPEC = LossSpec(
     source="MXNet 1.9.1 python/mxnet/gluon/loss.py",
 )
 
-_isnan = np.frompyfunc(mpmath.isnan, 1, 1)
-_isinf = np.frompyfunc(mpmath.isinf, 1, 1)
-
-
-def _times(a: mpf, b: mpf) -> mpf:
-    """a * b with 0 * (+-inf) = 0 (a zero label weighs nothing)."""
-    return mpf(0) if a == 0 else a * b
-
-
-_times_u = np.frompyfunc(_times, 2, 1)
-
-
-def _log_softmax(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """(log_softmax(x), logsumexp(x)) along ``axis``, keepdims; log_softmax formed as
-    (x - max) - log(sum exp(x - max)) so |x| ~ 1e300 keeps O(1) results exact."""
-    m = A.amax(x, axis=axis, keepdims=True)
-    d = (x - m).astype(object)
-    log_s = A.log(A.asum(A.exp(d), axis=axis, keepdims=True))
-    return (d - log_s).astype(object), (m + log_s).astype(object)
-
-
 def forward(x: dict, options: dict) -> Forward:
-    pred = x["pred"]
-    label = reshape_like(SPEC.id, "label", x["label"], pred)
-    if _isnan(pred).astype(bool).any():
-        raise InputError(f"{SPEC.id}: input pred holds nan; expected real numbers")
+    pred, label = G.pred_and_label(SPEC.id, x)
+    G.require_not_nan(SPEC.id, "pred", pred)
     for v in label.ravel():
         if not (0 <= v <= 1):
             raise InputError(
@@ -174,47 +142,29 @@ def forward(x: dict, options: dict) -> Forward:
         require_ndim = pred.ndim >= 1
         if not require_ndim:
             raise InputError(f"{SPEC.id}: input pred is a scalar; softmax needs an axis")
-        ax = normalize_axis(SPEC.id, "axis", int(options["axis"]), pred.ndim)
-        if any(v == mpmath.inf for v in pred.ravel()):
-            raise InputError(
-                f"{SPEC.id}: input pred holds inf; expected finite logits (or -inf) when "
-                "from_logits=False, since softmax of +inf is undefined"
-            )
-        if np.any(np.all(_isinf(pred).astype(bool), axis=ax)):
-            raise InputError(
-                f"{SPEC.id}: input pred has a softmax slice that is all -inf; softmax is undefined there"
-            )
-        logp, lse = _log_softmax(pred, ax)
+        ax = G.normalize_axis(SPEC.id, "axis", int(options["axis"]), pred.ndim)
+        G.require_softmax_logits(SPEC.id, pred, ax, "softmax")
+        logp, lse = A.log_softmax_lse(pred, ax)
         n_class = pred.shape[ax]
         pred_scale = (A.fabs(pred) + A.fabs(lse)).astype(object)
     ent = A.xlogy(label, label)
-    cross = _times_u(label, logp)
+    cross = A.xmul(label, logp)
     elem = (ent - cross).astype(object)
-    elem_scale = (A.fabs(ent) + _times_u(label, pred_scale)).astype(object)
-    red = reduce_batch_mean(
-        SPEC.id, elem, elem_scale, options, x.get("sample_weight"),
-        terms_per_element=2 + (n_class if not from_logits else 0),
-    )
+    elem_scale = (A.fabs(ent) + A.xmul(label, pred_scale)).astype(object)
 
-    def vjp(ct: np.ndarray) -> dict[str, Gradient]:
-        sl = (red.seed(ct) * label).astype(object)
+    def vjp(s: np.ndarray) -> Gradient:  # s: the cotangent pulled back to each element
+        sl = (s * label).astype(object)
         if from_logits:
-            return {"pred": Gradient.exact((-sl).astype(object))}
+            return Gradient.exact((-sl).astype(object))
         total = A.asum(sl, axis=ax, keepdims=True)
-        return {"pred": Gradient.exact((total * A.exp(logp) - sl).astype(object))}
+        return Gradient.exact((total * A.exp(logp) - sl).astype(object))
 
-    return Forward(red.value, red.scale, red.n_terms, vjp)
+    return G.batch_mean_forward(
+        SPEC.id, x, options, elem, vjp, elem_scale=elem_scale, terms_per_element=2 + (n_class if not from_logits else 0)
+    )
 
 
 # --------------------------------------------------------------------------- cases
-
-
-def _log_softmax_f64(x: np.ndarray, axis: int) -> np.ndarray:
-    """log_softmax in float64 for building case inputs: exact (mpmath), then correctly
-    rounded, so the generated fixtures do not depend on numpy's exp/log."""
-    with precision.working_precision():
-        exact = A.log_softmax(A.asmp(np.asarray(x, dtype=np.float64)), axis)
-    return precision.round_array(exact, "float64")
 
 
 def _inputs(rng, opts: dict, shape: tuple, dtype: str) -> dict:
@@ -223,21 +173,11 @@ def _inputs(rng, opts: dict, shape: tuple, dtype: str) -> dict:
     ax = opts.get("axis", -1) % len(shape) if not opts.get("from_logits", True) else len(shape) - 1
     logits = C.normal(rng, shape, 1.5, "float64")
     pred = (
-        C.in_dtype(_log_softmax_f64(logits, ax), dtype)
+        C.in_dtype(C.log_softmax_f64(logits, ax), dtype)
         if opts.get("from_logits", True)
         else C.in_dtype(logits, dtype)
     )
     return {"pred": pred, "label": C.probabilities(rng, shape, ax, dtype)}
-
-
-def _shape_for(opts: dict) -> tuple:
-    if opts.get("axis", -1) == 1 or opts.get("batch_axis", 0) == 1:
-        return (2, 3, 4)
-    return (3, 4)
-
-
-def _extreme(dtype: str) -> float:
-    return {"float16": 6.0e4, "float32": 1.0e4, "float64": 1.0e300}[dtype]
 
 
 def _tiny(dtype: str) -> float:
@@ -256,7 +196,7 @@ def cases() -> Iterator[C.Case]:
             name = f"{C.variant_name(opts)}-{dtype}"
             rng = C.rng_for(sid, name)
             note = "axis is ignored when from_logits is True" if opts == {"axis": 0} else ""
-            yield C.Case(name, _inputs(rng, opts, _shape_for(opts), dtype), dtype, opts, note=note)
+            yield C.Case(name, _inputs(rng, opts, C.softmax_variant_shape(opts), dtype), dtype, opts, note=note)
 
         # ---- shapes
         rng = C.rng_for(sid, f"shapes-{dtype}")
@@ -287,7 +227,7 @@ def cases() -> Iterator[C.Case]:
             )
 
         # ---- extreme
-        big = _extreme(dtype)
+        big = C.OVERFLOWING_LOGIT[dtype]
         yield C.Case(
             f"extreme-logits-{dtype}",
             {"pred": C.in_dtype([[big, 0, -big], [-big, -big, -big], [big, big, 0]], dtype),

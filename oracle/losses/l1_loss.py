@@ -23,34 +23,21 @@ import numpy as np
 
 from .. import arrays as A
 from .. import cases as C
+from .. import conventions as G
 from ..catalog import InputSpec, LossSpec, Reading
-from ..conventions import (
-    batch_axis_option,
-    reduce_batch_mean,
-    reshape_like,
-    sample_weight_input,
-    weight_option,
-)
 from ..result import Forward, Gradient
 
 SPEC = LossSpec(
     id="mxnet.gluon.loss.L1Loss",
     summary="Mean absolute error between label and pred.",
     formula="out[b] = weight * mean_{i in b} sample_weight_i * |label_i - pred_i|",
-    options=(weight_option(None), batch_axis_option()),
-    inputs=(
-        InputSpec("pred", "prediction tensor with arbitrary shape", differentiable=True),
-        InputSpec("label", "target tensor with the same size as pred"),
-        sample_weight_input(),
-    ),
+    options=(G.weight_option(None), G.batch_axis_option()),
+    inputs=(G.pred_input(), InputSpec("label", "target tensor with the same size as pred"), G.sample_weight_input()),
     output_shape="(batch_size,)",
     readings=(
-        Reading(
-            "sum or mean",
+        G.averaged_out_reading(
             "Calculates the mean absolute error ... L = sum_i |label_i - pred_i| ... "
-            "Dimenions other than batch_axis are averaged out.",
-            "The sum in the formula is over the elements that the output description then "
-            "averages: out[b] is the mean over the non-batch axes, as for every Loss.",
+            "Dimenions other than batch_axis are averaged out."
         ),
         Reading(
             "derivative at label == pred",
@@ -64,77 +51,42 @@ SPEC = LossSpec(
 
 
 def forward(x: dict, options: dict) -> Forward:
-    pred = x["pred"]
-    label = reshape_like(SPEC.id, "label", x["label"], pred)
+    pred, label = G.pred_and_label(SPEC.id, x)
     diff = (pred - label).astype(object)  # pred - label: the sign of d out / d pred
-    elem = A.fabs(diff)
-    red = reduce_batch_mean(SPEC.id, elem, elem, options, x.get("sample_weight"))
 
-    def vjp(ct: np.ndarray) -> dict[str, Gradient]:
-        s = red.seed(ct)
+    def vjp(s: np.ndarray) -> Gradient:  # s: the cotangent pulled back to each element
         pos = (diff > 0).astype(bool)
         neg = (diff < 0).astype(bool)
         exact = np.where(pos, s, np.where(neg, -s, 0)).astype(object)
         kink = ~(pos | neg)
         if not kink.any():
-            return {"pred": Gradient.exact(exact)}
+            return Gradient.exact(exact)
         left = np.where(kink, -s, exact).astype(object)
         right = np.where(kink, s, exact).astype(object)
-        return {"pred": Gradient.between(left, right)}
+        return Gradient.between(left, right)
 
-    return Forward(red.value, red.scale, red.n_terms, vjp)
+    return G.batch_mean_forward(SPEC.id, x, options, A.fabs(diff), vjp)
 
 
-def _pair(rng, shape, dtype, sigma=1.0):
-    return {"pred": C.normal(rng, shape, sigma, dtype), "label": C.normal(rng, shape, sigma, dtype)}
+#: pred and label both normal (sigma 1)
+GEN = C.ElementwiseCases(SPEC)
 
 
 def cases() -> Iterator[C.Case]:
     for dtype in C.DTYPES:
-        for opts in C.option_variants(SPEC):
-            name = f"{C.variant_name(opts)}-{dtype}"
-            rng = C.rng_for(SPEC.id, name)
-            shape = (3, 4) if opts.get("batch_axis", 0) == 0 else (4, 3)
-            yield C.Case(name, _pair(rng, shape, dtype), dtype, opts)
+        yield from GEN.variants(dtype)
         rng = C.rng_for(SPEC.id, f"shapes-{dtype}")
-        yield C.Case(f"weight-negative-{dtype}", _pair(rng, (2, 3), dtype), dtype, {"weight": -1.5})
-        yield C.Case(f"minimum-{dtype}", _pair(rng, (1,), dtype), dtype, tags=("shape",))
-        yield C.Case(
-            f"rank3-label-reshaped-{dtype}",
-            {"pred": C.normal(rng, (2, 3, 4), 1, dtype), "label": C.normal(rng, (2, 12), 1, dtype)},
-            dtype,
-            tags=("shape",),
-            note="label has another shape with the same number of elements",
-        )
-        yield C.Case(
-            f"rank3-batch_axis=2-{dtype}",
-            _pair(rng, (2, 3, 4), dtype),
-            dtype,
-            {"batch_axis": 2},
-            tags=("shape",),
-        )
+        yield C.Case(f"weight-negative-{dtype}", GEN.inputs(rng, (2, 3), dtype), dtype, {"weight": -1.5})
+        yield from GEN.shapes(rng, dtype)
         yield C.Case(
             f"batch_axis=-1-{dtype}",
-            _pair(rng, (3, 2), dtype),
+            GEN.inputs(rng, (3, 2), dtype),
             dtype,
             {"batch_axis": -1},
             tags=("shape",),
             note="a negative batch_axis counts from the last axis",
         )
-        for sw_shape, what in (((3, 1), "per-sample"), ((3, 4), "full")):
-            yield C.Case(
-                f"sample_weight-{what}-{dtype}",
-                {**_pair(rng, (3, 4), dtype), "sample_weight": C.uniform(rng, sw_shape, 0, 2, dtype)},
-                dtype,
-                tags=("shape",),
-            )
-        yield C.Case(
-            f"sample_weight-batch_axis=1-{dtype}",
-            {**_pair(rng, (4, 3), dtype), "sample_weight": C.uniform(rng, (1, 3), 0, 2, dtype)},
-            dtype,
-            {"batch_axis": 1, "weight": 0.5},
-            tags=("shape",),
-        )
+        yield from GEN.sample_weights(rng, dtype, batch_axis_1={"weight": 0.5})
         fmax = float(np.finfo(dtype).max)
         big = fmax / 2
         yield C.Case(
@@ -194,23 +146,10 @@ def cases() -> Iterator[C.Case]:
             dtype,
             tags=("boundary",),
         )
-        yield C.Case(
-            f"invalid-size-{dtype}",
-            {"pred": C.normal(rng, (2, 3), 1, dtype), "label": C.normal(rng, (2, 2), 1, dtype)},
-            dtype,
-            tags=("invalid",),
-            invalid="label must have the same number of elements as pred",
-        )
-        yield C.Case(
-            f"invalid-sample_weight-{dtype}",
-            {**_pair(rng, (2, 3), dtype), "sample_weight": C.uniform(rng, (3, 1), 0, 1, dtype)},
-            dtype,
-            tags=("invalid",),
-            invalid="sample_weight must be broadcastable to the shape of pred",
-        )
+        yield from GEN.invalid_shapes(rng, dtype)
         yield C.Case(
             f"invalid-batch_axis-{dtype}",
-            _pair(rng, (2, 3), dtype),
+            GEN.inputs(rng, (2, 3), dtype),
             dtype,
             {"batch_axis": 2},
             tags=("invalid",),
@@ -221,11 +160,7 @@ def cases() -> Iterator[C.Case]:
 def sample(rng, options: dict) -> dict:
     """Valid random float64 inputs for self-verification (see tests/); the differences
     are kept away from 0, the kink."""
-    shape = (2, 3) if options.get("batch_axis", 0) == 0 else (3, 2)
+    shape = C.sample_shape(options)
     pred = C.normal(rng, shape, 1.0, "float64")
     gap = np.asarray([rng.choice((-1.0, 1.0)) * rng.uniform(0.05, 2.0) for _ in range(pred.size)]).reshape(shape)
-    return {
-        "pred": pred,
-        "label": pred + gap,
-        "sample_weight": C.uniform(rng, (shape[0], 1) if options.get("batch_axis", 0) == 0 else (1, shape[1]), 0.1, 2.0, "float64"),
-    }
+    return {"pred": pred, "label": pred + gap, "sample_weight": C.per_sample_weight(rng, shape, options)}

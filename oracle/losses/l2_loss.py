@@ -21,85 +21,45 @@ import numpy as np
 
 from .. import arrays as A
 from .. import cases as C
-from ..catalog import InputSpec, LossSpec, Reading
-from ..conventions import (
-    batch_axis_option,
-    reduce_batch_mean,
-    reshape_like,
-    sample_weight_input,
-    weight_option,
-)
+from .. import conventions as G
+from ..catalog import InputSpec, LossSpec
 from ..result import Forward, Gradient
 
 SPEC = LossSpec(
     id="mxnet.gluon.loss.L2Loss",
     summary="Mean squared error between label and pred, halved.",
     formula="out[b] = weight/2 * mean_{i in b} sample_weight_i * (label_i - pred_i)^2",
-    options=(weight_option(1.0), batch_axis_option()),
-    inputs=(
-        InputSpec("pred", "prediction tensor with arbitrary shape", differentiable=True),
-        InputSpec("label", "target tensor with the same size as pred"),
-        sample_weight_input(),
-    ),
+    options=(G.weight_option(1.0), G.batch_axis_option()),
+    inputs=(G.pred_input(), InputSpec("label", "target tensor with the same size as pred"), G.sample_weight_input()),
     output_shape="(batch_size,)",
     readings=(
-        Reading(
-            "sum or mean",
-            "L = 1/2 sum_i |label_i - pred_i|^2 ... Dimensions other than batch_axis are averaged out.",
-            "The sum in the formula is over the elements that the output description then "
-            "averages: out[b] is the mean over the non-batch axes, as for every Loss.",
+        G.averaged_out_reading(
+            "L = 1/2 sum_i |label_i - pred_i|^2 ... Dimensions other than batch_axis are averaged out."
         ),
     ),
 )
 
 
 def forward(x: dict, options: dict) -> Forward:
-    pred = x["pred"]
-    label = reshape_like(SPEC.id, "label", x["label"], pred)
+    pred, label = G.pred_and_label(SPEC.id, x)
     diff = (pred - label).astype(object)
-    elem = (diff * diff).astype(object)
-    red = reduce_batch_mean(
-        SPEC.id, elem, elem, options, x.get("sample_weight"), extra_factor=A.asmp(0.5)[()]
-    )
 
-    def vjp(ct: np.ndarray) -> dict[str, Gradient]:
-        return {"pred": Gradient.exact((red.seed(ct) * 2 * diff).astype(object))}
+    def vjp(s: np.ndarray) -> Gradient:  # s: the cotangent pulled back to each element
+        return Gradient.exact((s * 2 * diff).astype(object))
 
-    return Forward(red.value, red.scale, red.n_terms, vjp)
+    return G.batch_mean_forward(SPEC.id, x, options, (diff * diff).astype(object), vjp, extra_factor=A.asmp(0.5)[()])
+
+
+#: pred and label both normal (sigma 1)
+GEN = C.ElementwiseCases(SPEC)
 
 
 def cases() -> Iterator[C.Case]:
     for dtype in C.DTYPES:
-        for opts in C.option_variants(SPEC):
-            name = f"{C.variant_name(opts)}-{dtype}"
-            rng = C.rng_for(SPEC.id, name)
-            shape = (3, 4) if opts.get("batch_axis", 0) == 0 else (4, 3)
-            yield C.Case(
-                name,
-                {"pred": C.normal(rng, shape, 1.0, dtype), "label": C.normal(rng, shape, 1.0, dtype)},
-                dtype,
-                opts,
-            )
+        yield from GEN.variants(dtype)
         rng = C.rng_for(SPEC.id, f"shapes-{dtype}")
-        yield C.Case(f"minimum-{dtype}", {"pred": C.normal(rng, (1,), 1, dtype), "label": C.normal(rng, (1,), 1, dtype)}, dtype, tags=("shape",))
-        yield C.Case(
-            f"rank3-label-reshaped-{dtype}",
-            {"pred": C.normal(rng, (2, 3, 4), 1, dtype), "label": C.normal(rng, (2, 12), 1, dtype)},
-            dtype,
-            tags=("shape",),
-            note="label has another shape with the same number of elements",
-        )
-        for sw_shape, what in (((3, 1), "per-sample"), ((3, 4), "full")):
-            yield C.Case(
-                f"sample_weight-{what}-{dtype}",
-                {
-                    "pred": C.normal(rng, (3, 4), 1, dtype),
-                    "label": C.normal(rng, (3, 4), 1, dtype),
-                    "sample_weight": C.uniform(rng, sw_shape, 0, 2, dtype),
-                },
-                dtype,
-                tags=("shape",),
-            )
+        yield from GEN.shapes(rng, dtype, rank3_batch_axis=False)
+        yield from GEN.sample_weights(rng, dtype)
         big = float(np.finfo(dtype).max) / 2
         yield C.Case(
             f"extreme-{dtype}",
@@ -115,27 +75,14 @@ def cases() -> Iterator[C.Case]:
             dtype,
             tags=("tiny",),
         )
-        yield C.Case(
-            f"invalid-size-{dtype}",
-            {"pred": C.normal(rng, (2, 3), 1, dtype), "label": C.normal(rng, (2, 2), 1, dtype)},
-            dtype,
-            tags=("invalid",),
-            invalid="label must have the same number of elements as pred",
-        )
-        yield C.Case(
-            f"invalid-sample_weight-{dtype}",
-            {"pred": C.normal(rng, (2, 3), 1, dtype), "label": C.normal(rng, (2, 3), 1, dtype), "sample_weight": C.uniform(rng, (3, 1), 0, 1, dtype)},
-            dtype,
-            tags=("invalid",),
-            invalid="sample_weight must be broadcastable to the shape of pred",
-        )
+        yield from GEN.invalid_shapes(rng, dtype)
 
 
 def sample(rng, options: dict) -> dict:
     """Valid random float64 inputs for self-verification (see tests/)."""
-    shape = (2, 3) if options.get("batch_axis", 0) == 0 else (3, 2)
+    shape = C.sample_shape(options)
     return {
         "pred": C.normal(rng, shape, 1.0, "float64"),
         "label": C.normal(rng, shape, 1.0, "float64"),
-        "sample_weight": C.uniform(rng, (shape[0], 1) if options.get("batch_axis", 0) == 0 else (1, shape[1]), 0.1, 2.0, "float64"),
+        "sample_weight": C.per_sample_weight(rng, shape, options),
     }

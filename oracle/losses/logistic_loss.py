@@ -22,22 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import mpmath
 import numpy as np
 from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
+from .. import conventions as G
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
-from ..conventions import (
-    batch_axis_option,
-    reduce_batch_mean,
-    require_values,
-    reshape_like,
-    sample_weight_input,
-    weight_option,
-)
-from ..errors import InputError, describe
 from ..result import Forward, Gradient
 
 SPEC = LossSpec(
@@ -46,8 +37,8 @@ SPEC = LossSpec(
     formula="out[b] = weight * mean_{i in b} sample_weight_i * log(1 + exp(-pred_i * s_i)), "
     "s = label ('signed') or 2 * label - 1 ('binary')",
     options=(
-        weight_option(None),
-        batch_axis_option(),
+        G.weight_option(None),
+        G.batch_axis_option(),
         OptionSpec(
             "label_format",
             "signed",
@@ -57,13 +48,13 @@ SPEC = LossSpec(
         ),
     ),
     inputs=(
-        InputSpec("pred", "prediction tensor with arbitrary shape", differentiable=True),
+        G.pred_input(),
         InputSpec(
             "label",
             "truth tensor with values -1/1 (label_format 'signed') or 0/1 ('binary'), "
             "same size as pred",
         ),
-        sample_weight_input(),
+        G.sample_weight_input(),
     ),
     output_shape="(batch_size,)",
     readings=(
@@ -105,24 +96,19 @@ def _obj(x) -> np.ndarray:
 
 
 def forward(x: dict, options: dict) -> Forward:
-    pred = x["pred"]
-    label = reshape_like(SPEC.id, "label", x["label"], pred)
+    pred, label = G.pred_and_label(SPEC.id, x)
     fmt = options["label_format"]
     allowed, expected = _ALLOWED[fmt]
-    require_values(SPEC.id, "label", label, allowed, expected)
-    for v in pred.ravel():
-        if not mpmath.isfinite(v):
-            raise InputError(f"{SPEC.id}: input pred holds {describe(v)}; expected finite real numbers")
+    G.require_values(SPEC.id, "label", label, allowed, expected)
+    G.require_finite(SPEC.id, "pred", pred)
     s = label if fmt == "signed" else _obj(2 * label - 1)
     margin = _obj(pred * s)
-    elem = _obj(A.softplus(-margin))
-    red = reduce_batch_mean(SPEC.id, elem, elem, options, x.get("sample_weight"))
     dpred = _obj(-s * A.sigmoid(-margin))
 
-    def vjp(ct: np.ndarray) -> dict[str, Gradient]:
-        return {"pred": Gradient.exact(_obj(red.seed(ct) * dpred))}
+    def vjp(seed: np.ndarray) -> Gradient:  # seed: the cotangent pulled back to each element
+        return Gradient.exact(_obj(seed * dpred))
 
-    return Forward(red.value, red.scale, red.n_terms, vjp)
+    return G.batch_mean_forward(SPEC.id, x, options, _obj(A.softplus(-margin)), vjp)
 
 
 # ------------------------------------------------------------------------- cases
@@ -133,32 +119,21 @@ def _labels(rng, shape, fmt: str) -> np.ndarray:
     return C.choice(rng, shape, vals).astype(np.float64)
 
 
+def _variant_inputs(rng, shape, dtype: str, opts: dict) -> dict:
+    fmt = opts.get("label_format", "signed")
+    return {"pred": C.normal(rng, shape, 2.0, dtype), "label": C.in_dtype(_labels(rng, shape, fmt), dtype)}
+
+
+#: pred normal (sigma 2), label -1 or 1
+GEN = C.ElementwiseCases(SPEC, sigma=2.0, labels=C.signs)
+
+
 def cases() -> Iterator[C.Case]:
     for dtype in C.DTYPES:
-        for opts in C.option_variants(SPEC):
-            name = f"{C.variant_name(opts)}-{dtype}"
-            rng = C.rng_for(SPEC.id, name)
-            shape = (3, 4) if opts.get("batch_axis", 0) == 0 else (4, 3)
-            fmt = opts.get("label_format", "signed")
-            yield C.Case(
-                name,
-                {"pred": C.normal(rng, shape, 2.0, dtype), "label": C.in_dtype(_labels(rng, shape, fmt), dtype)},
-                dtype,
-                opts,
-            )
+        yield from C.option_variant_cases(SPEC, dtype, _variant_inputs)
 
         rng = C.rng_for(SPEC.id, f"shapes-{dtype}")
-        for sw_shape, what in (((3, 1), "per-sample"), ((3, 4), "full")):
-            yield C.Case(
-                f"sample_weight-{what}-{dtype}",
-                {
-                    "pred": C.normal(rng, (3, 4), 2.0, dtype),
-                    "label": C.in_dtype(_labels(rng, (3, 4), "signed"), dtype),
-                    "sample_weight": C.uniform(rng, sw_shape, 0, 2, dtype),
-                },
-                dtype,
-                tags=("shape",),
-            )
+        yield from GEN.sample_weights(rng, dtype)
         yield C.Case(
             f"minimum-{dtype}",
             {"pred": C.normal(rng, (1,), 2.0, dtype), "label": C.in_dtype([-1.0], dtype)},
@@ -256,7 +231,7 @@ def cases() -> Iterator[C.Case]:
         )
         yield C.Case(
             f"invalid-sample_weight-{dtype}",
-            {"pred": p, "label": C.in_dtype(_labels(rng, (2, 3), "signed"), dtype), "sample_weight": C.uniform(rng, (3, 1), 0, 1, dtype)},
+            {"pred": p, "label": C.signs(rng, (2, 3), dtype), "sample_weight": C.uniform(rng, (3, 1), 0, 1, dtype)},
             dtype,
             tags=("invalid",),
             invalid="sample_weight must be broadcastable to the shape of pred",
@@ -265,11 +240,9 @@ def cases() -> Iterator[C.Case]:
 
 def sample(rng, options: dict) -> dict:
     """Valid random float64 inputs for self-verification (see tests/)."""
-    ba = options.get("batch_axis", 0)
-    shape = (2, 3) if ba == 0 else (3, 2)
-    fmt = options.get("label_format", "signed")
+    shape = C.sample_shape(options)
     return {
         "pred": C.normal(rng, shape, 2.0, "float64"),
-        "label": _labels(rng, shape, fmt),
-        "sample_weight": C.uniform(rng, (shape[0], 1) if ba == 0 else (1, shape[1]), 0.1, 2.0, "float64"),
+        "label": _labels(rng, shape, options.get("label_format", "signed")),
+        "sample_weight": C.per_sample_weight(rng, shape, options),
     }

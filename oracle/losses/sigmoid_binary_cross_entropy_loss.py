@@ -37,16 +37,9 @@ from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
+from .. import conventions as G
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
-from ..conventions import (
-    batch_axis_option,
-    reduce_batch_mean,
-    require,
-    reshape_like,
-    sample_weight_input,
-    weight_option,
-)
-from ..errors import InputError, describe
+from ..errors import describe
 from ..result import Forward, Gradient
 
 SPEC = LossSpec(
@@ -63,8 +56,8 @@ SPEC = LossSpec(
             "bool",
             "Whether the input is from the output of sigmoid (pred is a probability).",
         ),
-        weight_option(None),
-        batch_axis_option(),
+        G.weight_option(None),
+        G.batch_axis_option(),
     ),
     inputs=(
         InputSpec(
@@ -74,7 +67,7 @@ SPEC = LossSpec(
             differentiable=True,
         ),
         InputSpec("label", "target tensor with values in range [0, 1], same size as pred"),
-        sample_weight_input(),
+        G.sample_weight_input(),
         InputSpec(
             "pos_weight",
             "weighting tensor of positive examples, broadcastable to the shape of pred "
@@ -141,16 +134,6 @@ SPEC = LossSpec(
 # ------------------------------------------------------------------ private helpers
 
 
-def _xlog1py(x: mpf, y: mpf) -> mpf:
-    """x * log1p(y) with 0 * log1p(-1) = 0 (the limit convention)."""
-    if x == 0 and not mpmath.isnan(y):
-        return mpf(0)
-    return x * mpmath.log1p(y)
-
-
-_xlog1py_u = np.frompyfunc(_xlog1py, 2, 1)
-
-
 def _coef_over(c: mpf, d: mpf) -> mpf:
     """c / d for the derivative of c * log(d) with d >= 0: 0 when c is 0 (the term is
     identically zero), +-inf (the one-sided derivative) when d is 0."""
@@ -168,36 +151,21 @@ def _obj(x) -> np.ndarray:
     return np.asarray(x, dtype=object)
 
 
-def _check_finite(name: str, x: np.ndarray) -> None:
-    for v in x.ravel():
-        if not mpmath.isfinite(v):
-            raise InputError(f"{SPEC.id}: input {name} holds {describe(v)}; expected finite real numbers")
-
-
 def _pos_weight(pw: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
     if pw is None:
         return A.full(shape, 1)
-    try:
-        target = np.broadcast_shapes(pw.shape, shape)
-    except ValueError:
-        target = None
-    if target != tuple(shape):
-        raise InputError(
-            f"{SPEC.id}: input pos_weight has shape {pw.shape}, which does not broadcast to "
-            f"the shape of pred {tuple(shape)}; expected e.g. (1, C) or (C,) for pred (N, C)"
-        )
-    _check_finite("pos_weight", pw)
-    return np.broadcast_to(pw, shape)
+    pw_b = G.broadcast_input(SPEC.id, "pos_weight", pw, shape, expected="expected e.g. (1, C) or (C,) for pred (N, C)")
+    G.require_finite(SPEC.id, "pos_weight", pw)
+    return pw_b
 
 
 # ----------------------------------------------------------------------- forward
 
 
 def forward(x: dict, options: dict) -> Forward:
-    pred = x["pred"]
-    label = reshape_like(SPEC.id, "label", x["label"], pred)
+    pred, label = G.pred_and_label(SPEC.id, x)
     for v in label.ravel():
-        require(
+        G.require(
             SPEC.id,
             bool(0 <= v <= 1),
             f"input label holds {describe(v)}; expected values in range [0, 1]",
@@ -207,28 +175,27 @@ def forward(x: dict, options: dict) -> Forward:
     b = _obj(1 - label)
     if options["from_sigmoid"]:
         for v in pred.ravel():
-            require(
+            G.require(
                 SPEC.id,
                 bool(0 <= v <= 1),
                 f"input pred holds {describe(v)}; with from_sigmoid=True expected a "
                 "probability in [0, 1]",
             )
         t1 = _obj(-A.xlogy(a, pred))
-        t2 = _obj(-_xlog1py_u(b, -pred))
+        t2 = _obj(-A.xlog1py(b, -pred))
         dpred = _obj(_coef_over_u(b, 1 - pred) - _coef_over_u(a, pred))
     else:
-        _check_finite("pred", pred)
+        G.require_finite(SPEC.id, "pred", pred)
         t1 = _obj(a * A.softplus(-pred))
         t2 = _obj(b * A.softplus(pred))
         dpred = _obj(b * A.sigmoid(pred) - a * A.sigmoid(-pred))
     elem = _obj(t1 + t2)
     scale = _obj(A.fabs(t1) + A.fabs(t2))
-    red = reduce_batch_mean(SPEC.id, elem, scale, options, x.get("sample_weight"), terms_per_element=2)
 
-    def vjp(ct: np.ndarray) -> dict[str, Gradient]:
-        return {"pred": Gradient.exact(_obj(red.seed(ct) * dpred))}
+    def vjp(seed: np.ndarray) -> Gradient:  # seed: the cotangent pulled back to each element
+        return Gradient.exact(_obj(seed * dpred))
 
-    return Forward(red.value, red.scale, red.n_terms, vjp)
+    return G.batch_mean_forward(SPEC.id, x, options, elem, vjp, elem_scale=scale, terms_per_element=2)
 
 
 # ------------------------------------------------------------------------- cases
@@ -247,14 +214,17 @@ def _preds(rng, shape, dtype: str, from_sigmoid: bool) -> np.ndarray:
     return C.normal(rng, shape, 2.0, dtype)
 
 
+def _variant_inputs(rng, shape, dtype: str, opts: dict) -> dict:
+    return {"pred": _preds(rng, shape, dtype, opts.get("from_sigmoid", False)), "label": _labels(rng, shape, dtype)}
+
+
+#: logits normal (sigma 2), labels hard and soft
+GEN = C.ElementwiseCases(SPEC, sigma=2.0, labels=_labels)
+
+
 def cases() -> Iterator[C.Case]:
     for dtype in C.DTYPES:
-        for opts in C.option_variants(SPEC):
-            name = f"{C.variant_name(opts)}-{dtype}"
-            rng = C.rng_for(SPEC.id, name)
-            shape = (3, 4) if opts.get("batch_axis", 0) == 0 else (4, 3)
-            fs = opts.get("from_sigmoid", False)
-            yield C.Case(name, {"pred": _preds(rng, shape, dtype, fs), "label": _labels(rng, shape, dtype)}, dtype, opts)
+        yield from C.option_variant_cases(SPEC, dtype, _variant_inputs)
 
         rng = C.rng_for(SPEC.id, f"pos_weight-{dtype}")
         for fs in (False, True):
@@ -284,23 +254,8 @@ def cases() -> Iterator[C.Case]:
         )
 
         rng = C.rng_for(SPEC.id, f"shapes-{dtype}")
-        for sw_shape, what in (((3, 1), "per-sample"), ((3, 4), "full")):
-            yield C.Case(
-                f"sample_weight-{what}-{dtype}",
-                {
-                    "pred": _preds(rng, (3, 4), dtype, False),
-                    "label": _labels(rng, (3, 4), dtype),
-                    "sample_weight": C.uniform(rng, sw_shape, 0, 2, dtype),
-                },
-                dtype,
-                tags=("shape",),
-            )
-        yield C.Case(
-            f"minimum-{dtype}",
-            {"pred": _preds(rng, (1,), dtype, False), "label": _labels(rng, (1,), dtype)},
-            dtype,
-            tags=("shape",),
-        )
+        yield from GEN.sample_weights(rng, dtype)
+        yield C.Case(f"minimum-{dtype}", GEN.inputs(rng, (1,), dtype), dtype, tags=("shape",))
         yield C.Case(
             f"rank3-label-reshaped-from_sigmoid-{dtype}",
             {"pred": _preds(rng, (2, 3, 4), dtype, True), "label": _labels(rng, (2, 12), dtype)},
@@ -459,13 +414,12 @@ def cases() -> Iterator[C.Case]:
 
 def sample(rng, options: dict) -> dict:
     """Valid random float64 inputs for self-verification (see tests/)."""
-    ba = options.get("batch_axis", 0)
-    shape = (2, 3) if ba == 0 else (3, 2)
+    shape = C.sample_shape(options)
     fs = options.get("from_sigmoid", False)
     pred = C.uniform(rng, shape, 0.05, 0.95, "float64") if fs else C.normal(rng, shape, 2.0, "float64")
     return {
         "pred": pred,
         "label": _labels(rng, shape, "float64"),
-        "sample_weight": C.uniform(rng, (shape[0], 1) if ba == 0 else (1, shape[1]), 0.1, 2.0, "float64"),
+        "sample_weight": C.per_sample_weight(rng, shape, options),
         "pos_weight": C.uniform(rng, (1, shape[1]), 0.25, 4.0, "float64"),
     }

@@ -32,19 +32,11 @@ from collections.abc import Iterator
 
 import mpmath
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
-from .. import precision
+from .. import conventions as G
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
-from ..conventions import (
-    batch_axis_option,
-    normalize_axis,
-    reduce_batch_mean,
-    require,
-    weight_option,
-)
 from ..errors import InputError, describe
 from ..result import Forward, Gradient
 
@@ -71,8 +63,8 @@ SPEC = LossSpec(
             "Whether input is a log probability (usually from log_softmax) instead of "
             "unnormalized numbers.",
         ),
-        weight_option(),
-        batch_axis_option(),
+        G.weight_option(),
+        G.batch_axis_option(),
     ),
     inputs=(
         InputSpec(
@@ -147,67 +139,29 @@ SPEC = LossSpec(
     source="MXNet 1.9.1 python/mxnet/gluon/loss.py",
 )
 
-_isinf = np.frompyfunc(mpmath.isinf, 1, 1)
-_isnan = np.frompyfunc(mpmath.isnan, 1, 1)
-
-
-def _times(a: mpf, b: mpf) -> mpf:
-    """a * b with 0 * (+-inf) = 0 (a zero label weighs nothing, even where log p = -inf)."""
-    return mpf(0) if a == 0 else a * b
-
-
-_times_u = np.frompyfunc(_times, 2, 1)
-
-
-def _log_softmax(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """(log_softmax(x), logsumexp(x)) along ``axis``, keepdims. log_softmax is formed as
-    (x - max) - log(sum exp(x - max)), never as x - logsumexp(x): with |x| ~ 1e300 the
-    latter cancels away an O(1) result at any fixed working precision."""
-    m = A.amax(x, axis=axis, keepdims=True)
-    d = (x - m).astype(object)
-    log_s = A.log(A.asum(A.exp(d), axis=axis, keepdims=True))
-    return (d - log_s).astype(object), (m + log_s).astype(object)
-
-
-def _check_pred(pred: np.ndarray, axis: int, from_logits: bool) -> None:
-    if _isnan(pred).astype(bool).any():
-        raise InputError(f"{SPEC.id}: input pred holds nan; expected real numbers")
-    if from_logits:
-        return
-    if any(v == mpmath.inf for v in pred.ravel()):
-        raise InputError(
-            f"{SPEC.id}: input pred holds inf; expected finite logits (or -inf) when "
-            "from_logits=False, since softmax of +inf is undefined"
-        )
-    all_neg_inf = np.all(_isinf(pred).astype(bool), axis=axis)
-    if np.any(all_neg_inf):
-        raise InputError(
-            f"{SPEC.id}: input pred has a class slice that is all -inf; softmax is undefined there"
-        )
-
-
 def forward(x: dict, options: dict) -> Forward:
     pred = x["pred"]
     nd = pred.ndim
-    require(SPEC.id, nd >= 1, f"input pred has shape {pred.shape}; expected at least one dimension")
-    ax = normalize_axis(SPEC.id, "axis", int(options["axis"]), nd)
-    bax = normalize_axis(SPEC.id, "batch_axis", int(options["batch_axis"]), nd)
-    require(
+    G.require(SPEC.id, nd >= 1, f"input pred has shape {pred.shape}; expected at least one dimension")
+    ax = G.normalize_axis(SPEC.id, "axis", int(options["axis"]), nd)
+    bax = G.normalize_axis(SPEC.id, "batch_axis", int(options["batch_axis"]), nd)
+    G.require(
         SPEC.id,
         ax != bax,
         f"option axis={options['axis']} and batch_axis={options['batch_axis']} name the same "
         f"dimension of pred {pred.shape}; expected the class axis and the batch axis to differ",
     )
     n_class = pred.shape[ax]
-    require(SPEC.id, n_class >= 1, f"input pred has shape {pred.shape}; the class axis {ax} is empty")
+    G.require(SPEC.id, n_class >= 1, f"input pred has shape {pred.shape}; the class axis {ax} is empty")
     from_logits = bool(options["from_logits"])
-    _check_pred(pred, ax, from_logits)
+    G.require_not_nan(SPEC.id, "pred", pred)
     label = x["label"]
     if from_logits:
         logp = pred
         lse = None
     else:
-        logp, lse = _log_softmax(pred, ax)
+        G.require_softmax_logits(SPEC.id, pred, ax, "class")
+        logp, lse = A.log_softmax_lse(pred, ax)
 
     if options["sparse_label"]:
         want = pred.shape[:ax] + pred.shape[ax + 1:]
@@ -247,54 +201,45 @@ def forward(x: dict, options: dict) -> Forward:
                     "[0, 1] (sparse_label=False)"
                 )
         dense = label
-        elem = (-A.asum(_times_u(label, logp), axis=ax, keepdims=True)).astype(object)
+        elem = (-A.asum(A.xmul(label, logp), axis=ax, keepdims=True)).astype(object)
         if from_logits:
-            terms = A.fabs(_times_u(label, pred))
+            terms = A.fabs(A.xmul(label, pred))
         else:
-            terms = _times_u(label, (A.fabs(pred) + A.fabs(lse)).astype(object))
+            terms = A.xmul(label, (A.fabs(pred) + A.fabs(lse)).astype(object))
         elem_scale = A.asum(terms, axis=ax, keepdims=True)
         onehot = None
 
-    red = reduce_batch_mean(
-        SPEC.id,
-        elem,
-        elem_scale,
-        options,
-        x.get("sample_weight"),
-        terms_per_element=n_class,
-        sample_weight_like="the per-position loss (pred's shape with the axis dimension of size 1)",
-    )
 
-    def vjp(ct: np.ndarray) -> dict[str, Gradient]:
-        seed = red.seed(ct)  # per-position, class axis of size 1: broadcasts along it
+    def vjp(seed: np.ndarray) -> Gradient:  # per-position, class axis of size 1: broadcasts along it
         if from_logits:
             d = -onehot.astype(int) if dense is None else -dense
-            return {"pred": Gradient.exact((seed * d).astype(object))}
+            return Gradient.exact((seed * d).astype(object))
         prob = A.exp(logp)
         if dense is None:
             d = (prob - onehot.astype(int)).astype(object)
         else:
             total = A.asum(dense, axis=ax, keepdims=True)
             d = (total * prob - dense).astype(object)
-        return {"pred": Gradient.exact((seed * d).astype(object))}
+        return Gradient.exact((seed * d).astype(object))
 
-    return Forward(red.value, red.scale, red.n_terms, vjp)
+    return G.batch_mean_forward(
+        SPEC.id,
+        x,
+        options,
+        elem,
+        vjp,
+        elem_scale=elem_scale,
+        terms_per_element=n_class,
+        sample_weight_like="the per-position loss (pred's shape with the axis dimension of size 1)",
+    )
 
 
 # --------------------------------------------------------------------------- cases
 
 
-def _log_softmax_f64(x: np.ndarray, axis: int) -> np.ndarray:
-    """log_softmax in float64 for building case inputs: exact (mpmath), then correctly
-    rounded, so the generated fixtures do not depend on numpy's exp/log."""
-    with precision.working_precision():
-        exact = A.log_softmax(A.asmp(np.asarray(x, dtype=np.float64)), axis)
-    return precision.round_array(exact, "float64")
-
-
 def _logprobs(rng, shape, axis, dtype):
     """Log-probabilities (log_softmax of random logits), rounded to dtype."""
-    return C.in_dtype(_log_softmax_f64(C.normal(rng, shape, 1.5, "float64"), axis), dtype)
+    return C.in_dtype(C.log_softmax_f64(C.normal(rng, shape, 1.5, "float64"), axis), dtype)
 
 
 def _inputs(rng, opts: dict, shape: tuple, dtype: str) -> dict:
@@ -311,16 +256,6 @@ def _inputs(rng, opts: dict, shape: tuple, dtype: str) -> dict:
     return {"pred": pred, "label": label}
 
 
-def _shape_for(opts: dict) -> tuple:
-    if opts.get("axis", -1) == 1 or opts.get("batch_axis", 0) == 1:
-        return (2, 3, 4)
-    return (3, 4)
-
-
-def _extreme(dtype: str) -> float:
-    return {"float16": 6.0e4, "float32": 1.0e4, "float64": 1.0e300}[dtype]
-
-
 def cases() -> Iterator[C.Case]:
     sid = SPEC.id
     for dtype in C.DTYPES:
@@ -331,7 +266,7 @@ def cases() -> Iterator[C.Case]:
         for opts in variants:
             name = f"{C.variant_name(opts)}-{dtype}"
             rng = C.rng_for(sid, name)
-            yield C.Case(name, _inputs(rng, opts, _shape_for(opts), dtype), dtype, opts)
+            yield C.Case(name, _inputs(rng, opts, C.softmax_variant_shape(opts), dtype), dtype, opts)
 
         # ---- shapes
         rng = C.rng_for(sid, f"shapes-{dtype}")
@@ -373,7 +308,7 @@ def cases() -> Iterator[C.Case]:
             )
 
         # ---- extreme logits: a naive exp / log-sum-exp overflows or underflows
-        big = _extreme(dtype)
+        big = C.OVERFLOWING_LOGIT[dtype]
         ext = C.in_dtype(
             [[big, 0, -big], [big, big / 2, 0], [-big, -big, -big], [big, big, 0]], dtype
         )
