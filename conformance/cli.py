@@ -19,6 +19,26 @@ MAIN_EXAMPLE = """examples:
 """
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def _err(msg: str, code: int = 2) -> int:
     print(f"lossconf: {msg}", file=sys.stderr)
     return code
@@ -101,6 +121,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import pytest
 
+    if args.results:  # fail now, with one line, rather than after the whole run
+        target = Path(args.results)
+        existed = target.exists()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "a"):
+                pass
+        except OSError as err:
+            return _err(f"cannot write the results file {args.results}: {err.strerror}")
+        if not existed:
+            target.unlink()
+
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return int(pytest.main(pytest_args(args)))
 
@@ -121,11 +153,17 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fixtures", help="fixtures directory (default: the checkout's fixtures/)")
     p.add_argument("--expectations", help="expectation file of known deviations (TOML)")
     p.add_argument("--strict-expectations", action="store_true", help="fail when a listed deviation no longer occurs")
-    p.add_argument("--loss", action="append", help="only this loss (repeatable)")
-    p.add_argument("--dtype", action="append", help="only this dtype (repeatable)")
-    p.add_argument("--tag", action="append", help="only cases with this tag (repeatable)")
-    p.add_argument("--check", action="append", help="only this check: value, shape, grad, repeat, inputs, invalid")
-    p.add_argument("--call-timeout", type=float, default=60.0, help="seconds allowed per backend call (default 60)")
+    p.add_argument("--loss", action="append", help="only this loss: documented id, short name or alias (repeatable)")
+    p.add_argument("--dtype", action="append", choices=("float16", "float32", "float64"), help="only this dtype (repeatable)")
+    p.add_argument(
+        "--tag", action="append",
+        help="only cases with this tag: regular, extreme, tiny, boundary, kink, singular, tie, label, shape, invalid (repeatable)",
+    )
+    p.add_argument(
+        "--check", action="append",
+        help="only this check: value, shape, grad (every input) or grad:NAME, repeat, inputs, invalid (repeatable)",
+    )
+    p.add_argument("--call-timeout", type=_positive, default=60.0, help="seconds allowed per backend call (default 60)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,7 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("spec", help="print the spec table (losses, options, defaults, documented ambiguities)")
+    p = sub.add_parser(
+        "spec",
+        help="print the spec table (losses, options, defaults, documented ambiguities)",
+        description=(
+            "Print the spec table generated from the oracle's catalog: every loss, its documented "
+            "options with defaults and valid values, its inputs (differentiable ones marked), the "
+            "output shape, and every documented ambiguity with the quoted text and the reading chosen."
+        ),
+    )
     p.add_argument("-o", "--output", help="write Markdown to this file instead of stdout")
     p.set_defaults(func=cmd_spec)
 
@@ -152,30 +198,60 @@ def build_parser() -> argparse.ArgumentParser:
     v = fsub.add_parser("verify", help="check digests, schema and contents; optionally re-derive cases")
     v.add_argument("--dir", help="fixtures directory (default: the checkout's fixtures/)")
     v.add_argument("--recompute", action="store_true", help="re-derive a sample of cases at a higher precision")
-    v.add_argument("--sample", type=int, default=3, help="cases per loss to re-derive with --recompute (default 3)")
+    v.add_argument("--sample", type=_at_least_one, default=3, help="cases per loss to re-derive with --recompute (default 3)")
     v.add_argument("--all", action="store_true", help="re-derive every case")
     v.set_defaults(func=cmd_fixtures_verify)
     pf.set_defaults(func=lambda a: (pf.print_help(), 2)[1])
 
-    r = sub.add_parser("run", help="check a backend against the fixtures (runs pytest with the lossconf plugin)")
+    r = sub.add_parser(
+        "run",
+        help="check a backend against the fixtures (runs pytest with the lossconf plugin)",
+        description=(
+            "Check a backend against every fixture case it supports: value, output shape and dtype, "
+            "the VJP of every differentiable input, repeat (no state between calls), inputs unchanged, "
+            "and whether input the documentation rules out is rejected. Exit codes: 0 all passed "
+            "(or known deviations), 1 a check failed, 3 the backend, fixtures or expectations could not "
+            "be used, 4 a filter selects nothing or names something unknown. Arguments after -- go to pytest."
+        ),
+    )
     r.add_argument("backend", help="numpy, mxnet, chainer, an entry point name, or module:attribute")
     r.add_argument("--results", help="write the results JSON here")
     _add_run_options(r)
     r.add_argument("-v", "--verbose", action="store_true", help="show every failure in full")
-    r.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
-    r.set_defaults(func=cmd_run)
+    r.set_defaults(func=cmd_run, pytest_args=[])
 
-    rep = sub.add_parser("report", help="render HTML, Markdown and merged JSON reports from results files")
+    rep = sub.add_parser(
+        "report",
+        help="render HTML, Markdown and merged JSON reports from results files",
+        description=(
+            "Render reports/index.html (self-contained: per-backend matrices coloured by verdict, "
+            "drill-down to failures, ULP histograms, error by value regime, invalid-input table, "
+            "cross-framework page), reports/summary.md (for a CI job summary) and reports/report.json "
+            "(merged results). With no results files, run the backends first (default: numpy)."
+        ),
+    )
     rep.add_argument("results", nargs="*", help="results JSON files (default: run the numpy backend first)")
     rep.add_argument("--out", default="reports", help="output directory (default: reports)")
-    rep.add_argument("--backend", action="append", help="with no results given: backends to run first (default: numpy)")
+    rep.add_argument("--backend", action="append", help="with no results given: a backend to run first (repeatable; default: numpy)")
     rep.add_argument("--fixtures", help="fixtures directory for the runs")
     rep.set_defaults(func=cmd_report)
 
-    d = sub.add_parser("diff", help="compare two results files; exit 1 on a regression")
+    d = sub.add_parser(
+        "diff",
+        help="compare two results files; exit 1 on a regression",
+        description=(
+            "Compare two results files (or two report.json) check by check. A regression is: a check "
+            "that passed (or was a known deviation, or unsupported) and now fails or errors, including "
+            "invalid input that raised and is now silently returned; an error that grew by more than "
+            "--factor over max(old error, 1 ULP), or became inf/nan; a check no longer supported; a "
+            "check that ran before and is missing now (unless --allow-removed). "
+            "Exit codes: 0 no regression, 1 regression, 2 an input cannot be read."
+        ),
+    )
     d.add_argument("old", help="baseline results JSON")
     d.add_argument("new", help="new results JSON")
-    d.add_argument("--factor", type=float, default=4.0, help="an error that grew by more than this factor is a regression (default 4)")
+    d.add_argument("--factor", type=_positive, default=4.0, help="an error that grew by more than this factor is a regression (default 4)")
+    d.add_argument("--allow-removed", action="store_true", help="checks missing from NEW are reported, not counted as regressions")
     d.add_argument("--markdown", help="also write the comparison as Markdown here")
     d.set_defaults(func=cmd_diff)
     return parser
@@ -183,7 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:  # everything after -- goes to pytest (lossconf run)
+        at = argv.index("--")
+        argv, extra = argv[:at], argv[at + 1 :]
     args = parser.parse_args(argv)
+    if extra:
+        if getattr(args, "func", None) is not cmd_run:
+            parser.error("arguments after -- are only for `lossconf run` (they go to pytest)")
+        args.pytest_args = extra
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

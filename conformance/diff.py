@@ -97,9 +97,15 @@ class Diff:
         ("removed", "cases removed"),
     )
 
+    allow_removed: bool = False
+
     @property
     def regressions(self) -> int:
-        return len(self.new_failures) + len(self.grown) + len(self.unsupported)
+        """New failures, grown errors, checks no longer supported, and -- unless removals
+        are allowed -- checks that ran before and are missing now (a crashed or
+        filtered-to-nothing run must not pass the gate)."""
+        removed = 0 if self.allow_removed else len(self.removed)
+        return len(self.new_failures) + len(self.grown) + len(self.unsupported) + removed
 
 
 def _index(br: BackendResults) -> dict[str, dict[str, Any]]:
@@ -205,6 +211,8 @@ def format_text(d: Diff) -> list[str]:
         lines += [f"  {c.describe()}" for c in items[:MAX_TEXT]]
         if len(items) > MAX_TEXT:
             lines.append(f"  ... and {len(items) - MAX_TEXT} more")
+    if d.removed and not d.allow_removed:
+        lines.append(f"removed checks count as regressions ({len(d.removed)}); pass --allow-removed if the selection changed on purpose")
     if d.regressions:
         lines.append(f"REGRESSION: {d.regressions} check(s) regressed")
     else:
@@ -249,14 +257,19 @@ def main(args: Any) -> int:
     try:
         factor = getattr(args, "factor", None)
         d = compare(args.old, args.new, 4.0 if factor is None else float(factor))
+        d.allow_removed = bool(getattr(args, "allow_removed", False))
     except ResultsError as err:
         print(f"lossconf diff: {err}", file=sys.stderr)
         return 2
     except ValueError as err:
         print(f"lossconf diff: {err}", file=sys.stderr)
         return 2
-    for line in format_text(d):
-        print(line)
+    try:
+        for line in format_text(d):
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `lossconf diff ... | head`
+        sys.stderr.close()
     md = getattr(args, "markdown", None)
     if md:
         path = Path(md)

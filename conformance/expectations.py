@@ -103,6 +103,44 @@ class Expectations:
         return [e for e in self.entries if e.matched == 0]
 
 
+DTYPES = ("float16", "float32", "float64")
+TAGS = ("regular", "extreme", "tiny", "boundary", "kink", "singular", "tie", "label", "shape", "invalid")
+CHECKS = ("value", "shape", "repeat", "inputs", "invalid")
+
+
+def _validated(path: Path, number: int, raw: dict[str, Any]) -> str:
+    """Check an entry names things that exist (so a typo cannot silently match nothing,
+    even under --strict-expectations) and return its loss as the documented id."""
+    where = f"{path}: entry {number} ({raw['loss']})"
+    try:
+        from oracle import catalog
+        from oracle.errors import UnknownLossError
+    except ImportError:  # the harness without the oracle: names are taken as given
+        return str(raw["loss"])
+    try:
+        spec = catalog.spec(str(raw["loss"]))
+    except UnknownLossError as err:
+        raise ExpectationError(f"{where}: {err}") from None
+    for name in dict(raw.get("options", {})):
+        if name not in {o.name for o in spec.options}:
+            raise ExpectationError(
+                f"{where}: unknown option {name!r}; documented options are {', '.join(o.name for o in spec.options)}"
+            )
+    dtypes = raw.get("dtype", ())
+    for d in (dtypes,) if isinstance(dtypes, str) else dtypes:
+        if d not in DTYPES:
+            raise ExpectationError(f"{where}: dtype {d!r} is not one of {', '.join(DTYPES)}")
+    tags = raw.get("tags", ())
+    for t in (tags,) if isinstance(tags, str) else tags:
+        if t not in TAGS:
+            raise ExpectationError(f"{where}: tag {t!r} is not one of {', '.join(TAGS)}")
+    names = [*CHECKS, *(f"grad:{n}" for n in spec.differentiable)]
+    pattern = str(raw.get("check", "*"))
+    if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+        raise ExpectationError(f"{where}: check {pattern!r} matches none of {', '.join(names)}")
+    return spec.id
+
+
 def load(path: str | Path) -> Expectations:
     path = Path(path)
     try:
@@ -122,6 +160,7 @@ def load(path: str | Path) -> Expectations:
             raise ExpectationError(f"{path}: entry {i} ({raw['loss']}): every entry needs a 'reason' naming its root cause")
         dtype = raw.get("dtype", ())
         tags = raw.get("tags", ())
+        raw = dict(raw, loss=_validated(path, i, raw))
         entries.append(
             Entry(
                 number=i,

@@ -183,7 +183,11 @@ def _read_json(path: Path) -> Any:
 def load_manifest(directory: Path) -> dict[str, Any]:
     directory = Path(directory)
     if not directory.is_dir():
-        raise FixtureError(f"fixtures directory {directory} does not exist (run `lossconf fixtures generate`)")
+        raise FixtureError(
+            f"fixtures directory {directory} does not exist: run from the lossconf checkout, or point to it "
+            "with --fixtures DIR (pytest: --fixtures-dir) or LOSSCONF_FIXTURES, or create it with "
+            "`lossconf fixtures generate --out DIR`"
+        )
     path = directory / MANIFEST_FILE
     if not path.exists():
         raise FixtureError(f"{MANIFEST_FILE}: missing from {directory} (run `lossconf fixtures generate`)")

@@ -12,7 +12,7 @@ from . import expectations as ex
 from . import fixtures as fx
 from .backends import BackendError, load_backend
 from .runner import ERROR, FAIL, KNOWN, SKIP, describe_failure
-from .session import Filters, Session, format_summary
+from .session import FilterError, Filters, Session, format_summary
 
 _STATE: dict = {}
 
@@ -54,6 +54,8 @@ def pytest_configure(config: pytest.Config) -> None:
         session = Session.open(backend, fixtures_dir, _filters(config), exp, config.getoption("--call-timeout"))
     except fx.FixtureError as err:
         pytest.exit(f"lossconf: fixtures: {err}", returncode=3)
+    except FilterError as err:
+        pytest.exit(f"lossconf: {err}", returncode=4)
     _STATE["session"] = session
     _STATE["config"] = config
 

@@ -24,6 +24,10 @@ RESULTS_FORMAT = "lossconf-results"
 RESULTS_VERSION = 1
 
 
+class FilterError(Exception):
+    """A filter that names nothing the fixtures have, or a selection of no check."""
+
+
 def _resolve(name: str) -> str:
     """A loss id for an alias (SoftmaxCELoss) when the catalog knows it; else the name."""
     try:
@@ -51,6 +55,28 @@ class Filters:
             return False
         return not (self.tags and not set(self.tags) & set(case.tags))
 
+    def describe(self) -> str:
+        parts = [f"--{k} {v}" for k in ("loss", "dtype", "tag", "check") for v in getattr(self, k + "s" if k != "loss" else "losses")]
+        return " ".join(parts) or "(none)"
+
+    def problems(self, cases: list[fx.FixtureCase]) -> list[str]:
+        """Filter values that name nothing the fixtures have (a typo must not select
+        nothing and pass)."""
+        out = []
+        losses = {c.loss.lower() for c in cases} | {c.short_loss.lower() for c in cases}
+        for x in self.losses:
+            if x.lower() not in losses:
+                out.append(f"--loss {x!r} is not a loss of the fixtures (known: {', '.join(sorted({c.short_loss for c in cases}))})")
+        dtypes = {c.dtype for c in cases}
+        out += [f"--dtype {x!r} is not one of {', '.join(sorted(dtypes))}" for x in self.dtypes if x not in dtypes]
+        tags = {t for c in cases for t in c.tags}
+        out += [f"--tag {x!r} is not one of {', '.join(sorted(tags))}" for x in self.tags if x not in tags]
+        names = {chk for c in cases for chk in checks_for(c)}
+        for x in self.checks:
+            if not any(fnmatch.fnmatchcase(n, x) or n.split(":")[0] == x for n in names):
+                out.append(f"--check {x!r} matches no check (checks: value, shape, grad, grad:NAME, repeat, inputs, invalid)")
+        return out
+
     def keep_check(self, check: str) -> bool:
         return not self.checks or any(fnmatch.fnmatchcase(check, c) or check.split(":")[0] == c for c in self.checks)
 
@@ -69,8 +95,15 @@ class Session:
     @classmethod
     def open(cls, backend: Backend, directory: Path | None, filters: Filters, expectations: Expectations | None, timeout: float) -> Session:
         directory = Path(directory or fx.default_dir())
-        cases = [c for c in fx.load(directory) if filters.keep_case(c)]
-        return cls(backend, cases, fx.manifest_digest(directory), expectations, timeout)
+        every = fx.load(directory)
+        problems = filters.problems(every)
+        if problems:
+            raise FilterError("; ".join(problems))
+        cases = [c for c in every if filters.keep_case(c)]
+        session = cls(backend, cases, fx.manifest_digest(directory), expectations, timeout)
+        if not session.items(filters):
+            raise FilterError("the filters select no check: " + filters.describe())
+        return session
 
     def items(self, filters: Filters) -> list[tuple[fx.FixtureCase, str]]:
         return [(c, chk) for c in self.cases for chk in checks_for(c) if filters.keep_check(chk)]

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import importlib
 import math
+import numbers
 import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 from .errors import OptionError, UnknownLossError, describe
 
@@ -59,16 +62,20 @@ class OptionSpec:
         elif self.kind == "enum":
             ok = value in self.choices
         elif self.kind == "int":
-            ok = isinstance(value, int) and not isinstance(value, bool)
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+            if ok:
+                value = int(value)  # numpy integers are accepted and normalised
         elif self.kind in ("float", "weight"):
             if value is None and self.kind == "weight":
                 ok = True
             else:
                 ok = (
-                    isinstance(value, (int, float))
-                    and not isinstance(value, bool)
+                    isinstance(value, numbers.Real)
+                    and not isinstance(value, (bool, np.bool_))
                     and math.isfinite(value)
                 )
+                if ok and not isinstance(value, int):
+                    value = float(value)  # numpy floats are accepted and normalised
         elif self.kind == "array":
             ok = True  # shape is checked against the inputs by the loss module
         else:  # pragma: no cover - catalog bug
