@@ -39,8 +39,12 @@ class OptionSpec:
     #: true when the option cannot change values or gradients (e.g. a caching switch)
     value_neutral: bool = False
     neutral_reason: str = ""
+    #: the valid values in words, where ``check`` narrows the kind (e.g. "> 0")
+    domain: str = ""
 
     def expected(self) -> str:
+        if self.domain:
+            return self.domain
         if self.kind == "bool":
             return "True or False"
         if self.kind == "enum":

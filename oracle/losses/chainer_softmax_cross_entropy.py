@@ -91,6 +91,7 @@ SPEC = LossSpec(
             "array",
             "Constant weights of shape (x.shape[1],) multiplied to the log-softmax output y[:, i].",
             check=_check_class_weight,
+            domain="None or a 1-D array of C finite real numbers",
             fixture_values=(CLASS_WEIGHT,),
         ),
         OptionSpec(

@@ -50,6 +50,7 @@ SPEC = LossSpec(
             "float",
             "Threshold for trimmed mean estimator.",
             check=_check_rho,
+            domain="a finite real number > 0",
             fixture_values=(0.5, 2.0),
         ),
         G.weight_option(None),

@@ -131,8 +131,12 @@ SPEC = LossSpec(
             "log(target) - target + 0.5 * log(2 * pi * target)",
             "The factorial term is left out unless compute_full is True; then the "
             "documented Stirling factor (not the exact log(target!)) is added, but only "
-            "where target > 1: it approximates log(target!), which is exactly 0 for target "
-            "0 and 1, and the formula is singular at target 0 (as MXNet's code also does).",
+            "where target > 1, as MXNet's code masks it (target > 1). The text does not say "
+            "where the approximation applies: the factor is singular at target 0, and at "
+            "target 1 it gives -0.081 where log(1!) = 0; for non-integer targets in (0, 1] "
+            "(the oracle accepts any target >= 0, 'count or number') no factor is added -- "
+            "the documented approximation is not extended below 1, where it is poor "
+            "(at 0.5 it gives -0.274 against log Gamma(1.5) = -0.121).",
         ),
         Reading(
             "output: a mean over every element",

@@ -56,6 +56,7 @@ SPEC = LossSpec(
             "float",
             "Probability mass to be distributed over the minibatch. Must be < 1.0.",
             check=_check_smoothing,
+            domain="a real number in [0, 1)",
             fixture_values=(0.0, 0.9),
         ),
         weight_option(1.0),

@@ -59,6 +59,7 @@ SPEC = LossSpec(
             "float",
             "Margin of separation between correct and incorrect pair.",
             check=_check_margin,
+            domain="a finite real number > 0",
             fixture_values=(0.5,),
         ),
         weight_option(None),
