@@ -6,9 +6,12 @@ it in two units, with the tolerance it was held to:
 * **ULPs** of the dtype at the exact value: 0.5 is a correctly rounded result. A result
   within ``ulps`` ULPs *conforms*.
 * **term-scale units**: ``error / (eps * scale)``, where ``scale`` is the oracle's sum of
-  the magnitudes of the terms the documented formula adds up (|x_t| + |logsumexp(x)| for
-  softmax cross-entropy; the value itself for a mean of squares) and ``eps`` the dtype's
-  machine epsilon. Backward error analysis bounds a stable algorithm's error by a small
+  the magnitudes of the terms the documented formula adds up (|x_t - m| +
+  |logsumexp(x - m)| with m = max(x) for softmax cross-entropy; the value itself for a mean
+  of squares) and ``eps`` the dtype's machine epsilon. For every softmax-based loss the
+  scale is shift-invariant: the terms after subtracting the maximum logit, which is what a
+  stable log-sum-exp adds (so a uniform logit offset, which changes nothing, cannot inflate
+  the bound). Backward error analysis bounds a stable algorithm's error by a small
   multiple of ``eps * scale * g(n)``, with ``g(n) = 2 + log2(n)`` growing slowly with the
   number ``n`` of terms reduced (pairwise or blocked summation; ordinary recursive
   summation rarely reaches its worst case of n). A result outside ``ulps`` but within

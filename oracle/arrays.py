@@ -143,15 +143,21 @@ def log_softmax(x: Array, axis: int) -> Array:
     return (shifted - log(asum(exp(shifted), axis=axis, keepdims=True))).astype(object)
 
 
-def log_softmax_lse(x: Array, axis: int) -> tuple[Array, Array]:
-    """(log_softmax(x), logsumexp(x)) along ``axis``, keepdims, for x with a finite maximum
-    on every slice. log_softmax is formed as (x - max) - log(sum exp(x - max)), never as
+def log_softmax_terms(x: Array, axis: int) -> tuple[Array, Array]:
+    """(log_softmax(x), term scale) along ``axis``, keepdims, for x with a finite maximum m
+    on every slice. log_softmax is formed as (x - m) - log(sum exp(x - m)), never as
     x - logsumexp(x): with |x| ~ 1e300 the latter cancels away an O(1) result at any fixed
-    working precision."""
+    working precision.
+
+    The term scale of class j is ``|x_j - m| + |log sum exp(x - m)|``: the magnitudes of the
+    two terms a stable log-sum-exp adds once the maximum is subtracted. It is shift-invariant
+    (a uniform offset of the logits changes neither the loss nor its scale), unlike
+    ``|x_j| + |logsumexp(x)|``, which a uniform offset of 1000 inflates to 2000 around a
+    loss of 1e-13. As x_j - m <= 0 <= log sum exp(x - m), it equals ``|log p_j|``."""
     m = amax(x, axis=axis, keepdims=True)
     d = (x - m).astype(object)
     log_s = log(asum(exp(d), axis=axis, keepdims=True))
-    return (d - log_s).astype(object), (m + log_s).astype(object)
+    return (d - log_s).astype(object), (fabs(d) + fabs(log_s)).astype(object)
 
 
 def softmax(x: Array, axis: int) -> Array:

@@ -90,7 +90,8 @@ def test_worked_example_from_the_docstring():
     # ">>> y" prints "variable(0.44018972)". The exact value is 0.4401896985611953..., so the
     # correctly rounded float32 is 0.44018968939... (shortest repr 0.4401897); the printed
     # 0.44018972 is the float32 one ulp above it (error 0.69 ulp), i.e. Chainer's float32
-    # result, well within eps32 * scale (scale = |x_t| + |logsumexp| = 4.44).
+    # result, well within eps32 * scale (scale = |x_t - max| + |logsumexp(x - max)| = 0.44,
+    # the target being each row's maximum).
     documented = np.float32(0.44018972)
     y = r.value_as("float32")[()]
     assert repr(y) in ("np.float32(0.4401897)", "0.4401897")

@@ -46,7 +46,9 @@ LogisticLoss                     ``F.sigmoid_cross_entropy(pred, t, normalize=Fa
 SoftmaxCrossEntropyLoss          ``F.softmax_cross_entropy(F.moveaxis(pred, axis, 1),   class axis moved to 1; sparse
 (from_logits=False)              t, reduce='no')``                                      label int32 with pred's shape minus
                                                                                         axis, dense label (soft target)
-                                                                                        moved like pred; the per-position
+                                                                                        moved like pred; a sample_weight
+                                                                                        of label's shape (sparse) weighs
+                                                                                        Chainer's loss; the per-position
                                                                                         loss gets its axis back at size 1
 KLDivLoss (from_logits=False)    ``F.softmax_cross_entropy(F.moveaxis(pred, axis, 1),   Chainer sums the terms over the
                                  label moved likewise, reduce='no',                     softmax axis, the documented mean
@@ -72,8 +74,9 @@ SDMLLoss (Chainer 7.8.1 has no such function), SigmoidBinaryCrossEntropyLoss wit
 from_sigmoid=True (no Chainer BCE on probabilities), SoftmaxCrossEntropyLoss and KLDivLoss
 with from_logits=True (Chainer's functions always apply log_softmax themselves), soft or
 out-of-domain labels where Chainer takes int32 labels, KLDivLoss with a softmax axis that is
-the batch axis or a sample_weight that varies along it (Chainer returns only the sums over
-that axis), and hinge margins that are not positive powers of two (Chainer's margin is 1).
+the batch axis or a sample_weight that varies along it, SoftmaxCrossEntropyLoss with a dense
+label and a sample_weight that varies along the class axis (Chainer returns only the sums
+over that axis), and hinge margins that are not positive powers of two (Chainer's margin is 1).
 """
 
 from __future__ import annotations
@@ -144,10 +147,14 @@ def _divide(v, divisor: float):
     return v / np.full(v.shape, divisor, dtype=v.dtype)
 
 
-def _weighted_mean(call: Call, elem, weight_factor: float | None = None):
-    """The documented reduction of every Gluon loss: elementwise ``sample_weight``, mean over
-    the non-batch axes, ``weight`` (``weight_factor`` replaces it when given)."""
-    sw = call.inputs.get("sample_weight")
+_FROM_CALL = object()
+
+
+def _weighted_mean(call: Call, elem, weight_factor: float | None = None, sample_weight=_FROM_CALL):
+    """The documented reduction of every Gluon loss: elementwise ``sample_weight`` (the
+    call's, unless given), mean over the non-batch axes, ``weight`` (``weight_factor``
+    replaces it when given)."""
+    sw = call.inputs.get("sample_weight") if sample_weight is _FROM_CALL else sample_weight
     if sw is not None:
         elem = elem * F.broadcast_to(np.asarray(sw, dtype=elem.dtype), elem.shape)
     elem = F.moveaxis(elem, call.options.get("batch_axis", 0), 0)
@@ -275,6 +282,16 @@ def _check_mx_sce(call: Call) -> str | None:
                 "7.8.1 has no cross-entropy on given log-probabilities")
     if call.options.get("sparse_label", True) and not _is_integral(call.inputs["label"]):
         return "non-integer sparse labels: F.softmax_cross_entropy takes hard labels as int32"
+    sw = call.inputs.get("sample_weight")
+    if not call.options.get("sparse_label", True) and sw is not None:
+        p = np.asarray(call.inputs["pred"])
+        axis = call.options.get("axis", -1)
+        if -p.ndim <= axis < p.ndim:
+            k = np.ndim(sw) - p.ndim + axis % p.ndim
+            if k >= 0 and np.shape(sw)[k] != 1:
+                return ("dense label with a sample_weight that varies along the class axis: "
+                        "F.softmax_cross_entropy returns only the sums over the classes, so the "
+                        "documented per-term weight cannot be applied")
     return None
 
 
@@ -292,7 +309,21 @@ def _mx_sce(call: Call, xs: dict):
         if t.shape == p.shape:
             t = np.moveaxis(t, a, 1)
     loss = F.softmax_cross_entropy(x, t, reduce="no")
+    # documented: sample_weight "broadcastable to the same shape as label"; for a sparse
+    # label, one of label's shape weighs Chainer's per-position loss (label-shaped) directly,
+    # any other is read with the class axis kept at size 1 (as the oracle reads it)
+    sw = call.inputs.get("sample_weight")
+    if sw is not None and call.options.get("sparse_label", True) and _broadcasts(np.shape(sw), loss.shape):
+        loss = loss * F.broadcast_to(np.asarray(sw, dtype=loss.dtype), loss.shape)
+        return _weighted_mean(call, F.expand_dims(loss, a), sample_weight=None)
     return _weighted_mean(call, F.expand_dims(loss, a))
+
+
+def _broadcasts(shape: tuple[int, ...], to: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(shape, to) == tuple(to)
+    except ValueError:
+        return False
 
 
 def _check_kl(call: Call) -> str | None:

@@ -19,6 +19,12 @@ than batch_axis are averaged out"::
 (MXNet 1.9.1 sums over the non-batch axes and adds 1e-12 inside the log; both are
 deviations from the documented text, not part of the oracle.)
 
+Scale (tolerance model): term i contributes ``|label_i log label_i| + label_i * c_i`` with
+``c_i = |pred_i|`` (from_logits) or, from_logits=False, the scale is shift-invariant: the
+terms after subtracting the maximum logit, which is what a stable log-sum-exp adds,
+``c_i = |pred_i - m| + |log sum_k exp(pred_k - m)|`` with m the maximum of pred_i's softmax
+slice (= |log p_i|). A uniform logit offset changes neither the loss nor its scale.
+
 Gradient, with s_i = cotangent[b] * d out[b] / d t_i and P = softmax(pred, axis):
 
     from_logits=True:  d/dpred_k = -s_k * label_k
@@ -144,9 +150,8 @@ def forward(x: dict, options: dict) -> Forward:
             raise InputError(f"{SPEC.id}: input pred is a scalar; softmax needs an axis")
         ax = G.normalize_axis(SPEC.id, "axis", int(options["axis"]), pred.ndim)
         G.require_softmax_logits(SPEC.id, pred, ax, "softmax")
-        logp, lse = A.log_softmax_lse(pred, ax)
+        logp, pred_scale = A.log_softmax_terms(pred, ax)  # |pred - max| + |lse(pred - max)|
         n_class = pred.shape[ax]
-        pred_scale = (A.fabs(pred) + A.fabs(lse)).astype(object)
     ent = A.xlogy(label, label)
     cross = A.xmul(label, logp)
     elem = (ent - cross).astype(object)

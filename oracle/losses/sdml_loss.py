@@ -19,9 +19,12 @@ labels_ik), d/dx1_ik = 2 * sum_j G_ij (x1_ik - x2_jk) and d/dx2_jk = -2 * sum_i 
 (x1_ik - x2_jk).
 
 Scale (tolerance model), per row i: weight times sum_j [labels_ij*|log labels_ij| +
-labels_ij*(d_ij + |lse_i|) + |labels_ij - p_ij|*d_ij]: the terms of the KL sum (as for
-softmax cross-entropy, |x_t| + |logsumexp|), plus the error the rounding of each d_ij
-carries into the loss.
+labels_ij*(|d_ij - dmin_i| + |log_s_i|) + |labels_ij - p_ij|*d_ij], dmin_i = min_j d_ij and
+log_s_i = log sum_j exp(-(d_ij - dmin_i)): the terms of the KL sum, plus the error the
+rounding of each d_ij carries into the loss. The log_softmax part is scaled as softmax
+cross-entropy's: the scale is shift-invariant: the terms after subtracting the maximum
+logit (-dmin_i), which is what a stable log-sum-exp adds (= labels_ij*|log p_ij|); a common
+offset of a row's distances changes neither the loss nor that part of the scale.
 """
 
 from __future__ import annotations
@@ -175,8 +178,7 @@ def forward(x: dict, options: dict) -> Forward:
     diff = (x1[:, None, :] - x2[None, :, :]).astype(object)  # (b, b, dim): x1_i - x2_j
     d = A.asum((diff * diff).astype(object), axis=2) if dim else A.zeros((b, b))
     neg = (-d).astype(object)
-    lse = A.logsumexp(neg, axis=1, keepdims=True)
-    logp = (neg - lse).astype(object)
+    logp, term_scale = A.log_softmax_terms(neg, axis=1)  # term_scale: |d_ij - min_j d_ij| + |log_s_i|
     ent = A.xlogy(labels, labels).astype(object)
     cross = np.where(labels == 0, mpmath.mpf(0), labels * logp).astype(object)
     value = (w * A.asum((ent - cross).astype(object), axis=1)).astype(object)
@@ -184,7 +186,7 @@ def forward(x: dict, options: dict) -> Forward:
     lsum = A.asum(labels, axis=1, keepdims=True)
     g_unit = (labels - p * lsum).astype(object)  # d out_i / d d_ij, before the weight
     scale_terms = (
-        A.fabs(ent) + labels * (d + A.fabs(lse)) + A.fabs(g_unit) * d
+        A.fabs(ent) + labels * term_scale + A.fabs(g_unit) * d
     ).astype(object)
     scale = (abs(w) * A.asum(scale_terms, axis=1)).astype(object)
 

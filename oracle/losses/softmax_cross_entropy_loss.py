@@ -11,19 +11,38 @@ with ``from_logits=True`` meaning "input is a log probability": ``log p = pred``
 Reading implemented. Let ``logp = pred`` (from_logits) or ``log_softmax(pred, axis)``. The
 per-position loss keeps the class axis at size 1 (pred's shape with ``axis`` of size 1)::
 
-    sparse: l[pos] = -logp[pos, t]          t = label[pos], an integer in [0, C)
-    dense:  l[pos] = -sum_j label[pos, j] * logp[pos, j]    (0 * log 0 = 0)
+    sparse: l[pos] = -sw[pos] * logp[pos, t]          t = label[pos], an integer in [0, C)
+    dense:  l[pos] = -sum_j sw[pos, j] * label[pos, j] * logp[pos, j]    (0 * log 0 = 0)
 
-``sample_weight`` broadcasts to that per-position shape and multiplies it, ``weight``
-multiplies, and "Dimenions other than batch_axis are averaged out"::
+``sample_weight`` ("Must be broadcastable to the same shape as label") gives ``sw``:
 
-    out[b] = weight * mean_{pos in b} sample_weight[pos] * l[pos]
+* sparse (label = pred's shape without the class axis): a sample_weight that broadcasts to
+  label's shape is broadcast to it and the class axis is inserted at size 1 ((N,) for pred
+  (N, C); (N, W) for pred (N, C, W) with axis=1); one that does not, but broadcasts to the
+  per-position shape (pred's shape with the class axis of size 1: (N, 1), MXNet's keepdims
+  form), is read in that form; label's shape is tried first;
+* dense (label = pred's shape): sample_weight broadcasts to label's shape and weighs each
+  term label_j log p_j; a weight constant along the class axis ((64, 1) for label (64, 10),
+  the documented example) weighs the position, a full (64, 10) weight each class term.
 
-Gradient, with s[pos] = d out[b] / d l[pos] times the cotangent and P = exp(logp):
+``weight`` multiplies, and "Dimenions other than batch_axis are averaged out"::
 
-    from_logits=False: sparse d/dpred_k = s * (P_k - [k == t]);
-                       dense  d/dpred_k = s * ((sum_j label_j) * P_k - label_k)
-    from_logits=True:  sparse d/dpred_k = -s * [k == t];  dense d/dpred_k = -s * label_k
+    out[b] = weight * mean_{pos in b} l[pos]
+
+Gradient, with s[pos] = d out[b] / d l[pos] times the cotangent, P = exp(logp) and, dense,
+the weighted label wl_j = sw_j * label_j:
+
+    from_logits=False: sparse d/dpred_k = s * sw * (P_k - [k == t]);
+                       dense  d/dpred_k = s * ((sum_j wl_j) * P_k - wl_k)
+    from_logits=True:  sparse d/dpred_k = -s * sw * [k == t];  dense d/dpred_k = -s * wl_k
+
+Scale (tolerance model): the scale is shift-invariant: the terms after subtracting the
+maximum logit, which is what a stable log-sum-exp adds. With m = max_j pred_j on the
+position's class slice, class j contributes ``|pred_j - m| + |log sum_k exp(pred_k - m)|``
+(= |log p_j|, both terms having one sign): the target's for a sparse label, the label-
+weighted sum over j for a dense one. A uniform logit offset changes neither the loss nor
+its scale ([1000, 970, 970] has the scale of [0, -30, -30]: about the loss, 1.9e-13, not
+2000). With from_logits=True the terms are |pred_t| (sparse) and sum_j |label_j pred_j|.
 """
 
 from __future__ import annotations
@@ -46,8 +65,9 @@ SPEC = LossSpec(
     summary="Softmax cross entropy between pred (logits or log-probabilities) and a sparse or dense label.",
     formula=(
         "logp = pred if from_logits else log_softmax(pred, axis); "
-        "l = -logp[label] (sparse) or -sum_j label_j logp_j (dense), class axis kept at size 1; "
-        "out[b] = weight * mean_{pos in b} sample_weight * l"
+        "l = -sw * logp[label] (sparse) or -sum_j sw_j label_j logp_j (dense), class axis kept "
+        "at size 1, sw = sample_weight broadcast to label's shape; "
+        "out[b] = weight * mean_{pos in b} l"
     ),
     options=(
         OptionSpec(
@@ -80,8 +100,9 @@ SPEC = LossSpec(
         ),
         InputSpec(
             "sample_weight",
-            "element-wise weighting tensor, broadcastable to the per-position loss "
-            "(pred's shape with the axis dimension of size 1)",
+            "element-wise weighting tensor, broadcastable to the same shape as label (sparse: "
+            "pred's shape without the axis dimension, or with it of size 1; dense: pred's "
+            "shape, weighing each class term)",
             optional=True,
         ),
     ),
@@ -92,10 +113,19 @@ SPEC = LossSpec(
             "sample_weight: element-wise weighting tensor. Must be broadcastable to the same "
             "shape as label. For example, if label has shape (64, 10) and you want to weigh "
             "each sample in the batch separately, sample_weight should have shape (64, 1).",
-            "The loss per position has pred's shape with the class axis kept at size 1 (for "
-            "pred (64, 10) that is (64, 1), matching the example); sample_weight must "
-            "broadcast to that shape and multiplies it before the mean. A sample_weight of "
-            "a dense label's full shape (64, 10) is rejected.",
+            "sample_weight must broadcast to label's shape. Sparse labels (label = pred's "
+            "shape without the class axis): the weight is broadcast to label's shape and the "
+            "class axis inserted at size 1, so it weighs each position ((N,) for pred (N, C); "
+            "(N, W) for pred (N, C, W) with axis=1; the example's (64, 1) for a label (64, 10) "
+            "of pred (64, 10, C)). A weight that does not broadcast to label's shape but does "
+            "to the per-position shape, pred's shape with the class axis of size 1 (MXNet's "
+            "keepdims form, e.g. (N, 1) for pred (N, C)), is read in that form; label's shape "
+            "is tried first, so it decides where both apply ((2, 1, 4) for pred (2, 2, 3, 4) "
+            "with axis=2 weighs by the index on axis 0). Dense labels (label = pred's shape; "
+            "the example's label (64, 10) of pred (64, 10)): the weight broadcasts to label's "
+            "shape and multiplies each term, l = -sum_j sw_j label_j log p_j, so (64, 1) "
+            "weighs each sample and a full (64, 10) weight each class term. Any other shape "
+            "is rejected.",
         ),
         Reading(
             "sum or mean",
@@ -158,10 +188,12 @@ def forward(x: dict, options: dict) -> Forward:
     label = x["label"]
     if from_logits:
         logp = pred
-        lse = None
+        term_scale = None
     else:
         G.require_softmax_logits(SPEC.id, pred, ax, "class")
-        logp, lse = A.log_softmax_lse(pred, ax)
+        logp, term_scale = A.log_softmax_terms(pred, ax)
+    elem_shape = pred.shape[:ax] + (1,) + pred.shape[ax + 1:]
+    sw = x.get("sample_weight")
 
     if options["sparse_label"]:
         want = pred.shape[:ax] + pred.shape[ax + 1:]
@@ -176,6 +208,7 @@ def forward(x: dict, options: dict) -> Forward:
                     f"{SPEC.id}: input label holds {describe(float(v))}; expected integer class "
                     f"indices in [0, {n_class}) (sparse_label=True, pred.shape[axis]={n_class})"
                 )
+        sw = _sparse_sample_weight(sw, want, elem_shape, ax)
         idx = np.expand_dims(
             np.array([int(v) for v in label.ravel()], dtype=np.int64).reshape(label.shape), ax
         )
@@ -186,7 +219,7 @@ def forward(x: dict, options: dict) -> Forward:
         if from_logits:
             elem_scale = A.fabs(picked)
         else:
-            elem_scale = (A.fabs(np.take_along_axis(pred, idx, axis=ax)) + A.fabs(lse)).astype(object)
+            elem_scale = np.take_along_axis(term_scale, idx, axis=ax).astype(object)
         dense = None
     else:
         if label.shape != pred.shape:
@@ -200,15 +233,27 @@ def forward(x: dict, options: dict) -> Forward:
                     f"{SPEC.id}: input label holds {describe(float(v))}; expected probabilities in "
                     "[0, 1] (sparse_label=False)"
                 )
-        dense = label
-        elem = (-A.asum(A.xmul(label, logp), axis=ax, keepdims=True)).astype(object)
+        # sample_weight weighs each term label_j log p_j (a weight constant along the class
+        # axis weighs the position): it goes into the class sum, the reduction gets none
+        sw_full = None if sw is None else G.broadcast_input(
+            SPEC.id, "sample_weight", sw, pred.shape, "label",
+            "expected a weight broadcastable to the same shape as label (sparse_label=False)",
+        )
+        sw = None
+        cross = A.xmul(label, logp)
         if from_logits:
             terms = A.fabs(A.xmul(label, pred))
         else:
-            terms = A.xmul(label, (A.fabs(pred) + A.fabs(lse)).astype(object))
+            terms = A.xmul(label, term_scale)
+        if sw_full is not None:
+            cross = (sw_full * cross).astype(object)
+            terms = (A.fabs(sw_full) * terms).astype(object)
+            dense = (sw_full * label).astype(object)  # the weighted label
+        else:
+            dense = label
+        elem = (-A.asum(cross, axis=ax, keepdims=True)).astype(object)
         elem_scale = A.asum(terms, axis=ax, keepdims=True)
         onehot = None
-
 
     def vjp(seed: np.ndarray) -> Gradient:  # per-position, class axis of size 1: broadcasts along it
         if from_logits:
@@ -224,13 +269,36 @@ def forward(x: dict, options: dict) -> Forward:
 
     return G.batch_mean_forward(
         SPEC.id,
-        x,
+        {**x, "sample_weight": sw},
         options,
         elem,
         vjp,
         elem_scale=elem_scale,
         terms_per_element=n_class,
         sample_weight_like="the per-position loss (pred's shape with the axis dimension of size 1)",
+    )
+
+
+def _sparse_sample_weight(sw, label_shape: tuple, elem_shape: tuple, ax: int):
+    """A sparse label's sample_weight in the per-position shape (class axis of size 1):
+    broadcast to label's shape with the class axis inserted, or else, if it broadcasts to
+    the per-position shape (MXNet's keepdims form), as given."""
+    if sw is None:
+        return None
+    for shape in (label_shape, elem_shape):
+        try:
+            fits = np.broadcast_shapes(sw.shape, shape) == tuple(shape)
+        except ValueError:
+            fits = False
+        if fits and shape == label_shape:
+            return np.expand_dims(np.broadcast_to(sw, label_shape), ax)
+        if fits:
+            return sw
+    raise InputError(
+        f"{SPEC.id}: input sample_weight has shape {sw.shape}, which broadcasts neither to the "
+        f"shape of label {tuple(label_shape)} nor to the per-position loss shape "
+        f"{tuple(elem_shape)} (pred's shape with axis {ax} of size 1); expected a weight "
+        "broadcastable to the same shape as label"
     )
 
 
@@ -305,6 +373,20 @@ def cases() -> Iterator[C.Case]:
                 {**_inputs(rng, {"axis": 1}, (2, 3, 4), dtype),
                  "sample_weight": C.uniform(rng, sw_shape, 0, 2, dtype)},
                 dtype, {"axis": 1, "weight": 2.0}, tags=("shape",),
+            )
+        for name, opts, shape, sw_shape, note in (
+            ("sample_weight-label-shaped-sparse", {}, (3, 4), (3,),
+             "label (N,) sparse, sample_weight (N,): label's shape, one weight per sample"),
+            ("sample_weight-label-shaped-axis=1", {"axis": 1}, (2, 3, 4), (2, 4),
+             "pred (2,3,4), axis=1: label and sample_weight (2,4), one weight per position"),
+            ("sample_weight-dense-full", {"sparse_label": False}, (3, 4), (3, 4),
+             "label (N, C) dense with a full (N, C) sample_weight: weighs each term label_j log p_j"),
+        ):
+            srng = C.rng_for(sid, f"{name}-{dtype}")
+            yield C.Case(
+                f"{name}-{dtype}",
+                {**_inputs(srng, opts, shape, dtype), "sample_weight": C.uniform(srng, sw_shape, 0, 2, dtype)},
+                dtype, opts, tags=("shape",), note=note,
             )
 
         # ---- extreme logits: a naive exp / log-sum-exp overflows or underflows
@@ -427,7 +509,7 @@ def cases() -> Iterator[C.Case]:
             f"invalid-sample_weight-{dtype}",
             {**ok, "sample_weight": C.uniform(rng, (4, 1), 0, 1, dtype)},
             dtype, tags=("invalid",),
-            invalid="sample_weight must be broadcastable to the per-position loss shape",
+            invalid="sample_weight must be broadcastable to label's shape (or to the per-position loss shape)",
         )
         yield C.Case(
             f"invalid-axis-is-batch_axis-{dtype}", ok, dtype, {"axis": 0},
@@ -436,12 +518,18 @@ def cases() -> Iterator[C.Case]:
 
 
 def sample(rng, options: dict) -> dict:
-    """Valid random float64 inputs for self-verification (see tests/)."""
+    """Valid random float64 inputs for self-verification (see tests/), with a sample_weight
+    of label's shape or of the per-position shape (class axis of size 1)."""
     axis = options.get("axis", -1)
     shape = (2, 3, 2) if axis == 1 or options.get("batch_axis", 0) == 1 else (3, 4)
     ax = axis % len(shape)
     x = _inputs(rng, options, shape, "float64")
-    sw_shape = list(shape)
-    sw_shape[ax] = 1
+    if rng.random() < 0.5:
+        sw_shape = list(shape)
+        sw_shape[ax] = 1
+    elif options.get("sparse_label", True):
+        sw_shape = list(shape[:ax] + shape[ax + 1:])
+    else:
+        sw_shape = list(shape)
     x["sample_weight"] = C.uniform(rng, tuple(sw_shape), 0.1, 2.0, "float64")
     return x

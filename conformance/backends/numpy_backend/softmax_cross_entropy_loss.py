@@ -2,9 +2,12 @@
 
 Documented semantics (see oracle/losses/softmax_cross_entropy_loss.py): with
 logp = pred (from_logits) or log_softmax(pred, axis), the per-position loss (class axis
-kept at size 1) is -logp[label] (sparse) or -sum_j label_j logp_j (dense); it is
-multiplied by sample_weight (broadcast to that shape) and weight, and averaged over every
-axis but batch_axis.
+kept at size 1) is -sw * logp[label] (sparse) or -sum_j sw_j label_j logp_j (dense),
+multiplied by weight and averaged over every axis but batch_axis. sample_weight
+broadcasts to label's shape: sparse, to pred's shape without the class axis (which is then
+inserted at size 1) or, failing that, to the per-position shape (class axis of size 1,
+MXNet's keepdims form); dense, to pred's shape, weighing each term label_j logp_j (so the
+weighted label sw * label takes the label's place).
 
 Computed in the input dtype. log_softmax is formed from d = pred - max (<= 0) and
 log_s = log1p(sum of exp(d) over all classes but the argmax), so the loss
@@ -60,12 +63,18 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
         idx = np.expand_dims(label.astype(np.int64), ax)
         onehot = np.zeros(pred.shape, dtype=bool)
         np.put_along_axis(onehot, idx, True, axis=ax)
+        sw = _sparse_sample_weight(inputs.get("sample_weight"), want, ax, dt)
     else:
         if label.shape != pred.shape:
             C.fail(LOSS_ID, f"input label has shape {label.shape}; expected pred's shape {pred.shape} "
                             "(sparse_label=False)")
         ok = (label >= 0) & (label <= 1)
         C.require(LOSS_ID, "label", label, ok, "probabilities in [0, 1] (sparse_label=False)")
+        sw_full = C.sample_weight(LOSS_ID, inputs, pred.shape, dt, f"the shape of label {pred.shape}")
+        sw = None
+        # the weighted label takes the label's place in the gradient; the terms are weighted
+        # after label_j * logp_j, so that a zero weight times an infinite term stays nan
+        wl = label if sw_full is None else np.where(label == 0, zero, label * sw_full)
 
     # ---- per-position loss (class axis of size 1) and its derivative along the class axis
     if from_logits:
@@ -73,8 +82,9 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
             elem = -np.take_along_axis(pred, idx, axis=ax)
             delem = -onehot.astype(dt)
         else:
-            elem = -np.sum(np.where(label == 0, zero, label * pred), axis=ax, keepdims=True, dtype=dt)
-            delem = -label
+            terms = _weighted(np.where(label == 0, zero, label * pred), sw_full)
+            elem = -np.sum(terms, axis=ax, keepdims=True, dtype=dt)
+            delem = -wl
     else:
         m = np.max(pred, axis=ax, keepdims=True)
         d = pred - m  # <= 0, exact where it matters
@@ -89,20 +99,19 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
             # P_t - 1 = expm1(logp_t) = expm1(-elem), accurate when P_t is near 1
             delem = np.where(onehot, np.expm1(-elem), prob)
         else:
-            terms = np.where(label == 0, zero, label * (log_s - d))
+            terms = _weighted(np.where(label == 0, zero, label * (log_s - d)), sw_full)
             elem = np.sum(terms, axis=ax, keepdims=True, dtype=dt)
-            total = np.sum(label, axis=ax, keepdims=True, dtype=dt)
-            delem = total * prob - label
+            total = np.sum(wl, axis=ax, keepdims=True, dtype=dt)
+            delem = total * prob - wl
             # at the argmax with P > 1/2: total*P - l = total*expm1(logp) + sum_{j != argmax} l_j
             is_arg = np.zeros(pred.shape, dtype=bool)
             np.put_along_axis(is_arg, arg, True, axis=ax)
-            others = np.sum(np.where(is_arg, zero, label), axis=ax, keepdims=True, dtype=dt)
+            others = np.sum(np.where(is_arg, zero, wl), axis=ax, keepdims=True, dtype=dt)
             near_one = total * np.expm1(logp) + others
             delem = np.where(is_arg & (prob > dt.type(0.5)), near_one, delem)
 
     # ---- weighting and the mean over every axis but batch_axis
-    like = f"the per-position loss shape {elem.shape} (pred's shape with axis {ax} of size 1)"
-    factor = C.factor(LOSS_ID, inputs, elem.shape, dt, C.weight(options, dt), like)
+    factor = C.factor(LOSS_ID, {"sample_weight": sw}, elem.shape, dt, C.weight(options, dt))
     axes = C.batch_axes(LOSS_ID, ba, nd)
     m = C.count(elem.shape, axes)
     out = C.batch_mean(elem * factor, axes, dt, m)
@@ -111,3 +120,26 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
     if "pred" in wrt:
         grads["pred"] = np.asarray(C.pull_back(cotangent, factor, axes, m) * delem, dtype=dt)
     return out, grads
+
+
+def _sparse_sample_weight(sw, label_shape: tuple, ax: int, dt: np.dtype):
+    """A sparse label's sample_weight in the per-position shape (class axis of size 1): of
+    label's shape with the class axis inserted, else as given if it broadcasts to the
+    per-position shape; None if there is none."""
+    if sw is None:
+        return None
+    sw = np.asarray(sw, dtype=dt)
+    elem_shape = label_shape[:ax] + (1,) + label_shape[ax:]
+    for shape in (label_shape, elem_shape):
+        try:
+            fits = np.broadcast_shapes(sw.shape, shape) == shape
+        except ValueError:
+            fits = False
+        if fits:
+            return np.expand_dims(np.broadcast_to(sw, shape), ax) if shape == label_shape else sw
+    C.fail(LOSS_ID, f"input sample_weight has shape {sw.shape}, which broadcasts neither to the shape "
+                    f"of label {label_shape} nor to the per-position loss shape {elem_shape}")
+
+
+def _weighted(terms: np.ndarray, sw_full) -> np.ndarray:
+    return terms if sw_full is None else terms * sw_full
