@@ -102,6 +102,9 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
     # `lossconf run` loads only its own plugin (third-party pytest plugins cost seconds of
     # start-up and assert rewriting; `pytest --pyargs conformance` still loads them all)
     out = ["--pyargs", "conformance", "--backend", args.backend, "-p", "no:cacheprovider", "--assert=plain"]
+    # per-item machinery the conformance checks do not use (they catch what they need)
+    out += ["-p", "no:warnings", "-p", "no:logging", "-p", "no:faulthandler"]
+    out += ["-p", "no:unraisableexception", "-p", "no:threadexception"]
     out += ["-p", "conformance.plugin"]
     for opt, flag in (("fixtures", "--fixtures-dir"), ("results", "--results"), ("expectations", "--expectations")):
         if getattr(args, opt, None):
