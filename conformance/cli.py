@@ -12,6 +12,7 @@ MAIN_EXAMPLE = """examples:
   lossconf report                      run the numpy backend and write reports/ (the main job)
   lossconf run numpy                   check the numpy backend against every fixture
   lossconf run mypkg.mod:backend --loss L2Loss --dtype float32
+  lossconf live numpy                  check the numpy backend on fresh inputs drawn by hypothesis
   lossconf spec                        print the spec table
   lossconf fixtures generate           regenerate fixtures/ from the oracle
   lossconf fixtures verify --recompute check digests, schema, and re-derive a sample
@@ -140,6 +141,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return int(pytest.main(pytest_args(args)))
 
 
+def cmd_live(args: argparse.Namespace) -> int:
+    from conformance import live
+
+    return live.main(args)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from conformance import report
 
@@ -222,6 +229,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(r)
     r.add_argument("-v", "--verbose", action="store_true", help="show every failure in full")
     r.set_defaults(func=cmd_run, pytest_args=[])
+
+    lv = sub.add_parser(
+        "live",
+        help="check a backend on fresh inputs drawn by hypothesis and evaluated by the oracle",
+        description=(
+            "Check a backend on fresh inputs instead of the fixtures: for each loss, hypothesis draws an "
+            "option variant, a dtype and a seed for the loss's sampler; the oracle evaluates the exact value "
+            "and VJP, and every check of `lossconf run` (value, shape, grad, repeat, inputs) judges the backend "
+            "with the same tolerances. A failing example is shrunk and shown in full (loss, options, dtype, "
+            "inputs, cotangent). Draws the backend does not support are rejected. Exit codes: 0 every example "
+            "conforms (or is a known deviation), 1 a check failed, 3 the backend or expectations could not be "
+            "used, 4 an unknown loss or nothing the backend supports."
+        ),
+    )
+    lv.add_argument("backend", help="numpy, mxnet, chainer, an entry point name, or module:attribute")
+    lv.add_argument("--loss", action="append", help="only this loss: documented id, short name or alias (repeatable; default: every loss)")
+    lv.add_argument("--examples", type=_at_least_one, default=50, help="examples drawn per loss (default 50)")
+    lv.add_argument("--seed", type=int, help="hypothesis seed, for a repeatable run (default: a random one, printed)")
+    lv.add_argument("--dtype", action="append", choices=("float16", "float32", "float64"), help="only this dtype (repeatable)")
+    lv.add_argument("--expectations", help="expectation file of known deviations (TOML)")
+    lv.add_argument("--call-timeout", type=_positive, default=60.0, help="seconds allowed per backend call (default 60)")
+    lv.set_defaults(func=cmd_live)
 
     rep = sub.add_parser(
         "report",
