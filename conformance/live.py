@@ -72,6 +72,7 @@ class LossOutcome:
     failure: LiveFailure | None = None
     first_failure_at: int | None = None
     unsupported: str | None = None  # the backend supports no draw of this loss
+    flaky: bool = False  # the failure did not repeat when hypothesis replayed it
     seconds: float = 0.0
 
 
@@ -280,7 +281,7 @@ def live_loss(
             raise
         while isinstance(found, BaseExceptionGroup):
             found = found.exceptions[0]
-        outcome.failure = found
+        outcome.failure, outcome.flaky = found, True
     outcome.seconds = time.perf_counter() - start
     return outcome
 
@@ -303,7 +304,8 @@ def format_failure(outcome: LossOutcome, command: str) -> str:
     r, case = f.result, f.result.case
     sampler = f"{catalog.module(case.loss).__name__}.sample(random.Random({f.draw.seed}), {dict(f.draw.options)!r})"
     lines = [
-        f"{case.short_loss}: minimal failing example (first failure after {outcome.first_failure_at} example(s); shrunk by hypothesis)",
+        f"{case.short_loss}: minimal failing example (first failure after {outcome.first_failure_at} example(s); shrunk by hypothesis)"
+        + (" -- it did not repeat when replayed: does the backend keep state between calls?" if outcome.flaky else ""),
         f"  loss:      {case.loss}",
         f"  options:   {case.options_label or 'documented defaults'}"
         + (" (the others documented defaults)" if case.options_label else ""),
