@@ -30,6 +30,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = _positive(text)
+    if not value <= 1e6:  # also rejects inf: setitimer cannot take it
+        raise argparse.ArgumentTypeError(f"expected seconds in (0, 1e6], got {text!r}")
+    return value
+
+
 def _at_least_one(text: str) -> int:
     try:
         value = int(text)
@@ -116,7 +123,7 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
         for v in getattr(args, opt) or []:
             out += [f"--{opt}", v]
     out += ["--call-timeout", str(args.call_timeout)]
-    out += ["-q", "-rfE" if args.verbose else "-q", "--tb=no" if not args.verbose else "--tb=short"]
+    out += ["-q", "-rfE", "--tb=short"] if args.verbose else ["-qq", "--tb=no"]
     return out + list(args.pytest_args or [])
 
 
@@ -138,7 +145,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             target.unlink()
 
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    return int(pytest.main(pytest_args(args)))
+    code = int(pytest.main(pytest_args(args)))
+    if code == int(pytest.ExitCode.NO_TESTS_COLLECTED):
+        return _err("no check was selected (the pytest arguments after -- deselected every check)", 4)
+    return code
 
 
 def cmd_live(args: argparse.Namespace) -> int:
@@ -173,7 +183,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--check", action="append",
         help="only this check: value, shape, grad (every input) or grad:NAME, repeat, inputs, invalid (repeatable)",
     )
-    p.add_argument("--call-timeout", type=_positive, default=60.0, help="seconds allowed per backend call (default 60)")
+    p.add_argument("--call-timeout", type=_seconds, default=60.0, help="seconds allowed per backend call (default 60)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--seed", type=int, help="hypothesis seed, for a repeatable run (default: a random one, printed)")
     lv.add_argument("--dtype", action="append", choices=("float16", "float32", "float64"), help="only this dtype (repeatable)")
     lv.add_argument("--expectations", help="expectation file of known deviations (TOML)")
-    lv.add_argument("--call-timeout", type=_positive, default=60.0, help="seconds allowed per backend call (default 60)")
+    lv.add_argument("--call-timeout", type=_seconds, default=60.0, help="seconds allowed per backend call (default 60)")
     lv.set_defaults(func=cmd_live)
 
     rep = sub.add_parser(

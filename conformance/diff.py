@@ -1,7 +1,8 @@
 """``lossconf diff OLD NEW``: compare two results files (or merged reports) check by check,
 so that a CI job can gate on it.
 
-Checks are matched by backend and record id (``L2Loss[weight=2.0]-float32-regular-003-value``).
+Checks are matched by backend and by (loss, case name, check), so adding cases to the
+fixtures (which renumbers the case index in record ids) does not look like a removal.
 Backends are matched by name, so an upgrade (numpy 1.26 -> 2.0) compares like with like;
 when each side holds exactly one backend they are compared whatever their names.
 
@@ -12,13 +13,14 @@ Regressions (exit code 1):
 * **errors grown** -- a check's error grew by more than ``--factor`` (default 4) over
   ``max(old error, 1 ULP)``, or became inf/nan, whatever its verdict (an upgrade that moves
   a value by 20 ULPs inside a loose tolerance is still a change worth seeing);
-* **no longer supported** -- a check that ran now reports *unsupported*.
+* **no longer supported** -- a check that ran now reports *unsupported*;
+* **checks removed** -- a check in OLD is missing from NEW (a crashed or filtered run must
+  not pass the gate), unless ``--allow-removed`` says the selection changed on purpose.
 
 Reported but not a regression: **fixed** checks (failed or errored, now pass), checks
-**newly listed as known deviations**, **newly supported** checks, and cases **added** or
-**removed** (a changed selection or changed fixtures; the fixtures digests are compared
-and a difference is pointed out). Exit code 0 means no regression; 2 means an input could
-not be read (the message names the file).
+**newly listed as known deviations**, **newly supported** checks, and checks **added**
+(the fixtures digests are compared and a difference is pointed out). Exit code 0 means no
+regression; 2 means an input could not be read (the message names the file).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class Change:
     def describe(self) -> str:
         o, n = self.old, self.new
         rec = n or o
-        head = f"{self.backend}: {self.id}"
+        head = f"{self.backend}: {rec.get('id', self.id) if rec else self.id}"
         if o is None:
             return f"{head} ({n['status']}, {n['verdict']})"
         if n is None:
@@ -93,8 +95,8 @@ class Diff:
         ("fixed", "fixed"),
         ("known", "newly listed as known deviations"),
         ("supported", "newly supported"),
-        ("added", "cases added"),
-        ("removed", "cases removed"),
+        ("added", "checks added"),
+        ("removed", "checks removed"),
     )
 
     allow_removed: bool = False
@@ -109,10 +111,12 @@ class Diff:
 
 
 def _index(br: BackendResults) -> dict[str, dict[str, Any]]:
+    """Records by (loss, case name, check): stable when cases are added to the fixtures
+    (the case index in a record's id is not)."""
     out: dict[str, dict[str, Any]] = {}
     seen: Counter = Counter()
     for r in br.records:
-        key = r["id"]
+        key = f"{r.get('loss', '?')} / {r.get('name', r['id'])} / {r.get('check', '?')}" if "name" in r else r["id"]
         seen[key] += 1
         if seen[key] > 1:  # the same check twice in one file: keep both, in order
             key = f"{key}#{seen[key]}"
@@ -237,6 +241,9 @@ def format_markdown(d: Diff) -> str:
     out += [f"| {t} | {len(getattr(d, k))} |" for k, t in (*d.REGRESSIONS, *d.OTHERS)]
     out.append(f"| compared | {d.compared} |")
     out.append("")
+    if d.removed and not d.allow_removed:
+        out.append(f"Removed checks count as regressions ({len(d.removed)}); `--allow-removed` if the selection changed on purpose.")
+        out.append("")
     out += [f"- backend {_md(o)} → {_md(n)}" for o, n in d.pairs]
     out += [f"- note: {_md(x)}" for x in d.notes]
     out.append("")
@@ -244,7 +251,8 @@ def format_markdown(d: Diff) -> str:
         items = getattr(d, key)
         if not items:
             continue
-        opened = " open" if key in dict(d.REGRESSIONS) else ""
+        regression = key in dict(d.REGRESSIONS) or (key == "removed" and not d.allow_removed)
+        opened = " open" if regression else ""
         out += [f"<details{opened}><summary>{title} ({len(items)})</summary>", ""]
         out += [f"- {_md(c.describe())}" for c in items[:MAX_MD]]
         if len(items) > MAX_MD:

@@ -23,6 +23,7 @@ a listed deviation that no longer occurs is reported, and fails the run under
 from __future__ import annotations
 
 import fnmatch
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,10 +103,45 @@ class Expectations:
     def unused(self) -> list[Entry]:
         return [e for e in self.entries if e.matched == 0]
 
+    def unmatchable(self, cases: list[FixtureCase], checks_for: Any) -> list[Entry]:
+        """Entries that match no (case, check) of the fixtures at all: a typo in a case
+        glob or an option value, which would otherwise never be reported."""
+        return [e for e in self.entries if not any(e.matches(c, chk) for c in cases for chk in checks_for(c))]
+
 
 DTYPES = ("float16", "float32", "float64")
-TAGS = ("regular", "extreme", "tiny", "boundary", "kink", "singular", "tie", "label", "shape", "invalid")
+TAGS = tuple(json.loads((Path(__file__).with_name("fixtures_schema.json")).read_text())["$defs"]["case"]["properties"]["tags"]["items"]["enum"])
 CHECKS = ("value", "shape", "repeat", "inputs", "invalid")
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "loss": (str,),
+    "reason": (str,),
+    "check": (str,),
+    "case": (str,),
+    "options": (dict,),
+    "tolerance": (dict,),
+    "dtype": (str, list),
+    "tags": (str, list),
+}
+
+
+def _check_types(path: Path, number: int, raw: dict[str, Any]) -> None:
+    for key, types in _TYPES.items():
+        if key in raw and not isinstance(raw[key], types):
+            want = " or ".join({str: "a string", list: "an array", dict: "a table"}[t] for t in types)
+            raise ExpectationError(f"{path}: entry {number}: {key} must be {want}, got {raw[key]!r}")
+    for key in ("dtype", "tags"):
+        if isinstance(raw.get(key), list) and not all(isinstance(x, str) for x in raw[key]):
+            raise ExpectationError(f"{path}: entry {number}: {key} must hold strings, got {raw[key]!r}")
+    tol = raw.get("tolerance")
+    if tol is not None:
+        unknown = set(tol) - {"ulps", "stability"}
+        if unknown:
+            raise ExpectationError(f"{path}: entry {number}: unknown tolerance keys {sorted(unknown)}; allowed: ulps, stability")
+        for k, v in tol.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ExpectationError(f"{path}: entry {number}: tolerance {k} must be a number > 0, got {v!r}")
 
 
 def _validated(path: Path, number: int, raw: dict[str, Any]) -> str:
@@ -121,11 +157,17 @@ def _validated(path: Path, number: int, raw: dict[str, Any]) -> str:
         spec = catalog.spec(str(raw["loss"]))
     except UnknownLossError as err:
         raise ExpectationError(f"{where}: {err}") from None
-    for name in dict(raw.get("options", {})):
+    for name, value in dict(raw.get("options", {})).items():
         if name not in {o.name for o in spec.options}:
             raise ExpectationError(
                 f"{where}: unknown option {name!r}; documented options are {', '.join(o.name for o in spec.options)}"
             )
+        # the value's type only: invalid-input cases carry values outside the domain
+        opt = spec.option(name)
+        kinds = {"bool": (bool,), "int": (int,), "float": (int, float), "weight": (int, float), "enum": (str,)}
+        want = kinds.get(opt.kind)
+        if want and (not isinstance(value, want) or (opt.kind != "bool" and isinstance(value, bool))):
+            raise ExpectationError(f"{where}: option {name} must be {opt.expected()}, got {value!r}")
     dtypes = raw.get("dtype", ())
     for d in (dtypes,) if isinstance(dtypes, str) else dtypes:
         if d not in DTYPES:
@@ -149,8 +191,17 @@ def load(path: str | Path) -> Expectations:
         raise ExpectationError(f"{path}: cannot be read: {err.strerror}") from None
     except tomllib.TOMLDecodeError as err:
         raise ExpectationError(f"{path}: not valid TOML: {err}") from None
+    extra = set(doc) - {"deviation"}
+    if extra:
+        raise ExpectationError(f"{path}: unknown top-level keys {sorted(extra)}; entries are [[deviation]] tables")
+    deviations = doc.get("deviation", [])
+    if not isinstance(deviations, list):
+        raise ExpectationError(f"{path}: 'deviation' must be an array of tables: write [[deviation]], not [deviation]")
     entries = []
-    for i, raw in enumerate(doc.get("deviation", []), start=1):
+    for i, raw in enumerate(deviations, start=1):
+        if not isinstance(raw, dict):
+            raise ExpectationError(f"{path}: entry {i} is not a table")
+        _check_types(path, i, raw)
         unknown = set(raw) - KEYS
         if unknown:
             raise ExpectationError(f"{path}: entry {i}: unknown keys {sorted(unknown)}; allowed: {sorted(KEYS)}")

@@ -17,6 +17,19 @@ from .session import FilterError, Filters, Session, format_summary
 _STATE: dict = {}
 
 
+def _timeout(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 1e6):
+        raise argparse.ArgumentTypeError(f"expected seconds in (0, 1e6], got {text!r}")
+    return value
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("lossconf", "lossconf conformance")
     g.addoption("--backend", help="backend to check: numpy, mxnet, chainer, an entry point name, or module:attribute")
@@ -28,7 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--dtype", action="append", default=[], help="only this dtype (repeatable)")
     g.addoption("--tag", action="append", default=[], help="only cases with this tag (repeatable)")
     g.addoption("--check", action="append", default=[], help="only this check: value, shape, grad, repeat, inputs, invalid (repeatable)")
-    g.addoption("--call-timeout", type=float, default=60.0, help="time limit per backend call in seconds (default 60)")
+    g.addoption("--call-timeout", type=_timeout, default=60.0, help="time limit per backend call in seconds (default 60)")
 
 
 def _filters(config: pytest.Config) -> Filters:
@@ -56,6 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit(f"lossconf: fixtures: {err}", returncode=3)
     except FilterError as err:
         pytest.exit(f"lossconf: {err}", returncode=4)
+    except ex.ExpectationError as err:
+        pytest.exit(f"lossconf: {err}", returncode=3)
     _STATE["session"] = session
     _STATE["config"] = config
 

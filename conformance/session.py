@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import fixtures as fx
-from .expectations import Expectations
+from .expectations import ExpectationError, Expectations
 from .protocol import Backend, build_info
 from .runner import ERROR, FAIL, KNOWN, PASS, SKIP, CaseRun, CheckResult, checks_for, evaluate_check, run_case
 from .tolerance import POLICY_VERSION, default
@@ -96,6 +96,13 @@ class Session:
     def open(cls, backend: Backend, directory: Path | None, filters: Filters, expectations: Expectations | None, timeout: float) -> Session:
         directory = Path(directory or fx.default_dir())
         every = fx.load(directory)
+        if expectations is not None:
+            dead = expectations.unmatchable(every, checks_for)
+            if dead:
+                raise ExpectationError(
+                    f"{expectations.path}: "
+                    + "; ".join(f"{e.describe()} matches no case and check of the fixtures" for e in dead)
+                )
         problems = filters.problems(every)
         if problems:
             raise FilterError("; ".join(problems))

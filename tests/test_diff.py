@@ -116,11 +116,12 @@ def test_unsupported_known_added_and_removed(capsys, tmp_path):
 
     new = rh.edited(rh.numpy_results(), tmp_path / "new.json", edit)
     code, out = run_diff(capsys, rh.numpy_results(), new)
-    assert code == 1, out  # a check that no longer runs is a regression
+    assert code == 1, out  # a check that no longer runs is a regression (and so is the removed one)
+    assert "removed checks count as regressions (1)" in out
     assert f"no longer supported (1):\n  numpy: {to_skip}: pass -> skip" in out
     assert f"newly listed as known deviations (1):\n  numpy: {to_known}: pass -> known" in out
-    assert f"cases removed (1):\n  numpy: {to_drop} (was pass" in out
-    assert "cases added (1):\n  numpy: L2Loss[]-float64-regular-999-value (pass" in out
+    assert f"checks removed (1):\n  numpy: {to_drop} (was pass" in out
+    assert "checks added (1):\n  numpy: L2Loss[]-float64-regular-999-value (pass" in out
     # the other way round: newly supported, not a regression
     code, out = run_diff(capsys, new, rh.numpy_results())
     assert "newly supported (1):" in out and "no longer supported (0)" not in out

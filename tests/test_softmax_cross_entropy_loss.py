@@ -186,8 +186,8 @@ def test_label_shaped_weight_equals_keepdims_weight(axis, shape):
 
 def test_label_shape_wins_where_both_forms_apply():
     """pred (2, 2, 3, 4), axis=2: label (2, 2, 4). A (2, 1, 4) weight broadcasts to label's
-    shape (one weight per sample of axis 0) and to the per-position shape (2, 2, 1, 4) (one
-    per entry of axis 1): label's shape is used."""
+    shape (a weight per index of pred's axes 0 and 3) and to the per-position shape
+    (2, 2, 1, 4) (a weight per index of pred's axes 0 and 1): label's shape is used."""
     rng = np.random.default_rng(6)
     inputs = {"pred": rng.normal(size=(2, 2, 3, 4)), "label": rng.integers(0, 3, size=(2, 2, 4)).astype(float)}
     sw = rng.uniform(0.1, 2, size=(2, 1, 4))
