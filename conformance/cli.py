@@ -127,11 +127,66 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
     return out + list(args.pytest_args or [])
 
 
+def _run_direct(args: argparse.Namespace) -> int:
+    """``lossconf run`` without pytest: the same Session, messages, summary, results file
+    and exit codes as the pytest plugin drives, at a fraction of the per-check cost."""
+    import warnings
+
+    from conformance import expectations as ex
+    from conformance import fixtures as fx
+    from conformance.backends import BackendError, load_backend
+    from conformance.runner import ERROR, FAIL, describe_failure
+    from conformance.session import FilterError, Filters, Session, format_summary
+
+    try:
+        backend = load_backend(args.backend)
+    except BackendError as err:
+        return _err(str(err), 3)
+    exp = None
+    if args.expectations:
+        try:
+            exp = ex.load(args.expectations)
+        except ex.ExpectationError as err:
+            return _err(str(err), 3)
+    filters = Filters(args.loss or [], args.dtype or [], args.tag or [], args.check or [])
+    try:
+        session = Session.open(backend, Path(args.fixtures) if args.fixtures else None, filters, exp, args.call_timeout)
+    except fx.FixtureError as err:
+        return _err(f"fixtures: {err}", 3)
+    except FilterError as err:
+        return _err(str(err), 4)
+    except ex.ExpectationError as err:
+        return _err(str(err), 3)
+    shown = 0
+    limit = None if args.verbose else 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a backend's overflow warnings on extreme cases
+        for case, check in session.items(filters):
+            r = session.check(case, check)
+            if r.status in (FAIL, ERROR):
+                shown += 1
+                if limit is None or shown <= limit:
+                    print(f"FAILED {r.test_id}\n{describe_failure(r)}")
+    if limit is not None and shown > limit:
+        print(f"... and {shown - limit} more failure(s); -v shows every one")
+    print("=" * 20 + " lossconf summary " + "=" * 20)
+    for line in format_summary(session):
+        print(line)
+    if args.results:
+        session.write(Path(args.results))
+        print(f"results written to {args.results}")
+    if shown:
+        return 1
+    if exp is not None and args.strict_expectations and session.unused_expectations():
+        return 1
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    import pytest
-
+    if args.pytest_args and not args.pytest:
+        return _err("arguments after -- are passed to pytest only with --pytest (`lossconf run --pytest NAME -- ARGS`)", 2)
     if args.results:  # fail now, with one line, rather than after the whole run
         target = Path(args.results)
         existed = target.exists()
@@ -143,6 +198,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _err(f"cannot write the results file {args.results}: {err.strerror}")
         if not existed:
             target.unlink()
+
+    if not args.pytest:
+        return _run_direct(args)
+    import pytest
 
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     code = int(pytest.main(pytest_args(args)))
@@ -225,19 +284,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "run",
-        help="check a backend against the fixtures (runs pytest with the lossconf plugin)",
+        help="check a backend against the fixtures",
         description=(
             "Check a backend against every fixture case it supports: value, output shape and dtype, "
             "the VJP of every differentiable input, repeat (no state between calls), inputs unchanged, "
             "and whether input the documentation rules out is rejected. Exit codes: 0 all passed "
             "(or known deviations), 1 a check failed, 3 the backend, fixtures or expectations could not "
-            "be used, 4 a filter selects nothing or names something unknown. Arguments after -- go to pytest."
+            "be used, 4 a filter selects nothing or names something unknown. Checks run in process; with --pytest "
+            "they run as pytest items and arguments after -- go to pytest."
         ),
     )
     r.add_argument("backend", help="numpy, mxnet, chainer, an entry point name, or module:attribute")
     r.add_argument("--results", help="write the results JSON here")
     _add_run_options(r)
     r.add_argument("-v", "--verbose", action="store_true", help="show every failure in full")
+    r.add_argument("--pytest", action="store_true", help="run the checks as pytest items (one per case and check; slower); arguments after -- go to pytest")
     r.set_defaults(func=cmd_run, pytest_args=[])
 
     lv = sub.add_parser(

@@ -84,17 +84,19 @@ def _fast_conforming(
         return None
     o = obs.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        err = np.abs((o - hi) - lo)
+        err = o - hi
+        err -= lo
+        np.abs(err, out=err)
         ulps = err / (ulp(hi, dtype) if unit is None else unit)
-        flat = ulps.ravel()
-        k = int(flat.argmax())
-        worst = flat[k]
+        k = int(ulps.argmax())
+        worst = ulps.flat[k]
         if not worst <= tol.ulps:  # also catches nan, inf and non-finite exact values
             return None
         e = eps(dtype)
         denom = e * np.abs(scale) if scale is not None else e * np.abs(hi).max()
-        scaled = np.where(err == 0, 0.0, err / denom)
-    idx = tuple(int(i) for i in np.unravel_index(k, err.shape))
+        scaled = err / denom
+        scaled[err == 0] = 0.0
+    idx = tuple(int(i) for i in np.unravel_index(k, err.shape)) if err.ndim != 1 else (k,)
     return Measurement(
         verdict=CONFORMS,
         error_ulps=float(worst),
@@ -129,7 +131,7 @@ def measure(
             np.reshape(obs, (1,)), np.reshape(hi, (1,)), np.reshape(lo, (1,)), dtype, tol, n_terms,
             scale=None if scale is None else np.reshape(scale, (1,)),
             bounds=None if bounds is None else (np.reshape(bounds[0], (1,)), np.reshape(bounds[1], (1,))),
-            text=text,
+            text=text, unit=None if unit is None else np.reshape(unit, (1,)),
         )
         m.worst_index = () if m.worst_index is not None else None
         return m

@@ -90,12 +90,15 @@ class Timeout(Exception):
 
 class time_limit:
     """Interrupt the enclosed call after ``seconds`` (main thread: SIGALRM; elsewhere, or
-    with ``seconds <= 0``, no limit). The previous handler is restored on exit."""
+    with ``seconds <= 0``, no limit). The previous handler is restored on exit. Entered
+    with ``armed=False`` it only installs the handler; ``arm()`` and ``disarm()`` then time
+    each call (one handler installation for several calls)."""
 
-    __slots__ = ("seconds", "old", "active")
+    __slots__ = ("seconds", "old", "active", "armed")
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, armed: bool = True) -> None:
         self.seconds = seconds
+        self.armed = armed
         self.active = (
             seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
         )
@@ -103,10 +106,19 @@ class time_limit:
     def _handler(self, signum: int, frame: Any) -> None:
         raise Timeout(f"the backend call did not return within {self.seconds:g} s")
 
+    def arm(self) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def disarm(self) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
     def __enter__(self) -> time_limit:
         if self.active:
             self.old = signal.signal(signal.SIGALRM, self._handler)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            if self.armed:
+                signal.setitimer(signal.ITIMER_REAL, self.seconds)
         return self
 
     def __exit__(self, *exc: object) -> bool:
@@ -159,6 +171,11 @@ def _describe_exc(err: BaseException) -> str:
 
 
 def run_case(backend: Backend, case: FixtureCase, timeout: float = 60.0) -> CaseRun:
+    with time_limit(timeout, armed=False) as limit:
+        return _run_case(backend, case, limit)
+
+
+def _run_case(backend: Backend, case: FixtureCase, limit: time_limit) -> CaseRun:
     run = CaseRun(case)
     call = make_call(case, {k: v.copy() for k, v in case.inputs.items()})
     try:
@@ -171,9 +188,12 @@ def run_case(backend: Backend, case: FixtureCase, timeout: float = 60.0) -> Case
         return run
     start = time.perf_counter()
     try:
-        with time_limit(timeout):
+        try:
+            limit.arm()
             start = time.perf_counter()  # the backend's own time, not the timer's setup
             outcome = backend.run(call)
+        finally:
+            limit.disarm()
     except Exception as err:
         run.backend_seconds = time.perf_counter() - start
         run.error = _describe_exc(err)
@@ -198,10 +218,11 @@ def run_case(backend: Backend, case: FixtureCase, timeout: float = 60.0) -> Case
         start = time.perf_counter()
         try:
             try:
-                with time_limit(timeout):
-                    start = time.perf_counter()
-                    second = backend.run(call2)
+                limit.arm()
+                start = time.perf_counter()
+                second = backend.run(call2)
             finally:
+                limit.disarm()
                 run.backend_seconds += time.perf_counter() - start  # the repeat is a backend call too
             out2 = _as_array(second.output, "the output")
             same = _same(out2, run.output) and all(
@@ -216,7 +237,8 @@ def run_case(backend: Backend, case: FixtureCase, timeout: float = 60.0) -> Case
 
 def _same(a: Any, b: Any) -> bool:
     """Bitwise identical: same shape, dtype and bytes (so nan == nan, and -0.0 != 0.0)."""
-    a, b = np.asarray(a), np.asarray(b)
+    if type(a) is not np.ndarray or type(b) is not np.ndarray:
+        a, b = np.asarray(a), np.asarray(b)
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
@@ -322,6 +344,19 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None) -> Ch
         )
         return _from_measurement(case, check, m, tol)
     raise ValueError(f"unknown check {check!r}")
+
+
+def evaluate_case(run: CaseRun, checks: list[str], tol: Tolerance | None = None) -> dict[str, CheckResult]:
+    """Every listed check of one case run in one pass (before expectations are applied);
+    a check the harness cannot evaluate is an error result, not an exception."""
+    out = {}
+    with np.errstate(all="ignore"):
+        for check in checks:
+            try:
+                out[check] = evaluate_check(run, check, tol)
+            except Exception as err:  # a harness bug must not hide the other results
+                out[check] = CheckResult(run.case, check, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
+    return out
 
 
 def _from_measurement(case: FixtureCase, check: str, m: compare.Measurement, tol: Tolerance) -> CheckResult:

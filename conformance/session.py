@@ -17,7 +17,7 @@ import numpy as np
 from . import fixtures as fx
 from .expectations import ExpectationError, Expectations
 from .protocol import Backend, build_info
-from .runner import ERROR, FAIL, KNOWN, PASS, SKIP, CaseRun, CheckResult, checks_for, evaluate_check, run_case
+from .runner import ERROR, FAIL, KNOWN, PASS, SKIP, CaseRun, CheckResult, checks_for, evaluate_case, run_case
 from .tolerance import POLICY_VERSION, default
 
 RESULTS_FORMAT = "lossconf-results"
@@ -91,6 +91,9 @@ class Session:
     runs: dict[tuple[str, int], CaseRun] = field(default_factory=dict)
     results: list[CheckResult] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    #: per case: its checks' results (before expectations), evaluated in one pass
+    pending: dict[tuple[str, int], dict[str, CheckResult]] = field(default_factory=dict)
+    primed: bool = False
 
     @classmethod
     def open(cls, backend: Backend, directory: Path | None, filters: Filters, expectations: Expectations | None, timeout: float) -> Session:
@@ -121,14 +124,34 @@ class Session:
             self.runs[key] = run_case(self.backend, case, self.timeout)
         return self.runs[key]
 
-    def check(self, case: fx.FixtureCase, check: str) -> CheckResult:
-        tol = default(case.dtype)
-        if self.expectations is not None:
-            tol = self.expectations.tolerance_for(case, check, tol)
+    def _evaluated(self, case: fx.FixtureCase, check: str) -> CheckResult:
+        key = (case.file, case.index)
+        cached = self.pending.get(key)
+        if cached is None or check not in cached:
+            if not self.primed:  # every exact value's ULP in one vectorised pass
+                self.primed = True
+                fx.prime_ulps(self.cases)
+            cached = self.pending[key] = self._evaluate_case(case, [*checks_for(case), *([check] if check not in checks_for(case) else [])])
+        return cached.pop(check)
+
+    def _evaluate_case(self, case: fx.FixtureCase, checks: list[str]) -> dict[str, CheckResult]:
         try:
-            result = evaluate_check(self.run_of(case), check, tol)
+            run = self.run_of(case)
         except Exception as err:  # a harness bug must not hide the other results
-            result = CheckResult(case, check, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
+            return {
+                chk: CheckResult(case, chk, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
+                for chk in checks
+            }
+        tol = default(case.dtype)
+        if self.expectations is None:
+            return evaluate_case(run, checks, tol)
+        out = {}
+        for chk in checks:
+            out.update(evaluate_case(run, [chk], self.expectations.tolerance_for(case, chk, tol)))
+        return out
+
+    def check(self, case: fx.FixtureCase, check: str) -> CheckResult:
+        result = self._evaluated(case, check)
         if self.expectations is not None and result.status in (FAIL, ERROR):
             entry = self.expectations.deviation_for(case, check)
             if entry is not None:
@@ -137,6 +160,12 @@ class Session:
                 result.reason = entry.reason
         self.results.append(result)
         return result
+
+    def run_all(self, filters: Filters) -> list[CheckResult]:
+        """Every selected case and check, in order (what ``lossconf run`` does without pytest)."""
+        for case, check in self.items(filters):
+            self.check(case, check)
+        return self.results
 
     def unused_expectations(self) -> list:
         """Listed deviations that did not occur although this run checked (not skipped) a

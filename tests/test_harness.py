@@ -443,12 +443,14 @@ def test_results_file_with_infinite_errors_is_valid_json(tmp_path, l2_sce_cases)
     assert values and all(r["status"] == "fail" and r["error_ulps"] == "inf" and r["observed"] == "nan" for r in values)
 
 
-def test_lossconf_run_module_attr_reports_failures_and_writes_results(tmp_path):
+@pytest.mark.parametrize("mode", [[], ["--pytest"]], ids=["direct", "pytest"])
+def test_lossconf_run_module_attr_reports_failures_and_writes_results(tmp_path, mode):
     out = tmp_path / "res.json"
-    proc = lossconf("run", "tests.defect_backends:flipped_grad_sign", "--loss", "L2Loss", "--dtype", "float32",
+    proc = lossconf("run", *mode, "tests.defect_backends:flipped_grad_sign", "--loss", "L2Loss", "--dtype", "float32",
                     "--tag", "regular", "--results", str(out), "-v")
     assert proc.returncode == 1
-    assert "FAILED conformance/test_conformance.py::test[L2Loss[batch_axis=1]-float32-regular-015-grad:pred]" in proc.stdout
+    item = "L2Loss[batch_axis=1]-float32-regular-015-grad:pred"
+    assert (f"FAILED conformance/test_conformance.py::test[{item}]" if mode else f"FAILED {item}") in proc.stdout
     assert "each with the exact value's magnitude and the opposite sign (sign flipped?)" in proc.stdout
     summary = next(ln for ln in proc.stdout.splitlines() if ln.startswith("L2Loss "))
     assert summary.split()[1:7] == ["16", "0", "4", "0", "0", "0"]  # pass (stable) fail error skip known
@@ -615,3 +617,27 @@ def test_tolerance_policy_defaults():
         t = default(dtype)
         assert (t.ulps, t.stability, t.reason) == (4.0, 8.0, "default policy")
     assert Tolerance().bound(1) == 16.0 and Tolerance().bound(4) == 32.0
+
+
+def test_direct_and_pytest_modes_write_identical_records(tmp_path):
+    """`lossconf run` (in process) and `lossconf run --pytest` judge alike: the same
+    records, unused expectations and provenance but for the time of the run."""
+    direct, via_pytest = tmp_path / "direct.json", tmp_path / "pytest.json"
+    procs = lossconf_many([
+        ["run", "numpy", "--loss", "L2Loss", "--results", str(direct)],
+        ["run", "--pytest", "numpy", "--loss", "L2Loss", "--results", str(via_pytest)],
+    ])
+    assert [p.returncode for p in procs] == [0, 0], [p.stderr for p in procs]
+    a, b = json.loads(direct.read_text()), json.loads(via_pytest.read_text())
+    for doc in (a, b):
+        doc["provenance"].pop("created")
+    assert a["records"] and a == b
+    # the one-screen summary is the same too
+    summary = [[line for line in p.stdout.splitlines() if line.startswith(("L2Loss", "total"))] for p in procs]
+    assert summary[0] and summary[0] == summary[1]
+
+
+def test_direct_mode_rejects_pytest_arguments():
+    proc = lossconf("run", "numpy", "--loss", "L2Loss", "--", "-x")
+    assert proc.returncode == 2
+    assert "only with --pytest" in proc.stderr
