@@ -134,20 +134,14 @@ def _run_direct(args: argparse.Namespace) -> int:
 
     from conformance import expectations as ex
     from conformance import fixtures as fx
-    from conformance.backends import BackendError, load_backend
+    from conformance.backends import BackendError
     from conformance.runner import ERROR, FAIL, describe_failure
-    from conformance.session import FilterError, Filters, Session, format_summary
+    from conformance.session import FilterError, Filters, Session, format_summary, open_backend
 
     try:
-        backend = load_backend(args.backend)
-    except BackendError as err:
+        backend, exp = open_backend(args.backend, args.expectations)
+    except (BackendError, ex.ExpectationError) as err:
         return _err(str(err), 3)
-    exp = None
-    if args.expectations:
-        try:
-            exp = ex.load(args.expectations)
-        except ex.ExpectationError as err:
-            return _err(str(err), 3)
     filters = Filters(args.loss or [], args.dtype or [], args.tag or [], args.check or [])
     try:
         session = Session.open(backend, Path(args.fixtures) if args.fixtures else None, filters, exp, args.call_timeout)

@@ -355,7 +355,8 @@ def main(args: argparse.Namespace) -> int:
     check failed (the minimal example is shown), 3 the backend, expectations or
     hypothesis cannot be used, 4 an unknown loss or nothing the backend supports."""
     from . import expectations as ex
-    from .backends import BackendError, load_backend
+    from .backends import BackendError
+    from .session import open_backend
 
     def err(msg: str, code: int) -> int:
         print(f"lossconf: {msg}", file=sys.stderr)
@@ -374,15 +375,9 @@ def main(args: argparse.Namespace) -> int:
     except UnknownLossError as e:
         return err(str(e), 4)
     try:
-        backend = load_backend(args.backend)
-    except BackendError as e:
+        backend, expectations = open_backend(args.backend, args.expectations)
+    except (BackendError, ex.ExpectationError) as e:
         return err(str(e), 3)
-    expectations = None
-    if args.expectations:
-        try:
-            expectations = ex.load(args.expectations)
-        except ex.ExpectationError as e:
-            return err(str(e), 3)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(SEED_RANGE)
     dtypes = list(dict.fromkeys(args.dtype)) if args.dtype else list(DTYPES)
 

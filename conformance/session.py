@@ -24,6 +24,16 @@ RESULTS_FORMAT = "lossconf-results"
 RESULTS_VERSION = 1
 
 
+def open_backend(spec: str, expectations_path: str | None) -> tuple[Backend, Expectations | None]:
+    """The backend and the expectation file of a run; raises BackendError or
+    ExpectationError with a one-line message (both mean: exit 3)."""
+    from .backends import load_backend
+    from .expectations import load as load_expectations
+
+    backend = load_backend(spec)
+    return backend, (load_expectations(expectations_path) if expectations_path else None)
+
+
 class FilterError(Exception):
     """A filter that names nothing the fixtures have, or a selection of no check."""
 
