@@ -155,6 +155,7 @@ def _run_direct(args: argparse.Namespace) -> int:
     limit = None if args.verbose else 10
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a backend's overflow warnings on extreme cases
+        session.prepare(filters)
         for case, check in session.items(filters):
             r = session.check(case, check)
             if r.status in (FAIL, ERROR):

@@ -235,3 +235,90 @@ def _diagnose(obs, hi, err, scaled, bad, dtype, tol, bound) -> str:
         if np.all(ok[bad]) and np.max(narrow_ulps[bad]) >= 0.05:
             return msg + f"; every error is within {narrow}'s tolerance (computed in {narrow} instead of {dtype}?)"
     return msg
+
+
+#: one array to measure in :func:`conforming_many`: the observed result (already of the
+#: exact value's shape), the exact ``hi`` and ``lo``, ``ulp(hi, dtype)``, the dtype, the
+#: tolerance, the number of terms, ``scale`` (values; None for gradients), the kink
+#: bounds (or None) and the exact values' text
+Job = tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, str, Tolerance, int,
+    "np.ndarray | None", "tuple[np.ndarray, np.ndarray] | None", "list[str] | None",
+]
+
+
+def conforming_many(jobs: list[Job]) -> list[Measurement | None]:
+    """:func:`measure` for many arrays in one vectorised pass: the Measurement it gives
+    for each array that conforms or is within the stability bound, None for every other
+    one (a kink's bounds, a non-finite exact value or error, a non-float result, a size
+    mismatch, an error beyond tolerance): call :func:`measure` for those, which explains
+    failures."""
+    out: list[Measurement | None] = [None] * len(jobs)
+    sel = [
+        i for i, (obs, hi, lo, unit, _, _, _, scale, bounds, _) in enumerate(jobs)
+        if bounds is None and obs.dtype.kind == "f" and hi.size > 0 and obs.shape == hi.shape
+        and lo.shape == hi.shape and unit.shape == hi.shape and (scale is None or scale.shape == hi.shape)
+    ]
+    if not sel:
+        return out
+    chosen = [jobs[i] for i in sel]
+    sizes = np.array([j[1].size for j in chosen])
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    with np.errstate(all="ignore"):
+        o = np.concatenate([j[0].ravel() for j in chosen], dtype=np.float64)
+        hi = np.concatenate([j[1].ravel() for j in chosen])
+        lo = np.concatenate([j[2].ravel() for j in chosen])
+        unit = np.concatenate([j[3].ravel() for j in chosen])
+        eps_of = {d: eps(d) for d in {j[4] for j in chosen}}
+        e = np.array([eps_of[j[4]] for j in chosen])
+        has_scale = np.array([j[7] is not None for j in chosen])
+        scale = np.concatenate([np.abs(j[7]).ravel() if j[7] is not None else np.zeros(j[1].size) for j in chosen])
+        absmax = np.maximum.reduceat(np.abs(hi), starts)
+        finite_hi = np.add.reduceat(~np.isfinite(hi), starts) == 0
+        # eps * |scale| per element (values), eps * max-norm of the exact result (gradients)
+        denom = np.where(np.repeat(has_scale, sizes), np.repeat(e, sizes) * scale, np.repeat(e * absmax, sizes))
+        nan_denom = np.add.reduceat(np.isnan(denom), starts) > 0
+        err = o - hi
+        err -= lo
+        np.abs(err, out=err)
+        ulps = err / unit
+        worst = np.maximum.reduceat(ulps, starts)
+        n = ulps.size
+        first = np.minimum.reduceat(np.where(ulps == np.repeat(worst, sizes), np.arange(n), n), starts) - starts
+        scaled = err / denom
+        scaled[err == 0] = 0.0
+        worst_scaled = np.maximum.reduceat(scaled, starts)
+        tol_ulps = np.array([j[5].ulps for j in chosen])
+        bound = np.array([j[5].bound(j[6]) for j in chosen])
+        elem_ok = (ulps <= np.repeat(tol_ulps, sizes)) | (scaled <= np.repeat(bound, sizes))
+        n_bad = np.add.reduceat(~elem_ok, starts)
+    for j, (i, job) in enumerate(zip(sel, chosen)):
+        w = worst[j]
+        if not (finite_hi[j] and np.isfinite(w)) or nan_denom[j]:
+            continue
+        if w <= tol_ulps[j]:
+            verdict = CONFORMS
+        elif n_bad[j] == 0:
+            verdict = STABLE
+        else:
+            continue
+        obs, h, text = job[0], job[1], job[9]
+        k = int(first[j])
+        if h.ndim == 0:
+            idx: tuple[int, ...] = ()
+        elif h.ndim == 1:
+            idx = (k,)
+        else:
+            idx = tuple(int(x) for x in np.unravel_index(k, h.shape))
+        at = int(starts[j]) + k
+        out[i] = Measurement(
+            verdict=verdict,
+            error_ulps=float(w),
+            error_scale=float(worst_scaled[j]),
+            bound=float(bound[j]),
+            worst_index=idx,
+            expected=text[k] if text else _fmt(hi[at]),
+            observed=_fmt(o[at], obs.dtype),
+        )
+    return out

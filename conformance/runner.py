@@ -148,6 +148,8 @@ def make_call(case: FixtureCase, inputs: dict[str, np.ndarray] | None = None) ->
 
 
 def _as_array(value: Any, what: str) -> np.ndarray:
+    if type(value) is np.ndarray:
+        return value
     for attr in ("asnumpy", "get"):  # mxnet NDArray / cupy
         if hasattr(value, attr) and not isinstance(value, np.ndarray):
             try:

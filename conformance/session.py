@@ -14,11 +14,24 @@ from typing import Any
 
 import numpy as np
 
+from . import compare
 from . import fixtures as fx
 from .expectations import ExpectationError, Expectations
 from .protocol import Backend, build_info
-from .runner import ERROR, FAIL, KNOWN, PASS, SKIP, CaseRun, CheckResult, checks_for, evaluate_case, run_case
-from .tolerance import POLICY_VERSION, default
+from .runner import (
+    ERROR,
+    FAIL,
+    KNOWN,
+    PASS,
+    SKIP,
+    CaseRun,
+    CheckResult,
+    _from_measurement,
+    checks_for,
+    evaluate_case,
+    run_case,
+)
+from .tolerance import POLICY_VERSION, Tolerance, default
 
 RESULTS_FORMAT = "lossconf-results"
 RESULTS_VERSION = 1
@@ -121,7 +134,7 @@ class Session:
             raise FilterError("; ".join(problems))
         cases = [c for c in every if filters.keep_case(c)]
         session = cls(backend, cases, fx.manifest_digest(directory), expectations, timeout)
-        if not session.items(filters):
+        if not any(filters.keep_check(chk) for c in cases for chk in checks_for(c)):
             raise FilterError("the filters select no check: " + filters.describe())
         return session
 
@@ -145,20 +158,67 @@ class Session:
         return cached.pop(check)
 
     def _evaluate_case(self, case: fx.FixtureCase, checks: list[str]) -> dict[str, CheckResult]:
-        try:
-            run = self.run_of(case)
-        except Exception as err:  # a harness bug must not hide the other results
-            return {
-                chk: CheckResult(case, chk, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
-                for chk in checks
-            }
-        tol = default(case.dtype)
-        if self.expectations is None:
-            return evaluate_case(run, checks, tol)
-        out = {}
-        for chk in checks:
-            out.update(evaluate_case(run, [chk], self.expectations.tolerance_for(case, chk, tol)))
-        return out
+        return self._evaluate_cases([(case, checks)])[0]
+
+    def _evaluate_cases(self, todo: list[tuple[fx.FixtureCase, list[str]]]) -> list[dict[str, CheckResult]]:
+        """The listed checks of each case (its run made, or taken from earlier), the value
+        and gradient checks measured in one vectorised pass
+        (:func:`compare.conforming_many`); every other check, and every array that does
+        not conform or is not within the stability bound, through
+        :func:`runner.evaluate_case`, which explains failures."""
+        results: list[dict[str, CheckResult]] = []
+        jobs: list[compare.Job] = []
+        where: list[tuple[int, str, CaseRun, Tolerance]] = []
+        rest: list[tuple[int, str, CaseRun, Tolerance]] = []
+        for n, (case, checks) in enumerate(todo):
+            try:
+                run = self.run_of(case)
+            except Exception as err:  # a harness bug must not hide the other results
+                results.append({
+                    chk: CheckResult(case, chk, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
+                    for chk in checks
+                })
+                continue
+            results.append(dict.fromkeys(checks))
+            tol0 = default(case.dtype)
+            for chk in checks:
+                tol = tol0 if self.expectations is None else self.expectations.tolerance_for(case, chk, tol0)
+                job = _job(run, chk, tol)
+                if job is None:
+                    rest.append((n, chk, run, tol))
+                else:
+                    jobs.append(job)
+                    where.append((n, chk, run, tol))
+        with np.errstate(all="ignore"):
+            measured = compare.conforming_many(jobs) if jobs else []
+        for (n, chk, run, tol), m in zip(where, measured):
+            if m is None:
+                rest.append((n, chk, run, tol))
+            else:
+                results[n][chk] = _from_measurement(run.case, chk, m, tol)
+        for n, chk, run, tol in rest:
+            results[n].update(evaluate_case(run, [chk], tol))
+        return results
+
+    def prepare(self, filters: Filters) -> None:
+        """Run every selected case and evaluate all its checks in one batch; ``check``
+        then only applies expectations and records."""
+        todo: dict[tuple[str, int], tuple[fx.FixtureCase, list[str]]] = {}
+        for case, check in self.items(filters):
+            key = (case.file, case.index)
+            if key in self.pending:
+                continue
+            entry = todo.get(key)
+            if entry is None:
+                checks = checks_for(case)
+                entry = todo[key] = (case, list(checks) if check in checks else [*checks, check])
+            elif check not in entry[1]:
+                entry[1].append(check)
+        if not self.primed:
+            self.primed = True
+            fx.prime_ulps(self.cases)
+        for (key, _), res in zip(todo.items(), self._evaluate_cases(list(todo.values()))):
+            self.pending[key] = res
 
     def check(self, case: fx.FixtureCase, check: str) -> CheckResult:
         result = self._evaluated(case, check)
@@ -173,6 +233,7 @@ class Session:
 
     def run_all(self, filters: Filters) -> list[CheckResult]:
         """Every selected case and check, in order (what ``lossconf run`` does without pytest)."""
+        self.prepare(filters)
         for case, check in self.items(filters):
             self.check(case, check)
         return self.results
@@ -238,6 +299,29 @@ class Session:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_json(), indent=1, allow_nan=False) + "\n")
+
+
+def _job(run: CaseRun, check: str, tol: Tolerance) -> compare.Job | None:
+    """A value or gradient check's array for :func:`compare.conforming_many` (what
+    :func:`runner.evaluate_check` would measure), or None: another check, a skipped or
+    failed run, a size mismatch, a missing gradient, a kink."""
+    if run.unsupported is not None or run.error is not None:
+        return None
+    case = run.case
+    try:
+        if check == "value":
+            exp, obs, scale = case.expected, run.output, case.scale
+        elif check.startswith("grad:"):
+            exp, obs, scale = case.vjp[check[5:]], run.grads.get(check[5:]), None
+            if obs is None or exp.bounds is not None:
+                return None
+        else:
+            return None
+        if obs.size != exp.hi.size:
+            return None
+        return (obs.reshape(exp.shape), exp.hi, exp.lo, exp.ulp(case.dtype), case.dtype, tol, case.n_terms, scale, None, exp.text)
+    except Exception:  # evaluate_check reports it
+        return None
 
 
 def format_summary(session: Session) -> list[str]:
