@@ -109,6 +109,25 @@ class FixtureCase:
     invalid: dict[str, str] | None
     raw: dict[str, Any] = field(repr=False)
 
+    @classmethod
+    def from_record(
+        cls, loss: str, file: str, record: dict[str, Any], inputs: dict[str, np.ndarray] | None = None
+    ) -> FixtureCase:
+        """A case from its JSON record (``inputs``: already decoded, else decoded here)."""
+        return cls(
+            loss=loss,
+            file=file,
+            index=record["index"],
+            name=record["name"],
+            dtype=record["dtype"],
+            tags=tuple(record["tags"]),
+            options=record["options"],
+            given_options=tuple(record["given_options"]),
+            inputs=inputs if inputs is not None else {k: decode_array(v) for k, v in record["inputs"].items()},
+            invalid=record.get("invalid"),
+            raw=record,
+        )
+
     @property
     def short_loss(self) -> str:
         return self.loss.rsplit(".", 1)[-1]
@@ -146,29 +165,6 @@ class FixtureCase:
     @cached_property
     def vjp(self) -> dict[str, ExactArray]:
         return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("vjp", {}).items()}
-
-
-def prime_ulps(cases: list[FixtureCase]) -> None:
-    """Compute ``ExactArray.ulp`` for the exact values of many valid cases in one
-    vectorised pass per dtype (the same numbers as one call per array, far fewer numpy
-    calls on tiny arrays)."""
-    from .compare import ulp
-
-    groups: dict[str, list[ExactArray]] = {}
-    for c in cases:
-        if c.invalid is not None:
-            continue
-        for e in (c.expected, *c.vjp.values()):
-            if c.dtype not in e.__dict__.get("_ulp", {}):
-                groups.setdefault(c.dtype, []).append(e)
-    for dtype, arrays in groups.items():
-        flat = np.concatenate([a.hi.ravel() for a in arrays])
-        units = ulp(flat, dtype)
-        at = 0
-        for a in arrays:
-            n = a.hi.size
-            a.__dict__.setdefault("_ulp", {})[dtype] = units[at : at + n].reshape(a.hi.shape)
-            at += n
 
 
 def _short(v: Any) -> str:
@@ -237,22 +233,7 @@ def load_file(path: Path, *, check_digest: str | None = None) -> list[FixtureCas
         raise FixtureError(f"{path.name}: malformed: no 'loss' name or no 'cases' list")
     try:
         decoded = _decode_cases(doc["cases"])
-        out = [
-            FixtureCase(
-                loss=doc["loss"],
-                file=path.name,
-                index=c["index"],
-                name=c["name"],
-                dtype=c["dtype"],
-                tags=tuple(c["tags"]),
-                options=c["options"],
-                given_options=tuple(c["given_options"]),
-                inputs=inputs,
-                invalid=c.get("invalid"),
-                raw=c,
-            )
-            for c, (inputs, _) in zip(doc["cases"], decoded)
-        ]
+        out = [FixtureCase.from_record(doc["loss"], path.name, c, inputs) for c, (inputs, _) in zip(doc["cases"], decoded)]
     except Exception:  # malformed somewhere: the per-case code below names the case
         pass
     else:
@@ -264,21 +245,7 @@ def load_file(path: Path, *, check_digest: str | None = None) -> list[FixtureCas
         if not isinstance(c, dict):
             raise FixtureError(f"{path.name}: case {i}: malformed: not a JSON object")
         try:
-            out.append(
-                FixtureCase(
-                    loss=doc["loss"],
-                    file=path.name,
-                    index=c["index"],
-                    name=c["name"],
-                    dtype=c["dtype"],
-                    tags=tuple(c["tags"]),
-                    options=c["options"],
-                    given_options=tuple(c["given_options"]),
-                    inputs={k: decode_array(v) for k, v in c["inputs"].items()},
-                    invalid=c.get("invalid"),
-                    raw=c,
-                )
-            )
+            out.append(FixtureCase.from_record(doc["loss"], path.name, c))
         except (KeyError, TypeError, ValueError) as err:
             raise FixtureError(f"{path.name}: case {c.get('index', '?')} ({c.get('name', '?')}): malformed: {err!r}") from None
     return out

@@ -103,19 +103,7 @@ def call_options(loss: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def case_from_record(loss: str, record: dict[str, Any]) -> fx.FixtureCase:
     """A fixture record as ``conformance.fixtures.load_file`` reads it."""
-    return fx.FixtureCase(
-        loss=loss,
-        file="live",
-        index=record["index"],
-        name=record["name"],
-        dtype=record["dtype"],
-        tags=tuple(record["tags"]),
-        options=record["options"],
-        given_options=tuple(record["given_options"]),
-        inputs={k: fx.decode_array(v) for k, v in record["inputs"].items()},
-        invalid=record.get("invalid"),
-        raw=record,
-    )
+    return fx.FixtureCase.from_record(loss, "live", record)
 
 
 def make_case(loss: str, draw: Draw, inputs: dict[str, np.ndarray]) -> fx.FixtureCase:

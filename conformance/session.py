@@ -116,7 +116,6 @@ class Session:
     started: float = field(default_factory=time.time)
     #: per case: its checks' results (before expectations), evaluated in one pass
     pending: dict[tuple[str, int], dict[str, CheckResult]] = field(default_factory=dict)
-    primed: bool = False
 
     @classmethod
     def open(cls, backend: Backend, directory: Path | None, filters: Filters, expectations: Expectations | None, timeout: float) -> Session:
@@ -151,9 +150,6 @@ class Session:
         key = (case.file, case.index)
         cached = self.pending.get(key)
         if cached is None or check not in cached:
-            if not self.primed:  # every exact value's ULP in one vectorised pass
-                self.primed = True
-                fx.prime_ulps(self.cases)
             cached = self.pending[key] = self._evaluate_case(case, [*checks_for(case), *([check] if check not in checks_for(case) else [])])
         return cached.pop(check)
 
@@ -214,9 +210,6 @@ class Session:
                 entry = todo[key] = (case, list(checks) if check in checks else [*checks, check])
             elif check not in entry[1]:
                 entry[1].append(check)
-        if not self.primed:
-            self.primed = True
-            fx.prime_ulps(self.cases)
         for (key, _), res in zip(todo.items(), self._evaluate_cases(list(todo.values()))):
             self.pending[key] = res
 
