@@ -4,12 +4,13 @@ knows a loss's formula."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .tolerance import FORMATS, Tolerance, eps
+from .tolerance import FORMATS, Tolerance, eps, growth
 
 CONFORMS = "conforms"
 STABLE = "within stability bound"
@@ -24,9 +25,16 @@ class Measurement:
     bound: float  # the stability bound the error_scale was held to
     worst_index: tuple[int, ...] | None = None
     expected: str | None = None
-    observed: str | None = None
+    #: the worst element as the backend returned it, (value, dtype): formatted only when
+    #: shown (:attr:`observed`), so a passing check costs no decimal conversion
+    observed_element: tuple[Any, Any] | None = None
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def observed(self) -> str | None:
+        """The worst element as the shortest decimal that round-trips in its dtype."""
+        return None if self.observed_element is None else shown(*self.observed_element)
 
 
 def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
@@ -39,7 +47,7 @@ def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
     return np.ldexp(1.0, e - p + 1)
 
 
-def _fmt(v: float, dtype: np.dtype | str = "float64") -> str:
+def shown(v: float, dtype: np.dtype | str = "float64") -> str:
     """The shortest decimal that round-trips ``v`` as a ``dtype`` number: an observed
     value is shown exactly as the backend returned it, every digit that differs visible."""
     if not np.isfinite(v):
@@ -58,9 +66,9 @@ def _infinity_problems(
         e, o = hi[idx], obs[idx]
         if np.isnan(e):
             if not np.isnan(o):
-                msgs.append(f"at {[int(i) for i in idx]} exact value is undefined (nan) but the backend returned {_fmt(o, obs_dtype)}")
+                msgs.append(f"at {[int(i) for i in idx]} exact value is undefined (nan) but the backend returned {shown(o, obs_dtype)}")
         elif not (np.isinf(o) and np.sign(o) == np.sign(e)):
-            what = "nan" if np.isnan(o) else ("the opposite infinity" if np.isinf(o) else f"the finite number {_fmt(o, obs_dtype)}")
+            what = "nan" if np.isnan(o) else ("the opposite infinity" if np.isinf(o) else f"the finite number {shown(o, obs_dtype)}")
             msgs.append(f"at {[int(i) for i in idx]} exact value is {'+' if e > 0 else '-'}inf but the backend returned {what}")
     return special, msgs
 
@@ -111,11 +119,10 @@ def measure(
     with np.errstate(invalid="ignore", over="ignore"):
         if bounds is not None:
             blo, bhi = bounds
-            below = np.where(obs < blo, blo - obs, 0.0)
-            above = np.where(obs > bhi, obs - bhi, 0.0)
-            inside = (obs >= blo) & (obs <= bhi)
+            # the distance to the interval (0 inside it); a nan stays nan, so it fails
+            outside = np.maximum(np.maximum(blo - obs, obs - bhi), 0.0)
             point = np.abs((obs - hi) - lo)
-            err = np.where(blo == bhi, point, np.where(inside, 0.0, below + above))
+            err = np.where(blo == bhi, point, outside)
         else:
             err = np.abs((obs - hi) - lo)
         err = np.where(finite, err, 0.0)
@@ -144,8 +151,8 @@ def measure(
         worst_index=worst,
     )
     if worst is not None:
-        m.expected = text[int(np.ravel_multi_index(worst, err.shape))] if text else _fmt(hi[worst])
-        m.observed = _fmt(obs[worst], obs_dtype)
+        m.expected = text[int(np.ravel_multi_index(worst, err.shape))] if text else shown(hi[worst])
+        m.observed_element = (obs[worst], obs_dtype)
     if msgs:
         m.verdict = FAILS
         m.message = "; ".join(msgs[:3]) + (f" (and {len(msgs) - 3} more)" if len(msgs) > 3 else "")
@@ -153,7 +160,7 @@ def measure(
             idx = next(zip(*np.nonzero(special)))
             m.worst_index = tuple(int(i) for i in idx)
             m.expected = "inf" if hi[idx] > 0 else ("-inf" if hi[idx] < 0 else "nan")
-            m.observed = _fmt(obs[idx], obs_dtype)
+            m.observed_element = (obs[idx], obs_dtype)
     elif not bool(np.all(elem_ok[finite])):
         m.verdict = FAILS
         bad = ~elem_ok & finite
@@ -209,75 +216,117 @@ Job = tuple[
 def conforming_many(jobs: list[Job]) -> list[Measurement | None]:
     """:func:`measure` for many arrays in one vectorised pass: the Measurement it gives
     for each array that conforms or is within the stability bound, None for every other
-    one (a kink's bounds, a non-finite exact value or error, a non-float result, a size
-    mismatch, an error beyond tolerance): call :func:`measure` for those, which explains
-    failures."""
+    one (a non-finite exact value or error, a non-float result, a size mismatch, an error
+    beyond tolerance): call :func:`measure` for those, which explains failures."""
     out: list[Measurement | None] = [None] * len(jobs)
-    sel = [
-        i for i, (obs, hi, lo, unit, _, _, _, scale, bounds, _) in enumerate(jobs)
-        if bounds is None and obs.dtype.kind == "f" and hi.size > 0 and obs.shape == hi.shape
-        and lo.shape == hi.shape and unit.shape == hi.shape and (scale is None or scale.shape == hi.shape)
-    ]
+    sel, obs_l, hi_l, lo_l, unit_l, scale_l, e_l, tol_l, bound_l = [], [], [], [], [], [], [], [], []
+    kinks = False
+    for i, (obs, hi, lo, unit, dtype, tol, n_terms, scale, bounds, _) in enumerate(jobs):
+        shape = hi.shape
+        if (
+            obs.dtype.kind != "f" or hi.size == 0 or obs.shape != shape or lo.shape != shape
+            or unit.shape != shape or (scale is not None and scale.shape != shape)
+        ):
+            continue
+        if bounds is not None:
+            if not bounds[0].shape == bounds[1].shape == shape:
+                continue
+            kinks = True
+        sel.append(i)
+        obs_l.append(obs.ravel())
+        hi_l.append(hi.ravel())
+        lo_l.append(lo.ravel())
+        unit_l.append(unit.ravel())
+        # a gradient's placeholder: its denominator is taken from the max-norm below
+        scale_l.append(hi.ravel() if scale is None else scale.ravel())
+        e_l.append(_EPS[dtype] if scale is not None else -_EPS[dtype])
+        tol_l.append(tol.ulps)
+        bound_l.append(tol.stability * _growth(n_terms))
     if not sel:
         return out
-    chosen = [jobs[i] for i in sel]
-    sizes = np.array([j[1].size for j in chosen])
-    ends = np.cumsum(sizes)
-    starts = ends - sizes
+    sizes = np.array([h.size for h in hi_l])
+    starts = np.cumsum(sizes) - sizes
     with np.errstate(all="ignore"):
-        o = np.concatenate([j[0].ravel() for j in chosen], dtype=np.float64)
-        hi = np.concatenate([j[1].ravel() for j in chosen])
-        lo = np.concatenate([j[2].ravel() for j in chosen])
-        unit = np.concatenate([j[3].ravel() for j in chosen])
-        eps_of = {d: eps(d) for d in {j[4] for j in chosen}}
-        e = np.array([eps_of[j[4]] for j in chosen])
-        has_scale = np.array([j[7] is not None for j in chosen])
-        scale = np.concatenate([np.abs(j[7]).ravel() if j[7] is not None else np.zeros(j[1].size) for j in chosen])
-        absmax = np.maximum.reduceat(np.abs(hi), starts)
-        finite_hi = np.add.reduceat(~np.isfinite(hi), starts) == 0
+        hi = np.concatenate(hi_l)
+        e = np.array(e_l)
         # eps * |scale| per element (values), eps * max-norm of the exact result (gradients)
-        denom = np.where(np.repeat(has_scale, sizes), np.repeat(e, sizes) * scale, np.repeat(e * absmax, sizes))
-        nan_denom = np.add.reduceat(np.isnan(denom), starts) > 0
+        absmax = np.maximum.reduceat(np.abs(hi), starts)
+        den = np.repeat(np.abs(e), sizes) * np.where(
+            np.repeat(e > 0, sizes), np.abs(np.concatenate(scale_l)), np.repeat(absmax, sizes)
+        )
+        blo = bhi = None
+        if kinks:  # elsewhere blo == bhi == hi: no interval
+            blo = np.concatenate([hi_l[j] if jobs[i][8] is None else jobs[i][8][0].ravel() for j, i in enumerate(sel)])
+            bhi = np.concatenate([hi_l[j] if jobs[i][8] is None else jobs[i][8][1].ravel() for j, i in enumerate(sel)])
+        o = np.concatenate(obs_l, dtype=np.float64)
+        verdicts = compare_flat(
+            o, hi, np.concatenate(lo_l), np.concatenate(unit_l), den, blo, bhi, starts, sizes,
+            np.array(tol_l), np.array(bound_l),
+        )
+    start_l = starts.tolist()
+    for j, (verdict, worst, worst_scaled, k) in enumerate(zip(*verdicts)):
+        if verdict is None:
+            continue
+        i = sel[j]
+        obs, h, text = jobs[i][0], jobs[i][1], jobs[i][9]
+        at = start_l[j] + k
+        out[i] = Measurement(
+            verdict, worst, worst_scaled, bound_l[j], index_in(h.shape, k),
+            text[k] if text else shown(hi[at]), (o[at], obs.dtype),
+        )
+    return out
+
+
+def index_in(shape: tuple[int, ...], k: int) -> tuple[int, ...]:
+    """The index of flat position ``k`` in an array of ``shape`` (C order)."""
+    if len(shape) == 1:
+        return (k,)
+    if not shape:
+        return ()
+    return tuple(int(x) for x in np.unravel_index(k, shape))
+
+
+def compare_flat(
+    o: np.ndarray, hi: np.ndarray, lo: np.ndarray, unit: np.ndarray, den: np.ndarray,
+    blo: np.ndarray | None, bhi: np.ndarray | None, starts: np.ndarray, sizes: np.ndarray,
+    tol_ulps: np.ndarray, bound: np.ndarray,
+) -> tuple[list[str | None], list[float], list[float], list[int]]:
+    """The arithmetic of the policy for many arrays laid end to end (array ``j`` is
+    ``[starts[j], starts[j] + sizes[j])`` of every element-wise argument): the observed
+    ``o``, the exact ``hi + lo``, the dtype's ULP ``unit`` at each exact value, the
+    stability bound's denominator ``den`` (eps * scale for values, eps * max-norm for
+    gradients), a kink's interval ``[blo, bhi]`` where they differ, and per array the
+    tolerance in ULPs and the stability bound. Returns per array: the verdict (CONFORMS,
+    STABLE, or None: anything else, which :func:`measure` must explain), the worst error
+    in ULPs, the worst in scale units, and the flat position of the worst element."""
+    with np.errstate(all="ignore"):
         err = o - hi
         err -= lo
         np.abs(err, out=err)
+        if blo is not None and bhi is not None:  # the distance to the interval (a nan stays nan)
+            kink = blo != bhi
+            outside = np.maximum(np.maximum(blo - o, o - bhi), 0.0)
+            err[kink] = outside[kink]
         ulps = err / unit
         worst = np.maximum.reduceat(ulps, starts)
         n = ulps.size
         first = np.minimum.reduceat(np.where(ulps == np.repeat(worst, sizes), np.arange(n), n), starts) - starts
-        scaled = err / denom
+        scaled = err / den
         scaled[err == 0] = 0.0
         worst_scaled = np.maximum.reduceat(scaled, starts)
-        tol_ulps = np.array([j[5].ulps for j in chosen])
-        bound = np.array([j[5].bound(j[6]) for j in chosen])
         elem_ok = (ulps <= np.repeat(tol_ulps, sizes)) | (scaled <= np.repeat(bound, sizes))
         n_bad = np.add.reduceat(~elem_ok, starts)
-    for j, (i, job) in enumerate(zip(sel, chosen)):
-        w = worst[j]
-        if not (finite_hi[j] and np.isfinite(w)) or nan_denom[j]:
-            continue
-        if w <= tol_ulps[j]:
-            verdict = CONFORMS
-        elif n_bad[j] == 0:
-            verdict = STABLE
-        else:
-            continue
-        obs, h, text = job[0], job[1], job[9]
-        k = int(first[j])
-        if h.ndim == 0:
-            idx: tuple[int, ...] = ()
-        elif h.ndim == 1:
-            idx = (k,)
-        else:
-            idx = tuple(int(x) for x in np.unravel_index(k, h.shape))
-        at = int(starts[j]) + k
-        out[i] = Measurement(
-            verdict=verdict,
-            error_ulps=float(w),
-            error_scale=float(worst_scaled[j]),
-            bound=float(bound[j]),
-            worst_index=idx,
-            expected=text[k] if text else _fmt(hi[at]),
-            observed=_fmt(o[at], obs.dtype),
-        )
-    return out
+        finite = np.add.reduceat(~np.isfinite(hi) | np.isnan(den), starts) == 0
+        conforms = worst <= tol_ulps
+        usable = finite & np.isfinite(worst)
+        verdict = np.where(usable & conforms, 1, np.where(usable & (n_bad == 0), 2, 0)).tolist()
+    names = (None, CONFORMS, STABLE)
+    return [names[v] for v in verdict], worst.tolist(), worst_scaled.tolist(), first.tolist()
+
+
+_EPS = {d: eps(d) for d in FORMATS}
+
+
+@functools.lru_cache(maxsize=4096)
+def _growth(n_terms: int) -> float:
+    return growth(n_terms)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -107,7 +108,12 @@ class FixtureCase:
     given_options: tuple[str, ...]
     inputs: dict[str, np.ndarray]
     invalid: dict[str, str] | None
-    raw: dict[str, Any] = field(repr=False)
+    note: str | None = None
+    #: the JSON record the case was built from (live cases); file cases have ``source``
+    record: dict[str, Any] | None = field(default=None, repr=False)
+    #: a fixture file's case: its file's decoded numbers, where its exact values are
+    #: (see :class:`Decoded`) and its first row of the file's ``checks`` table
+    source: tuple[FileData, list[Any], int] | None = field(default=None, repr=False)
 
     @classmethod
     def from_record(
@@ -125,8 +131,16 @@ class FixtureCase:
             given_options=tuple(record["given_options"]),
             inputs=inputs if inputs is not None else {k: decode_array(v) for k, v in record["inputs"].items()},
             invalid=record.get("invalid"),
-            raw=record,
+            note=record.get("note"),
+            record=record,
         )
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The case's JSON record, as its file has it."""
+        if self.record is None and self.source is not None:
+            self.record = self.source[0].record(self.index)
+        return self.record if self.record is not None else {}
 
     @property
     def short_loss(self) -> str:
@@ -147,23 +161,43 @@ class FixtureCase:
 
     @cached_property
     def expected(self) -> ExactArray:
+        if self.source is not None:
+            data, (shape, a, b, *_), _ = self.source
+            return data.exact(shape, a, b, None)
         e = self.raw["expected"]
         return ExactArray.from_json({"shape": e["shape"], "value": e["value"]}, self.dtype == "float64")
 
+    @property
+    def expected_shape(self) -> tuple[int, ...]:
+        """The documented output shape (without decoding the expected values)."""
+        if self.source is not None:
+            return tuple(self.source[1][0])
+        return self.expected.shape
+
     @cached_property
     def scale(self) -> np.ndarray:
+        if self.source is not None:
+            data, (shape, a, b, _, scale_at, *_), _ = self.source
+            return data.values[scale_at : scale_at + b - a].reshape(shape)
         return np.array([float(s) for s in self.raw["expected"]["scale"]]).reshape(self.expected.shape)
 
-    @property
+    @cached_property
     def n_terms(self) -> int:
+        if self.source is not None:
+            return int(self.source[1][5])
         return int(self.raw["expected"]["n_terms"])
 
     @cached_property
     def cotangent(self) -> np.ndarray:
+        if self.source is not None:
+            return self.source[0].array(self.source[1][8])
         return decode_array(self.raw["cotangent"])
 
     @cached_property
     def vjp(self) -> dict[str, ExactArray]:
+        if self.source is not None:
+            data, exact, _ = self.source
+            return {k: data.exact(shape, a, b, None if la < 0 else (la, ha)) for k, shape, a, b, la, ha in exact[7]}
         return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("vjp", {}).items()}
 
 
@@ -187,16 +221,22 @@ def decode_array(obj: dict[str, Any]) -> np.ndarray:
 
 def _read_json(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as err:
         raise FixtureError(f"{path.name}: cannot be read: {err.strerror}") from None
+    return _parse_json(path.name, data)
+
+
+def _parse_json(name: str, data: bytes) -> Any:
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise FixtureError(f"{path.name}: not valid JSON (not UTF-8 text: byte {err.start} is {err.object[err.start]:#04x})") from None
+        raise FixtureError(f"{name}: not valid JSON (not UTF-8 text: byte {err.start} is {err.object[err.start]:#04x})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         what = "truncated" if err.pos >= len(text.rstrip()) - 1 else "not valid JSON"
-        raise FixtureError(f"{path.name}: {what} (line {err.lineno}, column {err.colno}: {err.msg})") from None
+        raise FixtureError(f"{name}: {what} (line {err.lineno}, column {err.colno}: {err.msg})") from None
 
 
 def load_manifest(directory: Path) -> dict[str, Any]:
@@ -220,11 +260,28 @@ def manifest_digest(directory: Path) -> str:
     return str(load_manifest(directory).get("digest", ""))
 
 
-def load_file(path: Path, *, check_digest: str | None = None) -> list[FixtureCase]:
-    data_bytes = path.read_bytes()
-    if check_digest is not None and hashlib.sha256(data_bytes).hexdigest() != check_digest:
+def load_file(path: Path, *, check_digest: str | None = None, cache: bool = True) -> list[FixtureCase]:
+    """The cases of one fixture file. With ``check_digest`` the file's SHA-256 must equal
+    it. With ``cache`` the file's decoded numbers are taken from (or written to) the
+    decoded-fixtures cache (:mod:`conformance.fixture_cache`), keyed by that SHA-256."""
+    from . import fixture_cache
+
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise FixtureError(f"{path.name}: cannot be read: {err.strerror}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if check_digest is not None and digest != check_digest:
         raise FixtureError(f"{path.name}: SHA-256 differs from {MANIFEST_FILE} (the file was changed)")
-    doc = _read_json(path)
+    use_cache = cache and fixture_cache.enabled()
+    if use_cache:
+        decoded = fixture_cache.read(path, digest)
+        if decoded is not None:
+            try:
+                return _build(path, decoded)
+            except Exception:  # an entry this harness cannot use: decode the file again
+                pass
+    doc = _parse_json(path.name, data)
     if not isinstance(doc, dict) or doc.get("format") != "lossconf-fixtures":
         raise FixtureError(f"{path.name}: not a lossconf fixtures file")
     if doc.get("format_version") != 1:
@@ -232,13 +289,13 @@ def load_file(path: Path, *, check_digest: str | None = None) -> list[FixtureCas
     if not isinstance(doc.get("loss"), str) or not isinstance(doc.get("cases"), list):
         raise FixtureError(f"{path.name}: malformed: no 'loss' name or no 'cases' list")
     try:
-        decoded = _decode_cases(doc["cases"])
-        out = [FixtureCase.from_record(doc["loss"], path.name, c, inputs) for c, (inputs, _) in zip(doc["cases"], decoded)]
+        decoded = decode(doc)
+        out = _build(path, decoded)
     except Exception:  # malformed somewhere: the per-case code below names the case
         pass
     else:
-        for case, (_, exact) in zip(out, decoded):
-            case.__dict__.update(exact)  # the cached properties, already decoded
+        if use_cache:
+            fixture_cache.write(path, digest, decoded)
         return out
     out = []
     for i, c in enumerate(doc["cases"]):
@@ -251,113 +308,179 @@ def load_file(path: Path, *, check_digest: str | None = None) -> list[FixtureCas
     return out
 
 
-def _decode_cases(cases: list[Any]) -> list[tuple[dict[str, np.ndarray], dict[str, Any]]]:
-    """Every case's inputs and (valid cases) exact values -- expected value, scale,
-    cotangent, every VJP value and kink bounds -- decoded in one pass over the file, with
-    each exact value's ULP per dtype: the same arrays as the per-case code
-    (:func:`decode_array`, :func:`decode_exact`, the cached properties of
-    :class:`FixtureCase`), far fewer calls. Raises on anything malformed (the caller then
-    falls back to the per-case code, whose messages name the case)."""
-    from .compare import ulp
+@dataclass
+class Decoded:
+    """One fixture file with its numbers decoded in one pass.
 
+    ``texts`` holds every number string of the file as it is written, ``values`` each of
+    them parsed (the correctly rounded float64), ``lo`` the double-double low part of each
+    exact value of a float64 case (0 elsewhere: float16 and float32 errors need only the
+    float64 ``hi``). ``cases`` describes each case compactly, every list of numbers given
+    by its ``[start, end)`` in ``texts``::
+
+        [index, name, dtype, tags, options, given_options, invalid or None, note or None,
+         inputs: [[name, dtype, shape, start, end] or [name, "int64", shape, data]],
+         exact or None: [shape, start, end, rounded_start, scale_start, n_terms, condition,
+                         vjp: [[name, shape, start, end, lo_start or -1, hi_start or -1]],
+                         cotangent or None: [dtype, shape, start, end] or ["int64", shape, data]]]
+    """
+
+    loss: str
+    cases: list[list[Any]]
+    texts: list[str]
+    values: np.ndarray
+    lo: np.ndarray
+
+
+def decode(doc: dict[str, Any]) -> Decoded:
+    """A fixture document's numbers, decoded (raises on anything malformed)."""
     texts: list[str] = []
-    at = 0
+    lo_spans: list[tuple[int, int]] = []
 
-    def seg(data: list[str]) -> tuple[int, int]:
-        nonlocal at
+    def seg(data: list[str]) -> int:
         if not isinstance(data, list):
             raise TypeError("not a list")
         texts.extend(data)
-        start, at = at, at + len(data)
-        return start, at
+        return len(texts) - len(data)
 
-    plans = []
-    for c in cases:
+    def array(name: str | None, v: dict[str, Any]) -> list[Any]:
+        head = [] if name is None else [name]
+        if v["dtype"] == "int64":
+            return [*head, "int64", list(v["shape"]), list(v["data"])]
+        start = seg(v["data"])
+        return [*head, v["dtype"], list(v["shape"]), start, len(texts)]
+
+    cases = []
+    for c in doc["cases"]:
         if not isinstance(c, dict):
             raise TypeError("case is not an object")
-        valid = c.get("invalid") is None and "expected" in c
-        inputs = {}
-        for k, v in c["inputs"].items():
-            if v["dtype"] == "int64":
-                inputs[k] = ("int", np.array(v["data"], dtype=np.int64).reshape(v["shape"]))
-            else:
-                inputs[k] = ("float", seg(v["data"]), v["dtype"], v["shape"])
         exact = None
-        if valid:
-            dtype = c["dtype"]
-            e = c["expected"]
-            vjp = {}
+        inputs = [array(k, v) for k, v in c["inputs"].items()]
+        if c.get("invalid") is None and "expected" in c:
+            e, f64 = c["expected"], c["dtype"] == "float64"
+            start = seg(e["value"])
+            if f64:
+                lo_spans.append((start, len(texts)))
+            if not len(e["rounded"]) == len(e["scale"]) == len(texts) - start:
+                raise ValueError("expected: value, rounded and scale differ in length")
+            exact = [list(e["shape"]), start, len(texts), seg(e["rounded"]), seg(e["scale"]), e["n_terms"], e["condition"], []]
             for k, v in c.get("vjp", {}).items():
-                b = (seg(v["lo"]), seg(v["hi"])) if "lo" in v else None
-                vjp[k] = (tuple(v["shape"]), v["value"], seg(v["value"]), b)
-            ct = c["cotangent"] if "cotangent" in c else None
-            exact = (
-                dtype,
-                (tuple(e["shape"]), e["value"], seg(e["value"]), None),
-                seg(e["scale"]),
-                None if ct is None else (seg(ct["data"]), ct["dtype"], ct["shape"]) if ct["dtype"] != "int64" else ct,
-                vjp,
-            )
-        plans.append((inputs, exact))
+                start = seg(v["value"])
+                end = len(texts)
+                if f64:
+                    lo_spans.append((start, end))
+                la = ha = -1
+                if "lo" in v:
+                    la, ha = seg(v["lo"]), seg(v["hi"])
+                    if not len(v["lo"]) == len(v["hi"]) == end - start:
+                        raise ValueError(f"vjp {k}: value, lo and hi differ in length")
+                exact[7].append([k, list(v["shape"]), start, end, la, ha])
+            exact.append(array(None, c["cotangent"]) if "cotangent" in c else None)
+        cases.append([
+            c["index"], c["name"], c["dtype"], list(c["tags"]), c["options"], list(c["given_options"]),
+            c.get("invalid"), c.get("note"), inputs, exact,
+        ])
     values = np.array([float(t) for t in texts], dtype=np.float64)
-    by_dtype: dict[str, list[ExactArray]] = {}
-    out = []
+    lo = np.zeros(len(texts))
     with localcontext() as ctx:
         ctx.prec = 60
+        for a, b in lo_spans:
+            for i in range(a, b):
+                h = values[i]
+                # below float64's range (hi == 0; exponents may exceed what Decimal parses)
+                # or beyond it (hi == +-inf) the remainder cannot matter for any dtype
+                if h == h and h != 0 and h not in (float("inf"), float("-inf")):
+                    lo[i] = float(Decimal(texts[i]) - Decimal(float(h)))
+    return Decoded(doc["loss"], cases, texts, values, lo)
 
-        def exact_array(spec: tuple, dtype: str) -> ExactArray:
-            shape, text, (a, b), bounds = spec
-            hi = values[a:b].copy()
-            lo = np.zeros(b - a)
-            if dtype == "float64":
-                for i, t in enumerate(text):
-                    h = hi[i]
-                    if h == h and h != 0 and h not in (float("inf"), float("-inf")):
-                        lo[i] = float(Decimal(t) - Decimal(float(h)))
-            bnds = None
-            if bounds is not None:
-                (la, lb), (ha, hb) = bounds
-                bnds = (values[la:lb].copy().reshape(shape), values[ha:hb].copy().reshape(shape))
-            arr = ExactArray(shape, text, hi.reshape(shape), lo.reshape(shape), bnds)
-            by_dtype.setdefault(dtype, []).append(arr)
-            return arr
 
-        for inputs_plan, exact in plans:
-            inputs = {}
-            for k, p in inputs_plan.items():
-                if p[0] == "int":
-                    inputs[k] = p[1]
-                else:
-                    (a, b), dt, shape = p[1], p[2], p[3]
-                    inputs[k] = values[a:b].astype(dt).reshape(shape)
-            cached: dict[str, Any] = {}
-            if exact is not None:
-                dtype, espec, (sa, sb), ct, vjp = exact
-                cached["expected"] = expected = exact_array(espec, dtype)
-                cached["scale"] = values[sa:sb].copy().reshape(expected.shape)
-                if ct is not None:
-                    if isinstance(ct, dict):
-                        cached["cotangent"] = decode_array(ct)
-                    else:
-                        (a, b), dt, shape = ct
-                        cached["cotangent"] = values[a:b].astype(dt).reshape(shape)
-                cached["vjp"] = {k: exact_array(v, dtype) for k, v in vjp.items()}
-            out.append((inputs, cached))
-    for dtype, arrays in by_dtype.items():
-        if not arrays:
-            continue
-        units = ulp(np.concatenate([a.hi.ravel() for a in arrays]), dtype)
-        at = 0
-        for a in arrays:
-            n = a.hi.size
-            a.__dict__.setdefault("_ulp", {})[dtype] = units[at : at + n].reshape(a.hi.shape)
-            at += n
+class FileData:
+    """A fixture file's decoded numbers, shared by its cases: their arrays are read-only
+    views of these (inputs: of the numbers converted to the input's dtype)."""
+
+    def __init__(self, path: Path, decoded: Decoded) -> None:
+        self.path = path
+        self.values = decoded.values
+        self.lo = decoded.lo
+        self.texts = decoded.texts
+        self.values.flags.writeable = False
+        self.lo.flags.writeable = False
+        self._as: dict[str, np.ndarray] = {}
+        #: the file's cases (set by the loader)
+        self.cases: list[FixtureCase] = []
+        #: one row per value or VJP of a valid case, in file order: (start, end, dtype,
+        #: scale start or -1, kink lower-bound start or -1, upper-bound start or -1, n_terms)
+        self.checks: list[tuple[int, int, str, int, int, int, int]] = []
+        #: derived data a consumer keeps with the file (e.g. the batched comparison's layout)
+        self.derived: dict[str, Any] = {}
+
+    def converted(self, dtype: str) -> np.ndarray:
+        """Every number of the file as ``dtype`` (exact for the inputs, written as that dtype's values)."""
+        v = self._as.get(dtype)
+        if v is None:
+            with np.errstate(over="ignore", invalid="ignore"):
+                v = self._as[dtype] = self.values.astype(dtype)
+            v.flags.writeable = False
+        return v
+
+    def array(self, spec: list[Any]) -> np.ndarray:
+        """An input or cotangent array from its compact spec (``[dtype, shape, start, end]``;
+        a size that does not fit the shape raises)."""
+        if spec[0] == "int64":
+            return np.array(spec[2], dtype=np.int64).reshape(spec[1])
+        dtype, shape, a, b = spec
+        return self.converted(dtype)[a:b].reshape(shape)
+
+    def exact(self, shape: list[int], a: int, b: int, bounds: tuple[int, int] | None) -> ExactArray:
+        shape_ = tuple(shape)
+        arr = ExactArray(
+            shape_, self.texts[a:b], self.values[a:b].reshape(shape_), self.lo[a:b].reshape(shape_),
+            None if bounds is None else (
+                self.values[bounds[0] : bounds[0] + b - a].reshape(shape_),
+                self.values[bounds[1] : bounds[1] + b - a].reshape(shape_),
+            ),
+        )
+        return arr
+
+    def record(self, index: int) -> dict[str, Any]:
+        """Case ``index``'s JSON record, read from the file again."""
+        return json.loads(case_lines(self.path.read_bytes())[index])
+
+
+def _build(path: Path, d: Decoded) -> list[FixtureCase]:
+    """The cases of a decoded file (shapes checked against the numbers here, so a
+    malformed file is caught at loading, not in the middle of a run). Each valid case's
+    exact results get consecutive rows of the file's ``checks`` table: its value, then
+    its VJPs in the file's order."""
+    data = FileData(path, d)
+    out = []
+    table: list[tuple[int, int, str, int, int, int, int]] = []
+    for index, name, dtype, tags, options, given, invalid, note, inputs, exact in d.cases:
+        case = FixtureCase(
+            d.loss, path.name, index, name, dtype, tuple(tags), options, tuple(given),
+            {spec[0]: data.array(spec[1:]) for spec in inputs}, invalid, note,
+        )
+        if exact is not None:
+            shape, a, b = exact[0], exact[1], exact[2]
+            if b - a != math.prod(shape):
+                raise ValueError(f"case {index}: {b - a} expected values for shape {shape}")
+            case.source = (data, exact, len(table))
+            table.append((a, b, dtype, exact[4], -1, -1, exact[5]))
+            for _, vshape, va, vb, la, ha in exact[7]:
+                if vb - va != math.prod(vshape):
+                    raise ValueError(f"case {index}: {vb - va} VJP values for shape {vshape}")
+                table.append((va, vb, dtype, -1, la, ha, exact[5]))
+            if exact[8] is not None:
+                case.__dict__["cotangent"] = data.array(exact[8])
+        out.append(case)
+    data.cases = out
+    data.checks = table
     return out
 
 
-def load(directory: Path | None = None, *, losses: set[str] | None = None) -> list[FixtureCase]:
+def load(directory: Path | None = None, *, losses: set[str] | None = None, cache: bool = True) -> list[FixtureCase]:
     """Every case of the fixtures directory (digests checked), optionally for some losses
-    only (matched by id or short name)."""
+    only (matched by id or short name); ``cache``: through the decoded-fixtures cache."""
     directory = Path(directory or default_dir())
     manifest = load_manifest(directory)
     cases: list[FixtureCase] = []
@@ -365,7 +488,7 @@ def load(directory: Path | None = None, *, losses: set[str] | None = None) -> li
         path = directory / name
         if not path.exists():
             raise FixtureError(f"{name}: listed in {MANIFEST_FILE} but missing")
-        cases.extend(load_file(path, check_digest=digest))
+        cases.extend(load_file(path, check_digest=digest, cache=cache))
     if losses is not None:
         wanted = {x.lower() for x in losses}
         cases = [c for c in cases if c.loss.lower() in wanted or c.short_loss.lower() in wanted]

@@ -41,8 +41,17 @@ class CheckResult:
     tolerance: Tolerance | None = None
     worst_index: list[int] | None = None
     expected: str | None = None
-    observed: str | None = None
+    observed_text: str | None = None  # what the backend returned, as shown
+    observed_element: tuple[Any, Any] | None = None  # or its worst element, (value, dtype)
     reason: str | None = None  # expectation reason, for known deviations
+
+    @property
+    def observed(self) -> str | None:
+        """What the backend returned (its worst element: the shortest decimal that
+        round-trips in the backend's dtype, formatted when first shown)."""
+        if self.observed_text is None and self.observed_element is not None:
+            self.observed_text = compare.shown(*self.observed_element)
+        return self.observed_text
 
     @property
     def test_id(self) -> str:
@@ -172,7 +181,11 @@ def _describe_exc(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-def run_case(backend: Backend, case: FixtureCase, timeout: float = 60.0) -> CaseRun:
+def run_case(backend: Backend, case: FixtureCase, timeout: float = 60.0, *, limit: time_limit | None = None) -> CaseRun:
+    """Run one case (and its repeat call), each call limited to ``timeout`` seconds; a
+    ``limit`` already entered (``armed=False``) serves many cases with one handler."""
+    if limit is not None:
+        return _run_case(backend, case, limit)
     with time_limit(timeout, armed=False) as limit:
         return _run_case(backend, case, limit)
 
@@ -294,16 +307,16 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None) -> Ch
         return CheckResult(
             case, check, FAIL, "silently returned",
             f"input the documentation rules out ({rule}) was accepted and returned {shown}",
-            observed=shown,
+            observed_text=shown,
         )
     if run.error is not None:
         return CheckResult(case, check, ERROR, "error", f"the backend failed on valid input: {run.error}")
-    exp = case.expected
     if check == "shape":
         obs = run.output
+        shape = case.expected_shape
         problems = []
-        if tuple(obs.shape) != exp.shape:
-            problems.append(f"output shape {tuple(obs.shape)}, documented {exp.shape}")
+        if tuple(obs.shape) != shape:
+            problems.append(f"output shape {tuple(obs.shape)}, documented {shape}")
         if obs.dtype != np.dtype(case.dtype):
             problems.append(f"output dtype {obs.dtype}, expected the input dtype {case.dtype}")
         for name, g in run.grads.items():
@@ -313,8 +326,8 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None) -> Ch
             elif g.dtype != want.dtype:
                 problems.append(f"gradient for {name} has dtype {g.dtype}, input has {want.dtype}")
         if problems:
-            return CheckResult(case, check, FAIL, compare.FAILS, "; ".join(problems), expected=str(exp.shape), observed=str(tuple(obs.shape)))
-        return CheckResult(case, check, PASS, compare.CONFORMS, f"shape {exp.shape}, dtype {case.dtype}")
+            return CheckResult(case, check, FAIL, compare.FAILS, "; ".join(problems), expected=str(shape), observed_text=str(tuple(obs.shape)))
+        return CheckResult(case, check, PASS, compare.CONFORMS, f"shape {shape}, dtype {case.dtype}")
     if check == "repeat":
         if run.repeat_problem:
             return CheckResult(case, check, FAIL, compare.FAILS, run.repeat_problem)
@@ -323,6 +336,7 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None) -> Ch
         if run.mutated:
             return CheckResult(case, check, FAIL, compare.FAILS, f"the backend modified its input array(s): {', '.join(run.mutated)}")
         return CheckResult(case, check, PASS, compare.CONFORMS, "inputs unchanged")
+    exp = case.expected
     if check == "value":
         obs = run.output
         if obs.size != exp.hi.size:
@@ -351,13 +365,19 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None) -> Ch
 def evaluate_case(run: CaseRun, checks: list[str], tol: Tolerance | None = None) -> dict[str, CheckResult]:
     """Every listed check of one case run in one pass (before expectations are applied);
     a check the harness cannot evaluate is an error result, not an exception."""
-    out = {}
+    return dict(zip(checks, evaluate_checks([(run, check, tol) for check in checks])))
+
+
+def evaluate_checks(items: list[tuple[CaseRun, str, Tolerance | None]]) -> list[CheckResult]:
+    """:func:`evaluate_check` for many (run, check, tolerance) items, in order; a check the
+    harness cannot evaluate is an error result, not an exception."""
+    out = []
     with np.errstate(all="ignore"):
-        for check in checks:
+        for run, check, tol in items:
             try:
-                out[check] = evaluate_check(run, check, tol)
+                out.append(evaluate_check(run, check, tol))
             except Exception as err:  # a harness bug must not hide the other results
-                out[check] = CheckResult(run.case, check, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
+                out.append(CheckResult(run.case, check, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}"))
     return out
 
 
@@ -368,7 +388,8 @@ def _from_measurement(case: FixtureCase, check: str, m: compare.Measurement, tol
         msg = f"error beyond tolerance in {m.details.get('failing_elements', '?')} element(s)"
     return CheckResult(
         case, check, status, m.verdict, msg, m.error_ulps, m.error_scale, m.bound, tol,
-        list(m.worst_index) if m.worst_index is not None else None, m.expected, m.observed,
+        list(m.worst_index) if m.worst_index is not None else None, m.expected,
+        observed_element=m.observed_element,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import compare
+from . import batch, compare
 from . import fixtures as fx
 from .expectations import ExpectationError, Expectations
 from .protocol import Backend, build_info
@@ -28,8 +28,9 @@ from .runner import (
     CheckResult,
     _from_measurement,
     checks_for,
-    evaluate_case,
+    evaluate_checks,
     run_case,
+    time_limit,
 )
 from .tolerance import POLICY_VERSION, Tolerance, default
 
@@ -161,11 +162,21 @@ class Session:
         and gradient checks measured in one vectorised pass
         (:func:`compare.conforming_many`); every other check, and every array that does
         not conform or is not within the stability bound, through
-        :func:`runner.evaluate_case`, which explains failures."""
+        :func:`runner.evaluate_checks`, which explains failures."""
         results: list[dict[str, CheckResult]] = []
-        jobs: list[compare.Job] = []
-        where: list[tuple[int, str, CaseRun, Tolerance]] = []
+        items: list[batch.Item] = []  # fixture files' cases: their layout's rows
+        jobs: list[compare.Job] = []  # any other case (e.g. live mode's): the arrays themselves
+        where_items: list[tuple[int, str, CaseRun, Tolerance]] = []
+        where_jobs: list[tuple[int, str, CaseRun, Tolerance]] = []
         rest: list[tuple[int, str, CaseRun, Tolerance]] = []
+        with time_limit(self.timeout, armed=False) as limit:  # one handler for every call
+            for case, _ in todo:
+                key = (case.file, case.index)
+                if key not in self.runs:
+                    try:
+                        self.runs[key] = run_case(self.backend, case, limit=limit)
+                    except Exception:  # reported below, per check
+                        pass
         for n, (case, checks) in enumerate(todo):
             try:
                 run = self.run_of(case)
@@ -177,23 +188,32 @@ class Session:
                 continue
             results.append(dict.fromkeys(checks))
             tol0 = default(case.dtype)
+            measured = run.unsupported is None and run.error is None
             for chk in checks:
                 tol = tol0 if self.expectations is None else self.expectations.tolerance_for(case, chk, tol0)
-                job = _job(run, chk, tol)
-                if job is None:
-                    rest.append((n, chk, run, tol))
-                else:
-                    jobs.append(job)
-                    where.append((n, chk, run, tol))
+                if measured and (chk == "value" or chk.startswith("grad:")):
+                    obs = run.output if chk == "value" else run.grads.get(chk[5:])
+                    item = batch.item_for(case, chk, obs, tol)
+                    if item is not None:
+                        items.append(item)
+                        where_items.append((n, chk, run, tol))
+                        continue
+                    job = _job(run, chk, tol) if case.source is None else None
+                    if job is not None:
+                        jobs.append(job)
+                        where_jobs.append((n, chk, run, tol))
+                        continue
+                rest.append((n, chk, run, tol))
         with np.errstate(all="ignore"):
-            measured = compare.conforming_many(jobs) if jobs else []
-        for (n, chk, run, tol), m in zip(where, measured):
+            measured_items = batch.measure_rows(items) if items else []
+            measured_jobs = compare.conforming_many(jobs) if jobs else []
+        for (n, chk, run, tol), m in zip([*where_items, *where_jobs], [*measured_items, *measured_jobs]):
             if m is None:
                 rest.append((n, chk, run, tol))
             else:
                 results[n][chk] = _from_measurement(run.case, chk, m, tol)
-        for n, chk, run, tol in rest:
-            results[n].update(evaluate_case(run, [chk], tol))
+        for (n, chk, _, _), result in zip(rest, evaluate_checks([(run, chk, tol) for _, chk, run, tol in rest])):
+            results[n][chk] = result
         return results
 
     def prepare(self, filters: Filters) -> None:
@@ -297,7 +317,7 @@ class Session:
 def _job(run: CaseRun, check: str, tol: Tolerance) -> compare.Job | None:
     """A value or gradient check's array for :func:`compare.conforming_many` (what
     :func:`runner.evaluate_check` would measure), or None: another check, a skipped or
-    failed run, a size mismatch, a missing gradient, a kink."""
+    failed run, a size mismatch, a missing gradient."""
     if run.unsupported is not None or run.error is not None:
         return None
     case = run.case
@@ -306,13 +326,13 @@ def _job(run: CaseRun, check: str, tol: Tolerance) -> compare.Job | None:
             exp, obs, scale = case.expected, run.output, case.scale
         elif check.startswith("grad:"):
             exp, obs, scale = case.vjp[check[5:]], run.grads.get(check[5:]), None
-            if obs is None or exp.bounds is not None:
+            if obs is None:
                 return None
         else:
             return None
         if obs.size != exp.hi.size:
             return None
-        return (obs.reshape(exp.shape), exp.hi, exp.lo, exp.ulp(case.dtype), case.dtype, tol, case.n_terms, scale, None, exp.text)
+        return (obs.reshape(exp.shape), exp.hi, exp.lo, exp.ulp(case.dtype), case.dtype, tol, case.n_terms, scale, exp.bounds, exp.text)
     except Exception:  # evaluate_check reports it
         return None
 

@@ -586,6 +586,33 @@ def test_outside_a_kink_interval_is_measured_from_the_interval():
     assert m.verdict == cmp.CONFORMS and m.error_ulps == 1.0  # the point element: ordinary error
 
 
+def test_nan_at_a_kink_fails():
+    # a nan is not "inside" any interval (it once measured as distance 0 and passed)
+    hi, lo = np.array([0.0, 0.5]), np.zeros(2)
+    bounds = (np.array([-1.0, 0.5]), np.array([1.0, 0.5]))
+    m = cmp.measure(np.array([np.nan, 0.5]), hi, lo, "float64", default("float64"), 1, bounds=bounds)
+    assert m.verdict == cmp.FAILS and m.message == "nan at [0] (1 element(s)) where the exact value is finite"
+
+
+def test_kinks_measured_in_a_batch_as_one_by_one():
+    tol = default("float64")
+    hi, lo = np.array([0.0, 0.5]), np.zeros(2)
+    bounds = (np.array([-1.0, 0.5]), np.array([1.0, 0.5]))
+    plain = np.array([3.0, 2.0])
+    jobs = [
+        (np.array([0.25, 0.5 + 2.0**-53]), hi, lo, cmp.ulp(hi, "float64"), "float64", tol, 1, None, bounds, None),
+        (plain + cmp.ulp(plain, "float64"), plain, np.zeros(2), cmp.ulp(plain, "float64"), "float64", tol, 1, None, None, None),
+        (np.array([1.5, 0.5]), hi, lo, cmp.ulp(hi, "float64"), "float64", tol, 1, None, bounds, None),
+    ]
+    batched = cmp.conforming_many(jobs)
+    assert batched[2] is None  # beyond the interval: left to measure(), which explains it
+    for job, got in zip(jobs[:2], batched[:2]):
+        one = cmp.measure(job[0], job[1], job[2], "float64", tol, 1, bounds=job[8])
+        assert (got.verdict, got.error_ulps, got.error_scale, got.worst_index) == (
+            one.verdict, one.error_ulps, one.error_scale, one.worst_index)
+    assert batched[0].error_ulps == 1.0 and batched[1].error_ulps == 1.0
+
+
 def test_scalar_outputs():
     tol = default("float32")
     hi, lo = np.array(2.5), np.array(0.0)

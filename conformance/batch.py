@@ -1,0 +1,155 @@
+"""The value and gradient checks of many fixture cases, measured in one vectorised pass.
+
+A fixture file's exact results are laid out once, end to end in *check order* (each valid
+case's value, then its VJPs in the file's order), with everything the comparison needs
+per element: the exact ``hi`` and ``lo``, the ULP of the case's dtype, the stability
+bound's denominator, a kink's interval. A run then gathers the rows it checks and hands
+them, with the backend's results, to :func:`compare.compare_flat` -- the arithmetic every
+comparison uses -- so the per-check cost is a list append, not a dozen numpy calls.
+Every row that does not conform or is not within the stability bound is left to
+:func:`runner.evaluate_check`, which measures it again and explains it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import compare
+from .fixtures import FileData, FixtureCase
+from .tolerance import FORMATS, Tolerance, eps, growth
+
+
+@dataclass
+class Layout:
+    """One fixture file's value and gradient checks (the rows of its ``checks`` table),
+    laid out end to end."""
+
+    data: FileData
+    #: per row: first element, number of elements, growth g(n) of its sum
+    offset: np.ndarray
+    size: np.ndarray
+    growth: np.ndarray
+    #: per element: position in the file's numbers (for the exact text), hi, lo, ULP,
+    #: denominator, and the kink interval (None when the file has no kink)
+    pos: np.ndarray
+    hi: np.ndarray
+    lo: np.ndarray
+    unit: np.ndarray
+    den: np.ndarray
+    blo: np.ndarray | None
+    bhi: np.ndarray | None
+
+
+def layout(data: FileData) -> Layout:
+    """The layout of ``data``'s checks (computed once per file and kept with it)."""
+    found = data.derived.get("batch")
+    if found is not None:
+        return found
+    n_rows = len(data.checks)
+    start, end, dtype, scale_at, lo_at, hi_at, n_terms = (
+        zip(*data.checks) if n_rows else ((),) * 7
+    )
+    first = np.array(start, dtype=np.int64)
+    sizes = np.array(end, dtype=np.int64) - first
+    offset = np.cumsum(sizes) - sizes
+    total = int(sizes.sum())
+    within = np.arange(total) - np.repeat(offset, sizes)
+    pos = np.repeat(first, sizes) + within
+    values = data.values
+    hi = values[pos]
+    unit = np.empty(total)
+    e = np.empty(total)
+    row_dtype = np.array(dtype, dtype=object)
+    for d in FORMATS:
+        mask = np.repeat(row_dtype == d, sizes)
+        if mask.any():
+            unit[mask] = compare.ulp(hi[mask], d)
+            e[mask] = eps(d)
+    # values: eps * |scale| elementwise; gradients: eps * the max-norm of the exact VJP
+    scale_first = np.array(scale_at, dtype=np.int64)
+    is_value = scale_first >= 0
+    scale_pos = np.repeat(np.where(is_value, scale_first, 0), sizes) + within
+    with np.errstate(all="ignore"):
+        absmax = np.zeros(n_rows)
+        filled = sizes > 0  # (reduceat cannot take an empty segment)
+        if filled.any():
+            absmax[filled] = np.maximum.reduceat(np.abs(hi), offset[filled])
+        den = e * np.where(np.repeat(is_value, sizes), np.abs(values[scale_pos]), np.repeat(absmax, sizes))
+    blo = bhi = None
+    lo_first = np.array(lo_at, dtype=np.int64)
+    kink = lo_first >= 0
+    if kink.any():
+        at = np.repeat(kink, sizes)
+        blo, bhi = hi.copy(), hi.copy()
+        blo[at] = values[(np.repeat(lo_first, sizes) + within)[at]]
+        bhi[at] = values[(np.repeat(np.array(hi_at, dtype=np.int64), sizes) + within)[at]]
+    result = Layout(
+        data, offset, sizes, np.array([growth(n) for n in n_terms], dtype=np.float64),
+        pos, hi, data.lo[pos], unit, den, blo, bhi,
+    )
+    data.derived["batch"] = result
+    return result
+
+
+#: one check to measure: its file's layout, its row, the backend's array (flat, of the
+#: row's size), its tolerance and the exact result's shape
+Item = tuple[Layout, int, np.ndarray, Tolerance, tuple[int, ...]]
+
+
+def measure_rows(items: list[Item]) -> list[compare.Measurement | None]:
+    """A Measurement for each item that conforms or is within the stability bound; None
+    for every other one (measure it with :func:`compare.measure`, which explains it)."""
+    out: list[compare.Measurement | None] = [None] * len(items)
+    by_file: dict[int, list[int]] = {}
+    for i, item in enumerate(items):
+        by_file.setdefault(id(item[0]), []).append(i)
+    for members in by_file.values():
+        lay = items[members[0]][0]
+        rows = np.array([items[i][1] for i in members], dtype=np.int64)
+        sizes = lay.size[rows]
+        starts = np.cumsum(sizes) - sizes
+        idx = np.repeat(lay.offset[rows] - starts, sizes) + np.arange(int(sizes.sum()))
+        tols = [items[i][3] for i in members]
+        tol_ulps = np.array([t.ulps for t in tols])
+        bound = np.array([t.stability for t in tols]) * lay.growth[rows]
+        o = np.concatenate([items[i][2] for i in members], dtype=np.float64)
+        verdicts = compare.compare_flat(
+            o, lay.hi[idx], lay.lo[idx], lay.unit[idx], lay.den[idx],
+            None if lay.blo is None else lay.blo[idx], None if lay.bhi is None else lay.bhi[idx],
+            starts, sizes, tol_ulps, bound,
+        )
+        texts = lay.data.texts
+        # each row's worst element (clipped: a row without one has no verdict either)
+        at = np.minimum(starts + np.array(verdicts[3], dtype=np.int64), o.size - 1)
+        text_at, o_at, bound_l = lay.pos[idx[at]].tolist(), o[at].tolist(), bound.tolist()
+        for j, (verdict, worst, worst_scaled, k) in enumerate(zip(*verdicts)):
+            if verdict is None:
+                continue
+            item = items[members[j]]
+            out[members[j]] = compare.Measurement(
+                verdict, worst, worst_scaled, bound_l[j], compare.index_in(item[4], k),
+                texts[text_at[j]], (o_at[j], item[2].dtype),
+            )
+    return out
+
+
+def item_for(case: FixtureCase, check: str, observed: Any, tol: Tolerance) -> Item | None:
+    """The item for a value or gradient check of a fixture file's case, or None (not such
+    a check, not a file's case, or an array the batched pass cannot take: not a float
+    array of the exact result's size, or an empty one)."""
+    if case.source is None or observed is None:
+        return None
+    data, exact, row = case.source
+    if check != "value":
+        names = [v[0] for v in exact[7]]
+        if not check.startswith("grad:") or check[5:] not in names:
+            return None
+        row += 1 + names.index(check[5:])
+    lay = layout(data)
+    if not isinstance(observed, np.ndarray) or observed.dtype.kind != "f" or observed.size != lay.size[row] or observed.size == 0:
+        return None
+    shape = tuple(exact[0]) if check == "value" else tuple(exact[7][row - case.source[2] - 1][1])
+    return (lay, row, observed.ravel(), tol, shape)
