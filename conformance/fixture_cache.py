@@ -10,8 +10,8 @@ What makes this safe:
 * An entry is keyed by the SHA-256 of the fixture file's bytes -- the digest the loader
   has just checked against ``MANIFEST.json`` -- and by this cache's format, so a changed
   file or a changed decoder never meets an old entry.
-* An entry holds data only: numpy arrays and JSON text, read with
-  ``numpy.load(allow_pickle=False)`` and ``json``. It carries the SHA-256 of its own
+* An entry holds data only: a JSON header, JSON text and raw little-endian float64s,
+  read with ``json`` and ``numpy.frombuffer``. Its header carries the SHA-256 of its
   contents; an entry that does not match it (a torn write, a changed byte) is ignored,
   removed, and the file is decoded again.
 * An entry is written only after the file decoded without error, to a temporary name
@@ -50,14 +50,18 @@ def enabled() -> bool:
 
 
 def entry_path(fixture: Path, digest: str) -> Path:
-    return fixture.parent / DIRECTORY / f"{fixture.stem}.{digest}.v{FORMAT}.npz"
+    return fixture.parent / DIRECTORY / f"{fixture.stem}.{digest}.v{FORMAT}.bin"
 
 
-def _seal(fixture_name: str, digest: str, parts: list[bytes]) -> str:
-    h = hashlib.sha256(f"{FORMAT}\0{fixture_name}\0{digest}".encode())
-    for part in parts:
-        h.update(len(part).to_bytes(8, "little"))
-        h.update(part)
+#: an entry: this line, a JSON header line, then the payload -- the text (the compact
+#: case descriptions as JSON, a NUL, the number strings joined by newlines; UTF-8) and
+#: the numbers (``values`` then ``lo``, little-endian float64)
+MAGIC = b"lossconf decoded fixture\n"
+
+
+def _seal(fixture_name: str, digest: str, payload: bytes) -> str:
+    h = hashlib.sha256(f"{FORMAT}\0{fixture_name}\0{digest}\0".encode())
+    h.update(payload)
     return h.hexdigest()
 
 
@@ -67,19 +71,28 @@ def read(fixture: Path, digest: str) -> Decoded | None:
     from .fixtures import Decoded
 
     path = entry_path(fixture, digest)
-    if not path.exists():
+    try:
+        data = path.read_bytes()
+    except OSError:
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            text, numbers, seal = z["text"], z["numbers"], z["seal"]
-        parts = [text.tobytes(), numbers.tobytes()]
-        if seal.tobytes().decode("ascii") != _seal(fixture.name, digest, parts):
-            raise ValueError("the entry's contents do not match its digest")
-        meta, _, texts = parts[0].decode("utf-8").partition("\0")
+        if not data.startswith(MAGIC):
+            raise ValueError("not a cache entry")
+        end = data.index(b"\n", len(MAGIC))
+        header = json.loads(data[len(MAGIC) : end])
+        payload = data[end + 1 :]
+        n_text, n = int(header["text_bytes"]), int(header["numbers"])
+        if (
+            header.get("format") != FORMAT or header.get("fixture") != fixture.name or header.get("digest") != digest
+            or len(payload) != n_text + 16 * n or header.get("seal") != _seal(fixture.name, digest, payload)
+        ):
+            raise ValueError("the entry does not match its header")
+        meta, _, texts = payload[:n_text].decode("utf-8").partition("\0")
         doc = json.loads(meta)
         text_list = texts.split("\n") if texts else []
-        if numbers.dtype != np.float64 or numbers.shape != (2, len(text_list)):
+        if len(text_list) != n:
             raise ValueError("inconsistent entry")
+        numbers = np.frombuffer(payload, dtype="<f8", count=2 * n, offset=n_text).astype(np.float64).reshape(2, n)
         return Decoded(doc["loss"], doc["cases"], text_list, numbers[0], numbers[1])
     except Exception:
         _remove(path)
@@ -96,17 +109,21 @@ def write(fixture: Path, digest: str, decoded: Decoded) -> None:
         if not ignore.exists():
             ignore.write_text("# the decoded-fixtures cache of lossconf (conformance/fixture_cache.py)\n*\n")
         meta = json.dumps({"loss": decoded.loss, "cases": decoded.cases}, separators=(",", ":"))
-        text = np.frombuffer((meta + "\0" + "\n".join(decoded.texts)).encode("utf-8"), np.uint8)
-        numbers = np.stack([decoded.values, decoded.lo]).astype(np.float64)
-        seal = _seal(fixture.name, digest, [text.tobytes(), numbers.tobytes()])
+        text = (meta + "\0" + "\n".join(decoded.texts)).encode("utf-8")
+        numbers = np.stack([decoded.values, decoded.lo]).astype("<f8").tobytes()
+        payload = text + numbers
+        header = {
+            "format": FORMAT, "fixture": fixture.name, "digest": digest, "text_bytes": len(text),
+            "numbers": len(decoded.texts), "seal": _seal(fixture.name, digest, payload),
+        }
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, text=text, numbers=numbers, seal=np.frombuffer(seal.encode("ascii"), np.uint8))
+                f.write(MAGIC + json.dumps(header).encode("ascii") + b"\n" + payload)
             os.replace(tmp, entry_path(fixture, digest))
         finally:
             _remove(Path(tmp))
-        for old in directory.glob(f"{fixture.stem}.*.npz"):
+        for old in directory.glob(f"{fixture.stem}.*"):
             if old.name != entry_path(fixture, digest).name and old.name.split(".")[0] == fixture.stem:
                 _remove(old)
     except OSError:

@@ -406,8 +406,6 @@ class FileData:
         self.values.flags.writeable = False
         self.lo.flags.writeable = False
         self._as: dict[str, np.ndarray] = {}
-        #: the file's cases (set by the loader)
-        self.cases: list[FixtureCase] = []
         #: one row per value or VJP of a valid case, in file order: (start, end, dtype,
         #: scale start or -1, kink lower-bound start or -1, upper-bound start or -1, n_terms)
         self.checks: list[tuple[int, int, str, int, int, int, int]] = []
@@ -473,7 +471,6 @@ def _build(path: Path, d: Decoded) -> list[FixtureCase]:
             if exact[8] is not None:
                 case.__dict__["cotangent"] = data.array(exact[8])
         out.append(case)
-    data.cases = out
     data.checks = table
     return out
 

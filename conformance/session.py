@@ -28,6 +28,7 @@ from .runner import (
     CheckResult,
     _from_measurement,
     checks_for,
+    evaluate_check,
     evaluate_checks,
     run_case,
     time_limit,
@@ -86,7 +87,9 @@ class Filters:
     def problems(self, cases: list[fx.FixtureCase]) -> list[str]:
         """Filter values that name nothing the fixtures have (a typo must not select
         nothing and pass)."""
-        out = []
+        out: list[str] = []
+        if not (self.losses or self.dtypes or self.tags or self.checks):
+            return out
         losses = {c.loss.lower() for c in cases} | {c.short_loss.lower() for c in cases}
         for x in self.losses:
             if x.lower() not in losses:
@@ -132,7 +135,7 @@ class Session:
         problems = filters.problems(every)
         if problems:
             raise FilterError("; ".join(problems))
-        cases = [c for c in every if filters.keep_case(c)]
+        cases = [c for c in every if filters.keep_case(c)] if filters.losses or filters.dtypes or filters.tags else every
         session = cls(backend, cases, fx.manifest_digest(directory), expectations, timeout)
         if not any(filters.keep_check(chk) for c in cases for chk in checks_for(c)):
             raise FilterError("the filters select no check: " + filters.describe())
@@ -158,17 +161,11 @@ class Session:
         return self._evaluate_cases([(case, checks)])[0]
 
     def _evaluate_cases(self, todo: list[tuple[fx.FixtureCase, list[str]]]) -> list[dict[str, CheckResult]]:
-        """The listed checks of each case (its run made, or taken from earlier), the value
-        and gradient checks measured in one vectorised pass
-        (:func:`compare.conforming_many`); every other check, and every array that does
-        not conform or is not within the stability bound, through
-        :func:`runner.evaluate_checks`, which explains failures."""
-        results: list[dict[str, CheckResult]] = []
-        items: list[batch.Item] = []  # fixture files' cases: their layout's rows
-        jobs: list[compare.Job] = []  # any other case (e.g. live mode's): the arrays themselves
-        where_items: list[tuple[int, str, CaseRun, Tolerance]] = []
-        where_jobs: list[tuple[int, str, CaseRun, Tolerance]] = []
-        rest: list[tuple[int, str, CaseRun, Tolerance]] = []
+        """The listed checks of each case (its run made, or taken from earlier). The value
+        and gradient checks are measured in one vectorised pass (a fixture file's case:
+        :func:`batch.measure_rows`; any other: :func:`compare.conforming_many`); every
+        other check, and every array that does not conform or is not within the
+        stability bound, through :func:`runner.evaluate_check`, which explains failures."""
         with time_limit(self.timeout, armed=False) as limit:  # one handler for every call
             for case, _ in todo:
                 key = (case.file, case.index)
@@ -177,34 +174,49 @@ class Session:
                         self.runs[key] = run_case(self.backend, case, limit=limit)
                     except Exception:  # reported below, per check
                         pass
-        for n, (case, checks) in enumerate(todo):
-            try:
-                run = self.run_of(case)
-            except Exception as err:  # a harness bug must not hide the other results
-                results.append({
-                    chk: CheckResult(case, chk, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
-                    for chk in checks
-                })
-                continue
-            results.append(dict.fromkeys(checks))
-            tol0 = default(case.dtype)
-            measured = run.unsupported is None and run.error is None
-            for chk in checks:
-                tol = tol0 if self.expectations is None else self.expectations.tolerance_for(case, chk, tol0)
-                if measured and (chk == "value" or chk.startswith("grad:")):
-                    obs = run.output if chk == "value" else run.grads.get(chk[5:])
-                    item = batch.item_for(case, chk, obs, tol)
-                    if item is not None:
-                        items.append(item)
-                        where_items.append((n, chk, run, tol))
-                        continue
-                    job = _job(run, chk, tol) if case.source is None else None
-                    if job is not None:
-                        jobs.append(job)
-                        where_jobs.append((n, chk, run, tol))
-                        continue
-                rest.append((n, chk, run, tol))
+        results: list[dict[str, CheckResult]] = []
+        items: list[batch.Item] = []  # fixture files' cases: their layout's rows
+        jobs: list[compare.Job] = []  # any other case (e.g. live mode's): the arrays themselves
+        where_items: list[tuple[int, str, CaseRun, Tolerance]] = []
+        where_jobs: list[tuple[int, str, CaseRun, Tolerance]] = []
+        rest: list[tuple[int, str, CaseRun, Tolerance]] = []
+        expectations = self.expectations
         with np.errstate(all="ignore"):
+            for n, (case, checks) in enumerate(todo):
+                run = self.runs.get((case.file, case.index))
+                if run is None:
+                    try:
+                        run = self.run_of(case)
+                    except Exception as err:  # a harness bug must not hide the other results
+                        results.append({
+                            chk: CheckResult(case, chk, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
+                            for chk in checks
+                        })
+                        continue
+                res: dict[str, CheckResult] = dict.fromkeys(checks)  # type: ignore[arg-type]
+                results.append(res)
+                tol0 = default(case.dtype)
+                measured = run.unsupported is None and run.error is None
+                for chk in checks:
+                    tol = tol0 if expectations is None else expectations.tolerance_for(case, chk, tol0)
+                    if measured and (chk == "value" or chk.startswith("grad:")):
+                        obs = run.output if chk == "value" else run.grads.get(chk[5:])
+                        item = batch.item_for(case, chk, obs, tol)
+                        if item is not None:
+                            items.append(item)
+                            where_items.append((n, chk, run, tol))
+                            continue
+                        job = _job(run, chk, tol) if case.source is None else None
+                        if job is not None:
+                            jobs.append(job)
+                            where_jobs.append((n, chk, run, tol))
+                            continue
+                        rest.append((n, chk, run, tol))
+                        continue
+                    try:
+                        res[chk] = evaluate_check(run, chk, tol)
+                    except Exception:  # evaluate_checks reports it
+                        rest.append((n, chk, run, tol))
             measured_items = batch.measure_rows(items) if items else []
             measured_jobs = compare.conforming_many(jobs) if jobs else []
         for (n, chk, run, tol), m in zip([*where_items, *where_jobs], [*measured_items, *measured_jobs]):
@@ -219,19 +231,15 @@ class Session:
     def prepare(self, filters: Filters) -> None:
         """Run every selected case and evaluate all its checks in one batch; ``check``
         then only applies expectations and records."""
-        todo: dict[tuple[str, int], tuple[fx.FixtureCase, list[str]]] = {}
-        for case, check in self.items(filters):
-            key = (case.file, case.index)
-            if key in self.pending:
+        todo = []
+        for case in self.cases:
+            if (case.file, case.index) in self.pending:
                 continue
-            entry = todo.get(key)
-            if entry is None:
-                checks = checks_for(case)
-                entry = todo[key] = (case, list(checks) if check in checks else [*checks, check])
-            elif check not in entry[1]:
-                entry[1].append(check)
-        for (key, _), res in zip(todo.items(), self._evaluate_cases(list(todo.values()))):
-            self.pending[key] = res
+            checks = checks_for(case)
+            if any(filters.keep_check(chk) for chk in checks):
+                todo.append((case, checks))
+        for (case, _), res in zip(todo, self._evaluate_cases(todo)):
+            self.pending[(case.file, case.index)] = res
 
     def check(self, case: fx.FixtureCase, check: str) -> CheckResult:
         result = self._evaluated(case, check)
