@@ -167,6 +167,13 @@ class FixtureCase:
         e = self.raw["expected"]
         return ExactArray.from_json({"shape": e["shape"], "value": e["value"]}, self.dtype == "float64")
 
+    @cached_property
+    def vjp_inputs(self) -> tuple[str, ...]:
+        """The inputs with an exact VJP, in the fixture's order (without decoding them)."""
+        if self.source is not None:
+            return tuple(v[0] for v in self.source[1][7])
+        return tuple(self.vjp) if self.invalid is None else ()
+
     @property
     def expected_shape(self) -> tuple[int, ...]:
         """The documented output shape (without decoding the expected values)."""

@@ -9,6 +9,7 @@ the run goes on.
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 import time
@@ -151,7 +152,7 @@ class CaseRun:
 
 
 def make_call(case: FixtureCase, inputs: dict[str, np.ndarray] | None = None) -> Call:
-    wrt = tuple(case.vjp) if case.invalid is None else ()
+    wrt = case.vjp_inputs if case.invalid is None else ()
     ct = case.cotangent if case.invalid is None else None
     return Call(case.loss, dict(case.options), inputs if inputs is not None else case.inputs, case.dtype, wrt, ct)
 
@@ -257,10 +258,17 @@ def _same(a: Any, b: Any) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def checks_for(case: FixtureCase) -> list[str]:
-    if case.invalid is not None:
-        return ["invalid"]
-    return ["value", "shape", *(f"grad:{n}" for n in case.vjp), "repeat", "inputs"]
+def checks_for(case: FixtureCase) -> tuple[str, ...]:
+    """The checks of a case, in order: ``invalid`` for an invalid-input case; else
+    ``value``, ``shape``, ``grad:NAME`` per differentiable input, ``repeat``, ``inputs``."""
+    return _checks(case.invalid is None, case.vjp_inputs)
+
+
+@functools.cache
+def _checks(valid: bool, vjp_inputs: tuple[str, ...]) -> tuple[str, ...]:
+    if not valid:
+        return ("invalid",)
+    return ("value", "shape", *(f"grad:{n}" for n in vjp_inputs), "repeat", "inputs")
 
 
 def _inputs_label(case: FixtureCase, limit: int = 4) -> str:
