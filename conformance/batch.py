@@ -103,36 +103,44 @@ def measure_rows(items: list[Item]) -> list[compare.Measurement | None]:
     """A Measurement for each item that conforms or is within the stability bound; None
     for every other one (measure it with :func:`compare.measure`, which explains it)."""
     out: list[compare.Measurement | None] = [None] * len(items)
+    if not items:
+        return out
     by_file: dict[int, list[int]] = {}
     for i, item in enumerate(items):
         by_file.setdefault(id(item[0]), []).append(i)
-    for members in by_file.values():
+    order = [i for members in by_file.values() for i in members]
+    parts: list[tuple[np.ndarray, ...]] = []
+    for members in by_file.values():  # every file's rows, gathered in that order
         lay = items[members[0]][0]
         rows = np.array([items[i][1] for i in members], dtype=np.int64)
         sizes = lay.size[rows]
         starts = np.cumsum(sizes) - sizes
         idx = np.repeat(lay.offset[rows] - starts, sizes) + np.arange(int(sizes.sum()))
-        tols = [items[i][3] for i in members]
-        tol_ulps = np.array([t.ulps for t in tols])
-        bound = np.array([t.stability for t in tols]) * lay.growth[rows]
-        o = np.concatenate([items[i][2] for i in members], dtype=np.float64)
-        verdicts = compare.compare_flat(
-            o, lay.hi[idx], lay.lo[idx], lay.unit[idx], lay.den[idx],
-            None if lay.blo is None else lay.blo[idx], None if lay.bhi is None else lay.bhi[idx],
-            starts, sizes, tol_ulps, bound,
+        parts.append((
+            sizes, lay.growth[rows], lay.pos[idx], lay.hi[idx], lay.lo[idx], lay.unit[idx], lay.den[idx],
+            lay.hi[idx] if lay.blo is None else lay.blo[idx], lay.hi[idx] if lay.bhi is None else lay.bhi[idx],
+        ))
+    sizes, growths, pos, hi, lo, unit, den, blo, bhi = (np.concatenate(x) for x in zip(*parts))
+    starts = np.cumsum(sizes) - sizes
+    tols = [items[i][3] for i in order]
+    tol_ulps = np.array([t.ulps for t in tols])
+    bound = np.array([t.stability for t in tols]) * growths
+    o = np.concatenate([items[i][2] for i in order], dtype=np.float64)
+    kinks = any(item[0].blo is not None for item in items)
+    verdicts = compare.compare_flat(
+        o, hi, lo, unit, den, blo if kinks else None, bhi if kinks else None, starts, sizes, tol_ulps, bound,
+    )
+    # each row's worst element (clipped: a row without one has no verdict either)
+    at = np.minimum(starts + np.array(verdicts[3], dtype=np.int64), o.size - 1)
+    text_at, o_at, bound_l = pos[at].tolist(), o[at].tolist(), bound.tolist()
+    for j, (verdict, worst, worst_scaled, k) in enumerate(zip(*verdicts)):
+        if verdict is None:
+            continue
+        item = items[order[j]]
+        out[order[j]] = compare.Measurement(
+            verdict, worst, worst_scaled, bound_l[j], compare.index_in(item[4], k),
+            item[0].data.texts[text_at[j]], (o_at[j], item[2].dtype),
         )
-        texts = lay.data.texts
-        # each row's worst element (clipped: a row without one has no verdict either)
-        at = np.minimum(starts + np.array(verdicts[3], dtype=np.int64), o.size - 1)
-        text_at, o_at, bound_l = lay.pos[idx[at]].tolist(), o[at].tolist(), bound.tolist()
-        for j, (verdict, worst, worst_scaled, k) in enumerate(zip(*verdicts)):
-            if verdict is None:
-                continue
-            item = items[members[j]]
-            out[members[j]] = compare.Measurement(
-                verdict, worst, worst_scaled, bound_l[j], compare.index_in(item[4], k),
-                texts[text_at[j]], (o_at[j], item[2].dtype),
-            )
     return out
 
 

@@ -5,7 +5,7 @@ knows a loss's formula."""
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ class Measurement:
     #: shown (:attr:`observed`), so a passing check costs no decimal conversion
     observed_element: tuple[Any, Any] | None = None
     message: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
+    failing_elements: int | None = None
 
     @property
     def observed(self) -> str | None:
@@ -164,7 +164,7 @@ def measure(
     elif not bool(np.all(elem_ok[finite])):
         m.verdict = FAILS
         bad = ~elem_ok & finite
-        m.details["failing_elements"] = int(bad.sum())
+        m.failing_elements = int(bad.sum())
         nan_at = np.isnan(obs) & finite
         if nan_at.any():
             first = [int(i) for i in next(zip(*np.nonzero(nan_at)))]

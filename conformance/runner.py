@@ -393,7 +393,7 @@ def _from_measurement(case: FixtureCase, check: str, m: compare.Measurement, tol
     status = FAIL if m.verdict == compare.FAILS else PASS
     msg = m.message
     if status == FAIL and not msg:
-        msg = f"error beyond tolerance in {m.details.get('failing_elements', '?')} element(s)"
+        msg = f"error beyond tolerance in {m.failing_elements if m.failing_elements is not None else '?'} element(s)"
     return CheckResult(
         case, check, status, m.verdict, msg, m.error_ulps, m.error_scale, m.bound, tol,
         list(m.worst_index) if m.worst_index is not None else None, m.expected,

@@ -509,7 +509,7 @@ def test_worst_element_and_failing_count():
     obs = hi.copy()
     obs[1, 0] = 3.0 + 100 * 2.0**-51
     m = cmp.measure(obs, hi, np.zeros_like(hi), "float64", default("float64"), 1, scale=hi)
-    assert m.verdict == cmp.FAILS and m.worst_index == (1, 0) and m.details["failing_elements"] == 1
+    assert m.verdict == cmp.FAILS and m.worst_index == (1, 0) and m.failing_elements == 1
     assert m.error_ulps == pytest.approx(100.0) and m.expected == "3e+00" and m.observed == "3.0000000000000444e+00"  # every digit that differs
     assert m.message == "error beyond tolerance in 1 element(s)"  # no hint for an ordinary error
 
