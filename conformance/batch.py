@@ -28,10 +28,13 @@ class Layout:
     laid out end to end."""
 
     data: FileData
-    #: per row: first element, number of elements, growth g(n) of its sum
+    #: per row: first element, number of elements, growth g(n) of its sum; the number of
+    #: elements and the shape as Python values
     offset: np.ndarray
     size: np.ndarray
     growth: np.ndarray
+    sizes: list[int]
+    shapes: list[tuple[int, ...]]
     #: per element: position in the file's numbers (for the exact text), hi, lo, ULP,
     #: denominator, and the kink interval (None when the file has no kink)
     pos: np.ndarray
@@ -49,8 +52,8 @@ def layout(data: FileData) -> Layout:
     if found is not None:
         return found
     n_rows = len(data.checks)
-    start, end, dtype, scale_at, lo_at, hi_at, n_terms = (
-        zip(*data.checks) if n_rows else ((),) * 7
+    start, end, dtype, scale_at, lo_at, hi_at, n_terms, shapes = (
+        zip(*data.checks) if n_rows else ((),) * 8
     )
     first = np.array(start, dtype=np.int64)
     sizes = np.array(end, dtype=np.int64) - first
@@ -87,7 +90,7 @@ def layout(data: FileData) -> Layout:
         blo[at] = values[(np.repeat(lo_first, sizes) + within)[at]]
         bhi[at] = values[(np.repeat(np.array(hi_at, dtype=np.int64), sizes) + within)[at]]
     result = Layout(
-        data, offset, sizes, np.array([growth(n) for n in n_terms], dtype=np.float64),
+        data, offset, sizes, np.array([growth(n) for n in n_terms], dtype=np.float64), sizes.tolist(), list(shapes),
         pos, hi, data.lo[pos], unit, den, blo, bhi,
     )
     data.derived["batch"] = result
@@ -99,10 +102,17 @@ def layout(data: FileData) -> Layout:
 Item = tuple[Layout, int, np.ndarray, Tolerance, tuple[int, ...]]
 
 
-def measure_rows(items: list[Item]) -> list[compare.Measurement | None]:
-    """A Measurement for each item that conforms or is within the stability bound; None
-    for every other one (measure it with :func:`compare.measure`, which explains it)."""
-    out: list[compare.Measurement | None] = [None] * len(items)
+#: what :func:`measure_rows` gives for an item that conforms or is within the stability
+#: bound: the verdict, the worst error in ULPs and in scale units, the stability bound,
+#: the worst element's index, its exact text and the backend's value there (value, dtype)
+Passed = tuple[str, float, float, float, tuple[int, ...], str, tuple[float, Any]]
+
+
+def measure_rows(items: list[Item]) -> list[Passed | None]:
+    """For each item that conforms or is within the stability bound, its measurement;
+    None for every other one (measure it with :func:`compare.measure`, which explains
+    it). The same numbers :func:`compare.measure` gives (``tests/test_batched_comparison.py``)."""
+    out: list[Passed | None] = [None] * len(items)
     if not items:
         return out
     by_file: dict[int, list[int]] = {}
@@ -137,7 +147,7 @@ def measure_rows(items: list[Item]) -> list[compare.Measurement | None]:
         if verdict is None:
             continue
         item = items[order[j]]
-        out[order[j]] = compare.Measurement(
+        out[order[j]] = (
             verdict, worst, worst_scaled, bound_l[j], compare.index_in(item[4], k),
             item[0].data.texts[text_at[j]], (o_at[j], item[2].dtype),
         )
@@ -148,16 +158,17 @@ def item_for(case: FixtureCase, check: str, observed: Any, tol: Tolerance) -> It
     """The item for a value or gradient check of a fixture file's case, or None (not such
     a check, not a file's case, or an array the batched pass cannot take: not a float
     array of the exact result's size, or an empty one)."""
-    if case.source is None or observed is None:
+    source = case.source
+    if source is None or type(observed) is not np.ndarray or observed.dtype.kind != "f":
         return None
-    data, exact, row = case.source
+    data, _, row = source
     if check != "value":
-        names = [v[0] for v in exact[7]]
-        if not check.startswith("grad:") or check[5:] not in names:
+        names = case.vjp_inputs
+        if check[:5] != "grad:" or check[5:] not in names:
             return None
         row += 1 + names.index(check[5:])
-    lay = layout(data)
-    if not isinstance(observed, np.ndarray) or observed.dtype.kind != "f" or observed.size != lay.size[row] or observed.size == 0:
+    lay = data.derived.get("batch") or layout(data)
+    size = lay.sizes[row]
+    if observed.size != size or size == 0:
         return None
-    shape = tuple(exact[0]) if check == "value" else tuple(exact[7][row - case.source[2] - 1][1])
-    return (lay, row, observed.ravel(), tol, shape)
+    return (lay, row, observed.ravel(), tol, lay.shapes[row])

@@ -85,27 +85,31 @@ def measure(
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
     text: list[str] | None = None,
     unit: np.ndarray | None = None,
+    batched: bool = True,
 ) -> Measurement:
     """Compare ``obs`` with the exact ``hi + lo``. With ``scale`` (values) the stability
     bound is per element, eps * scale; without it (gradients) it is eps * max-norm of the
     exact result. ``bounds`` gives a kink's interval per element; ``unit`` may give
-    ``ulp(hi, dtype)`` precomputed."""
+    ``ulp(hi, dtype)`` precomputed. The common case -- conforms, or within the stability
+    bound -- is the vectorised pass's (:func:`conforming_many`); ``batched=False`` skips
+    that attempt where the caller knows the pass declined the array."""
     shape = np.shape(hi)
     if shape == ():  # a scalar output: measure it as a 1-element array
         m = measure(
             np.reshape(obs, (1,)), np.reshape(hi, (1,)), np.reshape(lo, (1,)), dtype, tol, n_terms,
             scale=None if scale is None else np.reshape(scale, (1,)),
             bounds=None if bounds is None else (np.reshape(bounds[0], (1,)), np.reshape(bounds[1], (1,))),
-            text=text, unit=None if unit is None else np.reshape(unit, (1,)),
+            text=text, unit=None if unit is None else np.reshape(unit, (1,)), batched=batched,
         )
         m.worst_index = () if m.worst_index is not None else None
         return m
     obs = np.asarray(obs)
     # the common case (conforms, or within the stability bound) as the batched pass does it;
     # the rest of this function explains everything else
-    fast = conforming_many([(obs, hi, lo, ulp(hi, dtype) if unit is None else unit, dtype, tol, n_terms, scale, bounds, text)])[0]
-    if fast is not None:
-        return fast
+    if batched:
+        fast = conforming_many([(obs, hi, lo, ulp(hi, dtype) if unit is None else unit, dtype, tol, n_terms, scale, bounds, text)])[0]
+        if fast is not None:
+            return fast
     obs_dtype = obs.dtype if obs.dtype.kind == "f" else np.dtype(np.float64)
     obs = obs.astype(np.float64)
     with np.errstate(over="ignore"):
@@ -281,9 +285,11 @@ def index_in(shape: tuple[int, ...], k: int) -> tuple[int, ...]:
     """The index of flat position ``k`` in an array of ``shape`` (C order)."""
     if len(shape) == 1:
         return (k,)
-    if not shape:
-        return ()
-    return tuple(int(x) for x in np.unravel_index(k, shape))
+    index = []
+    for n in reversed(shape):
+        k, r = divmod(k, n)
+        index.append(r)
+    return tuple(reversed(index))
 
 
 def compare_flat(

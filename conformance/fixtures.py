@@ -414,8 +414,9 @@ class FileData:
         self.lo.flags.writeable = False
         self._as: dict[str, np.ndarray] = {}
         #: one row per value or VJP of a valid case, in file order: (start, end, dtype,
-        #: scale start or -1, kink lower-bound start or -1, upper-bound start or -1, n_terms)
-        self.checks: list[tuple[int, int, str, int, int, int, int]] = []
+        #: scale start or -1, kink lower-bound start or -1, upper-bound start or -1,
+        #: n_terms, shape)
+        self.checks: list[tuple[int, int, str, int, int, int, int, tuple[int, ...]]] = []
         #: derived data a consumer keeps with the file (e.g. the batched comparison's layout)
         self.derived: dict[str, Any] = {}
 
@@ -459,7 +460,7 @@ def _build(path: Path, d: Decoded) -> list[FixtureCase]:
     its VJPs in the file's order."""
     data = FileData(path, d)
     out = []
-    table: list[tuple[int, int, str, int, int, int, int]] = []
+    table: list[tuple[int, int, str, int, int, int, int, tuple[int, ...]]] = []
     for index, name, dtype, tags, options, given, invalid, note, inputs, exact in d.cases:
         case = FixtureCase(
             d.loss, path.name, index, name, dtype, tuple(tags), options, tuple(given),
@@ -470,11 +471,11 @@ def _build(path: Path, d: Decoded) -> list[FixtureCase]:
             if b - a != math.prod(shape):
                 raise ValueError(f"case {index}: {b - a} expected values for shape {shape}")
             case.source = (data, exact, len(table))
-            table.append((a, b, dtype, exact[4], -1, -1, exact[5]))
+            table.append((a, b, dtype, exact[4], -1, -1, exact[5], tuple(shape)))
             for _, vshape, va, vb, la, ha in exact[7]:
                 if vb - va != math.prod(vshape):
                     raise ValueError(f"case {index}: {vb - va} VJP values for shape {vshape}")
-                table.append((va, vb, dtype, -1, la, ha, exact[5]))
+                table.append((va, vb, dtype, -1, la, ha, exact[5], tuple(vshape)))
             if exact[8] is not None:
                 case.__dict__["cotangent"] = data.array(exact[8])
         out.append(case)

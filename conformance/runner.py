@@ -301,8 +301,10 @@ def describe_failure(r: CheckResult) -> str:
     return "\n".join(lines)
 
 
-def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None) -> CheckResult:
-    """The result of one check of one case run (before expectations are applied)."""
+def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, batched: bool = True) -> CheckResult:
+    """The result of one check of one case run (before expectations are applied);
+    ``batched=False``: the vectorised pass already declined the array (see
+    :func:`compare.measure`)."""
     case = run.case
     tol = tol or default(case.dtype)
     if run.unsupported is not None:
@@ -351,7 +353,7 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None) -> Ch
             return CheckResult(case, check, FAIL, compare.FAILS, f"output has {obs.size} elements, expected {exp.hi.size} (shape {exp.shape})")
         m = compare.measure(
             obs.reshape(exp.shape), exp.hi, exp.lo, case.dtype, tol, case.n_terms,
-            scale=case.scale, text=exp.text, unit=exp.ulp(case.dtype),
+            scale=case.scale, text=exp.text, unit=exp.ulp(case.dtype), batched=batched,
         )
         return _from_measurement(case, check, m, tol)
     if check.startswith("grad:"):
@@ -364,7 +366,7 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None) -> Ch
             return CheckResult(case, check, FAIL, compare.FAILS, f"gradient for {name} has {g.size} elements, expected {exact.hi.size}")
         m = compare.measure(
             g.reshape(exact.shape), exact.hi, exact.lo, case.dtype, tol, case.n_terms,
-            bounds=exact.bounds, text=exact.text, unit=exact.ulp(case.dtype),
+            bounds=exact.bounds, text=exact.text, unit=exact.ulp(case.dtype), batched=batched,
         )
         return _from_measurement(case, check, m, tol)
     raise ValueError(f"unknown check {check!r}")
@@ -376,14 +378,14 @@ def evaluate_case(run: CaseRun, checks: list[str], tol: Tolerance | None = None)
     return dict(zip(checks, evaluate_checks([(run, check, tol) for check in checks])))
 
 
-def evaluate_checks(items: list[tuple[CaseRun, str, Tolerance | None]]) -> list[CheckResult]:
+def evaluate_checks(items: list[tuple[CaseRun, str, Tolerance | None]], *, batched: bool = True) -> list[CheckResult]:
     """:func:`evaluate_check` for many (run, check, tolerance) items, in order; a check the
     harness cannot evaluate is an error result, not an exception."""
     out = []
     with np.errstate(all="ignore"):
         for run, check, tol in items:
             try:
-                out.append(evaluate_check(run, check, tol))
+                out.append(evaluate_check(run, check, tol, batched=batched))
             except Exception as err:  # a harness bug must not hide the other results
                 out.append(CheckResult(run.case, check, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}"))
     return out

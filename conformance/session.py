@@ -220,12 +220,26 @@ class Session:
                         rest.append((n, chk, run, tol))
             measured_items = batch.measure_rows(items) if items else []
             measured_jobs = compare.conforming_many(jobs) if jobs else []
-        for (n, chk, run, tol), m in zip([*where_items, *where_jobs], [*measured_items, *measured_jobs]):
+        unusual = []  # arrays the vectorised pass left to measure() (it explains them)
+        for (n, chk, run, tol), p in zip(where_items, measured_items):
+            if p is None:
+                unusual.append((n, chk, run, tol))
+            else:
+                verdict, worst, worst_scaled, bound, index, text, element = p
+                results[n][chk] = CheckResult(
+                    run.case, chk, PASS, verdict, "", worst, worst_scaled, bound, tol, list(index), text,
+                    observed_element=element,
+                )
+        for (n, chk, run, tol), m in zip(where_jobs, measured_jobs):
             if m is None:
-                rest.append((n, chk, run, tol))
+                unusual.append((n, chk, run, tol))
             else:
                 results[n][chk] = _from_measurement(run.case, chk, m, tol)
         for (n, chk, _, _), result in zip(rest, evaluate_checks([(run, chk, tol) for _, chk, run, tol in rest])):
+            results[n][chk] = result
+        for (n, chk, _, _), result in zip(
+            unusual, evaluate_checks([(run, chk, tol) for _, chk, run, tol in unusual], batched=False)
+        ):
             results[n][chk] = result
         return results
 
