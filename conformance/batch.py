@@ -90,7 +90,7 @@ def layout(data: FileData) -> Layout:
         blo[at] = values[(np.repeat(lo_first, sizes) + within)[at]]
         bhi[at] = values[(np.repeat(np.array(hi_at, dtype=np.int64), sizes) + within)[at]]
     result = Layout(
-        data, offset, sizes, np.array([growth(n) for n in n_terms], dtype=np.float64), sizes.tolist(), list(shapes),
+        data, offset, sizes, np.array([g[n] for n in n_terms] if (g := {n: growth(n) for n in set(n_terms)}) else [], dtype=np.float64), sizes.tolist(), list(shapes),
         pos, hi, data.lo[pos], unit, den, blo, bhi,
     )
     data.derived["batch"] = result

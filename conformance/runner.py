@@ -98,42 +98,88 @@ class Timeout(Exception):
     pass
 
 
-class time_limit:
-    """Interrupt the enclosed call after ``seconds`` (main thread: SIGALRM; elsewhere, or
-    with ``seconds <= 0``, no limit). The previous handler is restored on exit. Entered
-    with ``armed=False`` it only installs the handler; ``arm()`` and ``disarm()`` then time
-    each call (one handler installation for several calls)."""
+class _Watchdog:
+    """One daemon thread that interrupts the main thread (with SIGALRM, whose handler
+    :class:`time_limit` installs) when the armed call passes its deadline. Arming and
+    disarming a call are attribute writes, not system calls: the thread looks at the
+    deadline every ``tick`` seconds while a :class:`time_limit` is entered."""
 
-    __slots__ = ("seconds", "old", "active", "armed")
+    tick = 0.02
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+        self.call = 0  # the armed call's number
+        self.fired = -1  # the number of the call the thread interrupted
+        self.users = 0
+        self.busy = threading.Event()
+        self.main = threading.main_thread().ident
+        threading.Thread(target=self._watch, name="lossconf-time-limit", daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            if self.users <= 0:
+                self.busy.wait()
+                self.busy.clear()
+                continue
+            time.sleep(self.tick)
+            deadline, call = self.deadline, self.call
+            if deadline is not None and time.monotonic() > deadline and self.fired != call:
+                self.fired = call
+                signal.pthread_kill(self.main, signal.SIGALRM)  # type: ignore[arg-type]
+
+
+_watchdog: _Watchdog | None = None
+
+
+class time_limit:
+    """Interrupt the enclosed call after ``seconds`` (main thread only, where SIGALRM can
+    be delivered; elsewhere, or with ``seconds <= 0``, no limit). The previous handler is
+    restored on exit. Entered with ``armed=False`` it only installs the handler;
+    ``arm()`` and ``disarm()`` then time each call (one installation for many calls).
+    The limit is kept within ``_Watchdog.tick`` (20 ms)."""
+
+    __slots__ = ("seconds", "old", "active", "armed", "dog")
 
     def __init__(self, seconds: float, armed: bool = True) -> None:
         self.seconds = seconds
         self.armed = armed
         self.active = (
-            seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+            seconds > 0 and hasattr(signal, "pthread_kill") and hasattr(signal, "SIGALRM")
+            and threading.current_thread() is threading.main_thread()
         )
 
     def _handler(self, signum: int, frame: Any) -> None:
-        raise Timeout(f"the backend call did not return within {self.seconds:g} s")
+        dog = self.dog
+        if dog.deadline is not None and dog.fired == dog.call:  # not a late signal of a call that returned
+            raise Timeout(f"the backend call did not return within {self.seconds:g} s")
 
     def arm(self) -> None:
         if self.active:
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            dog = self.dog
+            dog.call += 1
+            dog.deadline = time.monotonic() + self.seconds
 
     def disarm(self) -> None:
         if self.active:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            self.dog.deadline = None
 
     def __enter__(self) -> time_limit:
+        global _watchdog
         if self.active:
+            if _watchdog is None:
+                _watchdog = _Watchdog()
+            self.dog = _watchdog
             self.old = signal.signal(signal.SIGALRM, self._handler)
+            self.dog.users += 1
+            self.dog.busy.set()
             if self.armed:
-                signal.setitimer(signal.ITIMER_REAL, self.seconds)
+                self.arm()
         return self
 
     def __exit__(self, *exc: object) -> bool:
         if self.active:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            self.disarm()
+            self.dog.users -= 1
             signal.signal(signal.SIGALRM, self.old)
         return False
 
