@@ -68,7 +68,7 @@ def _seal(fixture_name: str, digest: str, payload: bytes) -> str:
 def read(fixture: Path, digest: str) -> Decoded | None:
     """The decoded file for ``fixture`` with SHA-256 ``digest``, or None (no entry, or an
     entry that fails its own digest, which is then removed)."""
-    from .fixtures import Decoded
+    from .fixtures import Decoded, Texts
 
     path = entry_path(fixture, digest)
     try:
@@ -87,13 +87,13 @@ def read(fixture: Path, digest: str) -> Decoded | None:
             or len(payload) != n_text + 16 * n or header.get("seal") != _seal(fixture.name, digest, payload)
         ):
             raise ValueError("the entry does not match its header")
-        meta, _, texts = payload[:n_text].decode("utf-8").partition("\0")
-        doc = json.loads(meta)
-        text_list = texts.split("\n") if texts else []
-        if len(text_list) != n:
+        split = payload.index(b"\0", 0, n_text)
+        doc = json.loads(payload[:split])
+        texts = Texts(payload[split + 1 : n_text])
+        if len(texts) != n:
             raise ValueError("inconsistent entry")
         numbers = np.frombuffer(payload, dtype="<f8", count=2 * n, offset=n_text).astype(np.float64).reshape(2, n)
-        return Decoded(doc["loss"], doc["cases"], text_list, numbers[0], numbers[1])
+        return Decoded(doc["loss"], doc["cases"], texts, numbers[0], numbers[1])
     except Exception:
         _remove(path)
         return None
@@ -102,6 +102,8 @@ def read(fixture: Path, digest: str) -> Decoded | None:
 def write(fixture: Path, digest: str, decoded: Decoded) -> None:
     """Keep ``decoded`` for the next run (replacing entries of older versions of the same
     file); silently nothing where the directory cannot be written."""
+    from .fixtures import Texts
+
     directory = fixture.parent / DIRECTORY
     try:
         directory.mkdir(exist_ok=True)
@@ -109,7 +111,8 @@ def write(fixture: Path, digest: str, decoded: Decoded) -> None:
         if not ignore.exists():
             ignore.write_text("# the decoded-fixtures cache of lossconf (conformance/fixture_cache.py)\n*\n")
         meta = json.dumps({"loss": decoded.loss, "cases": decoded.cases}, separators=(",", ":"))
-        text = (meta + "\0" + "\n".join(decoded.texts)).encode("utf-8")
+        texts = decoded.texts.blob if isinstance(decoded.texts, Texts) else "\n".join(decoded.texts).encode("utf-8")
+        text = meta.encode("utf-8") + b"\0" + texts
         numbers = np.stack([decoded.values, decoded.lo]).astype("<f8").tobytes()
         payload = text + numbers
         header = {

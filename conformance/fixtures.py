@@ -14,11 +14,12 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -334,7 +335,7 @@ class Decoded:
 
     loss: str
     cases: list[list[Any]]
-    texts: list[str]
+    texts: Sequence[str]
     values: np.ndarray
     lo: np.ndarray
 
@@ -401,6 +402,31 @@ def decode(doc: dict[str, Any]) -> Decoded:
     return Decoded(doc["loss"], cases, texts, values, lo)
 
 
+class Texts(Sequence[str]):
+    """A file's number strings, cut on demand from their newline-joined UTF-8 text (what
+    the decoded-fixtures cache stores), so a run does not split them all."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+        ends = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == 10)
+        self.ends = np.append(ends, len(blob)) if blob else ends
+        self.starts = np.concatenate([[0], self.ends[:-1] + 1]) if blob else ends
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        return self.blob[int(self.starts[i]) : int(self.ends[i])].decode("utf-8")
+
+
 class FileData:
     """A fixture file's decoded numbers, shared by its cases: their arrays are read-only
     views of these (inputs: of the numbers converted to the input's dtype)."""
@@ -459,13 +485,18 @@ def _build(path: Path, d: Decoded) -> list[FixtureCase]:
     exact results get consecutive rows of the file's ``checks`` table: its value, then
     its VJPs in the file's order."""
     data = FileData(path, d)
+    file = path.name
+    converted = data.converted
     out = []
     table: list[tuple[int, int, str, int, int, int, int, tuple[int, ...]]] = []
     for index, name, dtype, tags, options, given, invalid, note, inputs, exact in d.cases:
-        case = FixtureCase(
-            d.loss, path.name, index, name, dtype, tuple(tags), options, tuple(given),
-            {spec[0]: data.array(spec[1:]) for spec in inputs}, invalid, note,
-        )
+        arrays = {}
+        for spec in inputs:  # [name, dtype, shape, start, end] or [name, "int64", shape, data]
+            if spec[1] == "int64":
+                arrays[spec[0]] = np.array(spec[3], dtype=np.int64).reshape(spec[2])
+            else:
+                arrays[spec[0]] = converted(spec[1])[spec[3] : spec[4]].reshape(spec[2])
+        case = FixtureCase(d.loss, file, index, name, dtype, tuple(tags), options, tuple(given), arrays, invalid, note)
         if exact is not None:
             shape, a, b = exact[0], exact[1], exact[2]
             if b - a != math.prod(shape):

@@ -257,7 +257,10 @@ class Session:
             self.pending[(case.file, case.index)] = res
 
     def check(self, case: fx.FixtureCase, check: str) -> CheckResult:
-        result = self._evaluated(case, check)
+        return self._record(case, check, self._evaluated(case, check))
+
+    def _record(self, case: fx.FixtureCase, check: str, result: CheckResult) -> CheckResult:
+        """Apply the expectations to a check's result and keep it."""
         if self.expectations is not None and result.status in (FAIL, ERROR):
             entry = self.expectations.deviation_for(case, check)
             if entry is not None:
@@ -270,8 +273,14 @@ class Session:
     def run_all(self, filters: Filters) -> list[CheckResult]:
         """Every selected case and check, in order (what ``lossconf run`` does without pytest)."""
         self.prepare(filters)
-        for case, check in self.items(filters):
-            self.check(case, check)
+        keep = filters.keep_check if filters.checks else None
+        for case in self.cases:  # the order of items(filters)
+            res = self.pending.pop((case.file, case.index), None)
+            if res is None:  # no check of it selected
+                continue
+            for check in checks_for(case):
+                if keep is None or keep(check):
+                    self._record(case, check, res.pop(check))
         return self.results
 
     def unused_expectations(self) -> list:
