@@ -36,12 +36,16 @@ class Layout:
     sizes: list[int]
     shapes: list[tuple[int, ...]]
     #: per element: position in the file's numbers (for the exact text), hi, lo, ULP,
-    #: denominator, and the kink interval (None when the file has no kink)
+    #: eps, term scale (values), whether a gradient's, the overflow to +-inf (see
+    #: :func:`compare.compare_flat`), and the kink interval (None when the file has no kink)
     pos: np.ndarray
     hi: np.ndarray
     lo: np.ndarray
     unit: np.ndarray
-    den: np.ndarray
+    eps: np.ndarray
+    scale: np.ndarray
+    gradient: np.ndarray
+    overflow: np.ndarray
     blo: np.ndarray | None
     bhi: np.ndarray | None
 
@@ -63,24 +67,21 @@ def layout(data: FileData) -> Layout:
     pos = np.repeat(first, sizes) + within
     values = data.values
     hi = values[pos]
+    lo = data.lo[pos]
     unit = np.empty(total)
     e = np.empty(total)
+    overflow = np.full(total, np.nan)
     row_dtype = np.array(dtype, dtype=object)
     for d in FORMATS:
         mask = np.repeat(row_dtype == d, sizes)
         if mask.any():
             unit[mask] = compare.ulp(hi[mask], d)
             e[mask] = eps(d)
-    # values: eps * |scale| elementwise; gradients: eps * the max-norm of the exact VJP
+            overflow[mask] = compare.overflow_of(hi[mask], lo[mask], d)
+    # a value's elements have a term scale; a gradient's bound uses its max-norm instead
     scale_first = np.array(scale_at, dtype=np.int64)
-    is_value = scale_first >= 0
-    scale_pos = np.repeat(np.where(is_value, scale_first, 0), sizes) + within
-    with np.errstate(all="ignore"):
-        absmax = np.zeros(n_rows)
-        filled = sizes > 0  # (reduceat cannot take an empty segment)
-        if filled.any():
-            absmax[filled] = np.maximum.reduceat(np.abs(hi), offset[filled])
-        den = e * np.where(np.repeat(is_value, sizes), np.abs(values[scale_pos]), np.repeat(absmax, sizes))
+    gradient = np.repeat(scale_first < 0, sizes)
+    scale = values[np.repeat(np.where(scale_first < 0, 0, scale_first), sizes) + within]
     blo = bhi = None
     lo_first = np.array(lo_at, dtype=np.int64)
     kink = lo_first >= 0
@@ -91,7 +92,7 @@ def layout(data: FileData) -> Layout:
         bhi[at] = values[(np.repeat(np.array(hi_at, dtype=np.int64), sizes) + within)[at]]
     result = Layout(
         data, offset, sizes, np.array([g[n] for n in n_terms] if (g := {n: growth(n) for n in set(n_terms)}) else [], dtype=np.float64), sizes.tolist(), list(shapes),
-        pos, hi, data.lo[pos], unit, den, blo, bhi,
+        pos, hi, lo, unit, e, scale, gradient, overflow, blo, bhi,
     )
     data.derived["batch"] = result
     return result
@@ -105,7 +106,7 @@ Item = tuple[Layout, int, np.ndarray, Tolerance, tuple[int, ...]]
 #: what :func:`measure_rows` gives for an item that conforms or is within the stability
 #: bound: the verdict, the worst error in ULPs and in scale units, the stability bound,
 #: the worst element's index, its exact text and the backend's value there (value, dtype)
-Passed = tuple[str, float, float, float, tuple[int, ...], str, tuple[float, Any]]
+Passed = tuple[str, float, float, float, "tuple[int, ...] | None", "str | None", "tuple[float, Any] | None"]
 
 
 def measure_rows(items: list[Item]) -> list[Passed | None]:
@@ -127,10 +128,11 @@ def measure_rows(items: list[Item]) -> list[Passed | None]:
         starts = np.cumsum(sizes) - sizes
         idx = np.repeat(lay.offset[rows] - starts, sizes) + np.arange(int(sizes.sum()))
         parts.append((
-            sizes, lay.growth[rows], lay.pos[idx], lay.hi[idx], lay.lo[idx], lay.unit[idx], lay.den[idx],
+            sizes, lay.growth[rows], lay.pos[idx], lay.hi[idx], lay.lo[idx], lay.unit[idx], lay.eps[idx],
+            lay.scale[idx], lay.gradient[idx], lay.overflow[idx],
             lay.hi[idx] if lay.blo is None else lay.blo[idx], lay.hi[idx] if lay.bhi is None else lay.bhi[idx],
         ))
-    sizes, growths, pos, hi, lo, unit, den, blo, bhi = (np.concatenate(x) for x in zip(*parts))
+    sizes, growths, pos, hi, lo, unit, eps_el, scale, gradient, overflow, blo, bhi = (np.concatenate(x) for x in zip(*parts))
     starts = np.cumsum(sizes) - sizes
     tols = [items[i][3] for i in order]
     tol_ulps = np.array([t.ulps for t in tols])
@@ -138,15 +140,19 @@ def measure_rows(items: list[Item]) -> list[Passed | None]:
     o = np.concatenate([items[i][2] for i in order], dtype=np.float64)
     kinks = any(item[0].blo is not None for item in items)
     verdicts = compare.compare_flat(
-        o, hi, lo, unit, den, blo if kinks else None, bhi if kinks else None, starts, sizes, tol_ulps, bound,
+        o, hi, lo, unit, eps_el, scale, gradient, overflow, blo if kinks else None, bhi if kinks else None,
+        starts, sizes, tol_ulps, bound,
     )
     # each row's worst element (clipped: a row without one has no verdict either)
-    at = np.minimum(starts + np.array(verdicts[3], dtype=np.int64), o.size - 1)
+    at = np.minimum(starts + np.array([0 if k is None else k for k in verdicts[3]], dtype=np.int64), o.size - 1)
     text_at, o_at, bound_l = pos[at].tolist(), o[at].tolist(), bound.tolist()
     for j, (verdict, worst, worst_scaled, k) in enumerate(zip(*verdicts)):
         if verdict is None:
             continue
         item = items[order[j]]
+        if k is None:  # no finite exact element: nothing to measure, every infinity matched
+            out[order[j]] = (verdict, worst, worst_scaled, bound_l[j], None, None, None)
+            continue
         out[order[j]] = (
             verdict, worst, worst_scaled, bound_l[j], compare.index_in(item[4], k),
             item[0].data.texts[text_at[j]], (o_at[j], item[2].dtype),

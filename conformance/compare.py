@@ -241,9 +241,8 @@ def conforming_many(jobs: list[Job]) -> list[Measurement | None]:
         hi_l.append(hi.ravel())
         lo_l.append(lo.ravel())
         unit_l.append(unit.ravel())
-        # a gradient's placeholder: its denominator is taken from the max-norm below
-        scale_l.append(hi.ravel() if scale is None else scale.ravel())
-        e_l.append(_EPS[dtype] if scale is not None else -_EPS[dtype])
+        scale_l.append(hi.ravel() if scale is None else scale.ravel())  # (a gradient's is not read)
+        e_l.append(_EPS[dtype] if scale is not None else -_EPS[dtype])  # negative: a gradient
         tol_l.append(tol.ulps)
         bound_l.append(tol.stability * _growth(n_terms))
     if not sel:
@@ -252,19 +251,18 @@ def conforming_many(jobs: list[Job]) -> list[Measurement | None]:
     starts = np.cumsum(sizes) - sizes
     with np.errstate(all="ignore"):
         hi = np.concatenate(hi_l)
-        e = np.array(e_l)
-        # eps * |scale| per element (values), eps * max-norm of the exact result (gradients)
-        absmax = np.maximum.reduceat(np.abs(hi), starts)
-        den = np.repeat(np.abs(e), sizes) * np.where(
-            np.repeat(e > 0, sizes), np.abs(np.concatenate(scale_l)), np.repeat(absmax, sizes)
-        )
+        lo = np.concatenate(lo_l)
+        eps_el = np.repeat(np.array(e_l), sizes)
+        gradient = eps_el < 0
+        eps_el = np.abs(eps_el)
+        overflow = np.concatenate([overflow_of(hi_l[j], lo_l[j], jobs[i][4]) for j, i in enumerate(sel)])
         blo = bhi = None
         if kinks:  # elsewhere blo == bhi == hi: no interval
             blo = np.concatenate([hi_l[j] if jobs[i][8] is None else jobs[i][8][0].ravel() for j, i in enumerate(sel)])
             bhi = np.concatenate([hi_l[j] if jobs[i][8] is None else jobs[i][8][1].ravel() for j, i in enumerate(sel)])
         o = np.concatenate(obs_l, dtype=np.float64)
         verdicts = compare_flat(
-            o, hi, np.concatenate(lo_l), np.concatenate(unit_l), den, blo, bhi, starts, sizes,
+            o, hi, lo, np.concatenate(unit_l), eps_el, np.concatenate(scale_l), gradient, overflow, blo, bhi, starts, sizes,
             np.array(tol_l), np.array(bound_l),
         )
     start_l = starts.tolist()
@@ -273,6 +271,9 @@ def conforming_many(jobs: list[Job]) -> list[Measurement | None]:
             continue
         i = sel[j]
         obs, h, text = jobs[i][0], jobs[i][1], jobs[i][9]
+        if k is None:  # no finite exact element: nothing to measure, every infinity matched
+            out[i] = Measurement(verdict, worst, worst_scaled, bound_l[j])
+            continue
         at = start_l[j] + k
         out[i] = Measurement(
             verdict, worst, worst_scaled, bound_l[j], index_in(h.shape, k),
@@ -293,19 +294,34 @@ def index_in(shape: tuple[int, ...], k: int) -> tuple[int, ...]:
 
 
 def compare_flat(
-    o: np.ndarray, hi: np.ndarray, lo: np.ndarray, unit: np.ndarray, den: np.ndarray,
-    blo: np.ndarray | None, bhi: np.ndarray | None, starts: np.ndarray, sizes: np.ndarray,
-    tol_ulps: np.ndarray, bound: np.ndarray,
-) -> tuple[list[str | None], list[float], list[float], list[int]]:
-    """The arithmetic of the policy for many arrays laid end to end (array ``j`` is
-    ``[starts[j], starts[j] + sizes[j])`` of every element-wise argument): the observed
-    ``o``, the exact ``hi + lo``, the dtype's ULP ``unit`` at each exact value, the
-    stability bound's denominator ``den`` (eps * scale for values, eps * max-norm for
-    gradients), a kink's interval ``[blo, bhi]`` where they differ, and per array the
-    tolerance in ULPs and the stability bound. Returns per array: the verdict (CONFORMS,
-    STABLE, or None: anything else, which :func:`measure` must explain), the worst error
-    in ULPs, the worst in scale units, and the flat position of the worst element."""
+    o: np.ndarray, hi: np.ndarray, lo: np.ndarray, unit: np.ndarray, eps_el: np.ndarray, scale: np.ndarray,
+    gradient: np.ndarray, overflow: np.ndarray, blo: np.ndarray | None, bhi: np.ndarray | None,
+    starts: np.ndarray, sizes: np.ndarray, tol_ulps: np.ndarray, bound: np.ndarray,
+) -> tuple[list[str | None], list[float], list[float], list[int | None]]:
+    """The arithmetic of :func:`measure` for many arrays laid end to end (array ``j`` is
+    ``[starts[j], starts[j] + sizes[j])`` of every element-wise argument).
+
+    Per element: the observed ``o``, the exact ``hi + lo``, the dtype's ULP ``unit`` at
+    the exact value and its ``eps_el``, the term scale ``scale`` of a value's element,
+    ``gradient`` where the element is a gradient's instead (its bound is eps times the
+    max-norm of the array's finite exact elements; its ``scale`` is not read), the exact
+    value rounded to the dtype where that overflows to +-inf (``overflow``; nan
+    elsewhere), and a kink's interval ``[blo, bhi]`` where they differ. Per array: the
+    tolerance in ULPs and the stability bound.
+
+    Returns per array the verdict (CONFORMS, STABLE, or None: anything else -- an error
+    beyond tolerance, an infinity or nan not matched -- which :func:`measure` must
+    explain), the worst error in ULPs and in scale units over the finite exact elements,
+    and the flat position of the worst element (None when no exact element is finite)."""
     with np.errstate(all="ignore"):
+        n = o.size
+        # infinite or undefined exact values, and finite ones beyond the dtype's range
+        # that the backend returned as that infinity, are matched, not measured
+        matched_overflow = o == overflow
+        exact = np.where(matched_overflow, overflow, hi)
+        special = ~np.isfinite(exact)
+        unmatched = special & ~((np.isnan(exact) & np.isnan(o)) | (o == exact))
+        finite = ~special
         err = o - hi
         err -= lo
         np.abs(err, out=err)
@@ -313,21 +329,39 @@ def compare_flat(
             kink = blo != bhi
             outside = np.maximum(np.maximum(blo - o, o - bhi), 0.0)
             err[kink] = outside[kink]
+        err[special] = 0.0
+        err[np.isnan(err)] = np.inf  # a nan where the exact value is finite
         ulps = err / unit
-        worst = np.maximum.reduceat(ulps, starts)
-        n = ulps.size
-        first = np.minimum.reduceat(np.where(ulps == np.repeat(worst, sizes), np.arange(n), n), starts) - starts
-        scaled = err / den
+        norm = np.maximum.reduceat(np.where(finite, np.abs(hi), 0.0), starts)
+        den = eps_el * np.where(gradient, np.repeat(norm, sizes), np.abs(scale))
+        scaled = err / np.where(den > 0, den, 0.0)
         scaled[err == 0] = 0.0
-        worst_scaled = np.maximum.reduceat(scaled, starts)
+        ranked = np.where(finite, ulps, -1.0)
+        worst = np.maximum.reduceat(ranked, starts)
+        first = np.minimum.reduceat(np.where(ranked == np.repeat(worst, sizes), np.arange(n), n), starts) - starts
+        worst_scaled = np.maximum.reduceat(np.where(finite, scaled, -1.0), starts)
         elem_ok = (ulps <= np.repeat(tol_ulps, sizes)) | (scaled <= np.repeat(bound, sizes))
-        n_bad = np.add.reduceat(~elem_ok, starts)
-        finite = np.add.reduceat(~np.isfinite(hi) | np.isnan(den), starts) == 0
-        conforms = worst <= tol_ulps
-        usable = finite & np.isfinite(worst)
-        verdict = np.where(usable & conforms, 1, np.where(usable & (n_bad == 0), 2, 0)).tolist()
+        n_bad = np.add.reduceat(~elem_ok & finite, starts)
+        n_unmatched = np.add.reduceat(unmatched, starts)
+        verdict = np.where(
+            (n_bad > 0) | (n_unmatched > 0), 0, np.where(worst <= tol_ulps, 1, 2)
+        ).tolist()
+        none = worst < 0  # no finite exact element
+        worst = np.where(none, 0.0, worst)
+        worst_scaled = np.where(none, 0.0, worst_scaled)
     names = (None, CONFORMS, STABLE)
-    return [names[v] for v in verdict], worst.tolist(), worst_scaled.tolist(), first.tolist()
+    return (
+        [names[v] for v in verdict], worst.tolist(), worst_scaled.tolist(),
+        [None if x else k for x, k in zip(none.tolist(), first.tolist())],
+    )
+
+
+def overflow_of(hi: np.ndarray, lo: np.ndarray, dtype: str) -> np.ndarray:
+    """The exact value ``hi + lo`` rounded to ``dtype`` where that overflows to +-inf
+    from a finite value; nan elsewhere (what :func:`compare_flat` takes)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = (hi + lo).astype(dtype).astype(np.float64)
+    return np.where(np.isinf(rounded) & np.isfinite(hi), rounded, np.nan)
 
 
 _EPS = {d: eps(d) for d in FORMATS}

@@ -227,8 +227,8 @@ class Session:
             else:
                 verdict, worst, worst_scaled, bound, index, text, element = p
                 results[n][chk] = CheckResult(
-                    run.case, chk, PASS, verdict, "", worst, worst_scaled, bound, tol, list(index), text,
-                    observed_element=element,
+                    run.case, chk, PASS, verdict, "", worst, worst_scaled, bound, tol,
+                    None if index is None else list(index), text, observed_element=element,
                 )
         for (n, chk, run, tol), m in zip(where_jobs, measured_jobs):
             if m is None:

@@ -1,9 +1,10 @@
 """The batched comparison (``conformance.batch``, used by ``Session``) is a faster way to
 reach the same results, not a second policy: for every fixture case and check, the
-result of a session equals the result of ``runner.evaluate_check`` -- the one-check-at-a-
-time path, which measures each array on its own with ``compare.measure`` -- field by
-field, for the reference backend, for backends whose errors straddle every verdict, and
-for a selection that leaves rows of the layout out."""
+result of a session equals the result of ``runner.evaluate_check(..., batched=False)`` --
+the one-check-at-a-time path, which measures each array on its own with the explaining
+computation of ``compare.measure`` -- field by field, for the reference backend (whose
+results include exact infinities and overflow), for backends whose errors straddle every
+verdict, and for a selection that leaves rows of the layout out."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def test_session_results_equal_one_check_at_a_time(backend):
         assert {"conforms", "within stability bound", "fails"} <= verdicts, verdicts
     differ = []
     for r in results:
-        alone = evaluate_check(session.runs[(r.case.file, r.case.index)], r.check, r.tolerance)
+        alone = evaluate_check(session.runs[(r.case.file, r.case.index)], r.check, r.tolerance, batched=False)
         if not _same(r, alone):
             differ.append(f"{r.test_id}: batched {_key(r)} != alone {_key(alone)}")
     assert not differ, "\n".join(differ[:5])
@@ -83,7 +84,7 @@ def test_a_selection_gathers_its_rows():
     results = [session.check(c, chk) for c, chk in session.items(f)]
     assert results and all(r.check.startswith("grad:") and r.case.dtype == "float32" for r in results)
     for r in results:
-        alone = evaluate_check(session.runs[(r.case.file, r.case.index)], r.check, r.tolerance)
+        alone = evaluate_check(session.runs[(r.case.file, r.case.index)], r.check, r.tolerance, batched=False)
         assert _same(r, alone), (r.test_id, _key(r), _key(alone))
 
 
