@@ -145,7 +145,13 @@ def measure_rows(items: list[Item]) -> list[Passed | None]:
     )
     # each row's worst element (clipped: a row without one has no verdict either)
     at = np.minimum(starts + np.array([0 if k is None else k for k in verdicts[3]], dtype=np.int64), o.size - 1)
-    text_at, o_at, bound_l = pos[at].tolist(), o[at].tolist(), bound.tolist()
+    o_at, bound_l = o[at].tolist(), bound.tolist()
+    # the exact text of each row's worst element, file by file
+    text_l: list[str] = []
+    first = 0
+    for members in by_file.values():
+        text_l += items[members[0]][0].data.texts_at(pos[at[first : first + len(members)]])
+        first += len(members)
     for j, (verdict, worst, worst_scaled, k) in enumerate(zip(*verdicts)):
         if verdict is None:
             continue
@@ -155,7 +161,7 @@ def measure_rows(items: list[Item]) -> list[Passed | None]:
             continue
         out[order[j]] = (
             verdict, worst, worst_scaled, bound_l[j], compare.index_in(item[4], k),
-            item[0].data.texts[text_at[j]], (o_at[j], item[2].dtype),
+            text_l[j], (o_at[j], item[2].dtype),
         )
     return out
 

@@ -426,6 +426,11 @@ class Texts(Sequence[str]):
             i += len(self)
         return self.blob[int(self.starts[i]) : int(self.ends[i])].decode("utf-8")
 
+    def many(self, positions: np.ndarray) -> list[str]:
+        """The strings at many positions at once."""
+        blob = self.blob
+        return [blob[a:b].decode("utf-8") for a, b in zip(self.starts[positions].tolist(), self.ends[positions].tolist())]
+
 
 class FileData:
     """A fixture file's decoded numbers, shared by its cases: their arrays are read-only
@@ -473,6 +478,13 @@ class FileData:
             ),
         )
         return arr
+
+    def texts_at(self, positions: np.ndarray) -> list[str]:
+        """The number strings at ``positions`` (as the file writes them)."""
+        texts = self.texts
+        if isinstance(texts, Texts):
+            return texts.many(positions)
+        return [texts[i] for i in positions.tolist()]
 
     def record(self, index: int) -> dict[str, Any]:
         """Case ``index``'s JSON record, read from the file again."""
