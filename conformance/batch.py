@@ -173,12 +173,10 @@ def item_for(case: FixtureCase, check: str, observed: Any, tol: Tolerance) -> It
     source = case.source
     if source is None or type(observed) is not np.ndarray or observed.dtype.kind != "f":
         return None
-    data, _, row = source
-    if check != "value":
-        names = case.vjp_inputs
-        if check[:5] != "grad:" or check[5:] not in names:
-            return None
-        row += 1 + names.index(check[5:])
+    row = case.exact_rows.get(None if check == "value" else check[5:] if check[:5] == "grad:" else "")
+    if row is None:
+        return None
+    data = source[0]
     lay = data.derived.get("batch") or layout(data)
     size = lay.sizes[row]
     if observed.size != size or size == 0:

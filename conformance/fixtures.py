@@ -175,7 +175,16 @@ class FixtureCase:
             return tuple(v[0] for v in self.source[1][7])
         return tuple(self.vjp) if self.invalid is None else ()
 
-    @property
+    @cached_property
+    def exact_rows(self) -> dict[str | None, int]:
+        """A file case's rows of its file's ``checks`` table: ``None`` for the value, the
+        input's name for its VJP (empty for other cases)."""
+        if self.source is None:
+            return {}
+        row = self.source[2]
+        return {None: row, **{name: row + 1 + i for i, name in enumerate(self.vjp_inputs)}}
+
+    @cached_property
     def expected_shape(self) -> tuple[int, ...]:
         """The documented output shape (without decoding the expected values)."""
         if self.source is not None:

@@ -371,19 +371,19 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
         obs = run.output
         shape = case.expected_shape
         problems = []
-        if tuple(obs.shape) != shape:
+        if obs.shape != shape:
             problems.append(f"output shape {tuple(obs.shape)}, documented {shape}")
-        if obs.dtype != np.dtype(case.dtype):
+        if obs.dtype != _DTYPES[case.dtype]:
             problems.append(f"output dtype {obs.dtype}, expected the input dtype {case.dtype}")
         for name, g in run.grads.items():
             want = case.inputs[name]
-            if tuple(g.shape) != want.shape:
+            if g.shape != want.shape:
                 problems.append(f"gradient for {name} has shape {tuple(g.shape)}, input has {want.shape}")
             elif g.dtype != want.dtype:
                 problems.append(f"gradient for {name} has dtype {g.dtype}, input has {want.dtype}")
         if problems:
             return CheckResult(case, check, FAIL, compare.FAILS, "; ".join(problems), expected=str(shape), observed_text=str(tuple(obs.shape)))
-        return CheckResult(case, check, PASS, compare.CONFORMS, f"shape {shape}, dtype {case.dtype}")
+        return CheckResult(case, check, PASS, compare.CONFORMS, _shape_message(shape, case.dtype))
     if check == "repeat":
         if run.repeat_problem:
             return CheckResult(case, check, FAIL, compare.FAILS, run.repeat_problem)
@@ -422,6 +422,14 @@ def evaluate_case(run: CaseRun, checks: list[str], tol: Tolerance | None = None)
     """Every listed check of one case run in one pass (before expectations are applied);
     a check the harness cannot evaluate is an error result, not an exception."""
     return dict(zip(checks, evaluate_checks([(run, check, tol) for check in checks])))
+
+
+_DTYPES = {d: np.dtype(d) for d in ("float16", "float32", "float64")}
+
+
+@functools.lru_cache(maxsize=1024)
+def _shape_message(shape: tuple[int, ...], dtype: str) -> str:
+    return f"shape {shape}, dtype {dtype}"
 
 
 def evaluate_checks(items: list[tuple[CaseRun, str, Tolerance | None]], *, batched: bool = True) -> list[CheckResult]:
