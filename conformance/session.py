@@ -173,27 +173,21 @@ class Session:
         :func:`batch.measure_rows`; any other: :func:`compare.conforming_many`); every
         other check, and every array that does not conform or is not within the
         stability bound, through :func:`runner.evaluate_check`, which explains failures."""
-        with time_limit(self.timeout, armed=False) as limit:  # one handler for every call
-            for case, _ in todo:
-                key = (case.file, case.index)
-                if key not in self.runs:
-                    try:
-                        self.runs[key] = run_case(self.backend, case, limit=limit)
-                    except Exception:  # reported below, per check
-                        pass
         results: list[dict[str, CheckResult]] = []
         items: list[batch.Item] = []  # fixture files' cases: their layout's rows
         jobs: list[compare.Job] = []  # any other case (e.g. live mode's): the arrays themselves
         where_items: list[tuple[int, str, CaseRun, Tolerance]] = []
         where_jobs: list[tuple[int, str, CaseRun, Tolerance]] = []
         rest: list[tuple[int, str, CaseRun, Tolerance]] = []
-        expectations = self.expectations
-        with np.errstate(all="ignore"):
+        expectations, runs = self.expectations, self.runs
+        # each case is run, then its checks dispatched at once, while its arrays are at hand
+        with time_limit(self.timeout, armed=False) as limit:  # one handler for every call
             for n, (case, checks) in enumerate(todo):
-                run = self.runs.get((case.file, case.index))
+                key = (case.file, case.index)
+                run = runs.get(key)
                 if run is None:
                     try:
-                        run = self.run_of(case)
+                        run = runs[key] = run_case(self.backend, case, limit=limit)
                     except Exception as err:  # a harness bug must not hide the other results
                         results.append({
                             chk: CheckResult(case, chk, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
@@ -224,6 +218,7 @@ class Session:
                         res[chk] = evaluate_check(run, chk, tol)
                     except Exception:  # evaluate_checks reports it
                         rest.append((n, chk, run, tol))
+        with np.errstate(all="ignore"):
             measured_items = batch.measure_rows(items) if items else []
             measured_jobs = compare.conforming_many(jobs) if jobs else []
         unusual = []  # arrays the vectorised pass left to measure() (it explains them)
