@@ -25,6 +25,8 @@ from .protocol import Backend, Call, Outcome
 from .tolerance import Tolerance, default
 
 PASS, FAIL, SKIP, KNOWN, ERROR = "pass", "fail", "skip", "known", "error"
+REPEAT_OK = "identical results on a second call"
+INPUTS_OK = "inputs unchanged"
 
 
 @dataclass
@@ -387,11 +389,11 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
     if check == "repeat":
         if run.repeat_problem:
             return CheckResult(case, check, FAIL, compare.FAILS, run.repeat_problem)
-        return CheckResult(case, check, PASS, compare.CONFORMS, "identical results on a second call")
+        return CheckResult(case, check, PASS, compare.CONFORMS, REPEAT_OK)
     if check == "inputs":
         if run.mutated:
             return CheckResult(case, check, FAIL, compare.FAILS, f"the backend modified its input array(s): {', '.join(run.mutated)}")
-        return CheckResult(case, check, PASS, compare.CONFORMS, "inputs unchanged")
+        return CheckResult(case, check, PASS, compare.CONFORMS, INPUTS_OK)
     exp = case.expected
     if check == "value":
         obs = run.output

@@ -24,8 +24,10 @@ from .protocol import Backend, build_info
 from .runner import (
     ERROR,
     FAIL,
+    INPUTS_OK,
     KNOWN,
     PASS,
+    REPEAT_OK,
     SKIP,
     CaseRun,
     CheckResult,
@@ -213,6 +215,12 @@ class Session:
                             where_jobs.append((n, chk, run, tol))
                             continue
                         rest.append((n, chk, run, tol))
+                        continue
+                    if chk == "repeat" and measured and run.repeat_problem is None and case.invalid is None:
+                        res[chk] = CheckResult(case, chk, PASS, compare.CONFORMS, REPEAT_OK)  # (as evaluate_check)
+                        continue
+                    if chk == "inputs" and measured and not run.mutated and case.invalid is None:
+                        res[chk] = CheckResult(case, chk, PASS, compare.CONFORMS, INPUTS_OK)
                         continue
                     try:
                         res[chk] = evaluate_check(run, chk, tol)
