@@ -129,7 +129,8 @@ class Session:
     @classmethod
     def open(cls, backend: Backend, directory: Path | None, filters: Filters, expectations: Expectations | None, timeout: float) -> Session:
         directory = Path(directory or fx.default_dir())
-        every = fx.load(directory)
+        with fewer_collections():
+            every = fx.load(directory)
         if expectations is not None:
             dead = expectations.unmatchable(every, checks_for)
             if dead:
