@@ -2,12 +2,13 @@
 
 A fixture file's exact results are laid out once, end to end in *check order* (each valid
 case's value, then its VJPs in the file's order), with everything the comparison needs
-per element: the exact ``hi`` and ``lo``, the ULP of the case's dtype, the stability
-bound's denominator, a kink's interval. A run then gathers the rows it checks and hands
-them, with the backend's results, to :func:`compare.compare_flat` -- the arithmetic every
-comparison uses -- so the per-check cost is a list append, not a dozen numpy calls.
-Every row that does not conform or is not within the stability bound is left to
-:func:`runner.evaluate_check`, which measures it again and explains it.
+per element: the exact ``hi`` and ``lo``, the ULP and eps of the case's dtype, the term
+scale, the overflow to the dtype's infinity, a kink's interval. A run then gathers the
+rows it checks and hands them, with the backend's results, to
+:func:`compare.compare_flat` -- the arithmetic :func:`compare.measure` uses too -- so the
+per-check cost is a list append, not a dozen numpy calls. Every row that does not conform
+or is not within the stability bound is left to :func:`runner.evaluate_check`, which
+measures it again and explains it.
 """
 
 from __future__ import annotations

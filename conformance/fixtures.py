@@ -5,6 +5,12 @@ only, checked against ``fixtures/schema.json`` and the SHA-256 digests of
 Exact values are decoded into double-double pairs (``hi`` = the float64 nearest the exact
 value, ``lo`` = the float64 nearest the remainder), so errors of a float64 result are
 measured well beyond float64's own precision without any arbitrary-precision library.
+
+A file is decoded in one pass (:func:`decode`: every number string parsed once) into a
+:class:`FileData` its cases share: their inputs are read-only views of its numbers, and
+their exact values (:class:`ExactArray`) are built only when asked for. What a decoding
+produced is kept in the decoded-fixtures cache (:mod:`conformance.fixture_cache`), keyed
+by the file's SHA-256, so that the next run skips it.
 """
 
 from __future__ import annotations
