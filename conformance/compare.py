@@ -284,8 +284,11 @@ def conforming_many(jobs: list[Job]) -> list[Measurement | None]:
 
 def index_in(shape: tuple[int, ...], k: int) -> tuple[int, ...]:
     """The index of flat position ``k`` in an array of ``shape`` (C order)."""
-    if len(shape) == 1:
+    n = len(shape)
+    if n == 1:
         return (k,)
+    if n == 2:
+        return divmod(k, shape[1])
     index = []
     for n in reversed(shape):
         k, r = divmod(k, n)

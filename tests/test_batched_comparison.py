@@ -101,3 +101,11 @@ def test_the_layout_holds_every_value_and_gradient_check_of_its_file():
             at = slice(lay.offset[row], lay.offset[row] + lay.size[row])
             assert np.array_equal(lay.hi[at], exact.hi.ravel()) and np.array_equal(lay.lo[at], exact.lo.ravel()), check
             assert np.array_equal(lay.unit[at], exact.ulp(c.dtype).ravel()), check
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (7,), (2, 3), (4, 1, 5), (2, 3, 4, 5)])
+def test_index_in_is_numpys_unravel_index(shape):
+    from conformance.compare import index_in
+
+    for k in range(int(np.prod(shape))):
+        assert tuple(index_in(shape, k)) == tuple(int(x) for x in np.unravel_index(k, shape))
