@@ -8,8 +8,8 @@ it decoded in ``<fixtures>/.cache/`` and the next run of the same file reads it 
 What makes this safe:
 
 * An entry is keyed by the SHA-256 of the fixture file's bytes -- the digest the loader
-  has just checked against ``MANIFEST.json`` -- and by this cache's format, so a changed
-  file or a changed decoder never meets an old entry.
+  has just checked against ``MANIFEST.json`` -- and by this cache's format and a digest of
+  the decoder's source, so a changed file or a changed decoder never meets an old entry.
 * An entry holds data only: a JSON header, JSON text and raw little-endian float64s,
   read with ``json`` and ``numpy.frombuffer``. Its header carries the SHA-256 of its
   contents; an entry that does not match it (a torn write, a changed byte) is ignored,
@@ -26,7 +26,9 @@ stays clean.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import os
 import tempfile
@@ -38,7 +40,8 @@ import numpy as np
 if TYPE_CHECKING:
     from .fixtures import Decoded
 
-#: bump when the layout of an entry or the decoding that produced it changes
+#: bump when the layout of an entry changes; a change of the decoding that fills it
+#: (``fixtures.decode``) changes :func:`decoder` by itself
 FORMAT = "1"
 DIRECTORY = ".cache"
 ENV = "LOSSCONF_FIXTURE_CACHE"
@@ -49,8 +52,22 @@ def enabled() -> bool:
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "off", "no", "false")
 
 
+@functools.cache
+def decoder() -> str:
+    """This harness's decoding, as part of every entry's key: the entry format and a
+    digest of the source of ``fixtures.decode`` (so an edited decoder never reads what an
+    older one wrote, even if nobody bumps FORMAT)."""
+    from . import fixtures
+
+    try:
+        source = inspect.getsource(fixtures.decode) + inspect.getsource(fixtures.Decoded)
+    except (OSError, TypeError):  # no source (e.g. a zipped install): the format alone
+        source = ""
+    return f"{FORMAT}-{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+
+
 def entry_path(fixture: Path, digest: str) -> Path:
-    return fixture.parent / DIRECTORY / f"{fixture.stem}.{digest}.v{FORMAT}.bin"
+    return fixture.parent / DIRECTORY / f"{fixture.stem}.{digest}.v{decoder()}.bin"
 
 
 #: an entry: this line, a JSON header line, then the payload -- the text (the compact
@@ -60,7 +77,7 @@ MAGIC = b"lossconf decoded fixture\n"
 
 
 def _seal(fixture_name: str, digest: str, payload: bytes) -> str:
-    h = hashlib.sha256(f"{FORMAT}\0{fixture_name}\0{digest}\0".encode())
+    h = hashlib.sha256(f"{decoder()}\0{fixture_name}\0{digest}\0".encode())
     h.update(payload)
     return h.hexdigest()
 
@@ -83,7 +100,7 @@ def read(fixture: Path, digest: str) -> Decoded | None:
         payload = data[end + 1 :]
         n_text, n = int(header["text_bytes"]), int(header["numbers"])
         if (
-            header.get("format") != FORMAT or header.get("fixture") != fixture.name or header.get("digest") != digest
+            header.get("format") != decoder() or header.get("fixture") != fixture.name or header.get("digest") != digest
             or len(payload) != n_text + 16 * n or header.get("seal") != _seal(fixture.name, digest, payload)
         ):
             raise ValueError("the entry does not match its header")
@@ -116,7 +133,7 @@ def write(fixture: Path, digest: str, decoded: Decoded) -> None:
         numbers = np.stack([decoded.values, decoded.lo]).astype("<f8").tobytes()
         payload = text + numbers
         header = {
-            "format": FORMAT, "fixture": fixture.name, "digest": digest, "text_bytes": len(text),
+            "format": decoder(), "fixture": fixture.name, "digest": digest, "text_bytes": len(text),
             "numbers": len(decoded.texts), "seal": _seal(fixture.name, digest, payload),
         }
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")

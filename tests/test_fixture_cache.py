@@ -122,3 +122,15 @@ def test_arrays_of_a_loaded_case_are_read_only(copy):
     for arr in [*case.inputs.values(), case.expected.hi, case.expected.lo, case.scale]:
         with pytest.raises(ValueError):
             arr[...] = np.zeros_like(arr)
+
+
+def test_a_changed_decoder_never_reads_an_older_entry(copy, monkeypatch):
+    fx.load_file(copy / L1)
+    calls = []
+    real = fx.decode
+    monkeypatch.setattr(fx, "decode", lambda doc: calls.append(1) or real(doc))
+    monkeypatch.setattr(fixture_cache, "decoder", lambda: "1-another-decoder")
+    fx.load_file(copy / L1)
+    assert calls == [1]  # decoded again, not read from the other decoder's entry
+    (entry,) = _entries(copy)  # and the older entry replaced
+    assert entry.name.endswith(".v1-another-decoder.bin")
