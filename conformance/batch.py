@@ -91,8 +91,9 @@ def layout(data: FileData) -> Layout:
         blo, bhi = hi.copy(), hi.copy()
         blo[at] = values[(np.repeat(lo_first, sizes) + within)[at]]
         bhi[at] = values[(np.repeat(np.array(hi_at, dtype=np.int64), sizes) + within)[at]]
+    g = {n: growth(n) for n in set(n_terms)}  # the same floats as Tolerance.bound's
     result = Layout(
-        data, offset, sizes, np.array([g[n] for n in n_terms] if (g := {n: growth(n) for n in set(n_terms)}) else [], dtype=np.float64), sizes.tolist(), list(shapes),
+        data, offset, sizes, np.array([g[n] for n in n_terms], dtype=np.float64), sizes.tolist(), list(shapes),
         pos, hi, lo, unit, e, scale, gradient, overflow, blo, bhi,
     )
     data.derived["batch"] = result
