@@ -197,6 +197,12 @@ class CaseRun:
     repeat_problem: str | None = None
     mutated: list[str] = field(default_factory=list)
     backend_seconds: float = 0.0
+    #: between the phases of a run (:func:`prepare_run`, :func:`call_run`,
+    #: :func:`finish_run`): the calls to make, whether the first returned, and the repeat
+    #: call's results (output, grads)
+    calls: list[Call] = field(default_factory=list, repr=False)
+    returned: bool = False
+    second: tuple[np.ndarray, dict[str, np.ndarray]] | None = field(default=None, repr=False)
 
 
 def make_call(case: FixtureCase, inputs: dict[str, np.ndarray] | None = None) -> Call:
@@ -232,14 +238,23 @@ def _describe_exc(err: BaseException) -> str:
 
 def run_case(backend: Backend, case: FixtureCase, timeout: float = 60.0, *, limit: time_limit | None = None) -> CaseRun:
     """Run one case (and its repeat call), each call limited to ``timeout`` seconds; a
-    ``limit`` already entered (``armed=False``) serves many cases with one handler."""
+    ``limit`` already entered (``armed=False``) serves many cases with one handler. The
+    three phases -- :func:`prepare_run`, :func:`call_run`, :func:`finish_run` -- can also
+    be taken for many cases at once, so that the backend's calls follow one another with
+    nothing of the harness's in between (as ``Session`` does)."""
+    run = prepare_run(backend, case)
     if limit is not None:
-        return _run_case(backend, case, limit)
-    with time_limit(timeout, armed=False) as limit:
-        return _run_case(backend, case, limit)
+        call_run(backend, run, limit)
+    else:
+        with time_limit(timeout, armed=False) as limit:
+            call_run(backend, run, limit)
+    return finish_run(run)
 
 
-def _run_case(backend: Backend, case: FixtureCase, limit: time_limit) -> CaseRun:
+def prepare_run(backend: Backend, case: FixtureCase) -> CaseRun:
+    """A case's calls, each with inputs of its own (copies of the fixture's: a backend that
+    modifies them is caught, and the repeat call is independent of the first), or why it
+    is not run: the backend does not support it, or ``supports()`` raised."""
     run = CaseRun(case)
     call = make_call(case, {k: v.copy() for k, v in case.inputs.items()})
     try:
@@ -250,6 +265,19 @@ def _run_case(backend: Backend, case: FixtureCase, limit: time_limit) -> CaseRun
     if reason:
         run.unsupported = str(reason)
         return run
+    run.calls.append(call)
+    if case.invalid is None:  # the repeat check's identical second call
+        run.calls.append(make_call(case, {k: v.copy() for k, v in case.inputs.items()}))
+    return run
+
+
+def call_run(backend: Backend, run: CaseRun, limit: time_limit) -> None:
+    """The backend's calls of a prepared run, each timed and under the time limit. What a
+    call returns is copied at once (a backend that reuses its buffers cannot change it
+    later); the repeat call is made only when the first returned a usable outcome."""
+    if not run.calls:
+        return
+    call = run.calls[0]
     start = time.perf_counter()
     try:
         try:
@@ -261,42 +289,58 @@ def _run_case(backend: Backend, case: FixtureCase, limit: time_limit) -> CaseRun
     except Exception as err:
         run.backend_seconds = time.perf_counter() - start
         run.error = _describe_exc(err)
-        run.outcome = None
-        return run
+        return
     run.backend_seconds = time.perf_counter() - start
-    run.mutated = [k for k, v in call.inputs.items() if not _same(v, case.inputs[k])]
+    run.returned = True
     try:
         if not isinstance(outcome, Outcome):
             raise TypeError(f"run() returned a {type(outcome).__name__}, not a conformance.protocol.Outcome")
         run.outcome = outcome
-        run.output = _as_array(outcome.output, "the output")
+        run.output = _kept(outcome.output, "the output")
         for name in call.wrt:
             if name not in outcome.grads or outcome.grads[name] is None:
                 continue
-            run.grads[name] = _as_array(outcome.grads[name], f"the gradient for {name}")
+            run.grads[name] = _kept(outcome.grads[name], "the gradient for " + name)
     except TypeError as err:
         run.error = f"wrong return type: {err}"
-        return run
-    if case.invalid is None:
-        call2 = make_call(case, {k: v.copy() for k, v in case.inputs.items()})
-        start = time.perf_counter()
+        return
+    if len(run.calls) < 2:
+        return
+    start = time.perf_counter()
+    try:
         try:
-            try:
-                limit.arm()
-                start = time.perf_counter()
-                second = backend.run(call2)
-            finally:
-                limit.disarm()
-                run.backend_seconds += time.perf_counter() - start  # the repeat is a backend call too
-            out2 = _as_array(second.output, "the output")
-            same = _same(out2, run.output) and all(
-                name in second.grads and _same(_as_array(second.grads[name], name), g) for name, g in run.grads.items()
-            )
-            if not same:
-                run.repeat_problem = "a second identical call returned different results (state kept between calls?)"
-        except Exception as err:
-            run.repeat_problem = f"a second identical call raised {_describe_exc(err)}"
+            limit.arm()
+            start = time.perf_counter()
+            second = backend.run(run.calls[1])
+        finally:
+            limit.disarm()
+            run.backend_seconds += time.perf_counter() - start  # the repeat is a backend call too
+        run.second = (
+            _kept(second.output, "the output"),
+            {name: _kept(second.grads[name], name) for name in run.grads if name in second.grads},
+        )
+    except Exception as err:
+        run.repeat_problem = f"a second identical call raised {_describe_exc(err)}"
+
+
+def finish_run(run: CaseRun) -> CaseRun:
+    """What the first call did to its inputs, and whether the repeat call gave identical
+    results."""
+    case = run.case
+    if run.returned:
+        run.mutated = [k for k, v in run.calls[0].inputs.items() if not _same(v, case.inputs[k])]
+    if run.second is not None:
+        out2, grads2 = run.second
+        same = _same(out2, run.output) and all(name in grads2 and _same(grads2[name], g) for name, g in run.grads.items())
+        if not same:
+            run.repeat_problem = "a second identical call returned different results (state kept between calls?)"
     return run
+
+
+def _kept(value: Any, what: str) -> np.ndarray:
+    """A backend's result as an array of the harness's own (a copy: the backend may hand
+    out a buffer it writes again on its next call)."""
+    return _as_array(value, what).copy()
 
 
 def _same(a: Any, b: Any) -> bool:

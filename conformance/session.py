@@ -32,9 +32,12 @@ from .runner import (
     CaseRun,
     CheckResult,
     _from_measurement,
+    call_run,
     checks_for,
     evaluate_check,
     evaluate_checks,
+    finish_run,
+    prepare_run,
     run_case,
     time_limit,
 )
@@ -182,51 +185,71 @@ class Session:
         where_items: list[tuple[int, str, CaseRun, Tolerance]] = []
         where_jobs: list[tuple[int, str, CaseRun, Tolerance]] = []
         rest: list[tuple[int, str, CaseRun, Tolerance]] = []
-        expectations, runs = self.expectations, self.runs
-        # each case is run, then its checks dispatched at once, while its arrays are at hand
+        expectations, runs, backend = self.expectations, self.runs, self.backend
+        # the runs in three phases: every case's calls prepared, then the backend's calls
+        # one after another with nothing of the harness's in between, then what they did
+        failed: dict[tuple[str, int], Exception] = {}
+        fresh: list[CaseRun] = []
+        for case, _ in todo:
+            key = (case.file, case.index)
+            if key not in runs:
+                try:
+                    fresh.append(prepare_run(backend, case))
+                except Exception as err:  # a harness bug must not hide the other results
+                    failed[key] = err
         with time_limit(self.timeout, armed=False) as limit:  # one handler for every call
-            for n, (case, checks) in enumerate(todo):
-                key = (case.file, case.index)
-                run = runs.get(key)
-                if run is None:
-                    try:
-                        run = runs[key] = run_case(self.backend, case, limit=limit)
-                    except Exception as err:  # a harness bug must not hide the other results
-                        results.append({
-                            chk: CheckResult(case, chk, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
-                            for chk in checks
-                        })
+            for run in fresh:
+                try:
+                    call_run(backend, run, limit)
+                except Exception as err:  # (call_run reports the backend's own errors)
+                    failed[(run.case.file, run.case.index)] = err
+        for run in fresh:
+            key = (run.case.file, run.case.index)
+            if key not in failed:
+                try:
+                    runs[key] = finish_run(run)
+                except Exception as err:
+                    failed[key] = err
+        for n, (case, checks) in enumerate(todo):
+            key = (case.file, case.index)
+            run = runs.get(key)
+            if run is None:
+                err = failed.get(key) or RuntimeError("the case was not run")
+                results.append({
+                    chk: CheckResult(case, chk, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
+                    for chk in checks
+                })
+                continue
+            res: dict[str, CheckResult] = dict.fromkeys(checks)  # type: ignore[arg-type]
+            results.append(res)
+            tol0 = default(case.dtype)
+            measured = run.unsupported is None and run.error is None
+            for chk in checks:
+                tol = tol0 if expectations is None else expectations.tolerance_for(case, chk, tol0)
+                if measured and (chk == "value" or chk.startswith("grad:")):
+                    obs = run.output if chk == "value" else run.grads.get(chk[5:])
+                    item = batch.item_for(case, chk, obs, tol)
+                    if item is not None:
+                        items.append(item)
+                        where_items.append((n, chk, run, tol))
                         continue
-                res: dict[str, CheckResult] = dict.fromkeys(checks)  # type: ignore[arg-type]
-                results.append(res)
-                tol0 = default(case.dtype)
-                measured = run.unsupported is None and run.error is None
-                for chk in checks:
-                    tol = tol0 if expectations is None else expectations.tolerance_for(case, chk, tol0)
-                    if measured and (chk == "value" or chk.startswith("grad:")):
-                        obs = run.output if chk == "value" else run.grads.get(chk[5:])
-                        item = batch.item_for(case, chk, obs, tol)
-                        if item is not None:
-                            items.append(item)
-                            where_items.append((n, chk, run, tol))
-                            continue
-                        job = _job(run, chk, tol) if case.source is None else None
-                        if job is not None:
-                            jobs.append(job)
-                            where_jobs.append((n, chk, run, tol))
-                            continue
-                        rest.append((n, chk, run, tol))
+                    job = _job(run, chk, tol) if case.source is None else None
+                    if job is not None:
+                        jobs.append(job)
+                        where_jobs.append((n, chk, run, tol))
                         continue
-                    if chk == "repeat" and measured and run.repeat_problem is None and case.invalid is None:
-                        res[chk] = CheckResult(case, chk, PASS, compare.CONFORMS, REPEAT_OK)  # (as evaluate_check)
-                        continue
-                    if chk == "inputs" and measured and not run.mutated and case.invalid is None:
-                        res[chk] = CheckResult(case, chk, PASS, compare.CONFORMS, INPUTS_OK)
-                        continue
-                    try:
-                        res[chk] = evaluate_check(run, chk, tol)
-                    except Exception:  # evaluate_checks reports it
-                        rest.append((n, chk, run, tol))
+                    rest.append((n, chk, run, tol))
+                    continue
+                if chk == "repeat" and measured and run.repeat_problem is None and case.invalid is None:
+                    res[chk] = CheckResult(case, chk, PASS, compare.CONFORMS, REPEAT_OK)  # (as evaluate_check)
+                    continue
+                if chk == "inputs" and measured and not run.mutated and case.invalid is None:
+                    res[chk] = CheckResult(case, chk, PASS, compare.CONFORMS, INPUTS_OK)
+                    continue
+                try:
+                    res[chk] = evaluate_check(run, chk, tol)
+                except Exception:  # evaluate_checks reports it
+                    rest.append((n, chk, run, tol))
         with np.errstate(all="ignore"):
             measured_items = batch.measure_rows(items) if items else []
             measured_jobs = compare.conforming_many(jobs) if jobs else []
