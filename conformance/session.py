@@ -280,11 +280,12 @@ class Session:
         """Run every selected case and evaluate all its checks in one batch; ``check``
         then only applies expectations and records."""
         todo = []
+        every_check = not filters.checks
         for case in self.cases:
             if (case.file, case.index) in self.pending:
                 continue
             checks = checks_for(case)
-            if any(filters.keep_check(chk) for chk in checks):
+            if every_check or any(filters.keep_check(chk) for chk in checks):
                 todo.append((case, checks))
         for (case, _), res in zip(todo, self._evaluate_cases(todo)):
             self.pending[(case.file, case.index)] = res
