@@ -513,16 +513,10 @@ def _build(path: Path, d: Decoded) -> list[FixtureCase]:
     its VJPs in the file's order."""
     data = FileData(path, d)
     file = path.name
-    converted = data.converted
     out = []
     table: list[tuple[int, int, str, int, int, int, int, tuple[int, ...]]] = []
     for index, name, dtype, tags, options, given, invalid, note, inputs, exact in d.cases:
-        arrays = {}
-        for spec in inputs:  # [name, dtype, shape, start, end] or [name, "int64", shape, data]
-            if spec[1] == "int64":
-                arrays[spec[0]] = np.array(spec[3], dtype=np.int64).reshape(spec[2])
-            else:
-                arrays[spec[0]] = converted(spec[1])[spec[3] : spec[4]].reshape(spec[2])
+        arrays = {spec[0]: data.array(spec[1:]) for spec in inputs}
         case = FixtureCase(d.loss, file, index, name, dtype, tuple(tags), options, tuple(given), arrays, invalid, note)
         if exact is not None:
             shape, a, b = exact[0], exact[1], exact[2]

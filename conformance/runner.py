@@ -25,8 +25,6 @@ from .protocol import Backend, Call, Outcome
 from .tolerance import Tolerance, default
 
 PASS, FAIL, SKIP, KNOWN, ERROR = "pass", "fail", "skip", "known", "error"
-REPEAT_OK = "identical results on a second call"
-INPUTS_OK = "inputs unchanged"
 
 
 @dataclass
@@ -433,11 +431,11 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
     if check == "repeat":
         if run.repeat_problem:
             return CheckResult(case, check, FAIL, compare.FAILS, run.repeat_problem)
-        return CheckResult(case, check, PASS, compare.CONFORMS, REPEAT_OK)
+        return CheckResult(case, check, PASS, compare.CONFORMS, "identical results on a second call")
     if check == "inputs":
         if run.mutated:
             return CheckResult(case, check, FAIL, compare.FAILS, f"the backend modified its input array(s): {', '.join(run.mutated)}")
-        return CheckResult(case, check, PASS, compare.CONFORMS, INPUTS_OK)
+        return CheckResult(case, check, PASS, compare.CONFORMS, "inputs unchanged")
     exp = case.expected
     if check == "value":
         obs = run.output
@@ -462,12 +460,6 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
         )
         return _from_measurement(case, check, m, tol)
     raise ValueError(f"unknown check {check!r}")
-
-
-def evaluate_case(run: CaseRun, checks: list[str], tol: Tolerance | None = None) -> dict[str, CheckResult]:
-    """Every listed check of one case run in one pass (before expectations are applied);
-    a check the harness cannot evaluate is an error result, not an exception."""
-    return dict(zip(checks, evaluate_checks([(run, check, tol) for check in checks])))
 
 
 _DTYPES = {d: np.dtype(d) for d in ("float16", "float32", "float64")}

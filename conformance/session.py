@@ -24,10 +24,8 @@ from .protocol import Backend, build_info
 from .runner import (
     ERROR,
     FAIL,
-    INPUTS_OK,
     KNOWN,
     PASS,
-    REPEAT_OK,
     SKIP,
     CaseRun,
     CheckResult,
@@ -38,7 +36,6 @@ from .runner import (
     evaluate_checks,
     finish_run,
     prepare_run,
-    run_case,
     time_limit,
 )
 from .tolerance import POLICY_VERSION, Tolerance, default
@@ -153,12 +150,6 @@ class Session:
     def items(self, filters: Filters) -> list[tuple[fx.FixtureCase, str]]:
         return [(c, chk) for c in self.cases for chk in checks_for(c) if filters.keep_check(chk)]
 
-    def run_of(self, case: fx.FixtureCase) -> CaseRun:
-        key = (case.file, case.index)
-        if key not in self.runs:
-            self.runs[key] = run_case(self.backend, case, self.timeout)
-        return self.runs[key]
-
     def _evaluated(self, case: fx.FixtureCase, check: str) -> CheckResult:
         key = (case.file, case.index)
         cached = self.pending.get(key)
@@ -239,12 +230,6 @@ class Session:
                         where_jobs.append((n, chk, run, tol))
                         continue
                     rest.append((n, chk, run, tol))
-                    continue
-                if chk == "repeat" and measured and run.repeat_problem is None and case.invalid is None:
-                    res[chk] = CheckResult(case, chk, PASS, compare.CONFORMS, REPEAT_OK)  # (as evaluate_check)
-                    continue
-                if chk == "inputs" and measured and not run.mutated and case.invalid is None:
-                    res[chk] = CheckResult(case, chk, PASS, compare.CONFORMS, INPUTS_OK)
                     continue
                 try:
                     res[chk] = evaluate_check(run, chk, tol)
