@@ -52,13 +52,18 @@ def test_calls_after_a_timeout_run_normally():
 def test_calls_that_return_in_time_are_never_interrupted():
     # many calls, each ending close to its limit: a signal for a call that has returned
     # must not surface in the code that runs after it
+    # (on a loaded machine a call may really overrun its limit: that interruption is
+    # legitimate; what must never happen is a Timeout outside an armed call)
     with time_limit(0.03, armed=False) as limit:
         for _ in range(40):
-            limit.arm()
             try:
-                _busy(0.025)
-            finally:
-                limit.disarm()
+                limit.arm()
+                try:
+                    _busy(0.025)
+                finally:
+                    limit.disarm()
+            except Timeout:
+                pass
             _busy(0.03)  # the harness's own work between calls, past the old deadline
 
 
