@@ -21,10 +21,12 @@ import numpy as np
 
 from . import compare
 from .fixtures import FixtureCase
-from .protocol import Backend, Call, Outcome
+from .protocol import Backend, Call, Outcome, new_call
 from .tolerance import Tolerance, default
 
 PASS, FAIL, SKIP, KNOWN, ERROR = "pass", "fail", "skip", "known", "error"
+REPEAT_PASSES = "identical results on a second call"
+INPUTS_PASS = "inputs unchanged"
 
 
 @dataclass
@@ -204,9 +206,11 @@ class CaseRun:
 
 
 def make_call(case: FixtureCase, inputs: dict[str, np.ndarray] | None = None) -> Call:
-    wrt = case.vjp_inputs if case.invalid is None else ()
-    ct = case.cotangent if case.invalid is None else None
-    return Call(case.loss, dict(case.options), inputs if inputs is not None else case.inputs, case.dtype, wrt, ct)
+    if case.invalid is None:
+        wrt, ct = case.vjp_inputs, case.cotangent
+    else:
+        wrt, ct = (), None
+    return new_call(case.loss, dict(case.options), inputs if inputs is not None else case.inputs, case.dtype, wrt, ct)
 
 
 def _as_array(value: Any, what: str) -> np.ndarray:
@@ -254,7 +258,10 @@ def prepare_run(backend: Backend, case: FixtureCase) -> CaseRun:
     modifies them is caught, and the repeat call is independent of the first), or why it
     is not run: the backend does not support it, or ``supports()`` raised."""
     run = CaseRun(case)
-    call = make_call(case, {k: v.copy() for k, v in case.inputs.items()})
+    inputs = case.inputs
+    valid = case.invalid is None
+    wrt, ct = (case.vjp_inputs, case.cotangent) if valid else ((), None)
+    call = new_call(case.loss, dict(case.options), {k: v.copy() for k, v in inputs.items()}, case.dtype, wrt, ct)
     try:
         reason = backend.supports(call)
     except Exception as err:
@@ -263,9 +270,11 @@ def prepare_run(backend: Backend, case: FixtureCase) -> CaseRun:
     if reason:
         run.unsupported = str(reason)
         return run
-    run.calls.append(call)
-    if case.invalid is None:  # the repeat check's identical second call
-        run.calls.append(make_call(case, {k: v.copy() for k, v in case.inputs.items()}))
+    if valid:  # and the repeat check's identical second call
+        second = new_call(case.loss, dict(case.options), {k: v.copy() for k, v in inputs.items()}, case.dtype, wrt, ct)
+        run.calls = [call, second]
+    else:
+        run.calls = [call]
     return run
 
 
@@ -294,11 +303,13 @@ def call_run(backend: Backend, run: CaseRun, limit: time_limit) -> None:
         if not isinstance(outcome, Outcome):
             raise TypeError(f"run() returned a {type(outcome).__name__}, not a conformance.protocol.Outcome")
         run.outcome = outcome
-        run.output = _kept(outcome.output, "the output")
+        out, grads = outcome.output, outcome.grads
+        run.output = out.copy() if type(out) is np.ndarray else _kept(out, "the output")
+        kept = run.grads
         for name in call.wrt:
-            if name not in outcome.grads or outcome.grads[name] is None:
+            if name not in grads or (g := grads[name]) is None:
                 continue
-            run.grads[name] = _kept(outcome.grads[name], "the gradient for " + name)
+            kept[name] = g.copy() if type(g) is np.ndarray else _kept(g, "the gradient for " + name)
     except TypeError as err:
         run.error = f"wrong return type: {err}"
         return
@@ -313,9 +324,10 @@ def call_run(backend: Backend, run: CaseRun, limit: time_limit) -> None:
         finally:
             limit.disarm()
             run.backend_seconds += time.perf_counter() - start  # the repeat is a backend call too
+        grads = second.grads
         run.second = (
             _kept(second.output, "the output"),
-            {name: _kept(second.grads[name], name) for name in run.grads if name in second.grads},
+            {name: _kept(grads[name], name) for name in run.grads if name in grads},
         )
     except Exception as err:
         run.repeat_problem = f"a second identical call raised {_describe_exc(err)}"
@@ -323,10 +335,10 @@ def call_run(backend: Backend, run: CaseRun, limit: time_limit) -> None:
 
 def finish_run(run: CaseRun) -> CaseRun:
     """What the first call did to its inputs, and whether the repeat call gave identical
-    results."""
-    case = run.case
+    results (both bitwise, see :func:`_same`)."""
     if run.returned:
-        run.mutated = [k for k, v in run.calls[0].inputs.items() if not _same(v, case.inputs[k])]
+        original = run.case.inputs
+        run.mutated = [k for k, v in run.calls[0].inputs.items() if not _same(v, original[k])]
     if run.second is not None:
         out2, grads2 = run.second
         same = _same(out2, run.output) and all(name in grads2 and _same(grads2[name], g) for name, g in run.grads.items())
@@ -431,11 +443,11 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
     if check == "repeat":
         if run.repeat_problem:
             return CheckResult(case, check, FAIL, compare.FAILS, run.repeat_problem)
-        return CheckResult(case, check, PASS, compare.CONFORMS, "identical results on a second call")
+        return CheckResult(case, check, PASS, compare.CONFORMS, REPEAT_PASSES)
     if check == "inputs":
         if run.mutated:
             return CheckResult(case, check, FAIL, compare.FAILS, f"the backend modified its input array(s): {', '.join(run.mutated)}")
-        return CheckResult(case, check, PASS, compare.CONFORMS, "inputs unchanged")
+        return CheckResult(case, check, PASS, compare.CONFORMS, INPUTS_PASS)
     exp = case.expected
     if check == "value":
         obs = run.output

@@ -22,14 +22,18 @@ from . import fixtures as fx
 from .expectations import ExpectationError, Expectations
 from .protocol import Backend, build_info
 from .runner import (
+    _DTYPES,
     ERROR,
     FAIL,
+    INPUTS_PASS,
     KNOWN,
     PASS,
+    REPEAT_PASSES,
     SKIP,
     CaseRun,
     CheckResult,
     _from_measurement,
+    _shape_message,
     call_run,
     checks_for,
     evaluate_check,
@@ -129,7 +133,7 @@ class Session:
     @classmethod
     def open(cls, backend: Backend, directory: Path | None, filters: Filters, expectations: Expectations | None, timeout: float) -> Session:
         directory = Path(directory or fx.default_dir())
-        with fewer_collections():
+        with harness_work():
             every = fx.load(directory)
         if expectations is not None:
             dead = expectations.unmatchable(every, checks_for)
@@ -161,10 +165,11 @@ class Session:
         return self._evaluate_cases([(case, checks)])[0]
 
     def _evaluate_cases(self, todo: list[tuple[fx.FixtureCase, Sequence[str]]]) -> list[dict[str, CheckResult]]:
-        with fewer_collections():
-            return self._evaluate(todo)
+        collecting = gc.isenabled()
+        with harness_work():
+            return self._evaluate(todo, collecting)
 
-    def _evaluate(self, todo: list[tuple[fx.FixtureCase, Sequence[str]]]) -> list[dict[str, CheckResult]]:
+    def _evaluate(self, todo: list[tuple[fx.FixtureCase, Sequence[str]]], collecting: bool = False) -> list[dict[str, CheckResult]]:
         """The listed checks of each case (its run made, or taken from earlier). The value
         and gradient checks are measured in one vectorised pass (a fixture file's case:
         :func:`batch.measure_rows`; any other: :func:`compare.conforming_many`); every
@@ -188,7 +193,7 @@ class Session:
                     fresh.append(prepare_run(backend, case))
                 except Exception as err:  # a harness bug must not hide the other results
                     failed[key] = err
-        with time_limit(self.timeout, armed=False) as limit:  # one handler for every call
+        with backend_work(collecting), time_limit(self.timeout, armed=False) as limit:  # one handler for every call
             for run in fresh:
                 try:
                     call_run(backend, run, limit)
@@ -211,10 +216,15 @@ class Session:
                     for chk in checks
                 })
                 continue
-            res: dict[str, CheckResult] = dict.fromkeys(checks)  # type: ignore[arg-type]
-            results.append(res)
             tol0 = default(case.dtype)
             measured = run.unsupported is None and run.error is None
+            if measured and expectations is None and case.source is not None:
+                res = _usual(run, checks, tol0, n, items, where_items)
+                if res is not None:
+                    results.append(res)
+                    continue
+            res = dict.fromkeys(checks)  # type: ignore[arg-type]
+            results.append(res)
             for chk in checks:
                 tol = tol0 if expectations is None else expectations.tolerance_for(case, chk, tol0)
                 if measured and (chk == "value" or chk.startswith("grad:")):
@@ -264,14 +274,15 @@ class Session:
     def prepare(self, filters: Filters) -> None:
         """Run every selected case and evaluate all its checks in one batch; ``check``
         then only applies expectations and records."""
-        todo = []
-        every_check = not filters.checks
-        for case in self.cases:
-            if (case.file, case.index) in self.pending:
-                continue
-            checks = checks_for(case)
-            if every_check or any(filters.keep_check(chk) for chk in checks):
-                todo.append((case, checks))
+        pending = self.pending
+        if not filters.checks and not pending:  # (the usual run: everything, once)
+            todo = [(case, checks_for(case)) for case in self.cases]
+        else:
+            todo = [
+                (case, checks) for case in self.cases
+                if (case.file, case.index) not in pending
+                for checks in (checks_for(case),) if any(filters.keep_check(chk) for chk in checks)
+            ]
         for (case, _), res in zip(todo, self._evaluate_cases(todo)):
             self.pending[(case.file, case.index)] = res
 
@@ -293,9 +304,13 @@ class Session:
         """Every selected case and check, in order (what ``lossconf run`` does without pytest)."""
         self.prepare(filters)
         keep = filters.keep_check if filters.checks else None
+        pending = self.pending
         for case in self.cases:  # the order of items(filters)
-            res = self.pending.pop((case.file, case.index), None)
+            res = pending.pop((case.file, case.index), None)
             if res is None:  # no check of it selected
+                continue
+            if keep is None and self.expectations is None:  # (each case's results are in check order)
+                self.results.extend(res.values())
                 continue
             for check in checks_for(case):
                 if keep is None or keep(check):
@@ -366,23 +381,94 @@ class Session:
 
 
 @contextlib.contextmanager
-def fewer_collections(factor: int = 20) -> Iterator[None]:
-    """Run the enclosed work with the cyclic garbage collector looking less often: the
-    objects that exist on entry (the loaded fixtures, every imported module) are set
-    aside (:func:`gc.freeze`) and the youngest generation's threshold is ``factor``
-    times higher. A run allocates tens of thousands of small objects that live until it
-    ends (results, arrays); with the defaults the collector traverses them, and every
-    fixture, again and again for nothing -- about 7 ms per numpy run, and a single full
-    collection in a fresh process about 20 ms. Garbage is still collected (less often),
-    and both settings are restored on exit."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(threshold[0] * factor, *threshold[1:])
+def harness_work() -> Iterator[None]:
+    """Run the enclosed work -- the harness's own: loading fixtures, preparing calls,
+    comparing, recording -- with the cyclic garbage collector paused, and leave what it
+    made in the collector's oldest generation.
+
+    That work makes tens of thousands of objects (cases, arrays, results) that live as
+    long as the session and form no reference cycles. Left to the collector's defaults,
+    each would be traversed again and again by young-generation collections that find
+    nothing: about 7 ms of a numpy run, and a full collection in a fresh process about
+    20 ms. Nothing is lost: any cyclic garbage is collected by the next collection of the
+    oldest generation, as it would be once these objects had aged there anyway. The
+    backend's own calls run with the collector on (:func:`backend_work`)."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
+        _to_oldest()
+        if enabled:
+            gc.enable()
+
+
+@contextlib.contextmanager
+def backend_work(enabled: bool) -> Iterator[None]:
+    """Within :func:`harness_work`: the collector on again (if it was on before) while the
+    backend's code runs, since that code may leave reference cycles; what the harness made
+    so far is first moved to the oldest generation, so those collections do not traverse it."""
+    if not enabled:
+        yield
+        return
+    _to_oldest()
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.disable()
+
+
+def _to_oldest() -> None:
+    """Every tracked object into the oldest generation, the young generations' counts reset
+    (``gc.freeze`` moves them to the permanent generation, ``gc.unfreeze`` back into the
+    oldest, as the ``gc`` documentation describes)."""
+    gc.freeze()
+    gc.unfreeze()
+
+
+def _usual(
+    run: CaseRun, checks: Sequence[str], tol: Tolerance, n: int,
+    items: list[batch.Item], where: list[tuple[int, str, CaseRun, Tolerance]],
+) -> dict[str, CheckResult] | None:
+    """The usual case's checks, without the general dispatch: a fixture file's valid case,
+    every check of it selected, the run measured, its output and gradients float arrays
+    of the documented shapes and the input dtype, the repeat identical, the inputs
+    unchanged, default tolerances. Its shape, repeat and inputs checks pass (the results
+    :func:`runner.evaluate_check` gives them, ``tests/test_batched_comparison.py``), its
+    value and gradient checks go to the vectorised pass (``items``, ``where``). Anything
+    else is None: the general dispatch takes the case."""
+    case = run.case
+    if run.repeat_problem is not None or run.mutated or checks is not checks_for(case):
+        return None
+    out, grads, inputs = run.output, run.grads, case.inputs
+    dtype = _DTYPES[case.dtype]
+    shape = case.expected_shape
+    if type(out) is not np.ndarray or out.dtype != dtype or out.shape != shape:
+        return None
+    for name, g in grads.items():
+        if type(g) is not np.ndarray or g.dtype != dtype or g.shape != inputs[name].shape:
+            return None
+    data, _, row = case.source  # type: ignore[misc]
+    lay = data.derived.get("batch") or batch.layout(data)
+    sizes, shapes = lay.sizes, lay.shapes
+    if sizes[row] != out.size or not out.size:
+        return None
+    todo = [(row, "value", out)]
+    for name in case.vjp_inputs:
+        g = grads.get(name)
+        row += 1
+        if g is None or sizes[row] != g.size or not g.size:
+            return None
+        todo.append((row, "grad:" + name, g))
+    res: dict[str, CheckResult] = dict.fromkeys(checks)  # type: ignore[arg-type]  # in check order
+    for row, chk, obs in todo:  # (filled in after the vectorised pass)
+        items.append((lay, row, obs.ravel(), tol, shapes[row]))
+        where.append((n, chk, run, tol))
+    res["shape"] = CheckResult(case, "shape", PASS, compare.CONFORMS, _shape_message(shape, case.dtype))
+    res["repeat"] = CheckResult(case, "repeat", PASS, compare.CONFORMS, REPEAT_PASSES)
+    res["inputs"] = CheckResult(case, "inputs", PASS, compare.CONFORMS, INPUTS_PASS)
+    return res
 
 
 def _job(run: CaseRun, check: str, tol: Tolerance) -> compare.Job | None:

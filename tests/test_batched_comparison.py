@@ -4,7 +4,9 @@ result of a session equals the result of ``runner.evaluate_check(..., batched=Fa
 the one-check-at-a-time path, which measures each array on its own with the explaining
 computation of ``compare.measure`` -- field by field, for the reference backend (whose
 results include exact infinities and overflow), for backends whose errors straddle every
-verdict, and for a selection that leaves rows of the layout out."""
+verdict, and for a selection that leaves rows of the layout out. The same comparison
+covers the session's own path for the usual case (``session._usual``: the shape, repeat
+and inputs checks of a case whose run is unremarkable)."""
 
 from __future__ import annotations
 
