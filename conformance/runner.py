@@ -29,7 +29,7 @@ REPEAT_PASSES = "identical results on a second call"
 INPUTS_PASS = "inputs unchanged"
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckResult:
     """One record of the results file."""
 
@@ -186,7 +186,7 @@ class time_limit:
         return False
 
 
-@dataclass
+@dataclass(slots=True)
 class CaseRun:
     case: FixtureCase
     unsupported: str | None = None
