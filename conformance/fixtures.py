@@ -421,11 +421,14 @@ class Texts(Sequence[str]):
     """A file's number strings, cut on demand from their newline-joined UTF-8 text (what
     the decoded-fixtures cache stores), so a run does not split them all."""
 
-    def __init__(self, blob: bytes) -> None:
+    def __init__(self, blob: bytes, ends: np.ndarray | None = None) -> None:
+        """``ends``: where each string ends in ``blob`` (found here when not given)."""
         self.blob = blob
-        ends = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == 10)
-        self.ends = np.append(ends, len(blob)) if blob else ends
-        self.starts = np.concatenate([[0], self.ends[:-1] + 1]) if blob else ends
+        if ends is None:
+            ends = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == 10)
+            ends = np.append(ends, len(blob)) if blob else ends
+        self.ends = ends
+        self.starts = np.concatenate([[0], ends[:-1] + 1]) if len(ends) else ends
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -515,8 +518,12 @@ def _build(path: Path, d: Decoded) -> list[FixtureCase]:
     file = path.name
     out = []
     table: list[tuple[int, int, str, int, int, int, int, tuple[int, ...]]] = []
+    converted = data.converted
     for index, name, dtype, tags, options, given, invalid, note, inputs, exact in d.cases:
-        arrays = {spec[0]: data.array(spec[1:]) for spec in inputs}
+        arrays = {
+            spec[0]: data.array(spec[1:]) if spec[1] == "int64" else converted(spec[1])[spec[3] : spec[4]].reshape(spec[2])
+            for spec in inputs
+        }  # (FileData.array, without its call for the float inputs)
         case = FixtureCase(d.loss, file, index, name, dtype, tuple(tags), options, tuple(given), arrays, invalid, note)
         if exact is not None:
             shape, a, b = exact[0], exact[1], exact[2]

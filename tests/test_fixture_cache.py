@@ -84,7 +84,7 @@ def test_a_damaged_entry_is_ignored_and_replaced(copy, damage):
     fx.load_file(copy / L1)
     (entry,) = _entries(copy)
     data = bytearray(entry.read_bytes())
-    if damage == "flip":  # one bit of the last stored number: well-formed, but its seal no longer matches
+    if damage == "flip":  # one bit near the end: well-formed, but its seal no longer matches
         data[-3] ^= 0x01
     elif damage == "truncate":
         data = data[: len(data) // 2]
@@ -134,3 +134,13 @@ def test_a_changed_decoder_never_reads_an_older_entry(copy, monkeypatch):
     assert calls == [1]  # decoded again, not read from the other decoder's entry
     (entry,) = _entries(copy)  # and the older entry replaced
     assert entry.name.endswith(".v1-another-decoder.bin")
+
+
+def test_cases_read_from_an_entry_share_no_mutable_field(copy):
+    fx.load_file(copy / L1)  # writes the entry
+    cases = fx.load_file(copy / L1)  # reads it: options, tags and given options are kept once per entry
+    same_options = [c for c in cases if c.options == cases[0].options]
+    assert len(same_options) > 1
+    assert len({id(c.options) for c in same_options}) == len(same_options)
+    same_options[0].options["weight"] = "changed"
+    assert all(c.options.get("weight") != "changed" for c in same_options[1:])
