@@ -15,6 +15,7 @@ by the file's SHA-256, so that the next run skips it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -175,6 +176,12 @@ class FixtureCase:
         return ExactArray.from_json({"shape": e["shape"], "value": e["value"]}, self.dtype == "float64")
 
     @cached_property
+    def checks(self) -> tuple[str, ...]:
+        """The checks of the case, in order: ``invalid`` for an invalid-input case; else
+        ``value``, ``shape``, ``grad:NAME`` per differentiable input, ``repeat``, ``inputs``."""
+        return checks_of(self.invalid is None, self.vjp_inputs)
+
+    @cached_property
     def vjp_inputs(self) -> tuple[str, ...]:
         """The inputs with an exact VJP, in the fixture's order (without decoding them)."""
         if self.source is not None:
@@ -222,6 +229,15 @@ class FixtureCase:
             data, exact, _ = self.source
             return {k: data.exact(shape, a, b, None if la < 0 else (la, ha)) for k, shape, a, b, la, ha in exact[7]}
         return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("vjp", {}).items()}
+
+
+@functools.cache
+def checks_of(valid: bool, vjp_inputs: tuple[str, ...]) -> tuple[str, ...]:
+    """The checks of a valid or invalid-input case with these differentiable inputs (one
+    tuple per kind of case, shared)."""
+    if not valid:
+        return ("invalid",)
+    return ("value", "shape", *(f"grad:{n}" for n in vjp_inputs), "repeat", "inputs")
 
 
 def _short(v: Any) -> str:
@@ -525,12 +541,16 @@ def _build(path: Path, d: Decoded) -> list[FixtureCase]:
             for spec in inputs
         }  # (FileData.array, without its call for the float inputs)
         case = FixtureCase(d.loss, file, index, name, dtype, tuple(tags), options, tuple(given), arrays, invalid, note)
+        known = case.__dict__  # what the case would compute from its source, set here at once
         if exact is not None:
             shape, a, b = exact[0], exact[1], exact[2]
             if b - a != math.prod(shape):
                 raise ValueError(f"case {index}: {b - a} expected values for shape {shape}")
             case.source = (data, exact, len(table))
-            table.append((a, b, dtype, exact[4], -1, -1, exact[5], tuple(shape)))
+            known["expected_shape"] = shape_t = tuple(shape)
+            known["vjp_inputs"] = vjp_inputs = tuple([v[0] for v in exact[7]])
+            known["checks"] = checks_of(invalid is None, vjp_inputs)
+            table.append((a, b, dtype, exact[4], -1, -1, exact[5], shape_t))
             for _, vshape, va, vb, la, ha in exact[7]:
                 if vb - va != math.prod(vshape):
                     raise ValueError(f"case {index}: {vb - va} VJP values for shape {vshape}")

@@ -361,16 +361,10 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def checks_for(case: FixtureCase) -> tuple[str, ...]:
-    """The checks of a case, in order: ``invalid`` for an invalid-input case; else
-    ``value``, ``shape``, ``grad:NAME`` per differentiable input, ``repeat``, ``inputs``."""
-    return _checks(case.invalid is None, case.vjp_inputs)
-
-
-@functools.cache
-def _checks(valid: bool, vjp_inputs: tuple[str, ...]) -> tuple[str, ...]:
-    if not valid:
-        return ("invalid",)
-    return ("value", "shape", *(f"grad:{n}" for n in vjp_inputs), "repeat", "inputs")
+    """The checks of a case, in order (:attr:`fixtures.FixtureCase.checks`): ``invalid``
+    for an invalid-input case; else ``value``, ``shape``, ``grad:NAME`` per
+    differentiable input, ``repeat``, ``inputs``."""
+    return case.checks
 
 
 def _inputs_label(case: FixtureCase, limit: int = 4) -> str:

@@ -276,7 +276,7 @@ class Session:
         then only applies expectations and records."""
         pending = self.pending
         if not filters.checks and not pending:  # (the usual run: everything, once)
-            todo = [(case, checks_for(case)) for case in self.cases]
+            todo = [(case, case.checks) for case in self.cases]
         else:
             todo = [
                 (case, checks) for case in self.cases
@@ -439,7 +439,7 @@ def _usual(
     value and gradient checks go to the vectorised pass (``items``, ``where``). Anything
     else is None: the general dispatch takes the case."""
     case = run.case
-    if run.repeat_problem is not None or run.mutated or checks is not checks_for(case):
+    if run.repeat_problem is not None or run.mutated or checks is not case.checks:
         return None
     out, grads, inputs = run.output, run.grads, case.inputs
     dtype = _DTYPES[case.dtype]
