@@ -1,14 +1,14 @@
 """The value and gradient checks of many fixture cases, measured in one vectorised pass.
 
 A fixture file's exact results are laid out once, end to end in *check order* (each valid
-case's value, then its VJPs in the file's order), with everything the comparison needs
-per element: the exact ``hi`` and ``lo``, the ULP and eps of the case's dtype, the term
-scale, the overflow to the dtype's infinity, a kink's interval. A run then gathers the
-rows it checks and hands them, with the backend's results, to
-:func:`compare.compare_flat` -- the arithmetic :func:`compare.measure` uses too -- so the
-per-check cost is a list append, not a dozen numpy calls. Every row that does not conform
-or is not within the stability bound is left to :func:`runner.evaluate_check`, which
-measures it again and explains it.
+case's value, then its VJPs in the file's order): per element, where its exact value,
+term scale and kink interval are among the file's numbers, and its dtype. A run gathers
+the rows it checks from every file, computes what depends on the dtype (the ULP and eps
+at each exact value, the overflow to the dtype's infinity) once for all of them, and hands
+them, with the backend's results, to :func:`compare.compare_flat` -- the arithmetic
+:func:`compare.measure` uses too -- so the per-check cost is a list append, not a dozen
+numpy calls. Every row that does not conform or is not within the stability bound is
+left to :func:`runner.evaluate_check`, which measures it again and explains it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import numpy as np
 from . import compare
 from .fixtures import FileData, FixtureCase
 from .tolerance import FORMATS, Tolerance, eps, growth
+
+DTYPES = tuple(FORMATS)  # a row's dtype, as its position here
 
 
 @dataclass
@@ -36,23 +38,22 @@ class Layout:
     growth: np.ndarray
     sizes: list[int]
     shapes: list[tuple[int, ...]]
-    #: per element: position in the file's numbers (for the exact text), hi, lo, ULP,
-    #: eps, term scale (values), whether a gradient's, the overflow to +-inf (see
-    #: :func:`compare.compare_flat`), and the kink interval (None when the file has no kink)
+    #: per element, positions in the file's numbers: of the exact value, of its term scale
+    #: (-1 for a gradient's element: its bound uses the array's max-norm instead), and of
+    #: a kink interval's ends (-1 where none; None when the file has no kink); the dtype
+    #: (its position in :data:`DTYPES`)
     pos: np.ndarray
-    hi: np.ndarray
-    lo: np.ndarray
-    unit: np.ndarray
-    eps: np.ndarray
-    scale: np.ndarray
-    gradient: np.ndarray
-    overflow: np.ndarray
-    blo: np.ndarray | None
-    bhi: np.ndarray | None
+    scale_pos: np.ndarray
+    blo_pos: np.ndarray | None
+    bhi_pos: np.ndarray | None
+    dtype: np.ndarray
 
 
 def layout(data: FileData) -> Layout:
-    """The layout of ``data``'s checks (computed once per file and kept with it)."""
+    """The layout of ``data``'s checks (computed once per file and kept with it). Only
+    positions: the numbers themselves, and what depends on the dtype (ULPs, overflow),
+    are gathered and computed by :func:`measure_rows` for the rows a run checks, all
+    files at once."""
     found = data.derived.get("batch")
     if found is not None:
         return found
@@ -63,38 +64,21 @@ def layout(data: FileData) -> Layout:
     first = np.array(start, dtype=np.int64)
     sizes = np.array(end, dtype=np.int64) - first
     offset = np.cumsum(sizes) - sizes
-    total = int(sizes.sum())
-    within = np.arange(total) - np.repeat(offset, sizes)
+    within = np.arange(int(sizes.sum())) - np.repeat(offset, sizes)
     pos = np.repeat(first, sizes) + within
-    values = data.values
-    hi = values[pos]
-    lo = data.lo[pos]
-    unit = np.empty(total)
-    e = np.empty(total)
-    overflow = np.full(total, np.nan)
-    row_dtype = np.array(dtype, dtype=object)
-    for d in FORMATS:
-        mask = np.repeat(row_dtype == d, sizes)
-        if mask.any():
-            unit[mask] = compare.ulp(hi[mask], d)
-            e[mask] = eps(d)
-            overflow[mask] = compare.overflow_of(hi[mask], lo[mask], d)
-    # a value's elements have a term scale; a gradient's bound uses its max-norm instead
     scale_first = np.array(scale_at, dtype=np.int64)
-    gradient = np.repeat(scale_first < 0, sizes)
-    scale = values[np.repeat(np.where(scale_first < 0, 0, scale_first), sizes) + within]
-    blo = bhi = None
+    scale_pos = np.where(np.repeat(scale_first < 0, sizes), -1, np.repeat(scale_first, sizes) + within)
+    blo_pos = bhi_pos = None
     lo_first = np.array(lo_at, dtype=np.int64)
-    kink = lo_first >= 0
-    if kink.any():
-        at = np.repeat(kink, sizes)
-        blo, bhi = hi.copy(), hi.copy()
-        blo[at] = values[(np.repeat(lo_first, sizes) + within)[at]]
-        bhi[at] = values[(np.repeat(np.array(hi_at, dtype=np.int64), sizes) + within)[at]]
+    if (lo_first >= 0).any():
+        none = np.repeat(lo_first < 0, sizes)
+        blo_pos = np.where(none, -1, np.repeat(lo_first, sizes) + within)
+        bhi_pos = np.where(none, -1, np.repeat(np.array(hi_at, dtype=np.int64), sizes) + within)
+    code = {d: k for k, d in enumerate(DTYPES)}
     g = {n: growth(n) for n in set(n_terms)}  # the same floats as Tolerance.bound's
     result = Layout(
         data, offset, sizes, np.array([g[n] for n in n_terms], dtype=np.float64), sizes.tolist(), list(shapes),
-        pos, hi, lo, unit, e, scale, gradient, overflow, blo, bhi,
+        pos, scale_pos, blo_pos, bhi_pos, np.repeat(np.array([code[d] for d in dtype], dtype=np.int8), sizes),
     )
     data.derived["batch"] = result
     return result
@@ -123,24 +107,44 @@ def measure_rows(items: list[Item]) -> list[Passed | None]:
         by_file.setdefault(id(item[0]), []).append(i)
     order = [i for members in by_file.values() for i in members]
     parts: list[tuple[np.ndarray, ...]] = []
+    kinks = False
     for members in by_file.values():  # every file's rows, gathered in that order
         lay = items[members[0]][0]
+        values, lo = lay.data.values, lay.data.lo
         rows = np.array([items[i][1] for i in members], dtype=np.int64)
         sizes = lay.size[rows]
         starts = np.cumsum(sizes) - sizes
         idx = np.repeat(lay.offset[rows] - starts, sizes) + np.arange(int(sizes.sum()))
+        pos = lay.pos[idx]
+        hi = values[pos]
+        scale_pos = lay.scale_pos[idx]
+        if lay.blo_pos is None:
+            blo = bhi = hi
+        else:
+            kinks = True
+            blo_pos, bhi_pos = lay.blo_pos[idx], lay.bhi_pos[idx]
+            blo = np.where(blo_pos < 0, hi, values[blo_pos])  # (-1: the last number, not read)
+            bhi = np.where(bhi_pos < 0, hi, values[bhi_pos])
         parts.append((
-            sizes, lay.growth[rows], lay.pos[idx], lay.hi[idx], lay.lo[idx], lay.unit[idx], lay.eps[idx],
-            lay.scale[idx], lay.gradient[idx], lay.overflow[idx],
-            lay.hi[idx] if lay.blo is None else lay.blo[idx], lay.hi[idx] if lay.bhi is None else lay.bhi[idx],
+            sizes, lay.growth[rows], pos, hi, lo[pos], values[scale_pos], scale_pos < 0, lay.dtype[idx], blo, bhi,
         ))
-    sizes, growths, pos, hi, lo, unit, eps_el, scale, gradient, overflow, blo, bhi = (np.concatenate(x) for x in zip(*parts))
+    sizes, growths, pos, hi, lo, scale, gradient, dtype, blo, bhi = (np.concatenate(x) for x in zip(*parts))
+    # what depends on the dtype, for all files at once: the ULP and eps at each exact
+    # value, and the overflow to +-inf (see compare.compare_flat)
+    unit = np.empty(hi.size)
+    eps_el = np.empty(hi.size)
+    overflow = np.full(hi.size, np.nan)
+    for k, d in enumerate(DTYPES):
+        mask = dtype == k
+        if mask.any():
+            unit[mask] = compare.ulp(hi[mask], d)
+            eps_el[mask] = eps(d)
+            overflow[mask] = compare.overflow_of(hi[mask], lo[mask], d)
     starts = np.cumsum(sizes) - sizes
     tols = [items[i][3] for i in order]
     tol_ulps = np.array([t.ulps for t in tols])
     bound = np.array([t.stability for t in tols]) * growths
     o = np.concatenate([items[i][2] for i in order], dtype=np.float64)
-    kinks = any(item[0].blo is not None for item in items)
     verdicts = compare.compare_flat(
         o, hi, lo, unit, eps_el, scale, gradient, overflow, blo if kinks else None, bhi if kinks else None,
         starts, sizes, tol_ulps, bound,

@@ -101,8 +101,14 @@ def test_the_layout_holds_every_value_and_gradient_check_of_its_file():
         for k, (check, exact) in enumerate([("value", c.expected), *((f"grad:{n}", v) for n, v in c.vjp.items())]):
             row = c.source[2] + k
             at = slice(lay.offset[row], lay.offset[row] + lay.size[row])
-            assert np.array_equal(lay.hi[at], exact.hi.ravel()) and np.array_equal(lay.lo[at], exact.lo.ravel()), check
-            assert np.array_equal(lay.unit[at], exact.ulp(c.dtype).ravel()), check
+            pos = lay.pos[at]
+            assert np.array_equal(data.values[pos], exact.hi.ravel()), check
+            assert np.array_equal(data.lo[pos], exact.lo.ravel()), check
+            assert {batch.DTYPES[k] for k in lay.dtype[at]} <= {c.dtype}, check
+            if check == "value":
+                assert np.array_equal(data.values[lay.scale_pos[at]], c.scale.ravel()), check
+            else:
+                assert (lay.scale_pos[at] == -1).all(), check
 
 
 @pytest.mark.parametrize("shape", [(), (1,), (7,), (2, 3), (4, 1, 5), (2, 3, 4, 5)])
