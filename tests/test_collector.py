@@ -49,3 +49,12 @@ def test_new_call_equals_the_dataclass_constructor():
     assert fast == plain and repr(fast) == repr(plain)
     with pytest.raises(AttributeError):
         fast.dtype = "float64"  # still frozen
+
+
+def test_collections_in_the_backends_calls_traverse_only_what_they_made():
+    with harness_work():
+        kept = [[] for _ in range(1000)]  # the harness's objects
+        with backend_work(True):
+            assert gc.isenabled() and gc.get_freeze_count() >= len(kept)
+        assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0
