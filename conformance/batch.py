@@ -99,19 +99,21 @@ def measure_rows(items: list[Item]) -> list[Passed | None]:
     """For each item that conforms or is within the stability bound, its measurement;
     None for every other one (measure it with :func:`compare.measure`, which explains
     it). The same numbers :func:`compare.measure` gives (``tests/test_batched_comparison.py``)."""
-    out: list[Passed | None] = [None] * len(items)
+    n_items = len(items)
+    out: list[Passed | None] = [None] * n_items
     if not items:
         return out
-    by_file: dict[int, list[int]] = {}
-    for i, item in enumerate(items):
-        by_file.setdefault(id(item[0]), []).append(i)
-    order = [i for members in by_file.values() for i in members]
+    lays, row_list, observed, tols, shapes = zip(*items)
+    all_rows = np.array(row_list, dtype=np.int64)
+    # runs of consecutive items of the same file (a session lists a file's cases together)
+    cuts = [0, *(i for i in range(1, n_items) if lays[i] is not lays[i - 1]), n_items]
+    groups = list(zip(cuts, cuts[1:]))
     parts: list[tuple[np.ndarray, ...]] = []
     kinks = False
-    for members in by_file.values():  # every file's rows, gathered in that order
-        lay = items[members[0]][0]
+    for a, b in groups:  # every run's rows, gathered
+        lay = lays[a]
         values, lo = lay.data.values, lay.data.lo
-        rows = np.array([items[i][1] for i in members], dtype=np.int64)
+        rows = all_rows[a:b]
         sizes = lay.size[rows]
         starts = np.cumsum(sizes) - sizes
         idx = np.repeat(lay.offset[rows] - starts, sizes) + np.arange(int(sizes.sum()))
@@ -141,10 +143,9 @@ def measure_rows(items: list[Item]) -> list[Passed | None]:
             eps_el[mask] = eps(d)
             overflow[mask] = compare.overflow_of(hi[mask], lo[mask], d)
     starts = np.cumsum(sizes) - sizes
-    tols = [items[i][3] for i in order]
     tol_ulps = np.array([t.ulps for t in tols])
     bound = np.array([t.stability for t in tols]) * growths
-    o = np.concatenate([items[i][2] for i in order], dtype=np.float64)
+    o = np.concatenate(observed, dtype=np.float64)
     verdicts = compare.compare_flat(
         o, hi, lo, unit, eps_el, scale, gradient, overflow, blo if kinks else None, bhi if kinks else None,
         starts, sizes, tol_ulps, bound,
@@ -152,23 +153,18 @@ def measure_rows(items: list[Item]) -> list[Passed | None]:
     # each row's worst element (clipped: a row without one has no verdict either)
     at = np.minimum(starts + np.array([0 if k is None else k for k in verdicts[3]], dtype=np.int64), o.size - 1)
     o_at, bound_l = o[at].tolist(), bound.tolist()
-    # the exact text of each row's worst element, file by file
+    # the exact text of each row's worst element, run by run
     text_l: list[str] = []
-    first = 0
-    for members in by_file.values():
-        text_l += items[members[0]][0].data.texts_at(pos[at[first : first + len(members)]])
-        first += len(members)
+    for a, b in groups:
+        text_l += lays[a].data.texts_at(pos[at[a:b]])
+    index_in = compare.index_in
     for j, (verdict, worst, worst_scaled, k) in enumerate(zip(*verdicts)):
         if verdict is None:
             continue
-        item = items[order[j]]
         if k is None:  # no finite exact element: nothing to measure, every infinity matched
-            out[order[j]] = (verdict, worst, worst_scaled, bound_l[j], None, None, None)
+            out[j] = (verdict, worst, worst_scaled, bound_l[j], None, None, None)
             continue
-        out[order[j]] = (
-            verdict, worst, worst_scaled, bound_l[j], compare.index_in(item[4], k),
-            text_l[j], (o_at[j], item[2].dtype),
-        )
+        out[j] = (verdict, worst, worst_scaled, bound_l[j], index_in(shapes[j], k), text_l[j], (o_at[j], observed[j].dtype))
     return out
 
 
