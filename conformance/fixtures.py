@@ -15,7 +15,6 @@ by the file's SHA-256, so that the next run skips it.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -183,9 +182,8 @@ class FixtureCase:
 
     @cached_property
     def vjp_inputs(self) -> tuple[str, ...]:
-        """The inputs with an exact VJP, in the fixture's order (without decoding them)."""
-        if self.source is not None:
-            return tuple(v[0] for v in self.source[1][7])
+        """The inputs with an exact VJP, in the fixture's order (a fixture file's case has
+        it from its compact description, set when the file is loaded)."""
         return tuple(self.vjp) if self.invalid is None else ()
 
     @cached_property
@@ -199,9 +197,8 @@ class FixtureCase:
 
     @cached_property
     def expected_shape(self) -> tuple[int, ...]:
-        """The documented output shape (without decoding the expected values)."""
-        if self.source is not None:
-            return tuple(self.source[1][0])
+        """The documented output shape (a fixture file's case has it from its compact
+        description, set when the file is loaded)."""
         return self.expected.shape
 
     @cached_property
@@ -231,10 +228,8 @@ class FixtureCase:
         return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("vjp", {}).items()}
 
 
-@functools.cache
 def checks_of(valid: bool, vjp_inputs: tuple[str, ...]) -> tuple[str, ...]:
-    """The checks of a valid or invalid-input case with these differentiable inputs (one
-    tuple per kind of case, shared)."""
+    """The checks of a valid or invalid-input case with these differentiable inputs."""
     if not valid:
         return ("invalid",)
     return ("value", "shape", *(f"grad:{n}" for n in vjp_inputs), "repeat", "inputs")
@@ -534,19 +529,17 @@ def _build(path: Path, d: Decoded) -> list[FixtureCase]:
     file = path.name
     out = []
     table: list[tuple[int, int, str, int, int, int, int, tuple[int, ...]]] = []
-    converted = data.converted
     for index, name, dtype, tags, options, given, invalid, note, inputs, exact in d.cases:
-        arrays = {
-            spec[0]: data.array(spec[1:]) if spec[1] == "int64" else converted(spec[1])[spec[3] : spec[4]].reshape(spec[2])
-            for spec in inputs
-        }  # (FileData.array, without its call for the float inputs)
+        arrays = {spec[0]: data.array(spec[1:]) for spec in inputs}
         case = FixtureCase(d.loss, file, index, name, dtype, tuple(tags), options, tuple(given), arrays, invalid, note)
-        known = case.__dict__  # what the case would compute from its source, set here at once
         if exact is not None:
             shape, a, b = exact[0], exact[1], exact[2]
             if b - a != math.prod(shape):
                 raise ValueError(f"case {index}: {b - a} expected values for shape {shape}")
             case.source = (data, exact, len(table))
+            # what the case's properties would otherwise work out on first use (set here:
+            # a cached_property's first access takes a lock, and every run reads these)
+            known = case.__dict__
             known["expected_shape"] = shape_t = tuple(shape)
             known["vjp_inputs"] = vjp_inputs = tuple([v[0] for v in exact[7]])
             known["checks"] = checks_of(invalid is None, vjp_inputs)

@@ -274,15 +274,11 @@ class Session:
     def prepare(self, filters: Filters) -> None:
         """Run every selected case and evaluate all its checks in one batch; ``check``
         then only applies expectations and records."""
-        pending = self.pending
-        if not filters.checks and not pending:  # (the usual run: everything, once)
-            todo = [(case, case.checks) for case in self.cases]
-        else:
-            todo = [
-                (case, checks) for case in self.cases
-                if (case.file, case.index) not in pending
-                for checks in (checks_for(case),) if any(filters.keep_check(chk) for chk in checks)
-            ]
+        pending, every_check = self.pending, not filters.checks
+        todo = [
+            (case, case.checks) for case in self.cases
+            if (case.file, case.index) not in pending and (every_check or any(map(filters.keep_check, case.checks)))
+        ]
         for (case, _), res in zip(todo, self._evaluate_cases(todo)):
             self.pending[(case.file, case.index)] = res
 
