@@ -5,7 +5,7 @@ Each repetition measures, back to back so that both see the same machine:
 * the backend's calls alone: the same ``run`` calls the harness makes (twice per valid
   case -- the first call and the repeat check's --, once per invalid case) in a bare
   loop, without loading, comparison or bookkeeping;
-* one in-process run through :class:`conformance.session.Session` (what ``lossconf run``
+* one in-process run through :class:`conformance.harness.session.Session` (what ``lossconf run``
   and the pytest plugin drive): total wall time from opening the fixtures to the last
   result, and the backend's own call time within it (``Session.backend_seconds()``).
 
@@ -52,8 +52,8 @@ sys.path.insert(0, str(ROOT))
 from conformance import fixture_cache  # noqa: E402
 from conformance import fixtures as fx  # noqa: E402
 from conformance.backends import load_backend  # noqa: E402
-from conformance.runner import make_call  # noqa: E402
-from conformance.session import Filters, Session  # noqa: E402
+from conformance.harness.runner import make_call  # noqa: E402
+from conformance.harness.session import Filters, Session  # noqa: E402
 
 TARGET_WALL = 30.0
 TARGET_RATIO = 1.5

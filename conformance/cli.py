@@ -132,11 +132,11 @@ def _run_direct(args: argparse.Namespace) -> int:
     and exit codes as the pytest plugin drives, at a fraction of the per-check cost."""
     import warnings
 
-    from conformance import expectations as ex
     from conformance import fixtures as fx
     from conformance.backends import BackendError
-    from conformance.runner import ERROR, FAIL, describe_failure
-    from conformance.session import FilterError, Filters, Session, format_summary, open_backend
+    from conformance.harness import expectations as ex
+    from conformance.harness.runner import ERROR, FAIL, describe_failure
+    from conformance.harness.session import FilterError, Filters, Session, format_summary, open_backend
 
     try:
         backend, exp = open_backend(args.backend, args.expectations)

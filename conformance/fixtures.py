@@ -86,7 +86,7 @@ class ExactArray:
         """The dtype's ULP at each exact value (computed once)."""
         cache = self.__dict__.setdefault("_ulp", {})
         if dtype not in cache:
-            from .compare import ulp
+            from .harness.compare import ulp
 
             cache[dtype] = ulp(self.hi, dtype)
         return cache[dtype]

@@ -6,7 +6,7 @@ inputs, which are rounded to the dtype exactly as fixture inputs are (``oracle.c
 The oracle evaluates the case and ``oracle.fixtures.encode_case`` encodes it as a fixture
 record (cotangent from ``oracle.cases.cotangent_for``); the record, round-tripped through
 JSON, becomes a ``conformance.fixtures.FixtureCase``, and the backend is run and judged by
-``conformance.runner.run_case`` and ``evaluate_check`` -- the fixtures' own comparison path,
+``conformance.harness.runner.run_case`` and ``evaluate_check`` -- the fixtures' own comparison path,
 tolerances and expectation files included. The harness computes no truth itself.
 
 The first failing check stops the search and hypothesis shrinks the draw; the minimal
@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import fixtures as fx
-from .protocol import Backend, Call
-from .runner import (
+from .harness.runner import (
     ERROR,
     FAIL,
     KNOWN,
@@ -40,7 +39,8 @@ from .runner import (
     evaluate_check,
     run_case,
 )
-from .tolerance import default
+from .harness.tolerance import default
+from .protocol import Backend, Call
 
 SEED_RANGE = 2**32
 
@@ -118,7 +118,7 @@ def make_case(loss: str, draw: Draw, inputs: dict[str, np.ndarray]) -> fx.Fixtur
 
 
 def check_case(backend: Backend, case: fx.FixtureCase, expectations: Any = None, timeout: float = 60.0) -> list[CheckResult]:
-    """Every check of one case, as ``conformance.session.Session.check`` judges it
+    """Every check of one case, as ``conformance.harness.session.Session.check`` judges it
     (tolerance overrides and known deviations from ``expectations``)."""
     run = run_case(backend, case, timeout)
     out = []
@@ -342,9 +342,9 @@ def main(args: argparse.Namespace) -> int:
     """``lossconf live``: 0 every drawn example conforms (known deviations included), 1 a
     check failed (the minimal example is shown), 3 the backend, expectations or
     hypothesis cannot be used, 4 an unknown loss or nothing the backend supports."""
-    from . import expectations as ex
     from .backends import BackendError
-    from .session import open_backend
+    from .harness import expectations as ex
+    from .harness.session import open_backend
 
     def err(msg: str, code: int) -> int:
         print(f"lossconf: {msg}", file=sys.stderr)

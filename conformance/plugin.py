@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from . import expectations as ex
 from . import fixtures as fx
 from .backends import BackendError, load_backend
-from .runner import ERROR, FAIL, KNOWN, SKIP, describe_failure
-from .session import FilterError, Filters, Session, format_summary
+from .harness import expectations as ex
+from .harness.runner import ERROR, FAIL, KNOWN, SKIP, describe_failure
+from .harness.session import FilterError, Filters, Session, format_summary
 
 _STATE: dict = {}
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance import expectations as ex
 from conformance.backends import BackendError, load_backend
-from conformance.runner import ERROR, FAIL, KNOWN, checks_for
-from conformance.session import Filters, Session
+from conformance.harness import expectations as ex
+from conformance.harness.runner import ERROR, FAIL, KNOWN, checks_for
+from conformance.harness.session import Filters, Session
 
 
 def needs_backend(framework: str, name: str, advice: str) -> pytest.MarkDecorator:

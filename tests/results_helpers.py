@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.backends import load_backend
-from conformance.session import Filters, Session
+from conformance.harness.session import Filters, Session
 
 REGRESSED = "tests.regressed_backend:backend"
 

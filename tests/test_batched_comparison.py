@@ -1,4 +1,4 @@
-"""The batched comparison (``conformance.batch``, used by ``Session``) is a faster way to
+"""The batched comparison (``conformance.harness.batch``, used by ``Session``) is a faster way to
 reach the same results, not a second policy: for every fixture case and check, the
 result of a session equals the result of ``runner.evaluate_check(..., batched=False)`` --
 the one-check-at-a-time path, which measures each array on its own with the explaining
@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conformance import batch
 from conformance import fixtures as fx
+from conformance.harness import batch
+from conformance.harness.runner import CheckResult, evaluate_check
+from conformance.harness.session import Filters, Session
 from conformance.protocol import Call, Outcome
-from conformance.runner import CheckResult, evaluate_check
-from conformance.session import Filters, Session
 from tests import defect_backends as d
 
 
@@ -113,7 +113,7 @@ def test_the_layout_holds_every_value_and_gradient_check_of_its_file():
 
 @pytest.mark.parametrize("shape", [(), (1,), (7,), (2, 3), (4, 1, 5), (2, 3, 4, 5)])
 def test_index_in_is_numpys_unravel_index(shape):
-    from conformance.compare import index_in
+    from conformance.harness.compare import index_in
 
     for k in range(int(np.prod(shape))):
         assert tuple(index_in(shape, k)) == tuple(int(x) for x in np.unravel_index(k, shape))

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import expectations as ex
 from conformance import fixtures as fx
+from conformance.harness import expectations as ex
 from conformance.protocol import Call
 from tests import expectation_checks as xc
 

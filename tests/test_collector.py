@@ -7,8 +7,8 @@ import gc
 
 import pytest
 
+from conformance.harness.session import backend_work, harness_work
 from conformance.protocol import Call, new_call
-from conformance.session import backend_work, harness_work
 
 
 @pytest.mark.parametrize("enabled", [True, False])

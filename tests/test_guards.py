@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from conformance import cli
-from conformance import expectations as ex
 from conformance.backends.numpy_backend import backend as numpy_backend
-from conformance.session import FilterError, Filters, Session
+from conformance.harness import expectations as ex
+from conformance.harness.session import FilterError, Filters, Session
 from tests import results_helpers as rh
 
 ROOT = Path(__file__).resolve().parent.parent

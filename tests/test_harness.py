@@ -1,6 +1,6 @@
 """The harness's own behaviour (issue 4): finding backends and reporting the ones that
 cannot be used, missing or corrupt fixtures, expectation files, test ids, failure
-messages, the results file's provenance, and the comparison of conformance/compare.py.
+messages, the results file's provenance, and the comparison of conformance/harness/compare.py.
 
 Most tests run the harness in process; a few run ``lossconf`` / pytest in a subprocess
 where the command line itself is what is being tested."""
@@ -22,14 +22,14 @@ import numpy as np
 import pytest
 
 from conformance import backends
-from conformance import compare as cmp
-from conformance import expectations as ex
 from conformance import fixtures as fx
 from conformance.backends import BackendError, load_backend
 from conformance.backends.numpy_backend import backend as numpy_backend
-from conformance.runner import FAIL, KNOWN, PASS, describe_failure
-from conformance.session import Filters, Session, format_summary
-from conformance.tolerance import POLICY_VERSION, Tolerance, default
+from conformance.harness import compare as cmp
+from conformance.harness import expectations as ex
+from conformance.harness.runner import FAIL, KNOWN, PASS, describe_failure
+from conformance.harness.session import Filters, Session, format_summary
+from conformance.harness.tolerance import POLICY_VERSION, Tolerance, default
 from tests import defect_backends as d
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """Proof that the harness's checks can fail (issue 4, deliverable 8, and its bad-input
 behaviour): each backend of ``tests/defect_backends.py`` carries one injected defect; the
-harness, run in process through ``conformance.session.Session`` on a small selection of
+harness, run in process through ``conformance.harness.session.Session`` on a small selection of
 fixture cases, must catch it by the check one would expect, with a message naming the
 cause, on exactly the cases the defect affects -- while the unmodified numpy backend
 passes the same selection."""
@@ -17,8 +17,8 @@ import pytest
 
 from conformance import fixtures as fx
 from conformance.backends.numpy_backend import backend as numpy_backend
-from conformance.runner import ERROR, FAIL, PASS, SKIP, CheckResult, describe_failure
-from conformance.session import Filters, Session, format_summary
+from conformance.harness.runner import ERROR, FAIL, PASS, SKIP, CheckResult, describe_failure
+from conformance.harness.session import Filters, Session, format_summary
 from tests import defect_backends as d
 
 SCE, L2 = "SoftmaxCrossEntropyLoss", "L2Loss"

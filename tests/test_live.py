@@ -10,7 +10,7 @@ import re
 import numpy as np
 
 from conformance import cli, live
-from conformance.runner import FAIL
+from conformance.harness.runner import FAIL
 from oracle import catalog
 from tests import defect_backends as d
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import expectations as ex
+from conformance.harness import expectations as ex
+from conformance.harness.runner import make_call
+from conformance.harness.session import Filters
 from conformance.protocol import Call
-from conformance.runner import make_call
-from conformance.session import Filters
 from tests import expectation_checks as xc
 
 ROOT = Path(__file__).resolve().parent.parent

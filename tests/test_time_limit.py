@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conformance.runner import Timeout, _Watchdog, time_limit
+from conformance.harness.runner import Timeout, _Watchdog, time_limit
 
 
 def _busy(seconds: float) -> None:

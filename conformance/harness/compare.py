@@ -1,5 +1,5 @@
 """Measuring a backend's result against the exact value, elementwise, under the policy
-of :mod:`conformance.tolerance`. Pure numpy on double-double exact values; nothing here
+of :mod:`conformance.harness.tolerance`. Pure numpy on double-double exact values; nothing here
 knows a loss's formula."""
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import fixtures as fx
+from ..protocol import Backend, build_info
 from . import batch, compare
-from . import fixtures as fx
 from .expectations import ExpectationError, Expectations
-from .protocol import Backend, build_info
 from .runner import (
     _DTYPES,
     ERROR,
@@ -51,7 +51,7 @@ RESULTS_VERSION = 1
 def open_backend(spec: str, expectations_path: str | None) -> tuple[Backend, Expectations | None]:
     """The backend and the expectation file of a run; raises BackendError or
     ExpectationError with a one-line message (both mean: exit 3)."""
-    from .backends import load_backend
+    from ..backends import load_backend
     from .expectations import load as load_expectations
 
     backend = load_backend(spec)

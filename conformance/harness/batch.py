@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ..fixtures import FileData, FixtureCase
 from . import compare
-from .fixtures import FileData, FixtureCase
 from .tolerance import FORMATS, Tolerance, eps, growth
 
 DTYPES = tuple(FORMATS)  # a row's dtype, as its position here

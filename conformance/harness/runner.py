@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from ..fixtures import FixtureCase
+from ..protocol import Backend, Call, Outcome, new_call
 from . import compare
-from .fixtures import FixtureCase
-from .protocol import Backend, Call, Outcome, new_call
 from .tolerance import Tolerance, default
 
 PASS, FAIL, SKIP, KNOWN, ERROR = "pass", "fail", "skip", "known", "error"

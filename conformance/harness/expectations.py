@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fixtures import FixtureCase
+from ..fixtures import FixtureCase
 from .tolerance import Tolerance
 
 KEYS = {"loss", "options", "dtype", "check", "tags", "case", "reason", "tolerance"}
@@ -110,7 +110,7 @@ class Expectations:
 
 
 DTYPES = ("float16", "float32", "float64")
-TAGS = tuple(json.loads((Path(__file__).with_name("fixtures_schema.json")).read_text())["$defs"]["case"]["properties"]["tags"]["items"]["enum"])
+TAGS = tuple(json.loads((Path(__file__).parent.parent / "fixtures_schema.json").read_text())["$defs"]["case"]["properties"]["tags"]["items"]["enum"])
 CHECKS = ("value", "shape", "repeat", "inputs", "invalid")
 
 
