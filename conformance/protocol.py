@@ -43,6 +43,21 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 
+#: The paths a framework runs, each a mode of a call:
+#:
+#: * ``forward``: the value with no gradient recording (``wrt`` is empty);
+#: * ``grad``: the value under gradient recording, then the VJP with ``cotangent``;
+#: * ``compiled``: ``grad`` through the framework's graph/JIT path (MXNet ``hybridize()``,
+#:   ``torch.compile``, ``jax.jit``);
+#: * ``hvp``: ``grad`` plus the Hessian-vector product: the derivative of the VJP (with
+#:   ``cotangent``) in the direction ``direction`` (one array per input in ``wrt``),
+#:   returned in :attr:`Outcome.hvp`;
+#: * ``backward-twice``: ``grad`` where the same graph is differentiated a second time;
+#:   the backend returns the second VJP in :attr:`Outcome.grads` (or raises the
+#:   framework's documented error).
+MODES: tuple[str, ...] = ("forward", "grad", "compiled", "hvp", "backward-twice")
+
+
 @dataclass(frozen=True)
 class Call:
     """One call of one loss."""
@@ -53,6 +68,8 @@ class Call:
     dtype: str
     wrt: tuple[str, ...] = ()
     cotangent: np.ndarray | None = None
+    mode: str = "grad"
+    direction: Mapping[str, np.ndarray] | None = None
 
 
 _new = object.__new__
@@ -62,6 +79,7 @@ _set = object.__setattr__
 def new_call(
     loss: str, options: Mapping[str, Any], inputs: Mapping[str, np.ndarray], dtype: str,
     wrt: tuple[str, ...] = (), cotangent: np.ndarray | None = None,
+    mode: str = "grad", direction: Mapping[str, np.ndarray] | None = None,
 ) -> Call:
     """``Call(loss, options, inputs, dtype, wrt, cotangent)``, built without the frozen
     dataclass's six ``object.__setattr__`` calls (a third of the cost; the harness
@@ -69,16 +87,19 @@ def new_call(
     call = _new(Call)
     _set(call, "__dict__", {
         "loss": loss, "options": options, "inputs": inputs, "dtype": dtype, "wrt": wrt, "cotangent": cotangent,
+        "mode": mode, "direction": direction,
     })
     return call
 
 
 @dataclass
 class Outcome:
-    """What ``run`` returns: the output and the VJP for each input in ``call.wrt``."""
+    """What ``run`` returns: the output, the VJP for each input in ``call.wrt``, and in
+    mode ``hvp`` the Hessian-vector product for each input in ``call.wrt``."""
 
     output: Any
     grads: dict[str, Any] = field(default_factory=dict)
+    hvp: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
