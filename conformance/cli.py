@@ -119,8 +119,8 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
             out += [flag, str(getattr(args, opt))]
     if args.strict_expectations:
         out.append("--strict-expectations")
-    for opt in ("loss", "dtype", "tag", "check"):
-        for v in getattr(args, opt) or []:
+    for opt in ("loss", "dtype", "tag", "check", "mode"):
+        for v in getattr(args, opt, None) or []:
             out += [f"--{opt}", v]
     out += ["--call-timeout", str(args.call_timeout)]
     out += ["-q", "-rfE", "--tb=short"] if args.verbose else ["-qq", "--tb=no"]
@@ -142,9 +142,11 @@ def _run_direct(args: argparse.Namespace) -> int:
         backend, exp = open_backend(args.backend, args.expectations)
     except (BackendError, ex.ExpectationError) as err:
         return _err(str(err), 3)
-    filters = Filters(args.loss or [], args.dtype or [], args.tag or [], args.check or [])
+    filters = Filters(args.loss or [], args.dtype or [], args.tag or [], args.check or [], getattr(args, "mode", None) or [])
     try:
         session = Session.open(backend, Path(args.fixtures) if args.fixtures else None, filters, exp, args.call_timeout)
+    except BackendError as err:
+        return _err(str(err), 3)
     except fx.FixtureError as err:
         return _err(f"fixtures: {err}", 3)
     except FilterError as err:
@@ -156,8 +158,8 @@ def _run_direct(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a backend's overflow warnings on extreme cases
         session.prepare(filters)
-        for case, check in session.items(filters):
-            r = session.check(case, check)
+        for case, check, mode in session.items(filters):
+            r = session.check(case, check, mode)
             if r.status in (FAIL, ERROR):
                 shown += 1
                 if limit is None or shown <= limit:
@@ -235,7 +237,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--check", action="append",
-        help="only this check: value, shape, grad (every input) or grad:NAME, repeat, inputs, invalid (repeatable)",
+        help="only this check: value, shape, grad (every input) or grad:NAME, repeat, inputs, invalid, "
+        "twice, hvp or hvp:NAME (repeatable)",
+    )
+    p.add_argument(
+        "--mode", action="append", choices=("forward", "grad", "compiled", "hvp", "backward-twice"),
+        help="only this mode (repeatable; default: every mode the backend runs): forward (no gradient recording), "
+        "grad, compiled (the framework's graph/JIT path), hvp (second order), backward-twice (the same graph "
+        "differentiated twice)",
     )
     p.add_argument("--call-timeout", type=_seconds, default=60.0, help="seconds allowed per backend call (default 60)")
 

@@ -1,5 +1,10 @@
-"""One conformance run: a backend, the selected fixture cases and checks, the
-expectations, and the results. Shared by the pytest plugin and ``lossconf run``."""
+"""One conformance run: a backend, the selected fixture cases, modes and checks, the
+expectations, and the results. Shared by the pytest plugin and ``lossconf run``.
+
+Every selected case is run in every selected mode the backend runs (``--mode``; by default
+every mode it declares, see :func:`protocol.supported_modes`); a mode is a dimension of the
+results like the dtype: each record names its mode, test ids of modes other than ``grad``
+carry it (``...-017[compiled]-grad:pred``), and the summary counts each mode."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .. import fixtures as fx
-from ..protocol import Backend, build_info
+from ..protocol import MODES, Backend, build_info, supported_modes
 from . import batch, compare
 from .expectations import ExpectationError, Expectations
 from .runner import (
@@ -28,6 +33,7 @@ from .runner import (
     INPUTS_PASS,
     KNOWN,
     PASS,
+    PLAIN_MODE,
     REPEAT_PASSES,
     SKIP,
     CaseRun,
@@ -78,6 +84,7 @@ class Filters:
     dtypes: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
+    modes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.losses = [_resolve(x) for x in self.losses]
@@ -90,13 +97,13 @@ class Filters:
         return not (self.tags and not set(self.tags) & set(case.tags))
 
     def describe(self) -> str:
-        parts = [f"--{k} {v}" for k in ("loss", "dtype", "tag", "check") for v in getattr(self, k + "s" if k != "loss" else "losses")]
+        parts = [f"--{k} {v}" for k in ("loss", "dtype", "tag", "check", "mode") for v in getattr(self, k + "s" if k != "loss" else "losses")]
         return " ".join(parts) or "(none)"
 
     def problems(self, cases: list[fx.FixtureCase]) -> list[str]:
         """Filter values that name nothing the fixtures have (a typo must not select
         nothing and pass)."""
-        out: list[str] = []
+        out: list[str] = [f"--mode {x!r} is not one of {', '.join(MODES)}" for x in self.modes if x not in MODES]
         if not (self.losses or self.dtypes or self.tags or self.checks):
             return out
         losses = {c.loss.lower() for c in cases} | {c.short_loss.lower() for c in cases}
@@ -107,10 +114,13 @@ class Filters:
         out += [f"--dtype {x!r} is not one of {', '.join(sorted(dtypes))}" for x in self.dtypes if x not in dtypes]
         tags = {t for c in cases for t in c.tags}
         out += [f"--tag {x!r} is not one of {', '.join(sorted(tags))}" for x in self.tags if x not in tags]
-        names = {chk for c in cases for chk in checks_for(c)}
+        names = {chk for c in cases for mode in MODES for chk in checks_for(c, mode)}
         for x in self.checks:
             if not any(fnmatch.fnmatchcase(n, x) or n.split(":")[0] == x for n in names):
-                out.append(f"--check {x!r} matches no check (checks: value, shape, grad, grad:NAME, repeat, inputs, invalid)")
+                out.append(
+                    f"--check {x!r} matches no check (checks: value, shape, grad, grad:NAME, repeat, inputs, invalid, "
+                    "twice, hvp, hvp:NAME)"
+                )
         return out
 
     def keep_check(self, check: str) -> bool:
@@ -127,12 +137,18 @@ class Session:
     runs: dict[tuple[str, int], CaseRun] = field(default_factory=dict)
     results: list[CheckResult] = field(default_factory=list)
     started: float = field(default_factory=time.time)
-    #: per case: its checks' results (before expectations), evaluated in one pass
-    pending: dict[tuple[str, int], dict[str, CheckResult]] = field(default_factory=dict)
+    #: per case and mode: its checks' results (before expectations), evaluated in one pass
+    pending: dict[tuple[str, int, str], dict[str, CheckResult]] = field(default_factory=dict)
+    #: the modes run, in the order of protocol.MODES
+    modes: tuple[str, ...] = (PLAIN_MODE,)
+    #: every mode -> None if the backend runs it, else why not (its ``modes``)
+    mode_support: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def open(cls, backend: Backend, directory: Path | None, filters: Filters, expectations: Expectations | None, timeout: float) -> Session:
         directory = Path(directory or fx.default_dir())
+        support = backend_modes(backend)
+        modes = select_modes(support, filters.modes, getattr(backend, "name", "?"))
         with harness_work():
             every = fx.load(directory)
         if expectations is not None:
@@ -146,30 +162,37 @@ class Session:
         if problems:
             raise FilterError("; ".join(problems))
         cases = [c for c in every if filters.keep_case(c)] if filters.losses or filters.dtypes or filters.tags else every
-        session = cls(backend, cases, fx.manifest_digest(directory), expectations, timeout)
-        if not any(filters.keep_check(chk) for c in cases for chk in checks_for(c)):
+        session = cls(backend, cases, fx.manifest_digest(directory), expectations, timeout, modes=modes, mode_support=support)
+        if not any(filters.keep_check(chk) for c in cases for mode in modes for chk in checks_for(c, mode)):
             raise FilterError("the filters select no check: " + filters.describe())
         return session
 
-    def items(self, filters: Filters) -> list[tuple[fx.FixtureCase, str]]:
-        return [(c, chk) for c in self.cases for chk in checks_for(c) if filters.keep_check(chk)]
+    def items(self, filters: Filters) -> list[tuple[fx.FixtureCase, str, str]]:
+        """The selected (case, check, mode) items, case by case, each case's modes in the
+        order of protocol.MODES."""
+        return [
+            (c, chk, mode) for c in self.cases for mode in self.modes for chk in checks_for(c, mode) if filters.keep_check(chk)
+        ]
 
-    def _evaluated(self, case: fx.FixtureCase, check: str) -> CheckResult:
-        key = (case.file, case.index)
+    def _evaluated(self, case: fx.FixtureCase, check: str, mode: str) -> CheckResult:
+        key = (case.file, case.index, mode)
         cached = self.pending.get(key)
         if cached is None or check not in cached:
-            cached = self.pending[key] = self._evaluate_case(case, [*checks_for(case), *([check] if check not in checks_for(case) else [])])
+            checks = checks_for(case, mode)
+            cached = self.pending[key] = self._evaluate_cases([(case, mode, [*checks, *([check] if check not in checks else [])])])[0]
         return cached.pop(check)
 
-    def _evaluate_case(self, case: fx.FixtureCase, checks: list[str]) -> dict[str, CheckResult]:
-        return self._evaluate_cases([(case, checks)])[0]
-
-    def _evaluate_cases(self, todo: list[tuple[fx.FixtureCase, Sequence[str]]]) -> list[dict[str, CheckResult]]:
+    def _evaluate_cases(self, todo: list[tuple[fx.FixtureCase, str, Sequence[str]]]) -> list[dict[str, CheckResult]]:
         collecting = gc.isenabled()
         with harness_work():
-            return self._evaluate(todo, collecting)
+            results = self._evaluate(todo, collecting)
+        for (_, mode, _), res in zip(todo, results):
+            if mode != PLAIN_MODE:
+                for r in res.values():
+                    r.mode = mode
+        return results
 
-    def _evaluate(self, todo: list[tuple[fx.FixtureCase, Sequence[str]]], collecting: bool = False) -> list[dict[str, CheckResult]]:
+    def _evaluate(self, todo: list[tuple[fx.FixtureCase, str, Sequence[str]]], collecting: bool = False) -> list[dict[str, CheckResult]]:
         """The listed checks of each case (its run made, or taken from earlier). The value
         and gradient checks are measured in one vectorised pass (a fixture file's case:
         :func:`batch.measure_rows`; any other: :func:`compare.conforming_many`); every
@@ -184,13 +207,13 @@ class Session:
         expectations, runs, backend = self.expectations, self.runs, self.backend
         # the runs in three phases: every case's calls prepared, then the backend's calls
         # one after another with nothing of the harness's in between, then what they did
-        failed: dict[tuple[str, int], Exception] = {}
+        failed: dict[tuple[str, int, str], Exception] = {}
         fresh: list[CaseRun] = []
-        for case, _ in todo:
-            key = (case.file, case.index)
+        for case, mode, _ in todo:
+            key = (case.file, case.index, mode)
             if key not in runs:
                 try:
-                    fresh.append(prepare_run(backend, case))
+                    fresh.append(prepare_run(backend, case, mode))
                 except Exception as err:  # a harness bug must not hide the other results
                     failed[key] = err
         with backend_work(collecting), time_limit(self.timeout, armed=False) as limit:  # one handler for every call
@@ -198,16 +221,16 @@ class Session:
                 try:
                     call_run(backend, run, limit)
                 except Exception as err:  # (call_run reports the backend's own errors)
-                    failed[(run.case.file, run.case.index)] = err
+                    failed[(run.case.file, run.case.index, run.mode)] = err
         for run in fresh:
-            key = (run.case.file, run.case.index)
+            key = (run.case.file, run.case.index, run.mode)
             if key not in failed:
                 try:
                     runs[key] = finish_run(run)
                 except Exception as err:
                     failed[key] = err
-        for n, (case, checks) in enumerate(todo):
-            key = (case.file, case.index)
+        for n, (case, mode, checks) in enumerate(todo):
+            key = (case.file, case.index, mode)
             run = runs.get(key)
             if run is None:
                 err = failed.get(key) or RuntimeError("the case was not run")
@@ -218,7 +241,7 @@ class Session:
                 continue
             tol0 = default(case.dtype)
             measured = run.unsupported is None and run.error is None
-            if measured and expectations is None and case.source is not None:
+            if measured and expectations is None and case.source is not None and mode in _USUAL_MODES:
                 res = _usual(run, checks, tol0, n, items, where_items)
                 if res is not None:
                     results.append(res)
@@ -226,7 +249,7 @@ class Session:
             res = dict.fromkeys(checks)  # type: ignore[arg-type]
             results.append(res)
             for chk in checks:
-                tol = tol0 if expectations is None else expectations.tolerance_for(case, chk, tol0)
+                tol = tol0 if expectations is None else expectations.tolerance_for(case, chk, tol0, mode)
                 if measured and (chk == "value" or chk.startswith("grad:")):
                     obs = run.output if chk == "value" else run.grads.get(chk[5:])
                     item = batch.item_for(case, chk, obs, tol)
@@ -276,19 +299,20 @@ class Session:
         then only applies expectations and records."""
         pending, every_check = self.pending, not filters.checks
         todo = [
-            (case, case.checks) for case in self.cases
-            if (case.file, case.index) not in pending and (every_check or any(map(filters.keep_check, case.checks)))
+            (case, mode, checks) for case in self.cases for mode in self.modes
+            for checks in (checks_for(case, mode),)
+            if checks and (case.file, case.index, mode) not in pending and (every_check or any(map(filters.keep_check, checks)))
         ]
-        for (case, _), res in zip(todo, self._evaluate_cases(todo)):
-            self.pending[(case.file, case.index)] = res
+        for (case, mode, _), res in zip(todo, self._evaluate_cases(todo)):
+            self.pending[(case.file, case.index, mode)] = res
 
-    def check(self, case: fx.FixtureCase, check: str) -> CheckResult:
-        return self._record(case, check, self._evaluated(case, check))
+    def check(self, case: fx.FixtureCase, check: str, mode: str = PLAIN_MODE) -> CheckResult:
+        return self._record(case, check, self._evaluated(case, check, mode))
 
     def _record(self, case: fx.FixtureCase, check: str, result: CheckResult) -> CheckResult:
         """Apply the expectations to a check's result and keep it."""
         if self.expectations is not None and result.status in (FAIL, ERROR):
-            entry = self.expectations.deviation_for(case, check)
+            entry = self.expectations.deviation_for(case, check, result.mode)
             if entry is not None:
                 entry.matched += 1
                 result.status = KNOWN
@@ -302,15 +326,16 @@ class Session:
         keep = filters.keep_check if filters.checks else None
         pending = self.pending
         for case in self.cases:  # the order of items(filters)
-            res = pending.pop((case.file, case.index), None)
-            if res is None:  # no check of it selected
-                continue
-            if keep is None and self.expectations is None:  # (each case's results are in check order)
-                self.results.extend(res.values())
-                continue
-            for check in checks_for(case):
-                if keep is None or keep(check):
-                    self._record(case, check, res.pop(check))
+            for mode in self.modes:
+                res = pending.pop((case.file, case.index, mode), None)
+                if res is None:  # no check of it selected
+                    continue
+                if keep is None and self.expectations is None:  # (each case's results are in check order)
+                    self.results.extend(res.values())
+                    continue
+                for check in checks_for(case, mode):
+                    if keep is None or keep(check):
+                        self._record(case, check, res.pop(check))
         return self.results
 
     def unused_expectations(self) -> list:
@@ -318,21 +343,22 @@ class Session:
         case and check they match; entries for what the run did not cover say nothing."""
         if not self.expectations:
             return []
-        ran = [(r.case, r.check) for r in self.results if r.status != SKIP]
-        return [e for e in self.expectations.unused() if any(e.matches(c, k) for c, k in ran)]
+        ran = [(r.case, r.check, r.mode) for r in self.results if r.status != SKIP]
+        return [e for e in self.expectations.unused() if any(e.matches(c, k, m) for c, k, m in ran)]
 
     # ------------------------------------------------------------------ reporting
 
     def backend_seconds(self) -> float:
         return sum(r.backend_seconds for r in self.runs.values())
 
-    def summary(self) -> dict[str, dict[str, Any]]:
-        """Per loss: counts by status and the worst value/grad errors in ULPs per dtype."""
+    def summary(self, by: str = "loss") -> dict[str, dict[str, Any]]:
+        """Per loss (``by="mode"``: per mode): counts by status and the worst value/grad
+        errors in ULPs per dtype."""
         table: dict[str, dict[str, Any]] = defaultdict(
             lambda: {PASS: 0, "stable": 0, FAIL: 0, ERROR: 0, SKIP: 0, KNOWN: 0, "worst": {}, "worst_grad": {}}
         )
         for r in self.results:
-            row = table[r.case.loss]
+            row = table[r.case.loss if by == "loss" else r.mode]
             row[r.status] += 1
             if r.status == PASS and r.verdict == "within stability bound":
                 row["stable"] += 1
@@ -359,6 +385,8 @@ class Session:
                 "fixtures_digest": self.fixtures_digest,
                 "policy_version": POLICY_VERSION,
                 "expectations": self.expectations.path if self.expectations else None,
+                "modes": list(self.modes),
+                "modes_not_run": {m: why for m, why in self.mode_support.items() if m not in self.modes},
                 "python": platform.python_version(),
                 "numpy": np.__version__,
                 "platform": platform.platform(terse=True),
@@ -424,6 +452,36 @@ def _to_oldest() -> None:
     oldest, as the ``gc`` documentation describes)."""
     gc.freeze()
     gc.unfreeze()
+
+
+def backend_modes(backend: Backend) -> dict[str, str | None]:
+    """:func:`protocol.supported_modes`, its ValueError as a BackendError (exit 3)."""
+    try:
+        return supported_modes(backend)
+    except ValueError as err:
+        from ..backends import BackendError
+
+        raise BackendError(f"backend {getattr(backend, 'name', '?')}: {err}") from None
+
+
+def select_modes(support: dict[str, str | None], wanted: Sequence[str], name: str) -> tuple[str, ...]:
+    """The modes to run: those of ``wanted`` (``--mode``; empty: every mode the backend
+    runs), in the order of protocol.MODES. A wanted mode the backend does not run is a
+    FilterError naming the backend's reason."""
+    bad = [m for m in wanted if m not in MODES]
+    if bad:
+        raise FilterError("; ".join(f"--mode {m!r} is not one of {', '.join(MODES)}" for m in bad))
+    declined = [f"--mode {m}: backend {name} does not run it: {support[m]}" for m in wanted if support.get(m) is not None]
+    if declined:
+        raise FilterError("; ".join(declined))
+    modes = tuple(m for m in MODES if (m in wanted if wanted else support.get(m) is None))
+    if not modes:
+        raise FilterError(f"backend {name} runs no mode ({'; '.join(f'{m}: {why}' for m, why in support.items())})")
+    return modes
+
+
+#: modes whose checks are a fixture case's usual ones (FixtureCase.checks), which _usual may take
+_USUAL_MODES = frozenset((PLAIN_MODE, "compiled"))
 
 
 def _usual(
@@ -518,6 +576,21 @@ def format_summary(session: Session) -> list[str]:
         f"{'total':<30} {totals[PASS]:>5} {totals['stable']:>6} {totals[FAIL]:>5} {totals[ERROR]:>5} "
         f"{totals[SKIP]:>5} {totals[KNOWN]:>5}"
     )
+    by_mode = session.summary(by="mode")
+    if len(session.modes) > 1 or session.modes != (PLAIN_MODE,):
+        for mode in session.modes:
+            row = by_mode.get(mode)
+            if row is None:
+                continue
+            worst = "/".join(_g(row["worst"].get(d)) for d in ("float16", "float32", "float64"))
+            worst_g = "/".join(_g(row["worst_grad"].get(d)) for d in ("float16", "float32", "float64"))
+            lines.append(
+                f"{'mode ' + mode:<30} {row[PASS]:>5} {row['stable']:>6} {row[FAIL]:>5} {row[ERROR]:>5} "
+                f"{row[SKIP]:>5} {row[KNOWN]:>5}  {worst:<28} {worst_g}"
+            )
+    for mode, why in session.mode_support.items():
+        if mode not in session.modes and why is not None:
+            lines.append(f"mode {mode} not run: {why}")
     for e in session.unused_expectations():
         lines.append(f"expectation no longer needed: {e.describe()}: {e.reason}")
     return lines
