@@ -275,6 +275,12 @@ def _as_array(value: Any, what: str) -> np.ndarray:
 def _describe_exc(err: BaseException) -> str:
     first = str(err).strip().splitlines()
     text = first[0] if first else ""
+    if text.endswith("Traceback (most recent call last):") and len(first) > 1:
+        # a C++ traceback in the message (MXNet): its last line says what failed
+        where = next((ln.strip() for ln in reversed(first) if ln.strip().startswith("File ")), "")
+        last = first[-1].strip()
+        last = last[len(type(err).__name__) + 2:] if last.startswith(type(err).__name__ + ": ") else last
+        text = text[: -len("Traceback (most recent call last):")] + last + (f" ({where})" if where else "")
     if len(text) > 300:
         text = text[:297] + "..."
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
