@@ -310,9 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a backend on fresh inputs drawn by hypothesis and evaluated by the oracle",
         description=(
             "Check a backend on fresh inputs instead of the fixtures: for each loss, hypothesis draws an "
-            "option variant, a dtype and a seed for the loss's sampler; the oracle evaluates the exact value "
-            "and VJP, and every check of `lossconf run` (value, shape, grad, repeat, inputs) judges the backend "
-            "with the same tolerances. A failing example is shrunk and shown in full (loss, options, dtype, "
+            "option variant, a dtype, an input regime and a seed for the loss's sampler; the oracle evaluates the "
+            "exact value and VJP, and every check of `lossconf run` (value, shape, grad, repeat, inputs; twice, hvp) "
+            "judges the backend in every mode it runs, with the same tolerances. A failing example is shrunk and shown in full (loss, options, dtype, "
             "inputs, cotangent). Draws the backend does not support are rejected. Exit codes: 0 every example "
             "conforms (or is a known deviation), 1 a check failed, 3 the backend or expectations could not be "
             "used, 4 an unknown loss or nothing the backend supports."
@@ -325,6 +325,17 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--dtype", action="append", choices=("float16", "float32", "float64"), help="only this dtype (repeatable)")
     lv.add_argument("--expectations", help="expectation file of known deviations (TOML)")
     lv.add_argument("--call-timeout", type=_seconds, default=60.0, help="seconds allowed per backend call (default 60)")
+    lv.add_argument(
+        "--mode", action="append", choices=("forward", "grad", "compiled", "hvp", "backward-twice"),
+        help="only this mode (repeatable; default: every mode the backend runs)",
+    )
+    lv.add_argument(
+        "--regime", action="append", choices=("regular", "extreme", "tiny", "kink", "long", "limit"),
+        help="only draws of this input regime (repeatable; default: all): regular (the sampler's inputs), extreme "
+        "(differentiable inputs scaled towards the dtype's max), tiny (towards its smallest subnormal), kink (inputs "
+        "on a coarse dyadic grid: ties, zeros, margins), long (a reduction axis tiled to 1024-16384 terms), limit "
+        "(an element of a differentiable input set to +-inf)",
+    )
     lv.set_defaults(func=cmd_live)
 
     rep = sub.add_parser(
