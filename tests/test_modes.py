@@ -19,7 +19,14 @@ from conformance.backends import BackendError
 from conformance.backends.numpy_backend import backend as numpy_backend
 from conformance.harness import expectations as ex
 from conformance.harness.runner import FAIL, PASS, SKIP, check_id, checks_for, describe_failure
-from conformance.harness.session import FilterError, Filters, Session, backend_modes, format_summary, select_modes
+from conformance.harness.session import (
+    FilterError,
+    Filters,
+    Session,
+    backend_modes,
+    format_summary,
+    select_modes,
+)
 from conformance.protocol import MODES, Call, Outcome, supported_modes
 from oracle import catalog
 from tests import defect_backends as d
