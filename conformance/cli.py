@@ -19,6 +19,7 @@ MAIN_EXAMPLE = """examples:
   lossconf run numpy --case 'L2Loss[]-float32-extreme-007'   run just that case
   lossconf live numpy                  check the numpy backend on fresh inputs drawn by hypothesis
   lossconf spec                        print the spec table
+  lossconf guide                       print the guide to writing a backend
   lossconf fixtures generate           regenerate fixtures/ from the oracle
   lossconf fixtures verify --recompute check digests, schema, and re-derive a sample
   lossconf diff old.json new.json      gate CI on regressions
@@ -353,6 +354,16 @@ def _show_lines(c: dict) -> list[str]:
     return out
 
 
+def cmd_guide(args: argparse.Namespace) -> int:
+    from conformance import fixtures as fx
+    from conformance import guide
+
+    try:
+        return guide.main(args.output)
+    except fx.FixtureError as err:
+        return _err(f"fixtures: {err}", 3)
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     from conformance import live
 
@@ -492,6 +503,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection_options(sh)
     sh.add_argument("--json", action="store_true", help="print the case as JSON (the fixture's own encoding of numbers)")
     sh.set_defaults(func=cmd_show)
+
+    gd = sub.add_parser(
+        "guide",
+        help="print the 'writing a backend' guide (docs/WRITING_A_BACKEND.md), generated",
+        description=(
+            "Print the guide to writing a backend, generated from the catalog, the fixtures and a run of its "
+            "worked example (so it cannot drift): the call's fields and conventions, one table per loss "
+            "(inputs, dtypes, shapes, sample_weight shapes, options and defaults, invalid input to reject), "
+            "how to read a failure, expectation entries. docs/WRITING_A_BACKEND.md is the committed copy."
+        ),
+    )
+    gd.add_argument("-o", "--output", help="write Markdown to this file instead of stdout")
+    gd.set_defaults(func=cmd_guide)
 
     lv = sub.add_parser(
         "live",
