@@ -143,7 +143,9 @@ def test_run_case_selects_exactly_one_check(capsys, tmp_path):
     assert [r["check"] for r in json.loads(results.read_text())["records"]] == ["value", "shape", "grad:pred", "repeat", "inputs"]
 
 
-def test_run_case_through_pytest(capsys, tmp_path):
+def test_run_case_through_pytest(capsys, tmp_path, monkeypatch):
+    # `run --pytest` sets PYTEST_DISABLE_PLUGIN_AUTOLOAD for its in-process pytest: undo it afterwards
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     rec = extreme_l2("float64")
     results = tmp_path / "r.json"
     code = cli.main(["run", "--pytest", "numpy", "--case", l2_id(rec) + "-grad:pred", "--results", str(results)])
