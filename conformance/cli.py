@@ -221,6 +221,19 @@ def _repeat_options(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def _emit(lines: list[str]) -> int:
+    """Print the output of ``cases``/``show``; a reader that closes the pipe early (``| head``)
+    ends it quietly, without a traceback."""
+    import os
+
+    try:
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+    return 0
+
+
 def _selected_cases(args: argparse.Namespace, patterns: list[str]) -> tuple[list, Path] | int:
     """The fixture cases the filters of ``lossconf cases``/``show`` select, or an exit code
     (3: the fixtures cannot be read; 4: a filter names nothing or selects nothing)."""
@@ -256,19 +269,14 @@ def cmd_cases(args: argparse.Namespace) -> int:
              "tags": list(c.tags), "options": {k: c.options[k] for k in c.given_options}, "checks": checks}
             for c, checks in picked
         ]
-        print(json.dumps(doc, indent=1))
-        return 0
+        return _emit([json.dumps(doc, indent=1)])
     if args.checks:
-        for c, checks in picked:
-            for chk in checks:
-                print(f"{c.test_id}-{chk}")
-        return 0
+        return _emit([f"{c.test_id}-{chk}" for c, checks in picked for chk in checks])
     width = max(len(c.test_id) for c, _ in picked)
-    for c, checks in picked:
-        print(f"{c.test_id:<{width}}  {c.name}  ({', '.join(c.tags)})  {' '.join(checks)}")
+    lines = [f"{c.test_id:<{width}}  {c.name}  ({', '.join(c.tags)})  {' '.join(checks)}" for c, checks in picked]
     n_checks = sum(len(x) for _, x in picked)
-    print(f"{len(picked)} case(s), {n_checks} check(s); `lossconf show ID` shows one, `lossconf run BACKEND --case ID` runs it")
-    return 0
+    lines.append(f"{len(picked)} case(s), {n_checks} check(s); `lossconf show ID` shows one, `lossconf run BACKEND --case ID` runs it")
+    return _emit(lines)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -297,11 +305,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         "vjp": record.get("vjp"), "invalid": record.get("invalid"),
     }
     if args.json:
-        print(json.dumps(shown, indent=1))
-        return 0
-    for line in _show_lines(shown):
-        print(line)
-    return 0
+        return _emit([json.dumps(shown, indent=1)])
+    return _emit(_show_lines(shown))
 
 
 def _show_lines(c: dict) -> list[str]:
@@ -359,9 +364,18 @@ def cmd_guide(args: argparse.Namespace) -> int:
     from conformance import guide
 
     try:
-        return guide.main(args.output)
+        text = guide.render()
     except fx.FixtureError as err:
         return _err(f"fixtures: {err}", 3)
+    if not args.output:
+        return _emit([text.removesuffix("\n")])
+    try:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as err:
+        return _err(f"cannot write the guide to {args.output}: {err.strerror}")
+    print(f"guide written to {args.output}", file=sys.stderr)
+    return 0
 
 
 def cmd_live(args: argparse.Namespace) -> int:

@@ -424,14 +424,3 @@ def render(fixtures: Path | None = None) -> str:
     w("Then `lossconf run mine:backend --results mine.json && lossconf report mine.json` renders the report;")
     w("`lossconf live mine:backend --loss L2Loss` tries fresh inputs drawn by hypothesis.")
     return "\n".join(o) + "\n"
-
-
-def main(output: str | None) -> int:
-    text = render()
-    if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(text, encoding="utf-8")
-        print(f"guide written to {output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
