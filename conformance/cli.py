@@ -557,10 +557,11 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="render HTML, Markdown and merged JSON reports from results files",
         description=(
-            "Render reports/index.html (self-contained: per-backend matrices coloured by verdict, "
-            "drill-down to failures, ULP histograms, error by value regime, invalid-input table, "
-            "cross-framework page), reports/summary.md (for a CI job summary) and reports/report.json "
-            "(merged results). With no results files, run the backends first (default: numpy)."
+            "Render reports/index.html (self-contained; it leads with every backend's failing checks grouped "
+            "by cause, then the known deviations by root cause, then the matrix loss x option set x dtype with "
+            "pass counts and a legend, then the details: cross-framework table, invalid-input table folded by "
+            "loss, ULP histograms, error by value regime, drill-down), reports/summary.md (for a CI job summary) "
+            "and reports/report.json (merged results). With no results files, run the backends first (default: numpy)."
         ),
     )
     rep.add_argument("results", nargs="*", help="results JSON files (default: run the numpy backend first)")
