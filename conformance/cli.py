@@ -15,8 +15,8 @@ MAIN_EXAMPLE = """examples:
   lossconf run numpy                   check the numpy backend against every fixture
   lossconf run mypkg.mod:backend --loss L2Loss --dtype float32
   lossconf cases --loss L2Loss --tag extreme   list cases (the same filters as run)
-  lossconf show 'L2Loss[]-float32-extreme-007' show one case: inputs, options, expected values
-  lossconf run numpy --case 'L2Loss[]-float32-extreme-007'   run just that case
+  lossconf show 'L2Loss[]-float32-extreme-020' show one case: inputs, options, expected values
+  lossconf run numpy --case 'L2Loss[]-float32-extreme-020'   run just that case
   lossconf live numpy                  check the numpy backend on fresh inputs drawn by hypothesis
   lossconf spec                        print the spec table
   lossconf guide                       print the guide to writing a backend
@@ -414,7 +414,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 CASE_HELP = (
-    "only checks whose test id (e.g. 'L2Loss[]-float32-extreme-005-value') or case name (e.g. extreme-float32) "
+    "only checks whose test id (e.g. 'L2Loss[]-float32-extreme-020-value') or case name (e.g. extreme-float32) "
     "matches PATTERN, like pytest's -k: case-insensitive, matched where a word starts, * and ? wildcards; "
     "a whole test id selects that one case or check (repeatable: any of them)"
 )

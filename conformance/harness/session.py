@@ -141,7 +141,7 @@ class Filters:
 
 def case_pattern(pattern: str) -> re.Pattern[str]:
     """A ``--case`` pattern as a regular expression searched in a test id
-    (``L2Loss[]-float32-extreme-005-value``) or a case name (``extreme-float32``), like
+    (``L2Loss[]-float32-extreme-020-value``) or a case name (``extreme-float32``), like
     pytest's ``-k``: case-insensitive, matching where a word starts (so ``HingeLoss``
     does not select ``SquaredHingeLoss``); ``*`` and ``?`` are wildcards, everything
     else (``[``, ``]``, ``=``) is literal. A whole test id selects just that case or check."""
