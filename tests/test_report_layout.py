@@ -266,3 +266,15 @@ def test_the_markdown_summary_also_leads_with_failures(name):
     head = md[: md.index("| backend | checks |")]
     assert f"**numpy-with-defect 0: {nfail} failing check(s)" in head
     assert REASON_HINGE.replace("|", "\\|") in head and "**numpy " in head
+
+
+def test_huge_ulp_figures_render(tmp_path):
+    def edit(d):
+        for r in d["records"]:
+            if r["check"] == "value" and r["dtype"] == "float64":
+                r["error_ulps"] = 1.7e308  # finite, near the float64 maximum
+
+    out = tmp_path / "out"
+    edited = rh.edited(rh.numpy_results(), tmp_path / "huge.json", edit)
+    assert cli.main(["report", str(edited), "--out", str(out), "--fixtures", str(rh.fixtures_dir())]) == 0
+    assert "1.7e308" in (out / report.HTML_FILE).read_text()

@@ -98,7 +98,9 @@ class _Plots:
             ax = fig.subplots()
             width = 0.8 / max(1, len(dts))
             finite = [c.worst for t in tags for c in s.regime[t].values() if c.worst is not None and math.isfinite(c.worst)]
-            top = max([*finite, 10.0]) * 10
+            # the bar for inf (and the axis) above the largest finite error; capped so that a
+            # huge finite error (1e308 ULP) cannot push the axis limits or its log ticks to inf
+            top = min(max([*finite, 10.0]) * 10, 1e100)
             for j, d in enumerate(dts):
                 xs, ys, inf_x = [], [], []
                 for i, t in enumerate(tags):
@@ -110,7 +112,7 @@ class _Plots:
                         y = top
                         inf_x.append(i + (j - (len(dts) - 1) / 2) * width)
                     xs.append(i + (j - (len(dts) - 1) / 2) * width)
-                    ys.append(max(y, 0.01))
+                    ys.append(min(max(y, 0.01), top))  # (huge finite errors drawn at the cap)
                 ax.bar(xs, ys, width=width, color=colours.get(d, "#888888"), label=d)
                 for x in inf_x:
                     ax.text(x, top, "∞", ha="center", va="bottom", fontsize=7)
