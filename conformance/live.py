@@ -424,10 +424,10 @@ def format_line(outcome: LossOutcome) -> str:
         what = f"FAILS {where} (first failure after {outcome.first_failure_at} example(s); minimal example below)"
     else:
         what = f"{outcome.examples} examples conform"
-        if outcome.regimes and set(outcome.regimes) != {"regular"}:
-            what += " (" + ", ".join(f"{n} {r}" for r, n in sorted(outcome.regimes.items(), key=lambda x: list(REGIMES).index(x[0]))) + ")"
         if outcome.known:
             what += f" ({outcome.known} with known deviations)"
+        if outcome.regimes and set(outcome.regimes) != {"regular"}:
+            what += " (" + ", ".join(f"{n} {r}" for r, n in sorted(outcome.regimes.items(), key=lambda x: list(REGIMES).index(x[0]))) + ")"
     rejected = sum(outcome.rejected.values())
     if rejected and outcome.unsupported is None:
         what += f", {rejected} draw(s) rejected"
@@ -464,7 +464,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         import hypothesis  # noqa: F401
     except ImportError:
-        return err("lossconf live needs hypothesis: pip install 'hypothesis>=6.80' (or the test extra)", 3)
+        return err("lossconf live needs hypothesis, which is missing from this environment: pip install 'lossconf[live]' (or 'hypothesis>=6.80')", 3)
     from oracle import catalog
     from oracle.cases import DTYPES
     from oracle.errors import UnknownLossError

@@ -45,6 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--check", action="append", default=[],
         help="only this check: value, shape, grad, repeat, inputs, invalid, twice, hvp (repeatable)",
     )
+    g.addoption("--case", action="append", default=[], help="only checks whose test id or case name matches this pattern (see `lossconf run --help`; repeatable)")
     g.addoption(
         "--mode", action="append", default=[],
         help="only this mode: forward, grad, compiled, hvp, backward-twice (repeatable; default: every mode the backend runs)",
@@ -55,7 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _filters(config: pytest.Config) -> Filters:
     return Filters(
         config.getoption("--loss"), config.getoption("--dtype"), config.getoption("--tag"), config.getoption("--check"),
-        config.getoption("--mode"),
+        config.getoption("--case"), config.getoption("--mode"),
     )
 
 
@@ -119,7 +120,12 @@ def run_check(item: tuple) -> None:
     if r.status == KNOWN:
         pytest.xfail(f"known deviation: {r.reason}")
     if r.status in (FAIL, ERROR):
-        pytest.fail(describe_failure(r), pytrace=False)
+        config = _STATE["config"]
+        repeat: list[str] = []
+        for opt, flag in (("--fixtures-dir", "--fixtures"), ("--expectations", "--expectations")):
+            if config.getoption(opt):
+                repeat += [flag, str(config.getoption(opt))]
+        pytest.fail(describe_failure(r, config.getoption("--backend"), repeat), pytrace=False)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

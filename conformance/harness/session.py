@@ -13,6 +13,7 @@ import fnmatch
 import gc
 import json
 import platform
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -41,6 +42,7 @@ from .runner import (
     _from_measurement,
     _shape_message,
     call_run,
+    check_id,
     checks_for,
     evaluate_check,
     evaluate_checks,
@@ -84,27 +86,42 @@ class Filters:
     dtypes: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
+    #: ``--case`` patterns, matched against test ids and case names (:func:`case_pattern`)
+    cases: list[str] = field(default_factory=list)
     modes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.losses = [_resolve(x) for x in self.losses]
+        self._patterns = [case_pattern(p) for p in self.cases]
 
     def keep_case(self, case: fx.FixtureCase) -> bool:
         if self.losses and not any(x.lower() in (case.loss.lower(), case.short_loss.lower()) for x in self.losses):
             return False
         if self.dtypes and case.dtype not in self.dtypes:
             return False
-        return not (self.tags and not set(self.tags) & set(case.tags))
+        if self.tags and not set(self.tags) & set(case.tags):
+            return False
+        return not self.cases or any(self._item_matches(case, chk, m) for m in MODES for chk in checks_for(case, m))
+
+    def _item_matches(self, case: fx.FixtureCase, check: str, mode: str = PLAIN_MODE) -> bool:
+        item, name = check_id(case, check, mode), case.name
+        return any(p.search(item) or p.search(name) for p in self._patterns)
+
+    @property
+    def selects_cases(self) -> bool:
+        """Whether a filter leaves out cases (rather than only checks)."""
+        return bool(self.losses or self.dtypes or self.tags or self.cases)
 
     def describe(self) -> str:
         parts = [f"--{k} {v}" for k in ("loss", "dtype", "tag", "check", "mode") for v in getattr(self, k + "s" if k != "loss" else "losses")]
+        parts += [f"--case {v}" for v in self.cases]
         return " ".join(parts) or "(none)"
 
     def problems(self, cases: list[fx.FixtureCase]) -> list[str]:
         """Filter values that name nothing the fixtures have (a typo must not select
         nothing and pass)."""
         out: list[str] = [f"--mode {x!r} is not one of {', '.join(MODES)}" for x in self.modes if x not in MODES]
-        if not (self.losses or self.dtypes or self.tags or self.checks):
+        if not (self.losses or self.dtypes or self.tags or self.checks or self.cases):
             return out
         losses = {c.loss.lower() for c in cases} | {c.short_loss.lower() for c in cases}
         for x in self.losses:
@@ -121,10 +138,30 @@ class Filters:
                     f"--check {x!r} matches no check (checks: value, shape, grad, grad:NAME, repeat, inputs, invalid, "
                     "twice, hvp, hvp:NAME)"
                 )
+        for x, p in zip(self.cases, self._patterns):
+            if not any(
+                p.search(check_id(c, chk, m)) or p.search(c.name) for c in cases for m in MODES for chk in checks_for(c, m)
+            ):
+                out.append(f"--case {x!r} matches no test id or case name (`lossconf cases` lists them)")
         return out
 
-    def keep_check(self, check: str) -> bool:
-        return not self.checks or any(fnmatch.fnmatchcase(check, c) or check.split(":")[0] == c for c in self.checks)
+    def keep_check(self, check: str, case: fx.FixtureCase | None = None, mode: str = PLAIN_MODE) -> bool:
+        """Whether a check is selected (``case``: also by the ``--case`` patterns, matched
+        against its test id in ``mode``)."""
+        if self.checks and not any(fnmatch.fnmatchcase(check, c) or check.split(":")[0] == c for c in self.checks):
+            return False
+        return case is None or not self.cases or self._item_matches(case, check, mode)
+
+
+def case_pattern(pattern: str) -> re.Pattern[str]:
+    """A ``--case`` pattern as a regular expression searched in a test id
+    (``L2Loss[]-float32-extreme-020-value``) or a case name (``extreme-float32``), like
+    pytest's ``-k``: case-insensitive, matching where a word starts (so ``HingeLoss``
+    does not select ``SquaredHingeLoss``); ``*`` and ``?`` are wildcards, everything
+    else (``[``, ``]``, ``=``) is literal. A whole test id selects just that case or check."""
+    body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    start = r"(?<![A-Za-z0-9])" if pattern[:1].isalnum() else ""
+    return re.compile(start + body, re.IGNORECASE)
 
 
 @dataclass
@@ -161,9 +198,9 @@ class Session:
         problems = filters.problems(every)
         if problems:
             raise FilterError("; ".join(problems))
-        cases = [c for c in every if filters.keep_case(c)] if filters.losses or filters.dtypes or filters.tags else every
+        cases = [c for c in every if filters.keep_case(c)] if filters.selects_cases else every
         session = cls(backend, cases, fx.manifest_digest(directory), expectations, timeout, modes=modes, mode_support=support)
-        if not any(filters.keep_check(chk) for c in cases for mode in modes for chk in checks_for(c, mode)):
+        if not any(filters.keep_check(chk, c, mode) for c in cases for mode in modes for chk in checks_for(c, mode)):
             raise FilterError("the filters select no check: " + filters.describe())
         return session
 
@@ -171,7 +208,8 @@ class Session:
         """The selected (case, check, mode) items, case by case, each case's modes in the
         order of protocol.MODES."""
         return [
-            (c, chk, mode) for c in self.cases for mode in self.modes for chk in checks_for(c, mode) if filters.keep_check(chk)
+            (c, chk, mode) for c in self.cases for mode in self.modes for chk in checks_for(c, mode)
+            if filters.keep_check(chk, c, mode)
         ]
 
     def _evaluated(self, case: fx.FixtureCase, check: str, mode: str) -> CheckResult:
@@ -297,11 +335,12 @@ class Session:
     def prepare(self, filters: Filters) -> None:
         """Run every selected case and evaluate all its checks in one batch; ``check``
         then only applies expectations and records."""
-        pending, every_check = self.pending, not filters.checks
+        pending, every_check = self.pending, not (filters.checks or filters.cases)
         todo = [
             (case, mode, checks) for case in self.cases for mode in self.modes
             for checks in (checks_for(case, mode),)
-            if checks and (case.file, case.index, mode) not in pending and (every_check or any(map(filters.keep_check, checks)))
+            if checks and (case.file, case.index, mode) not in pending
+            and (every_check or any(filters.keep_check(chk, case, mode) for chk in checks))
         ]
         for (case, mode, _), res in zip(todo, self._evaluate_cases(todo)):
             self.pending[(case.file, case.index, mode)] = res
@@ -323,7 +362,7 @@ class Session:
     def run_all(self, filters: Filters) -> list[CheckResult]:
         """Every selected case and check, in order (what ``lossconf run`` does without pytest)."""
         self.prepare(filters)
-        keep = filters.keep_check if filters.checks else None
+        keep = filters.keep_check if (filters.checks or filters.cases) else None
         pending = self.pending
         for case in self.cases:  # the order of items(filters)
             for mode in self.modes:
@@ -334,7 +373,7 @@ class Session:
                     self.results.extend(res.values())
                     continue
                 for check in checks_for(case, mode):
-                    if keep is None or keep(check):
+                    if keep is None or keep(check, case, mode):
                         self._record(case, check, res.pop(check))
         return self.results
 
@@ -588,9 +627,12 @@ def format_summary(session: Session) -> list[str]:
                 f"{'mode ' + mode:<30} {row[PASS]:>5} {row['stable']:>6} {row[FAIL]:>5} {row[ERROR]:>5} "
                 f"{row[SKIP]:>5} {row[KNOWN]:>5}  {worst:<28} {worst_g}"
             )
+    not_run: dict[str, list[str]] = defaultdict(list)  # one line per reason
     for mode, why in session.mode_support.items():
         if mode not in session.modes and why is not None:
-            lines.append(f"mode {mode} not run: {why}")
+            not_run[why].append(mode)
+    for why, modes in not_run.items():
+        lines.append(f"mode{'s' if len(modes) > 1 else ''} {'/'.join(modes)} not run: {why}")
     for e in session.unused_expectations():
         lines.append(f"expectation no longer needed: {e.describe()}: {e.reason}")
     return lines
