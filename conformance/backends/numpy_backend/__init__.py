@@ -50,14 +50,18 @@ class NumpyBackend:
 
     def mapping(self) -> dict[str, dict[str, str]]:
         """Per loss: the kernel's ``run`` (the call), its docstring's first paragraph after the
-        title (how it computes the documented formula) and the title."""
+        title (how it computes the documented formula; with the formula that follows when
+        the sentence goes on past the paragraph) and the title."""
         out = {}
         for loss, module in sorted(self.kernels.items()):
             doc = inspect.getdoc(module) or ""
             first, _, body = doc.partition("\n\n")
+            head, _, rest = body.partition("\n\n")
+            if not head.rstrip().endswith("."):  # a sentence that goes on with a formula
+                head += " " + rest.partition("\n\n")[0]
             out[loss] = {
                 "call": f"{module.__name__}.run(inputs, options, cotangent, wrt)",
-                "composition": " ".join(body.partition("\n\n")[0].split()),
+                "composition": " ".join(head.split()),
                 "notes": " ".join(first.split()) + " Plain NumPy in the input dtype, analytic gradients.",
             }
         return out
