@@ -352,6 +352,8 @@ def test_the_html_report_has_the_same_map(tmp_path):
 
     text = htmllib.unescape(re.sub(r"<[^>]+>", "", part))
     assert f"no counterpart: {NO_POISSON}" in text
+    poisson_sets = {r["options_label"] for r in read(results()[1])["records"] if r["loss"] == MX + "PoissonNLLLoss"}
+    assert part.count('<td class="unsupported small">– no counterpart</td>') == len(poisson_sets) > 1
     assert f"· known deviation: {REASON_HINGE} — " in text
     assert f"· unsupported: {NO_FROM_SIGMOID} — " in text
     assert "defect.hinge(pred * label, margin)" in text and "not mapped: dtype: float16 has no kernel" in text

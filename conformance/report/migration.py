@@ -384,7 +384,8 @@ def _anchor(loss: str) -> str:
 
 
 def html_view(m: MigrationMap) -> dict[str, Any]:
-    """What ``templates/migration.html.j2`` shows (the HTML marks are plain text symbols)."""
+    """What ``templates/migration.html.j2`` shows (the HTML marks are plain text symbols); a
+    cell is None (not run), ``"no counterpart"`` or its verdicts."""
     from .html import HTML_MARK, slug
 
     def verdicts(cell: list[Verdict] | None) -> list[dict[str, Any]] | None:
@@ -413,7 +414,7 @@ def html_view(m: MigrationMap) -> dict[str, Any]:
             } for c in lm.calls],
             "rows": [{
                 "options": r.options or "defaults", "invalid_only": r.invalid_only,
-                "cells": [None if c is None else ("none" if call.status == NO_COUNTERPART else verdicts(c))
+                "cells": [None if c is None else (NO_COUNTERPART if call.status == NO_COUNTERPART else verdicts(c))
                           for c, call in zip(r.cells, lm.calls)],
             } for r in lm.rows],
         })
