@@ -567,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Render reports/index.html (self-contained; it leads with every backend's failing checks grouped "
             "by cause, then the known deviations by root cause, then the matrix loss x option set x dtype with "
             "pass counts and a legend, then the details: cross-framework table, invalid-input table folded by "
-            "loss, ULP histograms, error by value regime, drill-down), reports/summary.md (for a CI job summary) "
+            "loss, ULP histograms, error by value regime, drill-down), and last the migration map (as lossconf map "
+            "writes it), reports/summary.md (for a CI job summary) "
             "and reports/report.json (merged results). With no results files, run the backends first (default: numpy)."
         ),
     )
