@@ -481,7 +481,8 @@ def _job(run: CaseRun, check: str, tol: Tolerance) -> compare.Job | None:
         if check == "value":
             exp, obs, scale = case.expected, run.output, case.scale
         elif check.startswith("grad:"):
-            exp, obs, scale = case.vjp[check[5:]], run.grads.get(check[5:]), None
+            exp, obs = case.vjp[check[5:]], run.grads.get(check[5:])
+            scale = exp.scale
             if obs is None:
                 return None
         else:
