@@ -445,7 +445,7 @@ class _Plots:
             ax = fig.subplots()
             width = 0.8 / max(1, len(dts))
             finite = [c.worst for t in tags for c in s.regime[t].values() if c.worst is not None and math.isfinite(c.worst)]
-            top = max([*finite, 10.0]) * 10
+            top = min(max([*finite, 10.0]), 1e30) * 10  # a log axis needs finite limits: bars beyond 1e30 are drawn there, labelled
             for j, d in enumerate(dts):
                 xs, ys, inf_x = [], [], []
                 for i, t in enumerate(tags):
@@ -453,14 +453,14 @@ class _Plots:
                     if c is None or c.worst is None:
                         continue
                     y = c.worst
-                    if not math.isfinite(y):
+                    if not math.isfinite(y) or y > top:
+                        inf_x.append((i + (j - (len(dts) - 1) / 2) * width, "∞" if math.isinf(y) else fmt_ulps(y)))
                         y = top
-                        inf_x.append(i + (j - (len(dts) - 1) / 2) * width)
                     xs.append(i + (j - (len(dts) - 1) / 2) * width)
                     ys.append(max(y, 0.01))
                 ax.bar(xs, ys, width=width, color=colours.get(d, "#888888"), label=d)
-                for x in inf_x:
-                    ax.text(x, top, "∞", ha="center", va="bottom", fontsize=7)
+                for x, label in inf_x:
+                    ax.text(x, top, label, ha="center", va="bottom", fontsize=7)
             ax.set_yscale("log")
             ax.set_ylim(0.01, top * 3)
             ax.axhline(4.0, color="#555555", lw=0.8, ls="--")

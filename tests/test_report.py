@@ -87,7 +87,7 @@ def test_failures_are_drilled_down_with_inputs_expected_and_observed(tmp_path):
     assert "inputs: pred[" in row and "label[" in row  # the inputs, abbreviated, from the fixtures
     assert re.search(r'<td class="mono">\d\.\d+e[-+]\d+</td>', row)  # expected, to full precision
     assert " at [" in row  # observed, at the worst element
-    assert "4.0 ULP, stability 8.0" in row  # the tolerance it was held to
+    assert "4.0 ULP, stability 1.0" in row  # the tolerance it was held to
 
     # the cross-framework table shows both backends side by side; only numpy conforms
     cross = html[html.index('id="cross"'):html.index('id="invalid"')]

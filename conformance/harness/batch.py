@@ -59,8 +59,8 @@ def layout(data: FileData) -> Layout:
     if found is not None:
         return found
     n_rows = len(data.checks)
-    start, end, dtype, scale_at, lo_at, hi_at, n_terms, shapes = (
-        zip(*data.checks) if n_rows else ((),) * 8
+    start, end, dtype, scale_at, lo_at, hi_at, n_terms, shapes, roundings = (
+        zip(*data.checks) if n_rows else ((),) * 9
     )
     first = np.array(start, dtype=np.int64)
     sizes = np.array(end, dtype=np.int64) - first
@@ -76,9 +76,10 @@ def layout(data: FileData) -> Layout:
         blo_pos = np.where(none, -1, np.repeat(lo_first, sizes) + within)
         bhi_pos = np.where(none, -1, np.repeat(np.array(hi_at, dtype=np.int64), sizes) + within)
     code = {d: k for k, d in enumerate(DTYPES)}
-    g = {key: stability_bound(*key) for key in set(zip(n_terms, dtype))}  # the same floats as Tolerance.bound's
+    keys = list(zip(n_terms, dtype, roundings))
+    g = {key: stability_bound(*key) for key in set(keys)}  # the same floats as Tolerance.bound's
     result = Layout(
-        data, offset, sizes, np.array([g[key] for key in zip(n_terms, dtype)], dtype=np.float64), sizes.tolist(), list(shapes),
+        data, offset, sizes, np.array([g[key] for key in keys], dtype=np.float64), sizes.tolist(), list(shapes),
         pos, scale_pos, blo_pos, bhi_pos, np.repeat(np.array([code[d] for d in dtype], dtype=np.int8), sizes),
     )
     data.derived["batch"] = result

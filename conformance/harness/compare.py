@@ -97,12 +97,14 @@ def measure(
     text: list[str] | None = None,
     unit: np.ndarray | None = None,
     batched: bool = True,
+    roundings: int | None = None,
 ) -> Measurement:
     """Compare ``obs`` with the exact ``hi + lo``. ``scale`` is each element's term scale
     (a value's, or a gradient's from the fixture's ``vjp.<input>.scale``); without it (a
     gradient of an older fixture) every element's scale is the max-norm of the exact
     result. ``bounds`` gives a kink's interval per element; ``unit`` may give
-    ``ulp(hi, dtype)`` precomputed. The arithmetic is :func:`compare_flat`'s (the batched
+    ``ulp(hi, dtype)`` precomputed; ``roundings`` the fixture's roundings per term (see
+    :func:`tolerance.stability_bound`; None: the default). The arithmetic is :func:`compare_flat`'s (the batched
     pass's), on this one array; the common case -- conforms, or within the stability
     bound -- is the vectorised pass's (:func:`conforming_many`); ``batched=False`` skips
     that attempt where the caller knows the pass declined the array. The rest of this
@@ -113,14 +115,14 @@ def measure(
             np.reshape(obs, (1,)), np.reshape(hi, (1,)), np.reshape(lo, (1,)), dtype, tol, n_terms,
             scale=None if scale is None else np.reshape(scale, (1,)),
             bounds=None if bounds is None else (np.reshape(bounds[0], (1,)), np.reshape(bounds[1], (1,))),
-            text=text, unit=None if unit is None else np.reshape(unit, (1,)), batched=batched,
+            text=text, unit=None if unit is None else np.reshape(unit, (1,)), batched=batched, roundings=roundings,
         )
         m.worst_index = () if m.worst_index is not None else None
         return m
     obs = np.asarray(obs)
     unit = ulp(hi, dtype) if unit is None else unit
     if batched:
-        fast = conforming_many([(obs, hi, lo, unit, dtype, tol, n_terms, scale, bounds, text)])[0]
+        fast = conforming_many([(obs, hi, lo, unit, dtype, tol, n_terms, scale, bounds, text, roundings)])[0]
         if fast is not None:
             return fast
     obs_dtype = obs.dtype if obs.dtype.kind == "f" else np.dtype(np.float64)
@@ -129,7 +131,7 @@ def measure(
     # the exact value as the dtype rounds it: beyond the dtype's range it is +-inf, and
     # the backend must return that infinity (or a finite value within tolerance)
     special, msgs = _infinity_problems(obs, np.where(obs == over, over, hi), text, obs_dtype)
-    bound = tol.bound(n_terms, dtype)
+    bound = tol.bound(n_terms, dtype, roundings)
     size = int(np.prod(shape))
     j = _judge(
         obs.ravel(), hi.ravel(), lo.ravel(), np.ravel(unit), np.full(size, eps(dtype)), np.full(size, min_normal(dtype)),
@@ -198,11 +200,11 @@ def _diagnose(obs, hi, err, scaled, bad, dtype, tol, bound) -> str:
 #: one array to measure in :func:`conforming_many`: the observed result (already of the
 #: exact value's shape), the exact ``hi`` and ``lo``, ``ulp(hi, dtype)``, the dtype, the
 #: tolerance, the number of terms, the term ``scale`` per element (None: a gradient
-#: without one, measured against its max-norm), the kink bounds (or None) and the exact
-#: values' text
+#: without one, measured against its max-norm), the kink bounds (or None), the exact
+#: values' text and, optionally, the fixture's roundings per term (None: the default)
 Job = tuple[
     np.ndarray, np.ndarray, np.ndarray, np.ndarray, str, Tolerance, int,
-    "np.ndarray | None", "tuple[np.ndarray, np.ndarray] | None", "list[str] | None",
+    "np.ndarray | None", "tuple[np.ndarray, np.ndarray] | None", "list[str] | None", "int | None",
 ]
 
 
@@ -214,7 +216,7 @@ def conforming_many(jobs: list[Job]) -> list[Measurement | None]:
     out: list[Measurement | None] = [None] * len(jobs)
     sel, obs_l, hi_l, lo_l, unit_l, scale_l, grad_l, dt_l, tol_l, bound_l = [], [], [], [], [], [], [], [], [], []
     kinks = False
-    for i, (obs, hi, lo, unit, dtype, tol, n_terms, scale, bounds, _) in enumerate(jobs):
+    for i, (obs, hi, lo, unit, dtype, tol, n_terms, scale, bounds, _, *more) in enumerate(jobs):
         shape = hi.shape
         if (
             obs.dtype.kind != "f" or hi.size == 0 or obs.shape != shape or lo.shape != shape
@@ -234,7 +236,7 @@ def conforming_many(jobs: list[Job]) -> list[Measurement | None]:
         grad_l.append(scale is None)
         dt_l.append(dtype)
         tol_l.append(tol.ulps)
-        bound_l.append(tol.bound(n_terms, dtype))
+        bound_l.append(tol.bound(n_terms, dtype, more[0] if more else None))
     if not sel:
         return out
     sizes = np.array([h.size for h in hi_l])

@@ -445,7 +445,7 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
             return CheckResult(case, check, FAIL, compare.FAILS, f"output has {obs.size} elements, expected {exp.hi.size} (shape {exp.shape})")
         m = compare.measure(
             obs.reshape(exp.shape), exp.hi, exp.lo, case.dtype, tol, case.n_terms,
-            scale=case.scale, text=exp.text, unit=exp.ulp(case.dtype), batched=batched,
+            scale=case.scale, text=exp.text, unit=exp.ulp(case.dtype), batched=batched, roundings=exp.roundings,
         )
         return _from_measurement(case, check, m, tol)
     if check.startswith("grad:"):
@@ -459,6 +459,7 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
         m = compare.measure(
             g.reshape(exact.shape), exact.hi, exact.lo, case.dtype, tol, case.n_terms,
             scale=exact.scale, bounds=exact.bounds, text=exact.text, unit=exact.ulp(case.dtype), batched=batched,
+            roundings=exact.roundings,
         )
         return _from_measurement(case, check, m, tol)
     raise ValueError(f"unknown check {check!r}")

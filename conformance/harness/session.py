@@ -489,7 +489,10 @@ def _job(run: CaseRun, check: str, tol: Tolerance) -> compare.Job | None:
             return None
         if obs.size != exp.hi.size:
             return None
-        return (obs.reshape(exp.shape), exp.hi, exp.lo, exp.ulp(case.dtype), case.dtype, tol, case.n_terms, scale, exp.bounds, exp.text)
+        return (
+            obs.reshape(exp.shape), exp.hi, exp.lo, exp.ulp(case.dtype), case.dtype, tol, case.n_terms, scale, exp.bounds,
+            exp.text, exp.roundings,
+        )
     except Exception:  # evaluate_check reports it
         return None
 

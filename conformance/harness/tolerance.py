@@ -87,9 +87,12 @@ worst case grows as ``n - 1`` instead of ``ceil(log2 n)``, but its probabilistic
 every n in the fixtures (n <= 60). The gradient of such a reduction is a reduction of the
 same length (its ``p_j`` carry the forward sum's error), so it gets the same bound.
 
-Per-loss constants: a fixture may say how many roundings its loss's terms need
-(``roundings`` of :meth:`Tolerance.bound`, to be read from the fixture where the oracle
-writes it); the harness knows no formula, so without it the default ``k = 4`` applies.
+Per-loss constants: where a loss's terms need more roundings than the default ``k = 4``
+the fixture says so, per case, and the harness (which knows no formula) reads it:
+``expected.roundings`` for the value, ``vjp.<input>.roundings`` for a gradient (an
+integer ``k``; the bound is then ``B = gamma_m / eps`` with ``m = k + ceil(log2 n) + 2``).
+E.g. CTC: every path's probability is a product of T softmax outputs, and the
+forward-backward recursion adds a log-add-exp per time step, so its ``k`` grows with T.
 
 Infinite and undefined exact values: where the exact value is +-inf (or finite but beyond
 the dtype's range, which rounds to +-inf), the backend must return the same infinity;
