@@ -320,3 +320,18 @@ def _well(case) -> bool:
     with np.errstate(over="ignore"):
         return bool(x.size) and bool(np.all((x != 0) & (s <= 2 * np.abs(x))))
 
+
+
+def test_diff_shows_and_compares_figures_in_their_unit():
+    from conformance import diff
+
+    zero = {"status": "pass", "verdict": "within stability bound", "id": "x", "error_ulps": None, "error_scale": 0.4}
+    assert diff.headline(zero) == (0.4, "eps x scale")
+    assert diff.headline({"error_ulps": 2.0, "error_scale": 1.0}) == (2.0, "ULP")
+    # an exact zero's error in eps x scale grows past the factor: a regression; a former
+    # 1e306-ULP figure of the same error (policy 1) against today's is compared in eps x scale
+    assert diff._grew(zero, dict(zero, error_scale=5.0), 4.0)  # beyond 4 x max(0.4, 1)
+    assert not diff._grew(dict(zero, error_ulps=1.46e306, error_scale=0.4), zero, 4.0)
+    assert not diff._grew(zero, dict(zero, error_scale=1.5), 4.0)
+    change = diff.Change("numpy", "x", zero, dict(zero, error_scale=2.0))
+    assert "error 0.4 eps x scale -> 2 eps x scale" in change.describe()
