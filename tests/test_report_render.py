@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conformance import report
+from conformance.report.model import _err
 
 try:
     import matplotlib  # noqa: F401
@@ -80,7 +81,7 @@ def test_every_figure_renders(parts):
         files = report.render(paths, tmp / "out")
         html = files["html"].read_text()
         measured = [r for recs in parts for r in recs if r["check"] == "value" or r["check"].startswith("grad:")]
-        if any(report._err(r) is not None for r in measured):  # something to plot: the plots are drawn
+        if any(_err(r) is not None for r in measured):  # something to plot: the plots are drawn
             assert 'src="data:image/png;base64,' in html
         json.loads(files["json"].read_text())  # the merged report is valid JSON
         assert files["markdown"].read_text().strip()
