@@ -31,6 +31,10 @@ below its terms (cancellation) -- ULPs count the spacing of numbers no evaluatio
 documented formula can resolve: an error of one rounding of O(1) terms at an exact zero
 would read as 1e306 ULP in float64. There the error is shown, and recorded, in eps x
 scale only (``error_ulps`` is null in the results file; ``error_scale`` is the figure).
+Two exceptions read in ULPs anyway, because there the ULP figure is the one that says
+what happened: an element within the 4-ULP tolerance (it *conforms*: e.g. one subnormal
+step at an exact zero is 1 ULP), and a nan or infinity where the exact value is finite
+(inf ULP).
 A check's figures are those of its *worst element*: the worst failing element if any
 fails, else the worst element that needed the stability bound, else the element with
 the most ULPs (ranked by eps x scale in the first two cases, by ULPs in the last).
