@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import fixtures as fx
-from ..protocol import Backend, build_info
+from ..protocol import Backend, build_info, mapping_of
 from . import batch, compare
 from .expectations import ExpectationError, Expectations
 from .runner import (
@@ -388,6 +388,7 @@ class Session:
                     "name": getattr(self.backend, "name", "?"),
                     "version": str(getattr(self.backend, "version", "?")),
                     "build": build_info(self.backend),
+                    **mapping_of(self.backend),  # the migration map (lossconf map), when the backend has one
                 },
                 "fixtures_digest": self.fixtures_digest,
                 "policy_version": POLICY_VERSION,
