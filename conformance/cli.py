@@ -23,6 +23,7 @@ MAIN_EXAMPLE = """examples:
   lossconf fixtures generate           regenerate fixtures/ from the oracle
   lossconf fixtures verify --recompute check digests, schema, and re-derive a sample
   lossconf diff old.json new.json      gate CI on regressions
+  lossconf map results-*.json -o MIGRATION.md   the migration map: each loss's call per framework
 """
 
 
@@ -394,6 +395,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report.main(args)
 
 
+def cmd_map(args: argparse.Namespace) -> int:
+    from conformance.report import migration
+
+    return migration.main(args)
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from conformance import diff
 
@@ -582,7 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Render reports/index.html (self-contained; it leads with every backend's failing checks grouped "
             "by cause, then the known deviations by root cause, then the matrix loss x option set x dtype with "
             "pass counts and a legend, then the details: cross-framework table, invalid-input table folded by "
-            "loss, ULP histograms, error by value regime, drill-down), reports/summary.md (for a CI job summary) "
+            "loss, ULP histograms, error by value regime, drill-down), and last the migration map (as lossconf map "
+            "writes it), reports/summary.md (for a CI job summary) "
             "and reports/report.json (merged results). With no results files, run the backends first (default: numpy)."
         ),
     )
@@ -591,6 +599,22 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--backend", action="append", help="with no results given: a backend to run first (repeatable; default: numpy)")
     rep.add_argument("--fixtures", help="fixtures directory for the runs")
     rep.set_defaults(func=cmd_report)
+
+    mp = sub.add_parser(
+        "map",
+        help="the migration map (Markdown): each documented loss's call per framework and whether it conforms",
+        description=(
+            "Write the migration map as Markdown, from results files only: for every documented loss and option "
+            "set, the call each backend uses (from the mapping its results record) and, per dtype and mode "
+            "(a record without a mode ran in mode grad), whether it conforms, with each deviation's cause: the "
+            "known deviation's reason, the failure's message, or the skip reason; a loss a framework has no "
+            "counterpart for is shown as such. The HTML report (lossconf report) has the same map as a section. "
+            "Exit codes: 0 written, 2 a results file cannot be read."
+        ),
+    )
+    mp.add_argument("results", nargs="+", help="results JSON files (lossconf run --results) or report.json, one column per backend")
+    mp.add_argument("-o", "--output", help="write the Markdown to this file (default: standard output)")
+    mp.set_defaults(func=cmd_map)
 
     d = sub.add_parser(
         "diff",

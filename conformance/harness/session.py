@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import fixtures as fx
-from ..protocol import MODES, Backend, build_info, supported_modes
+from ..protocol import MODES, Backend, build_info, mapping_of, supported_modes
 from . import batch, compare
 from .expectations import ExpectationError, Expectations
 from .runner import (
@@ -420,6 +420,7 @@ class Session:
                     "name": getattr(self.backend, "name", "?"),
                     "version": str(getattr(self.backend, "version", "?")),
                     "build": build_info(self.backend),
+                    **mapping_of(self.backend),  # the migration map (lossconf map), when the backend has one
                 },
                 "fixtures_digest": self.fixtures_digest,
                 "policy_version": POLICY_VERSION,
@@ -578,14 +579,18 @@ def _job(run: CaseRun, check: str, tol: Tolerance) -> compare.Job | None:
         if check == "value":
             exp, obs, scale = case.expected, run.output, case.scale
         elif check.startswith("grad:"):
-            exp, obs, scale = case.vjp[check[5:]], run.grads.get(check[5:]), None
+            exp, obs = case.vjp[check[5:]], run.grads.get(check[5:])
+            scale = exp.scale
             if obs is None:
                 return None
         else:
             return None
         if obs.size != exp.hi.size:
             return None
-        return (obs.reshape(exp.shape), exp.hi, exp.lo, exp.ulp(case.dtype), case.dtype, tol, case.n_terms, scale, exp.bounds, exp.text)
+        return (
+            obs.reshape(exp.shape), exp.hi, exp.lo, exp.ulp(case.dtype), case.dtype, tol, case.n_terms, scale, exp.bounds,
+            exp.text, exp.roundings,
+        )
     except Exception:  # evaluate_check reports it
         return None
 
