@@ -10,7 +10,7 @@ import json
 import platform
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import fixtures as fx
 from ..protocol import Backend, build_info
+from ..worker.supervisor import BackendContractError, RunStopped, Supervisor
 from . import batch, compare
 from .expectations import ExpectationError, Expectations
 from .runner import (
@@ -34,8 +35,10 @@ from .runner import (
     CheckResult,
     _from_measurement,
     _shape_message,
+    apply_entry,
     call_run,
     checks_for,
+    entry_for,
     evaluate_check,
     evaluate_checks,
     finish_run,
@@ -43,6 +46,9 @@ from .runner import (
     time_limit,
 )
 from .tolerance import POLICY_VERSION, Tolerance, default
+
+MAX_TIME = "stopped at the run-wide time limit (--max-time)"
+INTERRUPTED = "interrupted by the user (Ctrl-C)"
 
 RESULTS_FORMAT = "lossconf-results"
 RESULTS_VERSION = 1
@@ -129,6 +135,14 @@ class Session:
     started: float = field(default_factory=time.time)
     #: per case: its checks' results (before expectations), evaluated in one pass
     pending: dict[tuple[str, int], dict[str, CheckResult]] = field(default_factory=dict)
+    #: the run-wide deadline (``time.monotonic()``; ``lossconf run --max-time``)
+    deadline: float | None = None
+    #: why the run stopped before its end (--max-time, Ctrl-C), or None
+    stopped: str | None = None
+    #: cases not run because the run stopped
+    not_run: set[tuple[str, int]] = field(default_factory=set)
+    #: called with the number of cases just run (progress display)
+    progress: Callable[[int], None] | None = None
 
     @classmethod
     def open(cls, backend: Backend, directory: Path | None, filters: Filters, expectations: Expectations | None, timeout: float) -> Session:
@@ -159,6 +173,8 @@ class Session:
         cached = self.pending.get(key)
         if cached is None or check not in cached:
             cached = self.pending[key] = self._evaluate_case(case, [*checks_for(case), *([check] if check not in checks_for(case) else [])])
+        if check not in cached:  # the run stopped before this case
+            return CheckResult(case, check, SKIP, "not run", f"not run: the run {self.stopped or 'stopped'}")
         return cached.pop(check)
 
     def _evaluate_case(self, case: fx.FixtureCase, checks: list[str]) -> dict[str, CheckResult]:
@@ -186,29 +202,36 @@ class Session:
         # one after another with nothing of the harness's in between, then what they did
         failed: dict[tuple[str, int], Exception] = {}
         fresh: list[CaseRun] = []
-        for case, _ in todo:
-            key = (case.file, case.index)
-            if key not in runs:
-                try:
-                    fresh.append(prepare_run(backend, case))
-                except Exception as err:  # a harness bug must not hide the other results
-                    failed[key] = err
-        with backend_work(collecting), time_limit(self.timeout, armed=False) as limit:  # one handler for every call
-            for run in fresh:
-                try:
-                    call_run(backend, run, limit)
-                except Exception as err:  # (call_run reports the backend's own errors)
-                    failed[(run.case.file, run.case.index)] = err
-        for run in fresh:
+        if isinstance(backend, Supervisor):
+            fresh = [CaseRun(case) for case, _ in todo if (case.file, case.index) not in runs]
+            made = self._call_in_worker(backend, fresh)
+        else:
+            for case, _ in todo:
+                key = (case.file, case.index)
+                if key not in runs:
+                    try:
+                        fresh.append(prepare_run(backend, case))
+                    except BackendContractError:
+                        raise
+                    except Exception as err:  # a harness bug must not hide the other results
+                        failed[key] = err
+            made = self._call_in_process(backend, fresh, failed, collecting)
+        for run in fresh[made:]:  # the run was stopped before these
+            self.not_run.add((run.case.file, run.case.index))
+        for run in fresh[:made]:
             key = (run.case.file, run.case.index)
             if key not in failed:
                 try:
                     runs[key] = finish_run(run)
                 except Exception as err:
                     failed[key] = err
+        not_run = self.not_run
         for n, (case, checks) in enumerate(todo):
             key = (case.file, case.index)
             run = runs.get(key)
+            if run is None and key in not_run:
+                results.append({})
+                continue
             if run is None:
                 err = failed.get(key) or RuntimeError("the case was not run")
                 results.append({
@@ -269,7 +292,58 @@ class Session:
             unusual, evaluate_checks([(run, chk, tol) for _, chk, run, tol in unusual], batched=False)
         ):
             results[n][chk] = result
+        noted = [run for run in fresh if run.detail or run.printed]
+        if noted:  # what the worker saw: in the messages of the case's failures
+            where = {(c.file, c.index): n for n, (c, _) in enumerate(todo)}
+            for run in noted:
+                for res in results[where[(run.case.file, run.case.index)]].values():
+                    if res is not None and res.status in (FAIL, ERROR):
+                        res.message += _worker_notes(run)
         return results
+
+    def _call_in_process(self, backend: Backend, fresh: list[CaseRun], failed: dict, collecting: bool) -> int:
+        """The backend's calls in this process; the number of runs made (all, unless the
+        run-wide deadline passed or the user pressed Ctrl-C)."""
+        progress, deadline = self.progress, self.deadline
+        made = 0
+        try:
+            with backend_work(collecting), time_limit(self.timeout, armed=False) as limit:  # one handler for every call
+                for run in fresh:
+                    if deadline is not None and time.monotonic() > deadline:
+                        self.stopped = MAX_TIME
+                        break
+                    try:
+                        call_run(backend, run, limit)
+                    except KeyboardInterrupt:
+                        raise
+                    except Exception as err:  # (call_run reports the backend's own errors)
+                        failed[(run.case.file, run.case.index)] = err
+                    if deadline is not None and time.monotonic() > deadline:  # its result is not to be trusted
+                        self.stopped = MAX_TIME
+                        break
+                    made += 1
+                    if progress is not None:
+                        progress(1)
+        except KeyboardInterrupt:
+            self.stopped = INTERRUPTED
+        return made
+
+    def _call_in_worker(self, backend: Supervisor, fresh: list[CaseRun]) -> int:
+        """The backend's calls in its worker, batched; the number of runs made."""
+        progress = self.progress
+        backend.deadline = self.deadline
+        made = 0
+        try:
+            for i, res in backend.run_entries([entry_for(run) for run in fresh]):
+                apply_entry(fresh[i], res)
+                made = i + 1
+                if progress is not None:
+                    progress(1)
+        except RunStopped:
+            self.stopped = MAX_TIME
+        except KeyboardInterrupt:
+            self.stopped = INTERRUPTED
+        return made
 
     def prepare(self, filters: Filters) -> None:
         """Run every selected case and evaluate all its checks in one batch; ``check``
@@ -309,7 +383,7 @@ class Session:
                 self.results.extend(res.values())
                 continue
             for check in checks_for(case):
-                if keep is None or keep(check):
+                if (keep is None or keep(check)) and check in res:
                     self._record(case, check, res.pop(check))
         return self.results
 
@@ -364,6 +438,8 @@ class Session:
                 "platform": platform.platform(terse=True),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             },
+            "complete": self.stopped is None,
+            "stopped": self.stopped,
             "unused_expectations": [
                 {"entry": e.number, "describe": e.describe(), "reason": e.reason} for e in self.unused_expectations()
             ],
@@ -424,6 +500,18 @@ def _to_oldest() -> None:
     oldest, as the ``gc`` documentation describes)."""
     gc.freeze()
     gc.unfreeze()
+
+
+def _worker_notes(run: CaseRun) -> str:
+    """The worker's traceback and the backend's own output, for a failure's message."""
+    out = ""
+    if run.detail:
+        detail = run.detail if len(run.detail) <= 3000 else "..." + run.detail[-3000:]
+        out += "\n  traceback:\n    " + detail.replace("\n", "\n    ")
+    if run.printed:
+        text = run.printed if len(run.printed) <= 2000 else run.printed[:1000] + "\n[...]\n" + run.printed[-1000:]
+        out += "\n  the backend's output:\n    " + text.rstrip().replace("\n", "\n    ")
+    return out
 
 
 def _usual(

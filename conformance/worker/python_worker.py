@@ -44,6 +44,12 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+def _kind(err: BaseException) -> str:
+    """``raised`` for an Exception; ``base`` for SystemExit, KeyboardInterrupt and any other
+    BaseException (never a documented rejection of an input)."""
+    return "raised" if isinstance(err, Exception) else "base"
+
+
 def _tb(err: BaseException) -> str:
     text = "".join(traceback.format_exception(type(err), err, err.__traceback__, limit=-8))
     return text[-4000:]
@@ -170,7 +176,9 @@ class Worker:
             try:
                 reason = backend.supports(call)
             except BaseException as err:
-                result["supports_error"] = {"kind": "raised", "message": f"supports() raised {_describe(err)}", "traceback": _tb(err)}
+                result["supports_error"] = {
+                    "kind": _kind(err), "message": f"supports() raised {_describe(err)}", "traceback": _tb(err),
+                }
                 reason = None
             else:
                 if reason is not None and (not isinstance(reason, str) or not reason):
@@ -198,7 +206,7 @@ class Worker:
                 outcome = backend.run(own)
             except BaseException as err:
                 seconds = time.perf_counter() - start
-                calls.append({"error": {"kind": "raised", "message": _describe(err), "traceback": _tb(err)}, "seconds": seconds})
+                calls.append({"error": {"kind": _kind(err), "message": _describe(err), "traceback": _tb(err)}, "seconds": seconds})
                 break
             seconds = time.perf_counter() - start
             try:
@@ -209,7 +217,7 @@ class Worker:
                 hvp = {n: _as_array(g, "the HVP for " + n) for n, g in (outcome.hvp or {}).items() if g is not None}
                 done = wire.outcome_json(output, grads, hvp, out)
             except BaseException as err:
-                calls.append({"error": {"kind": "return", "message": f"wrong return type: {_describe(err)}"}, "seconds": seconds})
+                calls.append({"error": {"kind": "return", "message": f"wrong return type: {err}"}, "seconds": seconds})
                 break
             done["seconds"] = seconds
             done["mutated"] = [k for k, v in own.inputs.items() if v.tobytes() != pristine[k].tobytes()]

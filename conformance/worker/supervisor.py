@@ -63,7 +63,8 @@ class Entry:
 class CallResult:
     """One call's result: an outcome, or an error. ``kind`` says which: ``ok``; ``raised``
     (the backend raised, including SystemExit and KeyboardInterrupt); ``return`` (it
-    returned something not an Outcome of arrays); and the worker's failures while on this
+    returned something not an Outcome of arrays); ``base`` (it raised a BaseException that
+    is not an Exception: SystemExit, KeyboardInterrupt, ...); and the worker's failures while on this
     entry: ``exit``, ``signal``, ``timeout``, ``memory``, ``flood``, ``protocol``."""
 
     outcome: Outcome | None = None
@@ -78,6 +79,7 @@ class CallResult:
 class EntryResult:
     unsupported: str | None = None
     supports_error: str | None = None
+    supports_kind: str = "raised"  # of supports_error: raised, base, or a worker failure's kind
     calls: list[CallResult] = field(default_factory=list)
     printed: str | None = None  # the backend's own stdout and stderr during the entry (truncated)
 
@@ -224,7 +226,7 @@ class Supervisor:
     def supports(self, call: Call) -> str | None:
         (_, res), = self.run_entries([Entry(call, 0, True)])
         if res.supports_error is not None:
-            raise RuntimeError(res.supports_error)
+            raise WorkerCallError(res.supports_error, res.supports_kind)
         return res.unsupported
 
     def run(self, call: Call) -> Outcome:
@@ -420,6 +422,7 @@ class Supervisor:
             if err.get("kind") == "contract":
                 raise BackendContractError(f"backend {self.info['name'] if self.info else self.spec}: {err.get('message')}")
             res.supports_error = err.get("message")
+            res.supports_kind = err.get("kind", "raised")
         if msg.get("error"):
             e = msg["error"]
             res.calls.append(CallResult(error=e.get("message"), kind=e.get("kind", "protocol")))
@@ -479,7 +482,7 @@ class Supervisor:
             except OSError:
                 pass
         if entry.times == 0 and entry.supports:
-            return EntryResult(supports_error=f"supports() did not return: {msg}", printed=printed)
+            return EntryResult(supports_error=f"supports() did not return: {msg}", supports_kind=kind, printed=printed)
         return EntryResult(calls=[CallResult(error=msg, kind=kind, detail=detail)], printed=printed)
 
 
