@@ -7,6 +7,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 MAIN_EXAMPLE = """examples:
   lossconf report                      run the numpy backend and write reports/ (the main job)
@@ -127,54 +128,164 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
     return out + list(args.pytest_args or [])
 
 
+#: the exit codes of ``lossconf run`` (also in ``lossconf run --help``)
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_UNUSABLE, EXIT_FILTER, EXIT_EMPTY, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 6, 130
+RUN_EXIT_CODES = """exit codes:
+  0    every check ran passed (or is a known deviation listed in --expectations)
+  1    a check failed or errored (a crash, exit, hang or memory/output overrun of the
+       backend is an error of the case it was on); with --strict-expectations, also a
+       listed deviation that no longer occurs
+  2    bad command line
+  3    the backend, the fixtures or the expectations cannot be used (the backend cannot
+       be loaded or named, its supports() returned something other than None or a
+       reason string, its worker cannot start)
+  4    a filter names something the fixtures do not have, or selects no check
+  5    no check ran: every selected check was skipped (unsupported); --allow-empty
+       accepts such a run (exit 0)
+  6    the run stopped at --max-time; the results written are partial, marked incomplete
+  130  the run was interrupted (Ctrl-C); the results written are partial, marked incomplete
+"""
+
+
+class _Progress:
+    """Progress of a run's cases on stderr: a tqdm bar on a terminal, a plain line every
+    ``every`` seconds otherwise, nothing when quiet."""
+
+    def __init__(self, total: int, quiet: bool, label: str, every: float = 10.0) -> None:
+        self.total, self.done, self.every = total, 0, every
+        self.bar = None
+        self.quiet = quiet
+        self.label = label
+        self.start = self.last = time.monotonic()
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit="case", file=sys.stderr, leave=False, mininterval=0.25)
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif not self.quiet:
+            now = time.monotonic()
+            if now - self.last >= self.every:
+                self.last = now
+                print(f"lossconf: {self.label}: {self.done}/{self.total} cases ({now - self.start:.0f} s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _run_direct(args: argparse.Namespace) -> int:
     """``lossconf run`` without pytest: the same Session, messages, summary, results file
-    and exit codes as the pytest plugin drives, at a fraction of the per-check cost."""
+    and exit codes as the pytest plugin drives, at a fraction of the per-check cost. The
+    backend runs in a supervised worker process unless ``--in-process``."""
+    from conformance.backends import BackendError
+    from conformance.harness import expectations as ex
+    from conformance.harness.session import open_backend
+    from conformance.worker.supervisor import Supervisor
+
+    supervisor = None
+    try:
+        if args.in_process:
+            backend, exp = open_backend(args.backend, args.expectations)
+        else:
+            backend = supervisor = Supervisor(
+                args.backend, call_timeout=args.call_timeout, memory_mb=args.memory_limit, output_mb=args.output_limit,
+            )
+            supervisor.start()  # it loads the backend while the fixtures are read
+            exp = ex.load(args.expectations) if args.expectations else None
+    except (BackendError, ex.ExpectationError) as err:
+        return _err(str(err), EXIT_UNUSABLE)
+    try:
+        return _run_session(args, backend, exp)
+    finally:
+        if supervisor is not None:
+            supervisor.close()
+
+
+def _run_session(args: argparse.Namespace, backend: Any, exp: Any) -> int:
+    """The run itself (the backend open): its calls, failures, summary, results, exit code."""
     import warnings
 
     from conformance import fixtures as fx
     from conformance.backends import BackendError
     from conformance.harness import expectations as ex
-    from conformance.harness.runner import ERROR, FAIL, describe_failure
-    from conformance.harness.session import FilterError, Filters, Session, format_summary, open_backend
+    from conformance.harness.runner import ERROR, FAIL, SKIP, describe_failure, user_interrupts
+    from conformance.harness.session import (
+        INTERRUPTED,
+        FilterError,
+        Filters,
+        Session,
+        backend_identity,
+        format_summary,
+    )
 
-    try:
-        backend, exp = open_backend(args.backend, args.expectations)
-    except (BackendError, ex.ExpectationError) as err:
-        return _err(str(err), 3)
     filters = Filters(args.loss or [], args.dtype or [], args.tag or [], args.check or [])
     try:
         session = Session.open(backend, Path(args.fixtures) if args.fixtures else None, filters, exp, args.call_timeout)
     except fx.FixtureError as err:
-        return _err(f"fixtures: {err}", 3)
+        return _err(f"fixtures: {err}", EXIT_UNUSABLE)
     except FilterError as err:
-        return _err(str(err), 4)
+        return _err(str(err), EXIT_FILTER)
     except ex.ExpectationError as err:
-        return _err(str(err), 3)
+        return _err(str(err), EXIT_UNUSABLE)
+    try:
+        backend_identity(backend)
+    except BackendError as err:
+        return _err(str(err), EXIT_UNUSABLE)
+    if args.max_time:
+        session.deadline = time.monotonic() + args.max_time
+    progress = _Progress(len(session.cases), args.quiet, f"{args.backend}")
+    session.progress = progress
+    try:
+        with warnings.catch_warnings(), user_interrupts():
+            warnings.simplefilter("ignore")  # a backend's overflow warnings on extreme cases
+            session.run_all(filters)
+    except BackendError as err:  # e.g. supports() broke the protocol: reported once
+        progress.close()
+        return _err(str(err), EXIT_UNUSABLE)
+    except KeyboardInterrupt:  # after the calls (the Session stops them itself)
+        session.stopped = INTERRUPTED
+    finally:
+        progress.close()
     shown = 0
     limit = None if args.verbose else 10
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a backend's overflow warnings on extreme cases
-        session.prepare(filters)
-        for case, check in session.items(filters):
-            r = session.check(case, check)
-            if r.status in (FAIL, ERROR):
-                shown += 1
-                if limit is None or shown <= limit:
-                    print(f"FAILED {r.test_id}\n{describe_failure(r)}")
-    if limit is not None and shown > limit:
+    for r in session.results:
+        if r.status in (FAIL, ERROR):
+            shown += 1
+            if not args.quiet and (limit is None or shown <= limit):
+                print(f"FAILED {r.test_id}\n{describe_failure(r)}")
+    if not args.quiet and limit is not None and shown > limit:
         print(f"... and {shown - limit} more failure(s); -v shows every one")
-    print("=" * 20 + " lossconf summary " + "=" * 20)
-    for line in format_summary(session):
-        print(line)
+    if not args.quiet:
+        print("=" * 20 + " lossconf summary " + "=" * 20)
+        for line in format_summary(session):
+            print(line)
     if args.results:
-        session.write(Path(args.results))
-        print(f"results written to {args.results}")
+        try:
+            session.write(Path(args.results))
+        except OSError as err:
+            return _err(f"cannot write the results file {args.results}: {err.strerror}", EXIT_UNUSABLE)
+        if not args.quiet:
+            print(f"results written to {args.results}" + ("" if session.stopped is None else " (partial: the run is incomplete)"))
+    if session.stopped is not None:
+        run = len(session.cases) - len(session.not_run)
+        _err(f"the run is incomplete: {session.stopped}, after {run} of {len(session.cases)} case(s)", 0)
+        return EXIT_INTERRUPTED if session.stopped == INTERRUPTED else EXIT_STOPPED
     if shown:
-        return 1
+        return EXIT_FAILED
     if exp is not None and args.strict_expectations and session.unused_expectations():
-        return 1
-    return 0
+        return EXIT_FAILED
+    if not args.allow_empty and all(r.status == SKIP for r in session.results):
+        return _err(
+            f"no check ran: the backend skipped all {len(session.results)} selected check(s) of "
+            f"{len(session.cases)} case(s) (unsupported); --allow-empty accepts such a run",
+            EXIT_EMPTY,
+        )
+    return EXIT_PASSED
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -240,6 +351,25 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--call-timeout", type=_seconds, default=60.0, help="seconds allowed per backend call (default 60)")
 
 
+def _add_worker_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--in-process", action="store_true",
+        help="run the backend in this process (for debugging and profiling): a crash, exit or hang of the "
+        "backend then ends or stalls the run instead of being reported against its case",
+    )
+    p.add_argument("--max-time", type=_seconds, help="seconds allowed for the whole run; then it stops with partial results (exit 6)")
+    p.add_argument("--allow-empty", action="store_true", help="exit 0 (not 5) when every selected check was skipped")
+    p.add_argument(
+        "--memory-limit", type=_positive, default=4096.0, metavar="MB",
+        help="the worker's memory (resident set) limit in MB; a case that passes it is an error (default 4096)",
+    )
+    p.add_argument(
+        "--output-limit", type=_positive, default=64.0, metavar="MB",
+        help="MB a backend may write to its stdout/stderr on one case; beyond, the case is an error (default 64)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (no progress, failures or summary)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lossconf",
@@ -283,15 +413,19 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Check a backend against every fixture case it supports: value, output shape and dtype, "
             "the VJP of every differentiable input, repeat (no state between calls), inputs unchanged, "
-            "and whether input the documentation rules out is rejected. Exit codes: 0 all passed "
-            "(or known deviations), 1 a check failed, 3 the backend, fixtures or expectations could not "
-            "be used, 4 a filter selects nothing or names something unknown. Checks run in process; with --pytest "
-            "they run as pytest items and arguments after -- go to pytest."
+            "and whether input the documentation rules out is rejected. The backend runs in a worker process "
+            "driven over the wire protocol (docs/WIRE.md): a crash, exit, hang, or memory or output overrun is "
+            "reported against the case it was on, the worker is started again and the run goes on. Its own "
+            "stdout and stderr are captured per case and shown in that case's failure. With --pytest the "
+            "checks run as pytest items in process and arguments after -- go to pytest."
         ),
+        epilog=RUN_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     r.add_argument("backend", help="numpy, mxnet, chainer, an entry point name, or module:attribute")
     r.add_argument("--results", help="write the results JSON here")
     _add_run_options(r)
+    _add_worker_options(r)
     r.add_argument("-v", "--verbose", action="store_true", help="show every failure in full")
     r.add_argument("--pytest", action="store_true", help="run the checks as pytest items (one per case and check; slower); arguments after -- go to pytest")
     r.set_defaults(func=cmd_run, pytest_args=[])
@@ -370,7 +504,23 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    code = int(args.func(args) or 0)
+    _leave_if_threads_linger(code)
+    return code
+
+
+def _leave_if_threads_linger(code: int) -> None:
+    """A thread a backend left running (not a daemon) would keep this process alive after
+    the summary: say so and end now, with the run's exit code."""
+    import os
+    import threading
+
+    lingering = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if lingering:
+        print(f"lossconf: ending despite {len(lingering)} thread(s) the backend left running ({', '.join(lingering[:3])})", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

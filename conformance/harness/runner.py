@@ -560,6 +560,12 @@ class user_interrupts:
         return False
 
 
+def interrupts_handled() -> bool:
+    """Whether a :class:`user_interrupts` is entered (the CLI's run: a Ctrl-C stops the
+    run and its partial results are written)."""
+    return _handling[0] > 0
+
+
 def _users_interrupt(err: BaseException) -> bool:
     """Whether ``err`` is the user's own Ctrl-C (to be passed on, not recorded)."""
     return isinstance(err, KeyboardInterrupt) and (_interrupt.is_set() or not _handling[0])

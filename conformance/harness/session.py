@@ -42,6 +42,7 @@ from .runner import (
     evaluate_check,
     evaluate_checks,
     finish_run,
+    interrupts_handled,
     prepare_run,
     time_limit,
 )
@@ -57,11 +58,35 @@ RESULTS_VERSION = 1
 def open_backend(spec: str, expectations_path: str | None) -> tuple[Backend, Expectations | None]:
     """The backend and the expectation file of a run; raises BackendError or
     ExpectationError with a one-line message (both mean: exit 3)."""
-    from ..backends import load_backend
+    from ..backends import BackendError, load_backend
     from .expectations import load as load_expectations
 
-    backend = load_backend(spec)
+    try:
+        backend = load_backend(spec)
+    except BackendError:
+        raise
+    except Exception as err:  # e.g. a property of the backend raised while it was checked
+        raise BackendError(f"backend {spec!r} could not be loaded: {type(err).__name__}: {err}") from None
+    backend_identity(backend)
     return backend, (load_expectations(expectations_path) if expectations_path else None)
+
+
+def backend_identity(backend: Backend) -> tuple[str, str]:
+    """The backend's name and version; BackendError (one line) if reading them raises or
+    the name is not a non-empty string (a worker's backend: checked by the worker)."""
+    from ..backends import BackendError
+
+    try:
+        name, version = backend.name, backend.version
+    except BackendError:
+        raise
+    except BaseException as err:
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        raise BackendError(f"backend {type(backend).__name__}: reading its name and version raised {type(err).__name__}: {err}") from None
+    if not isinstance(name, str) or not name:
+        raise BackendError(f"backend {type(backend).__name__}: its name is {name!r}, not a non-empty string")
+    return name, str(version)
 
 
 class FilterError(Exception):
@@ -326,6 +351,8 @@ class Session:
                         progress(1)
         except KeyboardInterrupt:
             self.stopped = INTERRUPTED
+            if not interrupts_handled():
+                raise
         return made
 
     def _call_in_worker(self, backend: Supervisor, fresh: list[CaseRun]) -> int:
@@ -343,6 +370,8 @@ class Session:
             self.stopped = MAX_TIME
         except KeyboardInterrupt:
             self.stopped = INTERRUPTED
+            if not interrupts_handled():
+                raise
         return made
 
     def prepare(self, filters: Filters) -> None:

@@ -176,9 +176,9 @@ class Worker:
             try:
                 reason = backend.supports(call)
             except BaseException as err:
-                result["supports_error"] = {
-                    "kind": _kind(err), "message": f"supports() raised {_describe(err)}", "traceback": _tb(err),
-                }
+                result["supports_error"] = {"kind": _kind(err), "message": f"supports() raised {_describe(err)}"}
+                if not isinstance(err, Exception):
+                    result["supports_error"]["traceback"] = _tb(err)
                 reason = None
             else:
                 if reason is not None and (not isinstance(reason, str) or not reason):
@@ -206,7 +206,10 @@ class Worker:
                 outcome = backend.run(own)
             except BaseException as err:
                 seconds = time.perf_counter() - start
-                calls.append({"error": {"kind": _kind(err), "message": _describe(err), "traceback": _tb(err)}, "seconds": seconds})
+                error = {"kind": _kind(err), "message": _describe(err)}
+                if not isinstance(err, Exception):  # where it came from (an exception's own text is enough)
+                    error["traceback"] = _tb(err)
+                calls.append({"error": error, "seconds": seconds})
                 break
             seconds = time.perf_counter() - start
             try:

@@ -1,0 +1,125 @@
+"""The numpy run over the worker (the default of ``lossconf run``) against the bare loop.
+
+Each repetition measures, back to back so that all see the same machine:
+
+* the backend's calls alone in a bare loop (``harness_bench.backend_alone``: the same 2092
+  calls the harness makes, on arrays of their own);
+* one run through :class:`conformance.harness.session.Session` with the backend in its
+  worker, the worker started and ready before the clock starts (as the in-process figure
+  of ``harness_bench.py`` leaves out importing the backend: starting a worker is an
+  interpreter start plus that import) -- from opening the fixtures to the last result;
+* the same with the worker's start inside the clock (started when the run starts, so its
+  start overlaps with opening the fixtures, as ``lossconf run`` does it);
+* one in-process run (``--in-process``), for comparison.
+
+The issue's target: the whole numpy run over the worker within 2x of the bare loop. The
+ratios are printed per repetition (median) and as the fastest run over the fastest bare
+loop. Last, the real ``lossconf run numpy`` in a subprocess, with and without
+``--in-process``.
+
+    python benchmarks/worker_bench.py --repeat 7
+    python benchmarks/worker_bench.py --batch 16     # entries per frame (default 64)
+
+The figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from harness_bench import backend_alone, bare_calls, summarize  # noqa: E402
+
+from conformance import fixtures as fx  # noqa: E402
+from conformance.backends import load_backend  # noqa: E402
+from conformance.harness.session import Filters, Session  # noqa: E402
+from conformance.worker.supervisor import Supervisor  # noqa: E402
+
+TARGET = 2.0
+
+
+def over_worker(name: str, directory: Path, batch: int, started: bool) -> dict:
+    """One Session over every case and check with the backend in a worker; ``started``:
+    the worker is ready before the clock starts."""
+    sup = Supervisor(name, batch=batch)
+    try:
+        if started:
+            sup.ready()
+        filters = Filters()
+        t0 = time.perf_counter()
+        sup.start()
+        session = Session.open(sup, directory, filters, None, 60.0)
+        sup.ready()
+        session.run_all(filters)
+        total = time.perf_counter() - t0
+        bad = sum(r.status != "pass" for r in session.results)
+        return {"total": total, "backend": session.backend_seconds(), "items": len(session.results), "not_pass": bad}
+    finally:
+        sup.close()
+
+
+def in_process(name: str, directory: Path) -> float:
+    backend = load_backend(name)
+    filters = Filters()
+    t0 = time.perf_counter()
+    session = Session.open(backend, directory, filters, None, 60.0)
+    session.run_all(filters)
+    return time.perf_counter() - t0
+
+
+def cli_run(name: str, extra: list[str]) -> tuple[float, int]:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", name, "-q", *extra], cwd=ROOT, capture_output=True)
+    return time.perf_counter() - start, proc.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backend", default="numpy", help="backend to measure (default numpy)")
+    ap.add_argument("--repeat", type=int, default=5, help="repetitions (default 5)")
+    ap.add_argument("--batch", type=int, default=64, help="entries per run frame (default 64)")
+    ap.add_argument("--no-subprocess", action="store_true", help="skip the `lossconf run` measurement")
+    args = ap.parse_args(argv)
+    directory = fx.default_dir()
+    warnings.simplefilter("ignore")
+    print(f"machine: {os.cpu_count()} cores, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    calls = bare_calls(args.backend, directory)
+    alone, ready, cold, inproc = [], [], [], []
+    for _ in range(args.repeat):
+        alone.append(backend_alone(args.backend, calls))
+        ready.append(over_worker(args.backend, directory, args.batch, True))
+        cold.append(over_worker(args.backend, directory, args.batch, False))
+        inproc.append(in_process(args.backend, directory))
+    r = ready[0]
+    print(f"\n{r['items']} checks per run; checks not passing in the worker runs: {sorted({x['not_pass'] for x in ready + cold})}")
+    print(f"the backend's calls alone, bare loop ({len(calls)} calls): {summarize(alone)}")
+    for label, runs in (("worker ready before the clock", ready), ("worker started inside the clock", cold)):
+        totals = [x["total"] for x in runs]
+        ratios = [t / a for t, a in zip(totals, alone)]
+        fastest = min(totals) / min(alone)
+        print(f"\nover the worker, {label}: total {summarize(totals)}; the calls inside the worker "
+              f"{summarize([x['backend'] for x in runs])}")
+        print(f"    total / bare loop: {summarize(ratios, 'x')}; fastest / fastest: {fastest:.2f}x; "
+              f"target <= {TARGET}x: {'met' if fastest <= TARGET else 'MISSED'} (fastest), "
+              f"{'met' if statistics.median(ratios) <= TARGET else 'MISSED'} (median)")
+    ratios = [t / a for t, a in zip(inproc, alone)]
+    print(f"\nin process, for comparison: total {summarize(inproc)}; / bare loop {summarize(ratios, 'x')}")
+    if not args.no_subprocess:
+        for label, extra in (("lossconf run " + args.backend, []), (f"lossconf run {args.backend} --in-process", ["--in-process"])):
+            res = [cli_run(args.backend, extra) for _ in range(args.repeat)]
+            print(f"`{label} -q`: exit {res[0][1]}; wall {summarize([w for w, _ in res])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
