@@ -467,12 +467,13 @@ class Session:
                 "platform": platform.platform(terse=True),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             },
-            "complete": self.stopped is None,
-            "stopped": self.stopped,
             "unused_expectations": [
                 {"entry": e.number, "describe": e.describe(), "reason": e.reason} for e in self.unused_expectations()
             ],
             "records": [r.to_json() for r in self.results],
+            # False when the run stopped before its end (--max-time, Ctrl-C): records are missing
+            "complete": self.stopped is None,
+            "stopped": self.stopped,
         }
 
     def write(self, path: Path) -> None:
