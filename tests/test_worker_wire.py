@@ -110,9 +110,6 @@ def test_a_call_round_trips_with_its_mode_and_direction():
 
 
 class _NoCapture:
-    def start(self) -> None:
-        pass
-
     def take(self):
         return {"bytes": 5, "text": "hello"}
 

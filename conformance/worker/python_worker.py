@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from typing import Any
 
 import numpy as np
@@ -90,11 +91,8 @@ class Capture:
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True, errors="replace")
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True, errors="replace")
 
-    def start(self) -> None:
-        if self.rd is not None:
-            os.ftruncate(self.fd, 0)
-
     def take(self) -> dict[str, Any] | None:
+        """What the entry wrote (its beginning and end), the file emptied for the next."""
         for f in (sys.stdout, sys.stderr):
             try:
                 f.flush()
@@ -109,6 +107,7 @@ class Capture:
             data = os.pread(self.rd, size, 0)
         else:
             data = os.pread(self.rd, HEAD, 0) + b"\n[...]\n" + os.pread(self.rd, TAIL, size - TAIL)
+        os.ftruncate(self.fd, 0)
         return {"bytes": size, "text": data.decode("utf-8", "replace")}
 
 
@@ -163,7 +162,6 @@ class Worker:
     def entry(self, entry: dict[str, Any], body: bytearray) -> tuple[dict[str, Any], bytes]:
         capture = self.capture
         assert capture is not None
-        capture.start()
         out = wire.Body()
         result: dict[str, Any] = {"type": "result", "id": entry["id"]}
         try:
@@ -195,11 +193,13 @@ class Worker:
                     result["printed"] = printed
                 return result, out.bytes()
         calls = []
-        pristine = call.inputs
-        for _ in range(int(entry.get("times", 1))):
+        pristine = call.inputs  # views of the frame's body, never handed to the backend but by the last call
+        times = int(entry.get("times", 1))
+        for k in range(times):
+            last = k == times - 1
             own = new_call(
-                call.loss, call.options, {k: v.copy() for k, v in pristine.items()}, call.dtype,
-                call.wrt, call.cotangent, call.mode, call.direction,
+                call.loss, call.options, pristine if last and k else {n: v.copy() for n, v in pristine.items()},
+                call.dtype, call.wrt, call.cotangent, call.mode, call.direction,
             )
             start = time.perf_counter()
             try:
@@ -223,7 +223,7 @@ class Worker:
                 calls.append({"error": {"kind": "return", "message": f"wrong return type: {err}"}, "seconds": seconds})
                 break
             done["seconds"] = seconds
-            done["mutated"] = [k for k, v in own.inputs.items() if v.tobytes() != pristine[k].tobytes()]
+            done["mutated"] = [] if own.inputs is pristine else [n for n, v in own.inputs.items() if v.tobytes() != pristine[n].tobytes()]
             calls.append(done)
         result["calls"] = calls
         printed = capture.take()
@@ -243,6 +243,7 @@ def main() -> None:
     if hasattr(signal, "SIGTERM"):
         faulthandler.register(signal.SIGTERM, file=faults, all_threads=True, chain=True)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    warnings.simplefilter("ignore")  # a backend's overflow warnings on extreme cases (as `lossconf run` in process)
     worker = Worker(fd_in, fd_out)
     code = 0
     try:

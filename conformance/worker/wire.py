@@ -16,6 +16,7 @@ This module encodes and decodes them with numpy only; it knows nothing of the ha
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from collections.abc import Iterable, Mapping
@@ -51,9 +52,12 @@ class WireError(Exception):
 # ------------------------------------------------------------------ frames
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
 def frame(header: Mapping[str, Any], body: bytes | bytearray | memoryview = b"") -> bytes:
     """One frame: the prefix, the header as compact JSON, the body."""
-    head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    head = _encode(header).encode()
     return b"".join((_PREFIX.pack(len(head), len(body)), head, body))
 
 
@@ -150,13 +154,11 @@ def array_from(desc: Any, body: bytes | bytearray | memoryview) -> np.ndarray:
     """The array a header describes, a view of ``body`` (writable when the body is)."""
     try:
         dtype = DTYPES[desc["dtype"]]
-        shape = tuple(desc["shape"])
+        shape = desc["shape"]
         offset = desc["offset"]
-        count = 1
-        for n in shape:
-            if type(n) is not int or n < 0:
-                raise ValueError(f"bad dimension {n!r}")
-            count *= n
+        count = math.prod(shape)
+        if not all(type(n) is int and n >= 0 for n in shape):
+            raise ValueError("a dimension is not an integer >= 0")
         if type(offset) is not int or offset < 0 or offset + count * dtype.itemsize > len(body):
             raise ValueError("the array does not lie inside the frame's body")
         a = np.frombuffer(body, dtype, count, offset) if count else np.empty(0, dtype)
