@@ -3,14 +3,12 @@ expectations, and the results. Shared by the pytest plugin and ``lossconf run``.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
-import gc
 import json
 import platform
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,8 +170,7 @@ class Session:
     @classmethod
     def open(cls, backend: Backend, directory: Path | None, filters: Filters, expectations: Expectations | None, timeout: float) -> Session:
         directory = Path(directory or fx.default_dir())
-        with harness_work():
-            every = fx.load(directory)
+        every = fx.load(directory)
         if expectations is not None:
             dead = expectations.unmatchable(every, checks_for)
             if dead:
@@ -206,11 +203,9 @@ class Session:
         return self._evaluate_cases([(case, checks)])[0]
 
     def _evaluate_cases(self, todo: list[tuple[fx.FixtureCase, Sequence[str]]]) -> list[dict[str, CheckResult]]:
-        collecting = gc.isenabled()
-        with harness_work():
-            return self._evaluate(todo, collecting)
+        return self._evaluate(todo)
 
-    def _evaluate(self, todo: list[tuple[fx.FixtureCase, Sequence[str]]], collecting: bool = False) -> list[dict[str, CheckResult]]:
+    def _evaluate(self, todo: list[tuple[fx.FixtureCase, Sequence[str]]]) -> list[dict[str, CheckResult]]:
         """The listed checks of each case (its run made, or taken from earlier). The value
         and gradient checks are measured in one vectorised pass (a fixture file's case:
         :func:`batch.measure_rows`; any other: :func:`compare.conforming_many`); every
@@ -240,7 +235,7 @@ class Session:
                         raise
                     except Exception as err:  # a harness bug must not hide the other results
                         failed[key] = err
-            made = self._call_in_process(backend, fresh, failed, collecting)
+            made = self._call_in_process(backend, fresh, failed)
         for run in fresh[made:]:  # the run was stopped before these
             self.not_run.add((run.case.file, run.case.index))
         for run in fresh[:made]:
@@ -326,13 +321,13 @@ class Session:
                         res.message += _worker_notes(run)
         return results
 
-    def _call_in_process(self, backend: Backend, fresh: list[CaseRun], failed: dict, collecting: bool) -> int:
+    def _call_in_process(self, backend: Backend, fresh: list[CaseRun], failed: dict) -> int:
         """The backend's calls in this process; the number of runs made (all, unless the
         run-wide deadline passed or the user pressed Ctrl-C)."""
         progress, deadline = self.progress, self.deadline
         made = 0
         try:
-            with backend_work(collecting), time_limit(self.timeout, armed=False) as limit:  # one handler for every call
+            with time_limit(self.timeout, armed=False) as limit:  # one handler for every call
                 for run in fresh:
                     if deadline is not None and time.monotonic() > deadline:
                         self.stopped = MAX_TIME
@@ -480,56 +475,6 @@ class Session:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_json(), indent=1, allow_nan=False) + "\n")
-
-
-@contextlib.contextmanager
-def harness_work() -> Iterator[None]:
-    """Run the enclosed work -- the harness's own: loading fixtures, preparing calls,
-    comparing, recording -- with the cyclic garbage collector paused, and leave what it
-    made in the collector's oldest generation.
-
-    That work makes tens of thousands of objects (cases, arrays, results) that live as
-    long as the session and form no reference cycles. Left to the collector's defaults,
-    each would be traversed again and again by young-generation collections that find
-    nothing: about 7 ms of a numpy run, and a full collection in a fresh process about
-    20 ms. Nothing is lost: any cyclic garbage is collected by the next collection of the
-    oldest generation, as it would be once these objects had aged there anyway. The
-    backend's own calls run with the collector on (:func:`backend_work`)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        _to_oldest()
-        if enabled:
-            gc.enable()
-
-
-@contextlib.contextmanager
-def backend_work(enabled: bool) -> Iterator[None]:
-    """Within :func:`harness_work`: the collector on again (if it was on before) while the
-    backend's code runs, since that code may leave reference cycles. Every object that
-    exists on entry is set aside (:func:`gc.freeze`) until the exit, so a collection in
-    the backend's calls -- even a full one -- traverses only what those calls made, and
-    the backend's measured time holds no traversal of the harness's objects."""
-    if not enabled:
-        yield
-        return
-    gc.freeze()
-    gc.enable()
-    try:
-        yield
-    finally:
-        gc.disable()
-        gc.unfreeze()
-
-
-def _to_oldest() -> None:
-    """Every tracked object into the oldest generation, the young generations' counts reset
-    (``gc.freeze`` moves them to the permanent generation, ``gc.unfreeze`` back into the
-    oldest, as the ``gc`` documentation describes)."""
-    gc.freeze()
-    gc.unfreeze()
 
 
 def _worker_notes(run: CaseRun) -> str:
