@@ -142,7 +142,9 @@ RUN_EXIT_CODES = """exit codes:
   4    a filter names something the fixtures do not have, or selects no check
   5    no check ran: every selected check was skipped (unsupported); --allow-empty
        accepts such a run (exit 0)
-  6    the run stopped at --max-time; the results written are partial, marked incomplete
+  6    the run stopped before its end: at --max-time (the results written are partial,
+       marked incomplete), or, with --in-process only, a backend call that went on past
+       its time limit (no results)
   130  the run was interrupted (Ctrl-C); the results written are partial, marked incomplete
 """
 
@@ -190,6 +192,9 @@ def _run_direct(args: argparse.Namespace) -> int:
     supervisor = None
     try:
         if args.in_process:
+            from conformance.harness.runner import abandon_after
+
+            abandon_after(max(5.0, args.call_timeout), EXIT_STOPPED)
             backend, exp = open_backend(args.backend, args.expectations)
         else:
             backend = supervisor = Supervisor(
@@ -204,6 +209,10 @@ def _run_direct(args: argparse.Namespace) -> int:
     finally:
         if supervisor is not None:
             supervisor.close()
+        else:
+            from conformance.harness.runner import abandon_after
+
+            abandon_after(None)
 
 
 def _run_session(args: argparse.Namespace, backend: Any, exp: Any) -> int:

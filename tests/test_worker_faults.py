@@ -226,3 +226,23 @@ def test_a_thread_the_backend_leaves_running_does_not_keep_the_run_alive(tmp_pat
     assert "total" in out
     if in_process:
         assert "thread(s) the backend left running" in err
+
+
+def test_in_process_a_backend_that_swallows_the_interruption_ends_the_run_with_a_line_not_a_hang(tmp_path):
+    proc = _cli("tests.faulty_backends:swallows_timeout", *SELECT, "--call-timeout", "1", "--in-process",
+                env={ENV: fingerprint(dict(TARGET.inputs))})
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 6
+    assert err.count("\n") == 1 and "swallowed the interruption" in err and "without --in-process" in err
+
+
+def test_in_process_max_time_interrupts_a_hanging_call_and_keeps_the_results_before_it(monkeypatch, tmp_path):
+    code, doc, took = run(monkeypatch, tmp_path, "hang", "--call-timeout", "60", "--max-time", "2", "--in-process")
+    assert code == 6
+    assert doc["complete"] is False and doc["records"]
+    assert not any(r["id"].startswith(TARGET.test_id + "-") for r in doc["records"])
+    assert {r["status"] for r in doc["records"]} == {"pass"}
+    assert took < 20

@@ -108,6 +108,10 @@ class _Watchdog:
     deadline every ``tick`` seconds while a :class:`time_limit` is entered."""
 
     tick = 0.02
+    #: (grace seconds, exit code): a call still running ``grace`` seconds after it was
+    #: interrupted swallowed the interruption; the process then ends with that code (an
+    #: in-process run cannot go on; see :func:`abandon_after`)
+    hard: tuple[float, int] | None = None
 
     def __init__(self) -> None:
         self.deadline: float | None = None
@@ -129,9 +133,34 @@ class _Watchdog:
             if deadline is not None and time.monotonic() > deadline and self.fired != call:
                 self.fired = call
                 signal.pthread_kill(self.main, signal.SIGALRM)  # type: ignore[arg-type]
+            elif deadline is not None and self.fired == call and _Watchdog.hard is not None:
+                grace, code = _Watchdog.hard
+                if time.monotonic() > deadline + grace:
+                    _abandon(code, grace)
 
 
 _watchdog: _Watchdog | None = None
+
+
+def abandon_after(grace: float | None, code: int = 6) -> None:
+    """In this process from now on (until called with None): a backend call still running
+    ``grace`` seconds after its time limit interrupted it (it caught the interruption and
+    went on) ends the process with ``code`` and a one-line message, rather than hanging
+    the run."""
+    _Watchdog.hard = None if grace is None else (grace, code)
+
+
+def _abandon(code: int, grace: float) -> None:
+    import os
+    import sys
+
+    sys.stderr.write(
+        f"lossconf: a backend call went on {grace:g} s past its time limit (it swallowed the interruption); "
+        "a run in process cannot stop it and ends here without results -- run without --in-process to have "
+        "it reported against its case\n"
+    )
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class time_limit:
@@ -141,11 +170,12 @@ class time_limit:
     ``arm()`` and ``disarm()`` then time each call (one installation for many calls).
     The limit is kept within ``_Watchdog.tick`` (20 ms)."""
 
-    __slots__ = ("seconds", "old", "active", "armed", "dog")
+    __slots__ = ("seconds", "old", "active", "armed", "dog", "until")
 
-    def __init__(self, seconds: float, armed: bool = True) -> None:
+    def __init__(self, seconds: float, armed: bool = True, until: float | None = None) -> None:
         self.seconds = seconds
         self.armed = armed
+        self.until = until  # a run-wide deadline (time.monotonic()) no call may pass
         self.active = (
             seconds > 0 and hasattr(signal, "pthread_kill") and hasattr(signal, "SIGALRM")
             and threading.current_thread() is threading.main_thread()
@@ -160,7 +190,8 @@ class time_limit:
         if self.active:
             dog = self.dog
             dog.call += 1
-            dog.deadline = time.monotonic() + self.seconds
+            end = time.monotonic() + self.seconds
+            dog.deadline = end if self.until is None or end < self.until else self.until
 
     def disarm(self) -> None:
         if self.active:

@@ -327,7 +327,7 @@ class Session:
         progress, deadline = self.progress, self.deadline
         made = 0
         try:
-            with time_limit(self.timeout, armed=False) as limit:  # one handler for every call
+            with time_limit(self.timeout, armed=False, until=deadline) as limit:  # one handler for every call
                 for run in fresh:
                     if deadline is not None and time.monotonic() > deadline:
                         self.stopped = MAX_TIME
