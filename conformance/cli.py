@@ -459,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--dtype", action="append", choices=("float16", "float32", "float64"), help="only this dtype (repeatable)")
     lv.add_argument("--expectations", help="expectation file of known deviations (TOML)")
     lv.add_argument("--call-timeout", type=_seconds, default=60.0, help="seconds allowed per backend call (default 60)")
+    lv.add_argument(
+        "--in-process", action="store_true",
+        help="run the backend in this process (debugging, profiling); by default it runs in a supervised "
+        "worker, where a crash, exit or hang is a failing example instead of the end of the run",
+    )
     lv.set_defaults(func=cmd_live)
 
     rep = sub.add_parser(

@@ -355,7 +355,6 @@ def main(args: argparse.Namespace) -> int:
     except ImportError:
         return err("lossconf live needs hypothesis: pip install 'hypothesis>=6.80' (or the test extra)", 3)
     from oracle import catalog
-    from oracle.cases import DTYPES
     from oracle.errors import UnknownLossError
 
     try:
@@ -363,9 +362,23 @@ def main(args: argparse.Namespace) -> int:
     except UnknownLossError as e:
         return err(str(e), 4)
     try:
-        backend, expectations = open_backend(args.backend, args.expectations)
+        backend, expectations = open_backend(
+            args.backend, args.expectations, in_process=getattr(args, "in_process", True),
+            call_timeout=getattr(args, "call_timeout", 60.0),
+        )
     except (BackendError, ex.ExpectationError) as e:
         return err(str(e), 3)
+    try:
+        return _live(args, backend, expectations, losses)
+    finally:
+        close = getattr(backend, "close", None)
+        if close is not None and not getattr(args, "in_process", True):
+            close()
+
+
+def _live(args: argparse.Namespace, backend: Backend, expectations: Any, losses: list[str]) -> int:
+    from oracle.cases import DTYPES
+
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(SEED_RANGE)
     dtypes = list(dict.fromkeys(args.dtype)) if args.dtype else list(DTYPES)
 
@@ -395,5 +408,6 @@ def main(args: argparse.Namespace) -> int:
     if failed:
         return 1
     if checked == 0:
-        return err(f"backend {backend.name} supports none of the drawn examples of the selected losses and dtypes", 4)
+        print(f"lossconf: backend {backend.name} supports none of the drawn examples of the selected losses and dtypes", file=sys.stderr)
+        return 4
     return 0

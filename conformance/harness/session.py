@@ -53,12 +53,25 @@ RESULTS_FORMAT = "lossconf-results"
 RESULTS_VERSION = 1
 
 
-def open_backend(spec: str, expectations_path: str | None) -> tuple[Backend, Expectations | None]:
+def open_backend(
+    spec: str, expectations_path: str | None, *, in_process: bool = True, call_timeout: float = 60.0,
+) -> tuple[Backend, Expectations | None]:
     """The backend and the expectation file of a run; raises BackendError or
-    ExpectationError with a one-line message (both mean: exit 3)."""
+    ExpectationError with a one-line message (both mean: exit 3). Not ``in_process``: a
+    :class:`Supervisor` standing in for the backend, its worker started and ready (the
+    caller closes it)."""
     from ..backends import BackendError, load_backend
     from .expectations import load as load_expectations
 
+    expectations = load_expectations(expectations_path) if expectations_path else None
+    if not in_process:
+        sup = Supervisor(spec, call_timeout=call_timeout)
+        try:
+            sup.ready()
+        except BaseException:
+            sup.close()
+            raise
+        return sup, expectations
     try:
         backend = load_backend(spec)
     except BackendError:
@@ -66,7 +79,7 @@ def open_backend(spec: str, expectations_path: str | None) -> tuple[Backend, Exp
     except Exception as err:  # e.g. a property of the backend raised while it was checked
         raise BackendError(f"backend {spec!r} could not be loaded: {type(err).__name__}: {err}") from None
     backend_identity(backend)
-    return backend, (load_expectations(expectations_path) if expectations_path else None)
+    return backend, expectations
 
 
 def backend_identity(backend: Backend) -> tuple[str, str]:

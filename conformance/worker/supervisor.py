@@ -371,6 +371,13 @@ class Supervisor:
         """Each entry's result, in order, as ``(index, result)``. A worker that ends or is
         stopped while on an entry is reported as that entry's failed call and started
         again for the next entries."""
+        try:
+            yield from self._run_entries(entries)
+        except BaseException:  # (Ctrl-C, a caller's own time limit...): a worker mid-entry is of no more use
+            self._discard()
+            raise
+
+    def _run_entries(self, entries: Sequence[Entry]) -> Iterator[tuple[int, EntryResult]]:
         done = 0
         while done < len(entries):
             self.ready()
