@@ -75,7 +75,11 @@ def cmd_fixtures_generate(args: argparse.Namespace) -> int:
     except UnknownLossError as err:
         return _err(str(err))
     start = time.perf_counter()
-    digests = fixtures.generate(Path(args.out), losses, jobs=args.jobs, progress=fixtures._progress)
+    bar = _Progress(len(losses or catalog.loss_ids()), args.quiet, "fixtures", unit="file")
+    try:
+        digests = fixtures.generate(Path(args.out), losses, jobs=args.jobs, progress=lambda msg: bar(1))
+    finally:
+        bar.close()
     size = sum((Path(args.out) / n).stat().st_size for n in digests)
     print(f"wrote {len(digests)} fixture files ({size / 1e6:.2f} MB) to {args.out} in {time.perf_counter() - start:.1f} s")
     if args.coverage:
@@ -96,7 +100,12 @@ def cmd_fixtures_verify(args: argparse.Namespace) -> int:
     if not problems and (args.recompute or args.all):
         from oracle.fixtures import recompute
 
-        bad = recompute(directory, sample=None if args.all else args.sample, progress=lambda m: print(m, file=sys.stderr))
+        files = len(fx.load_manifest(directory).get("files", {}))
+        bar = _Progress(files, args.quiet, "re-deriving", unit="file")
+        try:
+            bad = recompute(directory, sample=None if args.all else args.sample, progress=lambda m: bar(1))
+        finally:
+            bar.close()
         for p in bad:
             print(f"FAIL {p}")
         problems += bad
@@ -153,8 +162,8 @@ class _Progress:
     """Progress of a run's cases on stderr: a tqdm bar on a terminal, a plain line every
     ``every`` seconds otherwise, nothing when quiet."""
 
-    def __init__(self, total: int, quiet: bool, label: str, every: float = 10.0) -> None:
-        self.total, self.done, self.every = total, 0, every
+    def __init__(self, total: int, quiet: bool, label: str, every: float = 10.0, unit: str = "case") -> None:
+        self.total, self.done, self.every, self.unit = total, 0, every, unit
         self.bar = None
         self.quiet = quiet
         self.label = label
@@ -162,7 +171,7 @@ class _Progress:
         if not quiet and sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=label, unit="case", file=sys.stderr, leave=False, mininterval=0.25)
+            self.bar = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False, mininterval=0.25)
 
     def __call__(self, n: int) -> None:
         self.done += n
@@ -172,7 +181,7 @@ class _Progress:
             now = time.monotonic()
             if now - self.last >= self.every:
                 self.last = now
-                print(f"lossconf: {self.label}: {self.done}/{self.total} cases ({now - self.start:.0f} s)", file=sys.stderr, flush=True)
+                print(f"lossconf: {self.label}: {self.done}/{self.total} {self.unit}s ({now - self.start:.0f} s)", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -407,12 +416,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--loss", action="append", help="only this loss (repeatable); the manifest keeps the others")
     g.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     g.add_argument("--no-coverage", dest="coverage", action="store_false", help="do not write COVERAGE.md")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     g.set_defaults(func=cmd_fixtures_generate)
     v = fsub.add_parser("verify", help="check digests, schema and contents; optionally re-derive cases")
     v.add_argument("--dir", help="fixtures directory (default: the checkout's fixtures/)")
     v.add_argument("--recompute", action="store_true", help="re-derive a sample of cases at a higher precision")
     v.add_argument("--sample", type=_at_least_one, default=3, help="cases per loss to re-derive with --recompute (default 3)")
     v.add_argument("--all", action="store_true", help="re-derive every case")
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     v.set_defaults(func=cmd_fixtures_verify)
     pf.set_defaults(func=lambda a: (pf.print_help(), 2)[1])
 
