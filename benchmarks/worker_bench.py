@@ -10,6 +10,8 @@ Each repetition measures, back to back so that all see the same machine:
   interpreter start plus that import) -- from opening the fixtures to the last result;
 * the same with the worker's start inside the clock (started when the run starts, so its
   start overlaps with opening the fixtures, as ``lossconf run`` does it);
+* the same with one worker kept from run to run (its code paths warm, as the bare loop's
+  and the in-process run's are from the second repetition on);
 * one in-process run (``--in-process``), for comparison.
 
 The issue's target: the whole numpy run over the worker within 2x of the bare loop. The
@@ -48,10 +50,12 @@ from conformance.worker.supervisor import Supervisor  # noqa: E402
 TARGET = 2.0
 
 
-def over_worker(name: str, directory: Path, batch: int, started: bool) -> dict:
+def over_worker(name: str, directory: Path, batch: int, started: bool, sup: Supervisor | None = None) -> dict:
     """One Session over every case and check with the backend in a worker; ``started``:
-    the worker is ready before the clock starts."""
-    sup = Supervisor(name, batch=batch)
+    the worker is ready before the clock starts; ``sup``: a worker kept from run to run
+    (warm, as the in-process backend and the bare loop are), not closed here."""
+    keep = sup is not None
+    sup = sup or Supervisor(name, batch=batch)
     try:
         if started:
             sup.ready()
@@ -65,7 +69,8 @@ def over_worker(name: str, directory: Path, batch: int, started: bool) -> dict:
         bad = sum(r.status != "pass" for r in session.results)
         return {"total": total, "backend": session.backend_seconds(), "items": len(session.results), "not_pass": bad}
     finally:
-        sup.close()
+        if not keep:
+            sup.close()
 
 
 def in_process(name: str, directory: Path) -> float:
@@ -94,16 +99,24 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")
     print(f"machine: {os.cpu_count()} cores, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     calls = bare_calls(args.backend, directory)
-    alone, ready, cold, inproc = [], [], [], []
+    alone, warm, ready, cold, inproc = [], [], [], [], []
+    kept = Supervisor(args.backend, batch=args.batch)
+    over_worker(args.backend, directory, args.batch, True, kept)  # its first run: the worker's code paths warmed
     for _ in range(args.repeat):
         alone.append(backend_alone(args.backend, calls))
+        warm.append(over_worker(args.backend, directory, args.batch, True, kept))
         ready.append(over_worker(args.backend, directory, args.batch, True))
         cold.append(over_worker(args.backend, directory, args.batch, False))
         inproc.append(in_process(args.backend, directory))
+    kept.close()
     r = ready[0]
-    print(f"\n{r['items']} checks per run; checks not passing in the worker runs: {sorted({x['not_pass'] for x in ready + cold})}")
+    print(f"\n{r['items']} checks per run; checks not passing in the worker runs: {sorted({x['not_pass'] for x in warm + ready + cold})}")
     print(f"the backend's calls alone, bare loop ({len(calls)} calls): {summarize(alone)}")
-    for label, runs in (("worker ready before the clock", ready), ("worker started inside the clock", cold)):
+    for label, runs in (
+        ("a worker kept from run to run (warm, like the bare loop and the in-process backend)", warm),
+        ("a fresh worker, ready before the clock", ready),
+        ("a fresh worker started inside the clock", cold),
+    ):
         totals = [x["total"] for x in runs]
         ratios = [t / a for t, a in zip(totals, alone)]
         fastest = min(totals) / min(alone)

@@ -157,7 +157,7 @@ def array_from(desc: Any, body: bytes | bytearray | memoryview) -> np.ndarray:
         shape = desc["shape"]
         offset = desc["offset"]
         count = math.prod(shape)
-        if not all(type(n) is int and n >= 0 for n in shape):
+        if type(count) is not int or (shape and min(shape) < 0):
             raise ValueError("a dimension is not an integer >= 0")
         if type(offset) is not int or offset < 0 or offset + count * dtype.itemsize > len(body):
             raise ValueError("the array does not lie inside the frame's body")
