@@ -12,7 +12,7 @@ import pytest
 
 from conformance import fixtures as fx
 from conformance.backends import load_backend
-from conformance.harness.session import Filters, Session
+from conformance.harness.session import CHUNK, Filters, Session
 from conformance.worker.supervisor import Supervisor
 
 FILTERS = Filters(["L2Loss", "SoftmaxCrossEntropyLoss", "SigmoidBinaryCrossEntropyLoss"], ["float16", "float32"])
@@ -48,3 +48,12 @@ def test_a_run_over_the_wire_gives_the_in_process_results(spec):
     assert len(over) == len(inside) > 0
     for a, b in zip(over, inside):
         assert a == b
+
+
+def test_every_case_of_the_reference_backend_over_the_wire_in_chunks_gives_the_in_process_results():
+    every = fx.load()
+    inside = records(Session(load_backend("numpy"), every, "test", None, 30.0))
+    with Supervisor("numpy") as sup:
+        over = records(Session(sup, every, "test", None, 30.0))
+    assert len(every) > 2 * CHUNK  # judged in chunks while the worker ran the rest
+    assert over == inside

@@ -19,6 +19,7 @@ import pytest
 
 from conformance import fixtures as fx
 from conformance.cli import main
+from conformance.harness import session as session_module
 from conformance.harness.session import Filters
 from tests.faulty_backends import ENV, FLAG, fingerprint
 
@@ -33,6 +34,7 @@ def run(monkeypatch, tmp_path, backend: str, *extra: str, target=TARGET, select=
     """``lossconf run tests.faulty_backends:BACKEND`` with the fault on ``target``: the exit
     code, the results document and the wall time."""
     monkeypatch.setenv(ENV, fingerprint(dict(target.inputs)) if target is not None else "all")
+    monkeypatch.setattr(session_module, "CHUNK", 5)  # judged in chunks while the worker runs the rest
     out = tmp_path / "results.json"
     start = time.monotonic()
     code = main(["run", f"tests.faulty_backends:{backend}", *select, "--results", str(out), "--call-timeout", "2", *extra])

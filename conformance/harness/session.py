@@ -4,11 +4,12 @@ expectations, and the results. Shared by the pytest plugin and ``lossconf run``.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import json
 import platform
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,9 @@ from .tolerance import POLICY_VERSION, Tolerance, default
 
 MAX_TIME = "stopped at the run-wide time limit (--max-time)"
 INTERRUPTED = "interrupted by the user (Ctrl-C)"
+
+#: cases judged at a time when the backend runs in a worker (judging overlaps its calls)
+CHUNK = 256
 
 RESULTS_FORMAT = "lossconf-results"
 RESULTS_VERSION = 1
@@ -216,9 +220,24 @@ class Session:
         return self._evaluate_cases([(case, checks)])[0]
 
     def _evaluate_cases(self, todo: list[tuple[fx.FixtureCase, Sequence[str]]]) -> list[dict[str, CheckResult]]:
-        return self._evaluate(todo)
+        """:meth:`_evaluate`; with a worker, in chunks of :data:`CHUNK` cases, so that the
+        harness judges one chunk while the worker runs the next (every entry was sent at
+        once: the worker does not wait)."""
+        backend = self.backend
+        if not isinstance(backend, Supervisor) or len(todo) <= CHUNK:
+            return self._evaluate(todo)
+        runs = self.runs
+        pending = {(c.file, c.index): CaseRun(c) for c, _ in todo if (c.file, c.index) not in runs}
+        stream = self._worker_runs(backend, list(pending.values()))
+        results: list[dict[str, CheckResult]] = []
+        for at in range(0, len(todo), CHUNK):
+            results += self._evaluate(todo[at : at + CHUNK], (stream, pending))
+        return results
 
-    def _evaluate(self, todo: list[tuple[fx.FixtureCase, Sequence[str]]]) -> list[dict[str, CheckResult]]:
+    def _evaluate(
+        self, todo: list[tuple[fx.FixtureCase, Sequence[str]]],
+        worker: tuple[Iterator[CaseRun], dict[tuple[str, int], CaseRun]] | None = None,
+    ) -> list[dict[str, CheckResult]]:
         """The listed checks of each case (its run made, or taken from earlier). The value
         and gradient checks are measured in one vectorised pass (a fixture file's case:
         :func:`batch.measure_rows`; any other: :func:`compare.conforming_many`); every
@@ -236,8 +255,13 @@ class Session:
         failed: dict[tuple[str, int], Exception] = {}
         fresh: list[CaseRun] = []
         if isinstance(backend, Supervisor):
-            fresh = [CaseRun(case) for case, _ in todo if (case.file, case.index) not in runs]
-            made = self._call_in_worker(backend, fresh)
+            if worker is None:
+                fresh = [CaseRun(case) for case, _ in todo if (case.file, case.index) not in runs]
+                stream = self._worker_runs(backend, fresh)
+            else:
+                stream, pending = worker
+                fresh = [pending[(case.file, case.index)] for case, _ in todo if (case.file, case.index) not in runs]
+            made = sum(1 for _ in itertools.islice(stream, len(fresh)))
         else:
             for case, _ in todo:
                 key = (case.file, case.index)
@@ -363,24 +387,23 @@ class Session:
                 raise
         return made
 
-    def _call_in_worker(self, backend: Supervisor, fresh: list[CaseRun]) -> int:
-        """The backend's calls in its worker, batched; the number of runs made."""
+    def _worker_runs(self, backend: Supervisor, fresh: list[CaseRun]) -> Iterator[CaseRun]:
+        """The runs of ``fresh`` as the worker makes them, in order (batched entries); it
+        ends early when the run stops (--max-time, Ctrl-C)."""
         progress = self.progress
         backend.deadline = self.deadline
-        made = 0
         try:
             for i, res in backend.run_entries([entry_for(run) for run in fresh]):
                 apply_entry(fresh[i], res)
-                made = i + 1
                 if progress is not None:
                     progress(1)
+                yield fresh[i]
         except RunStopped:
             self.stopped = MAX_TIME
         except KeyboardInterrupt:
             self.stopped = INTERRUPTED
             if not interrupts_handled():
                 raise
-        return made
 
     def prepare(self, filters: Filters) -> None:
         """Run every selected case and evaluate all its checks in one batch; ``check``

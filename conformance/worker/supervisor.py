@@ -19,6 +19,7 @@ stops the run with :class:`RunStopped`.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import shutil
@@ -117,6 +118,11 @@ class _Worker:
             _limit_memory(self.proc.pid, memory)
         self.fd_in = self.proc.stdin.fileno()
         self.fd_out = self.proc.stdout.fileno()
+        for fd in (self.fd_in, self.fd_out):  # room for many entries and results in flight
+            try:
+                fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+            except OSError:
+                pass
         self.buf = bytearray()
         self.writer: threading.Thread | None = None
         self.how: str | None = None  # why the supervisor stopped it, if it did
