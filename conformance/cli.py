@@ -215,6 +215,8 @@ def _run_direct(args: argparse.Namespace) -> int:
         return _err(str(err), EXIT_UNUSABLE)
     try:
         return _run_session(args, backend, exp)
+    except KeyboardInterrupt:  # before the calls began (e.g. while the fixtures were read)
+        return _err("interrupted before any check ran", EXIT_INTERRUPTED)
     finally:
         if supervisor is not None:
             supervisor.close()

@@ -195,3 +195,14 @@ def test_nothing_in_the_worker_package_pickles():
     for path in (ROOT / "conformance" / "worker").glob("*.py"):
         text = path.read_text()
         assert "import pickle" not in text and "pickle." not in text and "marshal" not in text, path
+
+
+def test_a_worker_that_dies_or_stays_silent_at_start_is_a_one_line_backend_error():
+    from conformance.backends import BackendError
+
+    with Supervisor("x", command=["/bin/sh", "-c", "echo cannot start >&2; exit 4"]) as sup:
+        with pytest.raises(BackendError, match=r"exited with status 4 before it was ready \(cannot start\)"):
+            sup.ready()
+    with Supervisor("x", command=["/bin/sh", "-c", "sleep 30"], start_timeout=0.3, kill_grace=0.1) as sup:
+        with pytest.raises(BackendError, match="did not answer hello within 0.3 s"):
+            sup.ready()

@@ -268,8 +268,12 @@ class Supervisor:
         limit = time.monotonic() + self.start_timeout
         got = self._read(w, limit)
         if isinstance(got, str):
+            last = [ln.strip() for ln in w.fault_text().splitlines() if ln.strip()]
             self._discard()
-            raise BackendError(f"backend {self.spec!r}: the worker {got} before it was ready")
+            why = f" ({last[-1][:300]})" if last else ""
+            if got == "timeout":
+                raise BackendError(f"backend {self.spec!r}: the worker did not answer hello within {self.start_timeout:g} s{why}")
+            raise BackendError(f"backend {self.spec!r}: the worker {got} before it was ready{why}")
         msg, _ = got
         if msg["type"] == "fatal":
             self._discard()
