@@ -60,17 +60,41 @@ def over_worker(name: str, directory: Path, batch: int, started: bool, sup: Supe
         if started:
             sup.ready()
         filters = Filters()
+        w0 = _cpu(sup.worker.proc.pid) if sup.worker is not None else 0.0
+        c0 = time.process_time()
         t0 = time.perf_counter()
         sup.start()
         session = Session.open(sup, directory, filters, None, 60.0)
         sup.ready()
         session.run_all(filters)
         total = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        worker_cpu = _cpu(sup.worker.proc.pid) - w0
         bad = sum(r.status != "pass" for r in session.results)
-        return {"total": total, "backend": session.backend_seconds(), "items": len(session.results), "not_pass": bad}
+        return {
+            "total": total, "backend": session.backend_seconds(), "items": len(session.results), "not_pass": bad,
+            "cpu": cpu, "worker_cpu": worker_cpu,
+        }
     finally:
         if not keep:
             sup.close()
+
+
+def _cpu(pid: int) -> float:
+    """A process's CPU time so far (user + system), from /proc (0 where there is none)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def bare_cpu(name: str, calls: list) -> float:
+    """The bare loop's CPU time (``time.process_time``)."""
+    start = time.process_time()
+    backend_alone(name, calls)
+    return time.process_time() - start
 
 
 def in_process(name: str, directory: Path) -> float:
@@ -99,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")
     print(f"machine: {os.cpu_count()} cores, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     calls = bare_calls(args.backend, directory)
-    alone, warm, ready, cold, inproc = [], [], [], [], []
+    alone, alone_cpu, warm, ready, cold, inproc = [], [], [], [], [], []
     kept = Supervisor(args.backend, batch=args.batch)
     over_worker(args.backend, directory, args.batch, True, kept)  # its first run: the worker's code paths warmed
     for _ in range(args.repeat):
         alone.append(backend_alone(args.backend, calls))
+        alone_cpu.append(bare_cpu(args.backend, calls))
         warm.append(over_worker(args.backend, directory, args.batch, True, kept))
         ready.append(over_worker(args.backend, directory, args.batch, True))
         cold.append(over_worker(args.backend, directory, args.batch, False))
@@ -125,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    total / bare loop: {summarize(ratios, 'x')}; fastest / fastest: {fastest:.2f}x; "
               f"target <= {TARGET}x: {'met' if fastest <= TARGET else 'MISSED'} (fastest), "
               f"{'met' if statistics.median(ratios) <= TARGET else 'MISSED'} (median)")
+        wcpu, scpu = min(x["worker_cpu"] for x in runs), min(x["cpu"] for x in runs)
+        print(f"    CPU (least of the runs): the worker {wcpu:.3f} s, the supervisor {scpu:.3f} s, the bare loop "
+              f"{min(alone_cpu):.3f} s: the worker (the critical path when both have a core) "
+              f"{wcpu / min(alone_cpu):.2f}x, both on one core {(wcpu + scpu) / min(alone_cpu):.2f}x")
     ratios = [t / a for t, a in zip(inproc, alone)]
     print(f"\nin process, for comparison: total {summarize(inproc)}; / bare loop {summarize(ratios, 'x')}")
     if not args.no_subprocess:
