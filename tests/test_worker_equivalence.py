@@ -55,5 +55,8 @@ def test_every_case_of_the_reference_backend_over_the_wire_in_chunks_gives_the_i
     inside = records(Session(load_backend("numpy"), every, "test", None, 30.0))
     with Supervisor("numpy") as sup:
         over = records(Session(sup, every, "test", None, 30.0))
+        again = records(Session(sup, every[:10], "test", None, 30.0))
+        assert sup.restarts == 0 and sup._starts == 1  # one worker served both sessions
     assert len(every) > 2 * CHUNK  # judged in chunks while the worker ran the rest
     assert over == inside
+    assert again == inside[: len(again)]

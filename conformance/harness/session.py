@@ -274,6 +274,8 @@ class Session:
         results: list[dict[str, CheckResult]] = []
         for at in range(0, len(todo), CHUNK):
             results += self._evaluate(todo[at : at + CHUNK], (stream, pending))
+        for _ in stream:  # (ends the generator: nothing is left)
+            pass
         return results
 
     def _evaluate(
@@ -299,11 +301,11 @@ class Session:
         if isinstance(backend, Supervisor):
             if worker is None:
                 fresh = [CaseRun(case) for case, _ in todo if (case.file, case.index) not in runs]
-                stream = self._worker_runs(backend, fresh)
+                stream = self._worker_runs(backend, fresh)  # (consumed to its end below)
             else:
                 stream, pending = worker
                 fresh = [pending[(case.file, case.index)] for case, _ in todo if (case.file, case.index) not in runs]
-            made = sum(1 for _ in itertools.islice(stream, len(fresh)))
+            made = sum(1 for _ in (stream if worker is None else itertools.islice(stream, len(fresh))))
         else:
             for case, _ in todo:
                 key = (case.file, case.index)

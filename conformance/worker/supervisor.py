@@ -211,6 +211,7 @@ class Supervisor:
         self.worker: _Worker | None = None
         self.info: dict[str, Any] | None = None
         self._starts = 0
+        self._left = 0  # entries of the current run_entries without a result yet
         env = dict(os.environ)
         paths = [p for p in sys.path if p and os.path.isdir(p)]
         env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
@@ -381,10 +382,12 @@ class Supervisor:
         """Each entry's result, in order, as ``(index, result)``. A worker that ends or is
         stopped while on an entry is reported as that entry's failed call and started
         again for the next entries."""
+        self._left = len(entries)
         try:
             yield from self._run_entries(entries)
         except BaseException:  # (Ctrl-C, a caller's own time limit...): a worker mid-entry is of no more use
-            self._discard()
+            if self._left:  # (not a caller that stopped iterating after the last result)
+                self._discard()
             raise
 
     def _run_entries(self, entries: Sequence[Entry]) -> Iterator[tuple[int, EntryResult]]:
@@ -403,7 +406,9 @@ class Supervisor:
                 budget = max(entry.times, 1) * self.call_timeout
                 got = self._read(w, began + budget, watch=True)
                 if isinstance(got, str):
-                    yield done, self._failure(w, entry, got)
+                    res = self._failure(w, entry, got)
+                    self._left = len(entries) - done - 1
+                    yield done, res
                     done += 1
                     self.worker = None
                     self.restarts += 1
@@ -418,10 +423,13 @@ class Supervisor:
                         error=f"the worker broke the protocol: expected the result of entry {done}, got {msg.get('type')!r} {msg.get('id')!r}",
                         kind="protocol",
                     )])
+                    self._left = len(entries) - done - 1
                     yield done, res
                     done += 1
                     break
-                yield done, self._result(msg, body)
+                res = self._result(msg, body)
+                self._left = len(entries) - done - 1
+                yield done, res
                 done += 1
 
     def _write(self, w: _Worker, entries: Sequence[Entry], first: int) -> None:
