@@ -130,6 +130,8 @@ def check_case(backend: Backend, case: fx.FixtureCase, expectations: Any = None,
             result = evaluate_check(run, check, tol)
         except Exception as err:
             result = CheckResult(case, check, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
+        if run.detail and run.fault is not None and result.status == ERROR:  # the worker's traceback
+            result.message += "\n  traceback:\n    " + run.detail[-3000:].replace("\n", "\n    ")
         if expectations is not None and result.status in (FAIL, ERROR):
             entry = expectations.deviation_for(case, check)
             if entry is not None:

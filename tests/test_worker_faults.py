@@ -248,3 +248,11 @@ def test_in_process_max_time_interrupts_a_hanging_call_and_keeps_the_results_bef
     assert not any(r["id"].startswith(TARGET.test_id + "-") for r in doc["records"])
     assert {r["status"] for r in doc["records"]} == {"pass"}
     assert took < 20
+
+
+def test_live_mode_reports_a_crash_as_a_failing_example_with_the_workers_traceback(monkeypatch, capsys):
+    monkeypatch.setenv(ENV, "all")
+    code = main(["live", "tests.faulty_backends:segfault", "--loss", "L2Loss", "--examples", "2", "--seed", "1"])
+    out, _ = capsys.readouterr()
+    assert code == 1
+    assert "died of SIGSEGV" in out and "faulty_backends.py" in out

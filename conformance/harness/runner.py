@@ -345,6 +345,8 @@ def call_run(backend: Backend, run: CaseRun, limit: time_limit) -> None:
         run.backend_seconds = time.perf_counter() - start
         run.error = _describe_exc(err)
         run.fault = _fault_of(err)
+        if isinstance(err, WorkerCallError) and err.detail:  # (a supervisor's: the worker's traceback)
+            run.detail = err.detail
         return
     run.backend_seconds = time.perf_counter() - start
     run.returned = True
