@@ -56,6 +56,14 @@ def encode_exact(values: np.ndarray) -> list[str]:
     return [precision.to_decimal(v) for v in np.asarray(values, dtype=object).ravel()]
 
 
+def encode_scale(values: np.ndarray) -> list[str]:
+    """Term scales as decimal strings of 6 significant digits (``inf`` where infinite)."""
+    return [
+        mpmath.nstr(abs(s), 6, min_fixed=-3, max_fixed=6) if mpmath.isfinite(s) else precision.to_decimal(s)
+        for s in np.asarray(values, dtype=object).ravel()
+    ]
+
+
 def _condition(value: np.ndarray, scale: np.ndarray) -> str:
     worst = mpmath.mpf(0)
     for v, s in zip(np.asarray(value, dtype=object).ravel(), np.asarray(scale, dtype=object).ravel()):
@@ -92,24 +100,26 @@ def encode_case(loss_id: str, index: int, case: Case) -> dict:
             record["invalid"] = {"rule": case.invalid, "oracle_error": str(err)}
             return record
         raise AssertionError(f"{loss_id} case {case.name}: marked invalid but the oracle accepted it")
-    shape = evaluate(loss_id, case.inputs, case.options, wrt=()).shape
+    shape = evaluate(loss_id, case.inputs, case.options, wrt=(), dtypes=(case.dtype,)).shape
     ct = case.cotangent
     if ct is None:
         ct = cotangent_for(rng_for(loss_id, case.name + "/cotangent"), shape, case.dtype)
     ct = np.asarray(ct, dtype=case.dtype).reshape(shape)
-    r = evaluate(loss_id, case.inputs, case.options, cotangent=ct.astype(np.float64))
+    r = evaluate(loss_id, case.inputs, case.options, cotangent=ct.astype(np.float64), dtypes=(case.dtype,))
     record["expected"] = {
         "shape": list(r.shape),
         "value": encode_exact(r.value),
         "rounded": [format_input(v, case.dtype) for v in r.value_as(case.dtype).ravel()],
-        "scale": [mpmath.nstr(abs(s), 6, min_fixed=-3, max_fixed=6) if mpmath.isfinite(s) else precision.to_decimal(s) for s in r.scale.ravel()],
+        "scale": encode_scale(r.scale),
         "n_terms": r.n_terms,
         "condition": _condition(r.value, r.scale),
     }
     record["cotangent"] = encode_array(ct, "float", case.dtype)
     vjp = {}
     for name, g in r.grads.items():
-        entry: dict[str, Any] = {"shape": list(np.shape(g.lo)), "value": encode_exact(g.value)}
+        entry: dict[str, Any] = {
+            "shape": list(np.shape(g.lo)), "value": encode_exact(g.value), "scale": encode_scale(g.scale)
+        }
         if g.at_kink.any():
             entry["lo"] = encode_exact(g.lo)
             entry["hi"] = encode_exact(g.hi)

@@ -30,7 +30,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
@@ -44,6 +43,7 @@ from ..conventions import (
     weight_option,
 )
 from ..errors import InputError, describe
+from ..real import real as mpf
 from ..result import Forward, Gradient
 
 SPEC = LossSpec(

@@ -43,15 +43,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import mpmath
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
+from .. import real as R
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
 from ..conventions import broadcast_sample_weight, weight_factor, weight_option
 from ..errors import InputError
+from ..real import real as mpf
 from ..result import Forward, Gradient
 
 LOSS_ID = "mxnet.gluon.loss.CTCLoss"
@@ -213,7 +213,7 @@ def _parse(x: dict, options: dict):
     if n_class < 1:
         _fail(f"input pred has shape {pred.shape}; expected alphabet_size >= 1 (the blank)")
     for v in pred.ravel():
-        if not mpmath.isfinite(v):
+        if not R.isfinite(v):
             _fail(f"input pred holds {v}; expected finite real numbers")
 
     label = x["label"]
@@ -289,7 +289,7 @@ def _sample_ctc(xs: np.ndarray, seq: list[int], t_n: int, blank: int):
     if t_n == 0:
         return mpf(0), [], [], []
     lse = [A.logsumexp(xs[t], axis=0)[()] for t in range(t_n)]
-    y = [[mpmath.exp(xs[t, k] - lse[t]) for k in range(n_class)] for t in range(t_n)]
+    y = [[R.exp(xs[t, k] - lse[t]) for k in range(n_class)] for t in range(t_n)]
     ext = [blank]
     for v in seq:
         ext += [v, blank]
@@ -333,7 +333,7 @@ def _sample_ctc(xs: np.ndarray, seq: list[int], t_n: int, blank: int):
         for s in range(n_s):
             gamma[t][ext[s]] += alpha[t][s] * beta[t][s]
         gamma[t] = [g / p for g in gamma[t]]
-    return -mpmath.log(p), y, gamma, lse
+    return -R.log(p), y, gamma, lse
 
 
 def forward(x: dict, options: dict) -> Forward:
@@ -351,7 +351,7 @@ def forward(x: dict, options: dict) -> Forward:
         terms = mpf(0)
         for t in range(frames[n]):
             top = max(ntc[n, t])  # the shift-invariant terms: |x - max| and |lse - max|
-            terms += abs(lse[t] - top) + mpmath.fsum(gamma[t][k] * abs(ntc[n, t, k] - top) for k in range(n_class))
+            terms += abs(lse[t] - top) + R.fsum(gamma[t][k] * abs(ntc[n, t, k] - top) for k in range(n_class))
             for k in range(n_class):
                 dnll[n, t, k] = y[t][k] - gamma[t][k]
         value[n] = f * nll

@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
 from .. import conventions as G
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
+from ..real import real as mpf
 from ..result import Forward, Gradient
 
 #: the option and the inputs of HingeLoss and SquaredHingeLoss, and the reading of the

@@ -23,12 +23,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
 from .. import conventions as G
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
+from ..real import real as mpf
 from ..result import Forward, Gradient
 
 SPEC = LossSpec(

@@ -49,12 +49,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import mpmath
 import numpy as np
 
 from .. import arrays as A
 from .. import cases as C
 from .. import conventions as G
+from .. import real as R
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
 from ..errors import InputError, describe
 from ..result import Forward, Gradient
@@ -205,7 +205,7 @@ def forward(x: dict, options: dict) -> Forward:
                 f"{pred.shape} with axis {ax} removed, {want} (sparse_label=True)"
             )
         for v in label.ravel():
-            if not (mpmath.isfinite(v) and mpmath.isint(v) and 0 <= v < n_class):
+            if not (R.isfinite(v) and R.isint(v) and 0 <= v < n_class):
                 raise InputError(
                     f"{SPEC.id}: input label holds {describe(float(v))}; expected integer class "
                     f"indices in [0, {n_class}) (sparse_label=True, pred.shape[axis]={n_class})"

@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
@@ -40,6 +39,7 @@ from ..conventions import (
     weight_factor,
     weight_option,
 )
+from ..real import real as mpf
 from ..result import Forward, Gradient
 
 
