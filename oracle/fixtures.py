@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import flint
 import mpmath
 import numpy as np
 
@@ -145,7 +146,9 @@ def provenance() -> dict:
         "oracle_version": __version__,
         "mpmath_version": mpmath.__version__,
         "mpmath_backend": precision.mpmath_backend(),
+        "flint_version": flint.__version__,
         "precision_bits": precision.get_working_precision(),
+        "max_precision_bits": precision.MAX_PRECISION_BITS,
         "decimal_digits": precision.DECIMAL_DIGITS,
     }
 

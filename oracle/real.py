@@ -345,6 +345,7 @@ def real(x: object) -> Real:
 
 
 INF = Real(None, _INF)
+NAN = Real(None, math.nan)
 
 
 # ------------------------------------------------------------------ elementary functions

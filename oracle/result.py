@@ -41,7 +41,10 @@ class Gradient:
     @property
     def at_kink(self) -> np.ndarray:
         """Boolean mask of the elements whose derivative is an interval."""
-        return np.asarray(self.lo != self.hi, dtype=bool)
+        if self.lo is self.hi:
+            return np.zeros(np.shape(self.lo), dtype=bool)
+        same = np.frompyfunc(lambda a, b: a is b or a == b, 2, 1)(self.lo, self.hi)
+        return ~np.asarray(same, dtype=bool)
 
     @property
     def value(self) -> Array:

@@ -144,9 +144,12 @@ SPEC = LossSpec(
             "loss = -log p(label | pred) (Graves et al. 2006, the cited reference); a path must "
             "put a blank between equal adjacent labels.",
             "A label sequence needs L + (number of equal adjacent pairs) frames. When that "
-            "exceeds T_n no path produces it, p = 0 and the documented value would be +inf; "
-            "the oracle rejects such input (InputError) rather than return +inf, and the "
-            "fixtures record it as invalid with that note.",
+            "exceeds T_n no path produces it: p = 0 and the documented value -log p is +inf, "
+            "which is the expected value (out[n] = weight * sample_weight[n] * +inf). As p is 0 "
+            "for every pred, the derivative does not exist (gamma = alpha beta / p is 0/0): "
+            "the VJP elements of such a sample are nan (undefined), and its term scale is inf. "
+            "Such input is valid (the documentation does not rule it out); a backend that "
+            "raises on it raises where a value exists.",
         ),
         Reading(
             "pred_lengths",
@@ -266,13 +269,6 @@ def _parse(x: dict, options: dict):
                     f"{n_class - 1}) or -1 padding"
                 )
         t_n = n_time if pred_lengths is None else int(pred_lengths[n])
-        need = len(seq) + sum(1 for a, b in zip(seq, seq[1:]) if a == b)
-        if need > t_n:
-            _fail(
-                f"input label for sample {n} is {seq}, which needs {need} frames (its length plus "
-                f"one blank between each pair of equal adjacent labels) but pred has {t_n} "
-                f"frames for it; p(label | pred) = 0 and -log p = +inf"
-            )
         seqs.append(seq)
         frames.append(t_n)
 
@@ -283,8 +279,15 @@ def _parse(x: dict, options: dict):
 # ------------------------------------------------------------------ forward-backward
 
 
+def feasible(seq: list[int], t_n: int) -> bool:
+    """Whether some path of t_n frames collapses to ``seq``: it needs its length plus one
+    blank between each pair of equal adjacent labels."""
+    return len(seq) + sum(1 for a, b in zip(seq, seq[1:]) if a == b) <= t_n
+
+
 def _sample_ctc(xs: np.ndarray, seq: list[int], t_n: int, blank: int):
-    """-log p, y, gamma (both (t_n, C)) and lse (t_n,) for one sample's first t_n frames."""
+    """-log p, y, gamma (both (t_n, C)) and lse (t_n,) for one sample's first t_n frames;
+    a feasible ``seq`` only (:func:`feasible`)."""
     n_class = xs.shape[1]
     if t_n == 0:
         return mpf(0), [], [], []
@@ -345,9 +348,15 @@ def forward(x: dict, options: dict) -> Forward:
     dnll = A.zeros(ntc.shape)  # d(-log p_n) / d pred[n, t, k] in (N, T, C)
     factor = []
     for n in range(n_batch):
-        nll, y, gamma, lse = _sample_ctc(ntc[n], seqs[n], frames[n], n_class - 1)
         f = w * (sw[n] if sw is not None else mpf(1))
         factor.append(f)
+        if not feasible(seqs[n], frames[n]):  # p = 0: -log p = +inf, no derivative
+            value[n] = f * R.INF
+            scale[n] = R.INF
+            for idx in np.ndindex(ntc.shape[1:]):
+                dnll[(n, *idx)] = R.NAN
+            continue
+        nll, y, gamma, lse = _sample_ctc(ntc[n], seqs[n], frames[n], n_class - 1)
         terms = mpf(0)
         for t in range(frames[n]):
             top = max(ntc[n, t])  # the shift-invariant terms: |x - max| and |lse - max|
@@ -540,10 +549,10 @@ def cases() -> Iterator[C.Case]:
             invalid="the first label_lengths[n] entries must be labels, not -1 padding",
         )
         yield _case(
-            f"invalid-too-long-{dtype}", dtype, p3, _ints([[1, 1], [0, -1]]), tags=("invalid",),
+            f"singular-infeasible-{dtype}", dtype, p3, _ints([[1, 1], [0, -1]]), tags=("singular",),
             extra={"pred_lengths": _ints([2, 3])},
-            invalid="a label sequence needs its length plus its adjacent repeats in frames",
-            note="no alignment exists: p = 0, the documented value would be +inf",
+            note="sample 0's label [1, 1] needs 3 frames and has 2: no alignment exists, p = 0, "
+            "the documented -log p is +inf (its VJP is undefined: nan); sample 1 is finite",
         )
         yield _case(
             f"invalid-pred_lengths-{dtype}", dtype, p3, _ints([[0], [1]]), tags=("invalid",),
