@@ -683,6 +683,13 @@ def cases() -> Iterator[C.Case]:
     for name, inputs, opts, rule in bad:
         inputs = {k: (v.astype(np.int64) if k == "t" and v.dtype.kind in "iu" else v) for k, v in inputs.items()}
         yield C.Case(f"invalid-{name}-{dtype}", inputs, dtype, opts, tags=("invalid",), invalid=rule)
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    g = C.SUBNORMAL_GAP[dtype]
+    yield ("confident", {"x": C.in_dtype([[0.0, g], [g, 0.0]], dtype), "t": C.in_dtype([1, 0], dtype)}, {"reduce": "no"},
+           f"log(1 + exp(-{g:g})) and p = exp(-{g:g})/(1 + exp(-{g:g})): subnormal values and gradients")
 
 
 def sample(rng, options: dict) -> dict:

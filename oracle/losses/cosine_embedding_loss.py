@@ -475,6 +475,14 @@ def cases() -> Iterator[C.Case]:
             invalid="sample_weight must hold one weight per sample (size 1 on every non-batch "
             "axis): the loss is per sample",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    sub = C.subnormal(dtype, 2)
+    yield ("orthogonal", {"input1": C.in_dtype([[1.0, 0.0], [0.0, 1.0]], dtype),
+                          "input2": C.in_dtype([[sub, 1.0], [1.0, sub]], dtype), "label": C.in_dtype([-1, -1], dtype)},
+           {"margin": 0.0}, "nearly orthogonal pairs, label -1, margin 0: cos = sub / sqrt(1 + sub^2), subnormal")
 
 
 def sample(rng, options: dict) -> dict:

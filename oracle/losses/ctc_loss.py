@@ -573,6 +573,15 @@ def cases() -> Iterator[C.Case]:
             extra={"sample_weight": C.uniform(rng, (2, 1), 0.5, 1.0, dtype)},
             invalid="sample_weight must broadcast to the loss's shape (batch_size,)",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    g = C.SUBNORMAL_GAP[dtype]
+    inputs = _layouts(C.in_dtype([[[g, 0.0]], [[0.0, g]]], dtype), _ints([[0], [-1]]), {})
+    yield ("confident", inputs, {},
+           f"one frame, the label's logit {g:g} above the blank's (and the reverse for the empty "
+           f"label): -log p = log(1 + exp(-{g:g})), subnormal, and so are the gradients")
 
 
 def sample(rng, options: dict) -> dict:

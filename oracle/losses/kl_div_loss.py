@@ -333,6 +333,13 @@ def cases() -> Iterator[C.Case]:
             f"invalid-axis-{dtype}", ok, dtype, {"from_logits": False, "axis": 2},
             tags=("invalid",), invalid="axis must be a dimension of pred (from_logits=False)",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    sub = C.subnormal(dtype, 4)
+    yield ("label", {"pred": C.in_dtype([[0.0, -0.5]], dtype), "label": C.in_dtype([[sub, 0.5]], dtype)}, {},
+           "a subnormal label weighs its term: a subnormal gradient element")
 
 
 def sample(rng, options: dict) -> dict:

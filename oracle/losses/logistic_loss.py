@@ -236,6 +236,13 @@ def cases() -> Iterator[C.Case]:
             tags=("invalid",),
             invalid="sample_weight must be broadcastable to the shape of pred",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    g = C.SUBNORMAL_GAP[dtype]
+    yield ("confident", {"pred": C.in_dtype([[g, -g], [g, 0.5]], dtype), "label": C.in_dtype([[1, -1], [1, 1]], dtype)}, {},
+           f"log(1 + exp(-{g:g})) and its gradient are subnormal")
 
 
 def sample(rng, options: dict) -> dict:

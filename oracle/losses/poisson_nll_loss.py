@@ -417,6 +417,13 @@ def cases() -> Iterator[C.Case]:
             tags=("invalid",),
             invalid="sample_weight must be broadcastable to the shape of pred",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    g = C.SUBNORMAL_GAP[dtype]
+    yield ("rate", {"pred": C.in_dtype([[-g, -g]], dtype), "target": C.in_dtype([[0.0, 0.0]], dtype)}, {"from_logits": True},
+           f"exp(-{g:g}) with target 0: a subnormal value and gradient")
 
 
 def sample(rng, options: dict) -> dict:

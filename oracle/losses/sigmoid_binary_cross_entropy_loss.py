@@ -410,6 +410,13 @@ def cases() -> Iterator[C.Case]:
             tags=("invalid",),
             invalid="sample_weight must be broadcastable to the shape of pred",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    g = C.SUBNORMAL_GAP[dtype]
+    yield ("confident", {"pred": C.in_dtype([[g, -g], [g, -g]], dtype), "label": C.in_dtype([[1, 0], [1, 0]], dtype)}, {},
+           f"log(1 + exp(-{g:g})) and sigmoid(-{g:g}): subnormal values and gradients")
 
 
 def sample(rng, options: dict) -> dict:

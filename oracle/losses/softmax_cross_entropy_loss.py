@@ -517,6 +517,13 @@ def cases() -> Iterator[C.Case]:
             f"invalid-axis-is-batch_axis-{dtype}", ok, dtype, {"axis": 0},
             tags=("invalid",), invalid="axis (classes) and batch_axis must be different dimensions",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    g = C.SUBNORMAL_GAP[dtype]
+    yield ("confident", {"pred": C.in_dtype([[0.0, g], [g, 0.0]], dtype), "label": C.in_dtype([1, 0], dtype)}, {},
+           f"log(1 + exp(-{g:g})) and p = exp(-{g:g})/(1 + exp(-{g:g})): subnormal values and gradients")
 
 
 def sample(rng, options: dict) -> dict:

@@ -331,6 +331,15 @@ def cases() -> Iterator[C.Case]:
             tags=("invalid",),
             invalid="batch_axis must be an axis of pred",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    s = C.SUBNORMAL_ROOT[dtype]
+    zero = C.in_dtype([[0.0, 0.0], [0.0, 0.0]], dtype)
+    yield ("tiny-margin", {"pred": zero, "positive": C.in_dtype([[s, 0.0], [s, -s]], dtype), "negative": zero},
+           {"margin": s * s / 4}, "a tiny positive margin s^2/4 (exact in float64), the positive a tiny s away: "
+           "s^2 + s^2/4 and 2 s^2 + s^2/4, subnormal values")
 
 
 def sample(rng, options: dict) -> dict:
