@@ -129,12 +129,28 @@ def amax(x: Array, axis: int, keepdims: bool = False) -> Array:
     return out if isinstance(out, np.ndarray) else np.array(out, dtype=object)
 
 
+def _log_sum_exp_shifted(d: Array, axis: int) -> Array:
+    """log(sum(exp(d))) along ``axis`` (keepdims) for d = x - max(x) (so one element of each
+    slice is exactly 0): log1p of the sum of the other terms, which keeps the relative
+    accuracy of a result as tiny as log(1 + exp(-10000)) (log of a sum that was rounded to
+    1 would only bound it absolutely)."""
+    moved = np.moveaxis(d, axis, -1)
+    out = np.empty(moved.shape[:-1], dtype=object)
+    for idx in np.ndindex(out.shape):
+        row = moved[idx]
+        top = next((j for j, v in enumerate(row) if R.real(v).is_zero), None)
+        if top is None:  # no exact zero (an all -inf slice): the plain form
+            out[idx] = R.log(R.fsum(R.exp(v) for v in row))
+        else:
+            out[idx] = R.log1p(R.fsum(R.exp(v) for j, v in enumerate(row) if j != top))
+    return np.expand_dims(out, axis)
+
+
 def logsumexp(x: Array, axis: int, keepdims: bool = False) -> Array:
     """log(sum(exp(x))) along ``axis``, shifted by the maximum so it never overflows."""
     m = amax(x, axis=axis, keepdims=True)
     finite_m = np.where(np.frompyfunc(R.isinf, 1, 1)(m).astype(bool), real(0), m)
-    s = asum(exp(x - finite_m), axis=axis, keepdims=True)
-    out = log(s) + finite_m
+    out = _log_sum_exp_shifted((x - finite_m).astype(object), axis) + finite_m
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
@@ -144,7 +160,7 @@ def log_softmax(x: Array, axis: int) -> Array:
     m = amax(x, axis=axis, keepdims=True)
     finite_m = np.where(isfinite(m), m, real(0))
     shifted = (x - finite_m).astype(object)
-    return (shifted - log(asum(exp(shifted), axis=axis, keepdims=True))).astype(object)
+    return (shifted - _log_sum_exp_shifted(shifted, axis)).astype(object)
 
 
 def log_softmax_terms(x: Array, axis: int) -> tuple[Array, Array]:
@@ -160,7 +176,7 @@ def log_softmax_terms(x: Array, axis: int) -> tuple[Array, Array]:
     loss of 1e-13. As x_j - m <= 0 <= log sum exp(x - m), it equals ``|log p_j|``."""
     m = amax(x, axis=axis, keepdims=True)
     d = (x - m).astype(object)
-    log_s = log(asum(exp(d), axis=axis, keepdims=True))
+    log_s = _log_sum_exp_shifted(d, axis)
     return (d - log_s).astype(object), (fabs(d) + fabs(log_s)).astype(object)
 
 
