@@ -108,7 +108,7 @@ def evaluate(
         try:
             ev = _evaluate_at(loss_id, inputs, opts, cotangent, wrt, bits)
             with precision.working_precision(bits):
-                unproven = _prove_evaluation(ev, dts)
+                unproven = _prove_evaluation(ev, dts, bits)
         except Undecided as why:
             tried.append(f"{bits} bits: a branch undecided ({why})")
             ev = None
@@ -133,7 +133,7 @@ def evaluate(
     raise OracleError(f"{spec.id}: a branch on a computed value cannot be decided up to the cap: " + "; ".join(tried))
 
 
-def prove(x: Real, dtypes: Sequence[str] = tuple(precision.FORMATS)) -> mpf | None:
+def prove(x: Real, dtypes: Sequence[str] = tuple(precision.FORMATS), floor: bool = True) -> mpf | None:
     """The proven exact value of an enclosure, or None if it does not prove it yet.
 
     Proven are: a special value (inf, nan) or a point (an exact result, 0 included); an
@@ -152,7 +152,7 @@ def prove(x: Real, dtypes: Sequence[str] = tuple(precision.FORMATS)) -> mpf | No
         if any(precision.round_to(lo, dt) != precision.round_to(hi, dt) for dt in dtypes):
             return None
         return x.mid()
-    if -lo < precision.NEGLIGIBLE and hi < precision.NEGLIGIBLE:
+    if floor and -lo < precision.NEGLIGIBLE and hi < precision.NEGLIGIBLE:
         return mpmath.mpf(0)
     return None
 
@@ -162,7 +162,7 @@ def _width(x: Real) -> str:
     return mpmath.nstr(hi - lo, 3) if mpmath.isfinite(hi - lo) else "inf"
 
 
-def _prove_evaluation(ev: Evaluation, dtypes: tuple[str, ...]) -> list[tuple[str, str]]:
+def _prove_evaluation(ev: Evaluation, dtypes: tuple[str, ...], bits: int) -> list[tuple[str, str]]:
     """Replace every enclosure of ``ev`` by its proven exact value (mpf); list the
     elements not proven yet as (name, enclosure width). The term scales and magnitudes
     (6 digits) are taken at their midpoints."""
@@ -171,7 +171,7 @@ def _prove_evaluation(ev: Evaluation, dtypes: tuple[str, ...]) -> list[tuple[str
     def proved(name: str, arr: np.ndarray) -> np.ndarray:
         out = np.empty(np.shape(arr), dtype=object)
         for idx in np.ndindex(out.shape):
-            v = prove(arr[idx], dtypes)
+            v = prove(arr[idx], dtypes, floor=bits >= precision.FLOOR_PRECISION_BITS)
             if v is None:
                 unproven.append((f"{name}{list(idx)}", _width(arr[idx])))
             out[idx] = v

@@ -31,6 +31,9 @@ MAX_PRECISION_BITS = 32768
 #: The documented floor: an enclosure within +-2**-1200 that contains 0 is written as 0
 #: (far below half of float64's smallest subnormal, 2**-1075).
 NEGLIGIBLE = mpmath.ldexp(1, -1200)
+#: The floor is a last resort: below this precision an enclosure within it that contains 0
+#: raises the precision (to prove the digits of a value like 5e-435) instead of writing 0.
+FLOOR_PRECISION_BITS = 4096
 
 _bits = int(os.environ.get("LOSSCONF_PRECISION_BITS", DEFAULT_PRECISION_BITS))
 

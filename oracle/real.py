@@ -337,7 +337,7 @@ def real(x: object) -> Real:
         if not mpmath.isfinite(x):
             return Real(None, float(x))
         sign, man, exp_, _ = x._mpf_
-        b = arb(flint.fmpz(-man if sign else man)) * arb(2) ** int(exp_) if exp_ < 0 else arb(flint.fmpz(man) * 2 ** exp_ * (-1 if sign else 1))
+        b = arb((-int(man) if sign else int(man), int(exp_)))  # exact whatever the precision
         return Real(b, None, mpf_abs(x._mpf_, _MAG_BITS, round_up))
     if isinstance(x, str):
         return real(mpf(x)) if x in ("inf", "-inf", "nan") else Real(arb(x))
