@@ -255,13 +255,14 @@ def _progress(msg: str) -> None:
 
 
 def recompute(directory: Path, sample: int | None = 3, progress: Callable[[str], None] | None = None) -> list[str]:
-    """Re-derive cases of the fixture files at :data:`precision.VERIFY_PRECISION_BITS`
-    from their recorded inputs and options, and report every disagreement with the
-    recorded exact values (compared to 35 significant digits). ``sample`` cases per loss
-    (spread evenly), or all with ``sample=None``."""
+    """Re-prove cases of the fixture files, starting at :data:`precision.VERIFY_PRECISION_BITS`,
+    from their recorded inputs and options, and report every value, VJP element or kink
+    bound whose proven decimal differs from the recorded one (a value proven below the
+    floor, 2**-1200, may be written 0 or with digits). ``sample`` cases per loss (spread
+    evenly), or all with ``sample=None``."""
     problems: list[str] = []
     manifest = json.loads((Path(directory) / "MANIFEST.json").read_text())
-    digits = 35
+    digits = precision.DECIMAL_DIGITS
     for name in sorted(manifest["files"]):
         doc = json.loads((Path(directory) / name).read_text())
         loss_id = doc["loss"]
@@ -275,7 +276,9 @@ def recompute(directory: Path, sample: int | None = 3, progress: Callable[[str],
             label = f"{name} case {c['index']} ({c['name']})"
             try:
                 ct = None if "cotangent" not in c else _decode_input(c["cotangent"]).astype(np.float64)
-                r = evaluate(loss_id, inputs, opts, cotangent=ct, precision_bits=precision.VERIFY_PRECISION_BITS)
+                r = evaluate(
+                    loss_id, inputs, opts, cotangent=ct, precision_bits=precision.VERIFY_PRECISION_BITS, dtypes=(c["dtype"],)
+                )
             except OracleError as err:
                 if "invalid" not in c:
                     problems.append(f"{label}: the oracle now rejects it: {err}")
@@ -285,6 +288,7 @@ def recompute(directory: Path, sample: int | None = 3, progress: Callable[[str],
                 continue
             pairs = [("value", c["expected"]["value"], r.value)]
             pairs += [(f"vjp:{k}", v["value"], r.grads[k].value) for k, v in c["vjp"].items()]
+            pairs += [(f"vjp:{k}:{b}", v[b], getattr(r.grads[k], b)) for k, v in c["vjp"].items() for b in ("lo", "hi") if b in v]
             for what, recorded, fresh in pairs:
                 for i, (text, val) in enumerate(zip(recorded, np.asarray(fresh, dtype=object).ravel())):
                     if not _agree(text, val, digits):
@@ -301,20 +305,13 @@ def _decode_input(obj: dict) -> np.ndarray:
     return np.array([float(x) for x in obj["data"]], dtype=np.float64).astype(obj["dtype"]).reshape(obj["shape"])
 
 
-def _agree(text: str, value: mpmath.mpf, digits: int) -> bool:
+def _agree(text: str, value: mpmath.mpf, digits: int = precision.DECIMAL_DIGITS) -> bool:
+    """The recorded decimal is the proven one (proven values have one decimal each); a
+    value below the floor may be written 0 or with its digits (oracle.api.prove)."""
+    if text == precision.to_decimal(value, digits):
+        return True
     with precision.working_precision(precision.VERIFY_PRECISION_BITS):
-        return _agree_at_precision(text, value, digits)
-
-
-def _agree_at_precision(text: str, value: mpmath.mpf, digits: int) -> bool:
-    recorded = precision.from_decimal(text)
-    if mpmath.isnan(recorded) or mpmath.isnan(value):
-        return bool(mpmath.isnan(recorded) and mpmath.isnan(value))
-    if mpmath.isinf(recorded) or mpmath.isinf(value):
-        return recorded == value
-    if recorded == value:
-        return True
-    negligible = mpmath.ldexp(1, -1200)  # see oracle.api: written as 0 or unsettled below this
-    if abs(recorded) < negligible and abs(value) < negligible:
-        return True
-    return abs(recorded - value) <= mpmath.mpf(10) ** (-digits) * max(abs(recorded), abs(value))
+        recorded = precision.from_decimal(text)
+        if not (mpmath.isfinite(recorded) and mpmath.isfinite(value)):
+            return False
+        return abs(recorded) < precision.NEGLIGIBLE and abs(value) < precision.NEGLIGIBLE

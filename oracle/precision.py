@@ -1,12 +1,29 @@
 """Precision, held in one place: the working precision of every oracle evaluation, the
-exact decimal encoding of results, and correct rounding of exact values to float16,
-float32 and float64.
+precision cap and the floor of its proofs, the exact decimal encoding of results, and
+correct rounding of exact values to float16, float32 and float64.
 
 The working precision is a setting (``LOSSCONF_PRECISION_BITS`` in the environment, or
 :func:`set_working_precision`), never a constant scattered in the loss modules. Every
-loss is evaluated inside :func:`working_precision`, and the self-verification in
-``tests/`` re-evaluates at :data:`VERIFY_PRECISION_BITS` to show the digits written to
-fixtures are settled.
+loss is evaluated inside :func:`working_precision` on enclosures (:mod:`oracle.real`), and
+:func:`oracle.api.evaluate` doubles the precision up to :data:`MAX_PRECISION_BITS` until
+every written digit is proven (or the value is a proven exact zero, or within the floor
+:data:`NEGLIGIBLE`).
+
+Why python-flint's arb balls and not mpmath's ``iv`` intervals (measured on the oracle's
+own work, ``benchmarks/README.md``, "Enclosures"):
+
+* rigour where the losses need it: arb's ``log1p``, ``expm1``, ``exp`` and ``log`` come
+  with proven error bounds at any argument; mpmath's iv context computes ``expm1(x)`` of a
+  tiny x as ``x + x**2/2`` and ``log1p`` through its generic point code, neither of which
+  is an enclosure, and those two functions carry every tiny loss (log(1 + e^-720));
+* relative accuracy of tiny values: a ball is a midpoint and a radius, so e^-1000 or
+  log1p(e^-10000) keeps 250 correct bits at 256 bits of precision;
+* speed: arb is C; the loss modules' formulas on arb balls, proof included, run at about
+  the speed of the former mpmath point arithmetic at two precisions, while mpmath's iv
+  intervals (pure Python, two mpf endpoints per operation) are several times slower.
+
+The cost is one more dependency (``python-flint``, wheels for CPython 3.11+ on Linux,
+macOS and Windows, no numpy requirement).
 """
 
 from __future__ import annotations

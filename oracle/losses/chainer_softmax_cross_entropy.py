@@ -235,6 +235,14 @@ SPEC = LossSpec(
             "probability (probability 0) and is allowed as long as each instance has a finite "
             "logit; +inf and NaN are not log probabilities and are rejected.",
         ),
+        Reading(
+            "infinite value",
+            "Variable holding a multidimensional array whose element indicates unnormalized log "
+            "probability",
+            "A logit of -inf at an instance's hard label (or where a soft target > 0) is a "
+            "probability 0: the documented cross entropy -log p is +inf and so is the "
+            "expected value; the gradient p - t stays finite.",
+        ),
     ),
 )
 

@@ -125,6 +125,13 @@ SPEC = LossSpec(
             "If from_logits is True, pred should be log probabilities.",
             "pred is used as log p exactly as given (not re-normalized, not checked to be <= 0).",
         ),
+        Reading(
+            "infinite value",
+            "L = sum_i label_i * [log(label_i) - pred_i]",
+            "Where a label > 0 meets a log probability pred = -inf (or, from_logits=False, a "
+            "logit of -inf), the documented term label * (log label - pred) is +inf and so is "
+            "the expected value; its derivative -label stays finite.",
+        ),
     ),
     source="MXNet 1.9.1 python/mxnet/gluon/loss.py",
 )

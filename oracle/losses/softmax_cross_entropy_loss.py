@@ -167,6 +167,15 @@ SPEC = LossSpec(
             "axis and batch_axis must name different dimensions of pred (otherwise the "
             "output could not have shape (batch_size,)); the same dimension is rejected.",
         ),
+        Reading(
+            "infinite value",
+            "L = -sum_i log p_{i, label_i} ... from_logits (bool, default False) - Whether input "
+            "is a log probability (usually from log_softmax) instead of unnormalized numbers.",
+            "Where the target's probability is exactly 0 -- log p = -inf given with "
+            "from_logits=True, or a logit of -inf at the target -- the documented -log p is "
+            "+inf and so is the expected value (a dense label of 0 there weighs nothing: "
+            "0 * log 0 = 0). The gradient stays finite (p_k - [k = t], or -[k = t] from logits).",
+        ),
     ),
     source="MXNet 1.9.1 python/mxnet/gluon/loss.py",
 )
