@@ -67,14 +67,17 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 def cmd_fixtures_generate(args: argparse.Namespace) -> int:
     from oracle import catalog, fixtures
-    from oracle.errors import UnknownLossError
+    from oracle.errors import OracleError, UnknownLossError
 
     try:
         losses = [catalog.resolve(x) for x in args.loss] if args.loss else None
     except UnknownLossError as err:
         return _err(str(err))
     start = time.perf_counter()
-    digests = fixtures.generate(Path(args.out), losses, jobs=args.jobs, progress=fixtures._progress)
+    try:
+        digests = fixtures.generate(Path(args.out), losses, jobs=args.jobs, progress=fixtures._progress)
+    except OracleError as err:  # a value that cannot be proven within the precision cap
+        return _err(str(err))
     size = sum((Path(args.out) / n).stat().st_size for n in digests)
     print(f"wrote {len(digests)} fixture files ({size / 1e6:.2f} MB) to {args.out} in {time.perf_counter() - start:.1f} s")
     if args.coverage:

@@ -101,12 +101,15 @@ def encode_case(loss_id: str, index: int, case: Case) -> dict:
             record["invalid"] = {"rule": case.invalid, "oracle_error": str(err)}
             return record
         raise AssertionError(f"{loss_id} case {case.name}: marked invalid but the oracle accepted it")
-    shape = evaluate(loss_id, case.inputs, case.options, wrt=(), dtypes=(case.dtype,)).shape
-    ct = case.cotangent
-    if ct is None:
-        ct = cotangent_for(rng_for(loss_id, case.name + "/cotangent"), shape, case.dtype)
-    ct = np.asarray(ct, dtype=case.dtype).reshape(shape)
-    r = evaluate(loss_id, case.inputs, case.options, cotangent=ct.astype(np.float64), dtypes=(case.dtype,))
+    try:
+        shape = evaluate(loss_id, case.inputs, case.options, wrt=(), dtypes=(case.dtype,)).shape
+        ct = case.cotangent
+        if ct is None:
+            ct = cotangent_for(rng_for(loss_id, case.name + "/cotangent"), shape, case.dtype)
+        ct = np.asarray(ct, dtype=case.dtype).reshape(shape)
+        r = evaluate(loss_id, case.inputs, case.options, cotangent=ct.astype(np.float64), dtypes=(case.dtype,))
+    except OracleError as err:
+        raise OracleError(f"{file_name(loss_id)} case {index} ({case.name}): {err}") from None
     record["expected"] = {
         "shape": list(r.shape),
         "value": encode_exact(r.value),

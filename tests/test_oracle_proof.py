@@ -205,3 +205,18 @@ def test_subnormal_fixture_cases_hold_subnormal_results():
             seen.setdefault(doc["loss"], set()).add(c["dtype"])
     assert len(seen) >= 14
     assert all(dts == {"float16", "float32", "float64"} for dts in seen.values())
+
+
+def test_generation_names_the_case_that_cannot_be_proven(monkeypatch, tmp_path, capsys):
+    """Bad input at the cap: `lossconf fixtures generate` ends with one line naming the file,
+    the case, the element and the widths -- no traceback."""
+    from conformance.cli import main
+
+    monkeypatch.setattr(precision, "MAX_PRECISION_BITS", 1024)
+    code = main(["fixtures", "generate", "--loss", "chainer.functions.softmax_cross_entropy", "--jobs", "1",
+                 "--out", str(tmp_path), "--no-coverage"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2
+    assert err.startswith("lossconf: chainer_softmax_cross_entropy.json case ")
+    assert "(extreme-soft-kl-float16)" in err and "cannot be proven up to the cap of 1024 bits" in err
+    assert "Traceback" not in err
