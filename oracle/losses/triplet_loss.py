@@ -337,9 +337,10 @@ def cases() -> Iterator[C.Case]:
 def _subnormal(dtype: str):
     s = C.SUBNORMAL_ROOT[dtype]
     zero = C.in_dtype([[0.0, 0.0], [0.0, 0.0]], dtype)
-    yield ("tiny-margin", {"pred": zero, "positive": C.in_dtype([[s, 0.0], [s, -s]], dtype), "negative": zero},
-           {"margin": s * s / 4}, "a tiny positive margin s^2/4 (exact in float64), the positive a tiny s away: "
-           "s^2 + s^2/4 and 2 s^2 + s^2/4, subnormal values")
+    yield ("cancellation", {"pred": zero, "positive": C.in_dtype([[s, 0.0], [s, -s]], dtype),
+                            "negative": C.in_dtype([[1.0, 0.0], [1.0, 0.0]], dtype)},
+           {}, "margin 1, the negative at distance 1, the positive a tiny s away: s^2 - 1 + 1 and "
+           "2 s^2 - 1 + 1, subnormal values by cancellation (a float evaluation gets 0, within its terms' scale)")
 
 
 def sample(rng, options: dict) -> dict:
