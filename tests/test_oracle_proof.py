@@ -203,8 +203,12 @@ def test_subnormal_fixture_cases_hold_subnormal_results():
                     subs.append(t)
             assert subs, f"{path.name} {c['name']}: no subnormal result"
             seen.setdefault(doc["loss"], set()).add(c["dtype"])
-    assert len(seen) >= 14
-    assert all(dts == {"float16", "float32", "float64"} for dts in seen.values())
+    # SDMLLoss has none (its softmax over pairwise distances with smoothing has no simple
+    # subnormal case); TripletLoss none in float64 (see its _subnormal's docstring)
+    assert len(seen) == 14 and "mxnet.gluon.loss.SDMLLoss" not in seen
+    for loss, dts in seen.items():
+        want = {"float16", "float32"} if loss == "mxnet.gluon.loss.TripletLoss" else {"float16", "float32", "float64"}
+        assert dts == want, (loss, dts)
 
 
 def test_generation_names_the_case_that_cannot_be_proven(monkeypatch, tmp_path, capsys):
