@@ -79,7 +79,8 @@ class Evaluation:
         return tuple(np.shape(self.value))
 
     def value_as(self, dtype: str) -> np.ndarray:
-        """The value correctly rounded to ``dtype``."""
+        """The value correctly rounded to ``dtype`` (proven for the dtypes the evaluation
+        was asked to prove: ``oracle.evaluate(..., dtypes=...)``, by default all three)."""
         return precision.round_array(self.value, dtype)
 
     def grad_as(self, name: str, dtype: str) -> np.ndarray:

@@ -103,7 +103,7 @@ def test_failures_are_drilled_down_with_inputs_expected_and_observed(tmp_path):
 
     md = (out / report.MARKDOWN_FILE).read_text()
     assert "### Cross-framework" in md and "| L2Loss | ✅" in md and "❌" in md
-    assert "33 failing check(s)" in md and "silently returned" in md
+    assert "35 failing check(s)" in md and "silently returned" in md
 
 
 def test_known_deviations_and_unused_expectations_are_shown(tmp_path):
