@@ -15,12 +15,26 @@ raises :class:`Undecided`, and the evaluation is repeated at a higher precision
 itself (``np.where`` hands the same object to both sides of a kink test).
 
 Every Real also carries a *term magnitude* (:attr:`Real.mag`, a 30-bit float of mpmath's
-raw format): the sum of the magnitudes of the terms the expression adds up, propagated as
-``mag(a +- b) = mag(a) + mag(b)``, ``mag(a b) = mag(a) mag(b)``, ``mag(a / b) = mag(a) / |b|``,
-and ``mag(f(a)) = |f(a)|`` for an elementary function (its result is a fresh term). For a
-softmax gradient ``s (p - y)`` it is ``|s| (|p| + |y|)``: the scale that a stable
-evaluation's rounding error is proportional to, meaningful when the value itself is 0 or
-tiny by cancellation (fixtures' ``vjp.<input>.scale``).
+raw format): the scale of the rounding errors a floating-point evaluation of the same
+expression commits, to first order, in units of the unit roundoff -- the sum of the
+magnitudes of the terms it adds up, carried through products and elementary functions
+(a running error bound, Wilkinson; Higham, *Accuracy and Stability*, 3.3). An input or
+constant is exact (a *leaf*, magnitude ``|x|``); then
+
+* ``a +- b``: ``mag(a) + mag(b)``, but ``|a +- b|`` for two leaves (one rounding of their
+  exact difference: ``x_j - max(x)`` is one term, so scales are shift-invariant);
+* ``a b``: ``|b| mag(a) + |a| mag(b) - |a b|``; ``a / b``: ``mag(a) / |b| + |a| (mag(b) - |b|) / b^2``
+  (relative errors add; a leaf times a sum of terms keeps ``|b| sum |t_i|``);
+* an elementary function: its own rounding plus its argument's error carried through its
+  derivative: ``exp(a)``: ``|e^a| (1 + mag(a))``, ``log(a)``: ``|log a| + mag(a) / |a|``,
+  ``log1p(a)``: ``|log1p a| + mag(a) / |1 + a|``, ``expm1(a)``: ``|expm1 a| + |e^a| mag(a)``,
+  ``sqrt(a)``: ``|sqrt a| + mag(a) / (2 sqrt a)`` (a leaf argument contributes nothing).
+
+For a softmax gradient ``s (p - y)``, ``p = exp(x_k - m - log s)``, it is
+``|s| (|p| (1 + |x_k - m| + |log s| + ...) + |y|)``: the terms ``|p| + |y|`` with ``p``'s
+exponent's conditioning; for CTC's ``y - gamma`` it includes the recursion's products.
+It is meaningful where the value itself is 0 or tiny by cancellation (fixtures'
+``vjp.<input>.scale``).
 
 Why arb rather than mpmath's ``iv`` context: see :mod:`oracle.precision` (measured: arb is
 7 to 70 times faster on the oracle's kernels, and its functions carry documented error
@@ -37,7 +51,7 @@ import mpmath
 import numpy as np
 from flint import arb
 from mpmath import mpf
-from mpmath.libmp import fzero, mpf_abs, mpf_add, mpf_div, mpf_mul, round_up
+from mpmath.libmp import fzero, mpf_abs, mpf_add, mpf_div, mpf_mul, mpf_sub, round_up
 
 _MAG_BITS = 30
 _INF = float("inf")
@@ -68,7 +82,7 @@ _MAG_INF = mpmath.libmp.finf
 class Real:
     """An enclosure of one real number (see the module docstring)."""
 
-    __slots__ = ("b", "s", "mag", "log_of")
+    __slots__ = ("b", "s", "mag", "log_of", "leaf")
 
     def __init__(self, b: arb | None, s: float | None = None, mag: tuple | None = None):
         self.b = b  # the ball, or None for a special value
@@ -76,6 +90,8 @@ class Real:
         #: (a, sign) when this is exactly sign * log(a) of an exact point a (so that
         #: exp(-log n) is the exact 1/n of a tie, not a ball around it)
         self.log_of: tuple[Real, int] | None = None
+        #: an input or constant: exact, no rounding error of its own (see the docstring)
+        self.leaf = False
         if mag is None:
             mag = _mag_of_arb(b) if b is not None else (mpmath.libmp.fnan if s != s else _MAG_INF)
         self.mag = mag
@@ -124,6 +140,7 @@ class Real:
         if self.b is None:
             return Real(None, -self.s, self.mag)
         out = Real(-self.b, None, self.mag)
+        out.leaf = self.leaf
         if self.log_of is not None:
             out.log_of = (self.log_of[0], -self.log_of[1])
         return out
@@ -148,7 +165,7 @@ class Real:
         mag = mpf_add(self.mag, o.mag, _MAG_BITS, round_up)
         if self.b is None or o.b is None:
             return Real(None, _special(self) + _special(o), mag)
-        out = Real(self.b + o.b, None, mag)
+        out = Real(self.b + o.b, None, None if self.leaf and o.leaf else mag)
         # x + 0 is x exactly: it keeps what is known of x (that it is a log)
         if o.log_of is not None and self.b.is_zero():
             out.log_of = o.log_of
@@ -162,9 +179,8 @@ class Real:
         if isinstance(other, np.ndarray):
             return NotImplemented
         o = real(other)
-        if o is self:
-            return Real(arb(0), None, mpf_add(self.mag, o.mag, _MAG_BITS, round_up)) if self.b is not None \
-                else Real(None, math.nan)
+        if o is self:  # x - x is exactly 0 in any arithmetic: no error, an exact leaf
+            return _leaf(Real(arb(0), None, fzero)) if self.b is not None else Real(None, math.nan)
         return self + (-o)
 
     def __rsub__(self, other: object) -> Real:
@@ -176,10 +192,10 @@ class Real:
         if isinstance(other, np.ndarray):
             return NotImplemented
         o = real(other)
-        mag = _mag_mul(self.mag, o.mag)
         if self.b is None or o.b is None:
-            return Real(None, _special(self) * _special(o, self), mag)
-        return Real(self.b * o.b, None, mag)
+            return Real(None, _special(self) * _special(o, self), _mag_mul(self.mag, o.mag))
+        b = self.b * o.b
+        return Real(b, None, _mag_product(self, o, _mag_of_arb(b)))
 
     __rmul__ = __mul__
 
@@ -197,9 +213,13 @@ class Real:
             if o.b is None:  # finite / inf
                 return Real(arb(0), None, fzero)
             return Real(None, self.s * _sign(o), self.mag)
-        d = abs(o.b).mid().man_exp()
-        mag = mpf_div(self.mag, mpmath.libmp.from_man_exp(int(d[0]), int(d[1])), _MAG_BITS, round_up)
-        return Real(self.b / o.b, None, mag)
+        q = self.b / o.b
+        ob = _mag_of_arb(o.b)
+        excess = _nonneg(mpf_sub(o.mag, ob, _MAG_BITS, round_up))  # mag(b) - |b|
+        mag = mpf_add(mpf_div(self.mag, ob, _MAG_BITS, round_up),
+                      mpf_div(mpf_mul(_mag_of_arb(q), excess, _MAG_BITS, round_up), ob, _MAG_BITS, round_up),
+                      _MAG_BITS, round_up)
+        return Real(q, None, mag)
 
     def __rtruediv__(self, other: object) -> Real:
         if isinstance(other, np.ndarray):
@@ -299,6 +319,20 @@ def _special(x: Real, other: Real | None = None) -> float:
     return float(_sign(x))
 
 
+def _nonneg(x: tuple) -> tuple:
+    return fzero if mpmath.libmp.mpf_sign(x) < 0 else x
+
+
+def _mag_product(a: Real, b: Real, ab: tuple) -> tuple:
+    """|b| mag(a) + |a| mag(b) - |ab| (at least |ab|): relative errors add."""
+    if a.mag == fzero or b.mag == fzero:
+        return fzero if ab == fzero else ab
+    t = mpf_add(mpf_mul(_mag_of_arb(b.b), a.mag, _MAG_BITS, round_up),
+                mpf_mul(_mag_of_arb(a.b), b.mag, _MAG_BITS, round_up), _MAG_BITS, round_up)
+    t = mpf_sub(t, ab, _MAG_BITS, round_up)
+    return t if mpmath.libmp.mpf_cmp(t, ab) > 0 else ab
+
+
 def _mag_mul(a: tuple, b: tuple) -> tuple:
     if a == fzero or b == fzero:
         return fzero
@@ -313,7 +347,9 @@ def _arf_to_mpf(b: arb) -> mpf:
     return mpmath.mp.make_mpf(mpmath.libmp.from_man_exp(int(m), int(e)))  # exact, never rounded
 
 
-_cache: dict = {}
+def _leaf(x: Real) -> Real:
+    x.leaf = True
+    return x
 
 
 def real(x: object) -> Real:
@@ -324,18 +360,18 @@ def real(x: object) -> Real:
         x = int(x)
     if isinstance(x, (int, np.integer)):
         x = int(x)
-        return Real(arb(x), None, mpmath.libmp.from_int(abs(x), _MAG_BITS, round_up))
+        return _leaf(Real(arb(x), None, mpmath.libmp.from_int(abs(x), _MAG_BITS, round_up)))
     if isinstance(x, (float, np.floating)):
         x = float(x)
         if not math.isfinite(x):
-            return Real(None, x)
-        return Real(arb(x), None, mpmath.libmp.from_float(abs(x), _MAG_BITS, round_up))
+            return _leaf(Real(None, x))
+        return _leaf(Real(arb(x), None, mpmath.libmp.from_float(abs(x), _MAG_BITS, round_up)))
     if isinstance(x, mpf):
         if not mpmath.isfinite(x):
-            return Real(None, float(x))
+            return _leaf(Real(None, float(x)))
         sign, man, exp_, _ = x._mpf_
         b = arb((-int(man) if sign else int(man), int(exp_)))  # exact whatever the precision
-        return Real(b, None, mpf_abs(x._mpf_, _MAG_BITS, round_up))
+        return _leaf(Real(b, None, mpf_abs(x._mpf_, _MAG_BITS, round_up)))
     if isinstance(x, str):
         return real(mpf(x)) if x in ("inf", "-inf", "nan") else Real(arb(x))
     raise TypeError(f"cannot make a Real of {type(x).__name__} {x!r}")
@@ -351,22 +387,24 @@ def exp(x: object) -> Real:
     if x.log_of is not None:  # exp(+-log a) = a or 1/a, exactly
         a, sign = x.log_of
         out = a if sign > 0 else 1 / a
-        return Real(out.b, None, mpf_abs(out.mid()._mpf_, _MAG_BITS, round_up))
+        return _fresh(out.b, _carried(x, _mag_of_arb(out.b)))
     if x.b is None:
         return Real(None, x.s if x.s > 0 or x.s != x.s else 0.0) if x.s != -_INF else Real(arb(0), None, fzero)
-    return _fresh(x.b.exp())
+    e = x.b.exp()
+    return _fresh(e, _carried(x, _mag_of_arb(e)))
 
 
 def expm1(x: object) -> Real:
     x = real(x)
     if x.log_of is not None:
         e = exp(x) - 1
-        return Real(e.b, None, mpf_abs(e.mid()._mpf_, _MAG_BITS, round_up))
+        return _fresh(e.b, _carried(x, _mag_of_arb(e.b + 1)))
     if x.b is None:
         return Real(None, x.s) if x.s != -_INF else real(-1)
     if x.b.is_zero():
         return Real(arb(0), None, fzero)
-    return _fresh(x.b.expm1())
+    e = x.b.expm1()
+    return _fresh(e, _carried(x, _mag_of_arb(e + 1)))
 
 
 def log(x: object) -> Real:
@@ -381,7 +419,7 @@ def log(x: object) -> Real:
         raise Undecided(f"log of {x}, an enclosure that contains 0")
     if x.is_exact and x.b == 1:
         return Real(arb(0), None, fzero)
-    out = _fresh(x.b.log())
+    out = _fresh(x.b.log(), _carried(x, _inverse(_mag_of_arb(x.b))))
     if x.is_exact:
         out.log_of = (x, 1)
     return out
@@ -398,7 +436,7 @@ def log1p(x: object) -> Real:
         return Real(None, -_INF)
     if c < 0:
         return Real(None, math.nan)
-    out = _fresh(x.b.log1p())
+    out = _fresh(x.b.log1p(), _carried(x, _inverse(_mag_of_arb(x.b + 1))))
     if x.is_exact:
         one_plus = x + 1
         if one_plus.is_exact:
@@ -416,18 +454,31 @@ def sqrt(x: object) -> Real:
         if x.b < 0:
             return Real(None, math.nan)
         raise Undecided(f"sqrt of {x}, an enclosure that contains 0")
-    return _fresh(x.b.sqrt())
+    r = x.b.sqrt()
+    return _fresh(r, _carried(x, _inverse(_mag_of_arb(2 * r))))
 
 
 def pi() -> Real:
     return _fresh(arb.pi())
 
 
-def _fresh(b: arb) -> Real:
-    """The result of an elementary function: a new term, its magnitude its own."""
+def _fresh(b: arb, carried: tuple = fzero) -> Real:
+    """The result of an elementary function: its own magnitude (one rounding) plus the
+    argument's error carried through the derivative (``carried``)."""
     if not b.is_finite():
         raise Undecided("an elementary function's enclosure is not finite")
-    return Real(b)
+    return Real(b, None, mpf_add(_mag_of_arb(b), carried, _MAG_BITS, round_up))
+
+
+def _carried(x: Real, derivative: tuple) -> tuple:
+    """|f'(x)| mag(x): the argument's error through f (nothing for a leaf: it is exact)."""
+    if x.leaf or x.mag == fzero:
+        return fzero
+    return mpf_mul(derivative, x.mag, _MAG_BITS, round_up)
+
+
+def _inverse(m: tuple) -> tuple:
+    return mpf_div(mpmath.libmp.fone, m, _MAG_BITS, round_up) if m != fzero else _MAG_INF
 
 
 def fsum(values: Iterable[object]) -> Real:
