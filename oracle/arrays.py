@@ -55,6 +55,7 @@ def _ufunc(fn: Callable[[Real], Real]) -> Callable[[Array], Array]:
 
 # ------------------------------------------------------------ elementary functions
 exp = _ufunc(R.exp)
+term = _ufunc(R.term)
 log = _ufunc(R.log)
 log1p = _ufunc(R.log1p)
 sqrt = _ufunc(R.sqrt)
@@ -150,7 +151,7 @@ def logsumexp(x: Array, axis: int, keepdims: bool = False) -> Array:
     """log(sum(exp(x))) along ``axis``, shifted by the maximum so it never overflows."""
     m = amax(x, axis=axis, keepdims=True)
     finite_m = np.where(np.frompyfunc(R.isinf, 1, 1)(m).astype(bool), real(0), m)
-    out = _log_sum_exp_shifted((x - finite_m).astype(object), axis) + finite_m
+    out = _log_sum_exp_shifted(term((x - finite_m).astype(object)), axis) + finite_m
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
@@ -159,7 +160,7 @@ def log_softmax(x: Array, axis: int) -> Array:
     when the logits are huge (x - logsumexp(x) would cancel at +-1e300)."""
     m = amax(x, axis=axis, keepdims=True)
     finite_m = np.where(isfinite(m), m, real(0))
-    shifted = (x - finite_m).astype(object)
+    shifted = term((x - finite_m).astype(object))  # one term: the shift (oracle.real.term)
     return (shifted - _log_sum_exp_shifted(shifted, axis)).astype(object)
 
 
@@ -175,7 +176,7 @@ def log_softmax_terms(x: Array, axis: int) -> tuple[Array, Array]:
     ``|x_j| + |logsumexp(x)|``, which a uniform offset of 1000 inflates to 2000 around a
     loss of 1e-13. As x_j - m <= 0 <= log sum exp(x - m), it equals ``|log p_j|``."""
     m = amax(x, axis=axis, keepdims=True)
-    d = (x - m).astype(object)
+    d = term((x - m).astype(object))  # one term: the shift (oracle.real.term)
     log_s = _log_sum_exp_shifted(d, axis)
     return (d - log_s).astype(object), (fabs(d) + fabs(log_s)).astype(object)
 

@@ -21,8 +21,9 @@ magnitudes of the terms it adds up, carried through products and elementary func
 (a running error bound, Wilkinson; Higham, *Accuracy and Stability*, 3.3). An input or
 constant is exact (a *leaf*, magnitude ``|x|``); then
 
-* ``a +- b``: ``mag(a) + mag(b)``, but ``|a +- b|`` for two leaves (one rounding of their
-  exact difference: ``x_j - max(x)`` is one term, so scales are shift-invariant);
+* ``a +- b``: ``mag(a) + mag(b)``; a formula may declare a difference one term
+  (:func:`term`: ``x_j - max(x)``, one rounding of an exact difference, as the value scales
+  of the softmax losses do, so that their gradient scales are shift-invariant);
 * ``a b``: ``|b| mag(a) + |a| mag(b) - |a b|``; ``a / b``: ``mag(a) / |b| + |a| (mag(b) - |b|) / b^2``
   (relative errors add; a leaf times a sum of terms keeps ``|b| sum |t_i|``);
 * an elementary function: its own rounding plus its argument's error carried through its
@@ -165,7 +166,7 @@ class Real:
         mag = mpf_add(self.mag, o.mag, _MAG_BITS, round_up)
         if self.b is None or o.b is None:
             return Real(None, _special(self) + _special(o), mag)
-        out = Real(self.b + o.b, None, None if self.leaf and o.leaf else mag)
+        out = Real(self.b + o.b, None, mag)
         # x + 0 is x exactly: it keeps what is known of x (that it is a log)
         if o.log_of is not None and self.b.is_zero():
             out.log_of = o.log_of
@@ -479,6 +480,17 @@ def _carried(x: Real, derivative: tuple) -> tuple:
 
 def _inverse(m: tuple) -> tuple:
     return mpf_div(mpmath.libmp.fone, m, _MAG_BITS, round_up) if m != fzero else _MAG_INF
+
+
+def term(x: object) -> Real:
+    """``x`` declared one term of the formula: the result of one operation on exact inputs
+    (``x_j - max(x)``), its magnitude ``|x|`` (one rounding), not its operands' sum."""
+    x = real(x)
+    if x.b is None:
+        return x
+    out = Real(x.b, None, _mag_of_arb(x.b))
+    out.log_of = x.log_of
+    return out
 
 
 def fsum(values: Iterable[object]) -> Real:
