@@ -138,8 +138,8 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
             out += [flag, str(getattr(args, opt))]
     if args.strict_expectations:
         out.append("--strict-expectations")
-    for opt in ("loss", "dtype", "tag", "check", "case"):
-        for v in getattr(args, opt) or []:
+    for opt in ("loss", "dtype", "tag", "check", "case", "mode"):
+        for v in getattr(args, opt, None) or []:
             out += [f"--{opt}", v]
     out += ["--call-timeout", str(args.call_timeout)]
     out += ["-q", "-rfE", "--tb=short"] if args.verbose else ["-qq", "--tb=no"]
@@ -252,10 +252,14 @@ def _run_session(args: argparse.Namespace, backend: Any, exp: Any) -> int:
         format_summary,
     )
 
-    filters = Filters(args.loss or [], args.dtype or [], args.tag or [], args.check or [], args.case or [])
+    filters = Filters(
+        args.loss or [], args.dtype or [], args.tag or [], args.check or [], args.case or [], getattr(args, "mode", None) or []
+    )
     repeat = _repeat_options(args)
     try:
         session = Session.open(backend, Path(args.fixtures) if args.fixtures else None, filters, exp, args.call_timeout)
+    except BackendError as err:
+        return _err(str(err), 3)
     except fx.FixtureError as err:
         return _err(f"fixtures: {err}", EXIT_UNUSABLE)
     except FilterError as err:
@@ -268,7 +272,7 @@ def _run_session(args: argparse.Namespace, backend: Any, exp: Any) -> int:
         return _err(str(err), EXIT_UNUSABLE)
     if args.max_time:
         session.deadline = time.monotonic() + args.max_time
-    progress = _Progress(len(session.cases), args.quiet, f"{args.backend}")
+    progress = _Progress(len(session.cases) * len(session.modes), args.quiet, f"{args.backend}")
     session.progress = progress
     try:
         with warnings.catch_warnings(), user_interrupts():
@@ -548,7 +552,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--check", action="append",
-        help="only this check: value, shape, grad (every input) or grad:NAME, repeat, inputs, invalid (repeatable)",
+        help="only this check: value, shape, grad (every input) or grad:NAME, repeat, inputs, invalid, "
+        "twice, hvp or hvp:NAME (repeatable)",
+    )
+    p.add_argument(
+        "--mode", action="append", choices=("forward", "grad", "compiled", "hvp", "backward-twice"),
+        help="only this mode (repeatable; default: every mode the backend runs): forward (no gradient recording), "
+        "grad, compiled (the framework's graph/JIT path), hvp (second order), backward-twice (the same graph "
+        "differentiated twice)",
     )
     p.add_argument("--call-timeout", type=_seconds, default=60.0, help="seconds allowed per backend call (default 60)")
 
@@ -701,9 +712,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a backend on fresh inputs drawn by hypothesis and evaluated by the oracle",
         description=(
             "Check a backend on fresh inputs instead of the fixtures: for each loss, hypothesis draws an "
-            "option variant, a dtype and a seed for the loss's sampler; the oracle evaluates the exact value "
-            "and VJP, and every check of `lossconf run` (value, shape, grad, repeat, inputs) judges the backend "
-            "with the same tolerances. A failing example is shrunk and shown in full (loss, options, dtype, "
+            "option variant, a dtype, an input regime and a seed for the loss's sampler; the oracle evaluates the "
+            "exact value and VJP, and every check of `lossconf run` (value, shape, grad, repeat, inputs; twice, hvp) "
+            "judges the backend in every mode it runs, with the same tolerances. A failing example is shrunk and shown in full (loss, options, dtype, "
             "inputs, cotangent). Draws the backend does not support are rejected. Exit codes: 0 every example "
             "conforms (or is a known deviation), 1 a check failed, 3 the backend or expectations could not be "
             "used, 4 an unknown loss or nothing the backend supports."
@@ -720,6 +731,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--in-process", action="store_true",
         help="run the backend in this process (debugging, profiling); by default it runs in a supervised "
         "worker, where a crash, exit or hang is a failing example instead of the end of the run",
+    )
+    lv.add_argument(
+        "--mode", action="append", choices=("forward", "grad", "compiled", "hvp", "backward-twice"),
+        help="only this mode (repeatable; default: every mode the backend runs)",
+    )
+    lv.add_argument(
+        "--regime", action="append", choices=("regular", "extreme", "tiny", "kink", "long", "limit"),
+        help="only draws of this input regime (repeatable; default: all): regular (the sampler's inputs), extreme "
+        "(differentiable inputs scaled towards the dtype's max), tiny (towards its smallest subnormal), kink (inputs "
+        "on a coarse dyadic grid: ties, zeros, margins), long (a reduction axis tiled to 1024-16384 terms), limit "
+        "(an element of a differentiable input set to +-inf)",
     )
     lv.set_defaults(func=cmd_live)
 

@@ -31,14 +31,15 @@ def fixtures_dir() -> Path:
     return out
 
 
-def run(spec: str, path: Path) -> Path:
-    """Run every L2Loss check on a backend, the way the pytest plugin does, and write the
-    results JSON to ``path``."""
+def run(spec: str, path: Path, modes: tuple[str, ...] = ("grad",)) -> Path:
+    """Run every L2Loss check on a backend in ``modes`` (the report tests count the
+    checks of mode grad), the way the pytest plugin does, and write the results JSON to
+    ``path``."""
     backend = load_backend(spec)
-    filters = Filters(losses=["L2Loss"])
+    filters = Filters(losses=["L2Loss"], modes=list(modes))
     session = Session.open(backend, fixtures_dir(), filters, None, 60.0)
-    for case, check in session.items(filters):
-        session.check(case, check)
+    for case, check, mode in session.items(filters):
+        session.check(case, check, mode)
     session.write(path)
     return path
 

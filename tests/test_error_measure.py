@@ -290,7 +290,7 @@ def test_no_record_reports_an_error_above_1e30_ulp(backend):
     s = Session(backend, cases, "test", None, 60.0)
     f = Filters()
     s.prepare(f)
-    results = [s.check(c, k) for c, k in s.items(f)]
+    results = [s.check(c, k, m) for c, k, m in s.items(f)]
     assert not _huge_ulps(results)
     measured = [r for r in results if r.check == "value" or r.check.startswith("grad:")]
     assert measured and all(r.status == PASS for r in measured), [r.test_id for r in measured if r.status != PASS][:5]
@@ -303,7 +303,7 @@ def test_correct_variants_pass_and_what_logaddexp_shows():
     for backend in (vb.logaddexp, vb.logaddexp_unshifted):
         s = Session(backend, cases, "test", None, 60.0)
         s.prepare(f)
-        fails[backend.name] = {r.test_id for r in (s.check(c, k) for c, k in s.items(f)) if r.status != PASS}
+        fails[backend.name] = {r.test_id for r in (s.check(c, k, m) for c, k, m in s.items(f)) if r.status != PASS}
     # logaddexp of the shifted logits passes everything but the tiny loss whose exp
     # arguments (-30) are rounded inside each pairwise logaddexp: a relative error of
     # 30 u per term, beyond the default 4 roundings per term; the oracle's per-case
@@ -319,7 +319,7 @@ def test_32_ulp_fails_at_least_90_percent_of_the_well_conditioned_value_checks()
     s = Session(vb.Perturbed(32, "value"), cases, "test", None, 60.0)
     f = Filters(checks=["value"])
     s.prepare(f)
-    results = [s.check(c, k) for c, k in s.items(f) if k == "value"]
+    results = [s.check(c, k, m) for c, k, m in s.items(f) if k == "value"]
     well = [r for r in results if _well(r.case)]
     assert len(well) > 300
     assert sum(r.status == FAIL for r in well) >= 0.9 * len(well)
