@@ -869,7 +869,7 @@ def verify(directory: Path | None = None, *, files: dict[str, bytes] | None = No
             # what the schema allows but the loader does not take (a number string too long,
             # a float input in another dtype than its case's): the loader's own word on it
             if name in catalog and doc.get("loss") != catalog[name]:
-                problems.append(Problem(name, f"holds the cases of {doc.get('loss')!r}; {_file_of(str(doc.get('loss')), catalog)}"))
+                problems.append(Problem(name, f"holds the cases of {doc.get('loss')}; {_file_of(str(doc.get('loss')), catalog)}"))
             try:
                 _build(directory / name, decode(doc, name), data)
             except FixtureError as err:
