@@ -23,6 +23,7 @@ import functools
 import json
 import re
 from collections.abc import Callable
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,14 @@ class Compiler:
             return lambda x: True
         if len(checks) == 1:
             return checks[0]
-        return lambda x: all(f(x) for f in checks)
+
+        def every(x: Any) -> bool:
+            for f in checks:
+                if not f(x):
+                    return False
+            return True
+
+        return every
 
     def object(self, properties: dict[str, Any], additional: Any) -> Check:
         props = {k: self.node(v) for k, v in properties.items()}
@@ -174,16 +182,44 @@ class Compiler:
 
         return check
 
+    def resolved(self, node: Any) -> Any:
+        """A node with its lone ``$ref`` followed (to a local definition), else itself."""
+        while isinstance(node, dict) and set(node) == {"$ref"} and str(node["$ref"]).startswith("#/$defs/"):
+            node = self.root.get("$defs", {}).get(node["$ref"][len("#/$defs/") :], node)
+            if set(node) == {"$ref"}:
+                break
+        return node
+
+    def string_pattern(self, node: Any) -> Callable[[str], Any] | None:
+        """For an items node that surely accepts a string matching some pattern -- the node
+        ``{"type": "string", "pattern": P}``, or an ``anyOf`` with such a branch -- the
+        pattern's search (None for other nodes)."""
+        node = self.resolved(node)
+        if isinstance(node, dict) and set(node) == {"type", "pattern"} and node["type"] == "string":
+            return re.compile(node["pattern"]).search
+        if isinstance(node, dict) and set(node) == {"anyOf"}:
+            for branch in node["anyOf"]:
+                found = self.string_pattern(branch)
+                if found is not None:
+                    return found
+        return None
+
     def items(self, items: Any) -> Check:
-        target = items
-        while isinstance(target, dict) and set(target) == {"$ref"}:
-            target = self.root.get("$defs", {}).get(target["$ref"][len("#/$defs/") :], None)
-        if isinstance(target, dict) and set(target) == {"type", "pattern"} and target["type"] == "string":
-            # the common case, an array of number strings: one loop, no call per item
-            search = re.compile(target["pattern"]).search
-            return lambda x: not isinstance(x, list) or all(isinstance(s, str) and search(s) is not None for s in x)
         each = self.node(items)
-        return lambda x: not isinstance(x, list) or all(each(v) for v in x)
+        search = self.string_pattern(items)
+        if search is None:
+            return lambda x: not isinstance(x, list) or all(map(each, x))
+
+        # the common case, an array of number strings: when every item is a string the
+        # pattern matches, the items are valid (one pass at C speed); else item by item
+        def check(x: Any) -> bool:
+            if not isinstance(x, list):
+                return True
+            if all(map(isinstance, x, repeat(str))) and all(map(search, x)):
+                return True
+            return all(map(each, x))
+
+        return check
 
 
 def compile_schema(schema: dict[str, Any]) -> Check:

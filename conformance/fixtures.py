@@ -491,7 +491,9 @@ def _shape(where: str, v: Any) -> list[int]:
 
 
 def _strings(where: str, v: Any, n: int) -> list[str]:
-    if type(v) is not list or len(v) != n or not all(type(s) is str for s in v):
+    """A list of ``n`` number strings (that each is a string is checked for the whole file
+    at once, by :func:`_numbers`)."""
+    if type(v) is not list or len(v) != n:
         raise _Malformed(f"{where}: not a list of {n} number strings: {_brief(v)}")
     return v
 
@@ -623,15 +625,14 @@ def decode(doc: dict[str, Any], file: str = "?") -> Decoded:
             raise _error(file, str(err), label) from None
     values = _numbers(file, texts, spans)
     lo = np.zeros(len(texts))
-    with localcontext() as ctx:
-        ctx.prec = 60
-        for a, b in lo_spans:
-            for i in range(a, b):
-                h = values[i]
-                # below float64's range (hi == 0; exponents may exceed what Decimal parses)
-                # or beyond it (hi == +-inf) the remainder cannot matter for any dtype
-                if h == h and h != 0 and h not in (float("inf"), float("-inf")):
-                    lo[i] = float(Decimal(texts[i]) - Decimal(float(h)))
+    if lo_spans:
+        at = np.concatenate([np.arange(a, b) for a, b in lo_spans])
+        # below float64's range (hi == 0; exponents may exceed what Decimal parses) or
+        # beyond it (hi == +-inf, nan) the remainder cannot matter for any dtype
+        at = at[np.isfinite(values[at]) & (values[at] != 0)]
+        with localcontext() as ctx:
+            ctx.prec = 60
+            lo[at] = [float(Decimal(texts[i]) - Decimal(h)) for i, h in zip(at.tolist(), values[at].tolist())]
     return Decoded(doc["loss"], cases, texts, values, lo)
 
 
@@ -639,16 +640,18 @@ def _numbers(file: str, texts: list[str], spans: list[tuple[int, str]]) -> np.nd
     """The number strings parsed as float64 (correctly rounded), after checking that
     they are numbers as the format writes them and within :data:`MAX_NUMBER_CHARS`;
     else a :class:`FixtureError` naming the case and the string."""
-    blob = "\n".join(texts).encode("utf-8")
-    if not blob.translate(None, NUMBER_CHARS) and (not texts or max(map(len, texts)) <= MAX_NUMBER_CHARS):
-        try:
+    try:
+        blob = "\n".join(texts).encode("utf-8")  # (a TypeError if one is not a string)
+        if not blob.translate(None, NUMBER_CHARS) and (not texts or max(map(len, texts)) <= MAX_NUMBER_CHARS):
             return np.array([float(t) for t in texts], dtype=np.float64)
-        except ValueError:
-            pass
+    except (TypeError, ValueError):
+        pass
     # the error path: find the first string at fault, and its case
     for at, t in enumerate(texts):
         problem = None
-        if len(t) > MAX_NUMBER_CHARS:
+        if type(t) is not str:
+            problem = f"{_brief(t)} is not a number string"
+        elif len(t) > MAX_NUMBER_CHARS:
             problem = f"a number string of {len(t)} characters (limit {MAX_NUMBER_CHARS}): {t[:40]}..."
         elif not t or t.encode("utf-8").translate(None, NUMBER_CHARS):
             problem = f"{_brief(t)} is not a number as the format writes it"

@@ -25,9 +25,8 @@ def workdir() -> Path:
 
 @functools.cache
 def fixtures_dir() -> Path:
-    from oracle import fixtures
-
     from conformance import fixtures as fx
+    from oracle import fixtures
 
     # a copy of the committed fixtures (a fixtures folder has every loss of the catalog),
     # with the L2Loss file generated anew
