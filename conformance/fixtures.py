@@ -99,6 +99,8 @@ class ExactArray:
     lo: np.ndarray
     #: at a kink: the interval [lo_bound, hi_bound] elementwise (as double-double hi parts)
     bounds: tuple[np.ndarray, np.ndarray] | None = None
+    #: a VJP's term scale per element (``vjp.<input>.scale``), where the fixture has it
+    scale: np.ndarray | None = None
 
     def ulp(self, dtype: str) -> np.ndarray:
         """The dtype's ULP at each exact value (computed once)."""
@@ -116,7 +118,8 @@ class ExactArray:
         bounds = None
         if "lo" in obj:
             bounds = (decode_exact(obj["lo"])[0].reshape(shape), decode_exact(obj["hi"])[0].reshape(shape))
-        return cls(shape, obj["value"], hi.reshape(shape), lo.reshape(shape), bounds)
+        scale = np.array([float(s) for s in obj["scale"]]).reshape(shape) if "scale" in obj else None
+        return cls(shape, obj["value"], hi.reshape(shape), lo.reshape(shape), bounds, scale)
 
 
 @dataclass
@@ -242,7 +245,7 @@ class FixtureCase:
     def vjp(self) -> dict[str, ExactArray]:
         if self.source is not None:
             data, exact, _ = self.source
-            return {k: data.exact(shape, a, b, None if la < 0 else (la, ha)) for k, shape, a, b, la, ha in exact[7]}
+            return {k: data.exact(shape, a, b, None if la < 0 else (la, ha), sa) for k, shape, a, b, la, ha, sa in exact[7]}
         return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("vjp", {}).items()}
 
 
@@ -465,7 +468,8 @@ class Decoded:
         [index, name, dtype, tags, options, given_options, invalid or None, note or None,
          inputs: [[name, dtype, shape, start, end] or [name, "int64", shape, data]],
          exact or None: [shape, start, end, rounded_start, scale_start, n_terms, condition,
-                         vjp: [[name, shape, start, end, lo_start or -1, hi_start or -1]],
+                         vjp: [[name, shape, start, end, lo_start or -1, hi_start or -1,
+                                scale_start or -1]],
                          cotangent: [dtype, shape, start, end]]]
     """
 
@@ -615,7 +619,8 @@ def decode(doc: dict[str, Any], file: str = "?") -> Decoded:
                     la = ha = -1
                     if "lo" in v or "hi" in v:
                         la, ha = seg(f"{where}.lo", v.get("lo"), vn), seg(f"{where}.hi", v.get("hi"), vn)
-                    exact[7].append([k, list(vshape), start, end, la, ha])
+                    sa = seg(f"{where}.scale", v.get("scale"), vn) if "scale" in v else -1
+                    exact[7].append([k, list(vshape), start, end, la, ha, sa])
                 cotangent = array("cotangent", c.get("cotangent"), dtype)
                 if cotangent[1] != shape:
                     raise _Malformed(f"cotangent.shape: {cotangent[1]} is not the output shape {shape}")
@@ -704,7 +709,7 @@ class FileData:
         dtype, shape, a, b = spec
         return self.converted(dtype)[a:b].reshape(shape)
 
-    def exact(self, shape: list[int], a: int, b: int, bounds: tuple[int, int] | None) -> ExactArray:
+    def exact(self, shape: list[int], a: int, b: int, bounds: tuple[int, int] | None, scale: int = -1) -> ExactArray:
         shape_ = tuple(shape)
         arr = ExactArray(
             shape_, self.texts[a:b], self.values[a:b].reshape(shape_), self.lo[a:b].reshape(shape_),
@@ -712,6 +717,7 @@ class FileData:
                 self.values[bounds[0] : bounds[0] + b - a].reshape(shape_),
                 self.values[bounds[1] : bounds[1] + b - a].reshape(shape_),
             ),
+            None if scale < 0 else self.values[scale : scale + b - a].reshape(shape_),
         )
         return arr
 
@@ -746,7 +752,9 @@ def _build(path: Path, d: Decoded, data: bytes = b"") -> list[FixtureCase]:
             known["vjp_inputs"] = vjp_inputs = tuple([v[0] for v in exact[7]])
             known["checks"] = checks_of(invalid is None, vjp_inputs)
             table.append((exact[1], exact[2], dtype, exact[4], -1, -1, exact[5], shape_t))
-            for _, vshape, va, vb, la, ha in exact[7]:
+            for _, vshape, va, vb, la, ha, _sa in exact[7]:
+                # (a VJP's term scale, where the fixture has one, is read by ExactArray.scale;
+                # the batched comparison judges VJPs normwise, as before)
                 table.append((va, vb, dtype, -1, la, ha, exact[5], tuple(vshape)))
             case.__dict__["cotangent"] = data_.array(exact[8])
         out.append(case)

@@ -699,3 +699,18 @@ def test_loading_reads_each_file_once(folder):
     cases = fx.load(folder, losses={"L2Loss"})
     (folder / L2).write_text("changed after loading")
     assert cases[3].raw["name"] == cases[3].name
+
+
+def test_a_vjp_term_scale_is_read_and_checked(folder):
+    """``vjp.<input>.scale`` (written by the oracle from session 4 on) is read where a file
+    has it, and a scale of the wrong length is named like any other field."""
+    case = edit_case(folder / L2, 4, lambda c: (c["vjp"]["pred"].update(scale=["1.5"] * len(c["vjp"]["pred"]["value"])), c)[1])
+    reseal(folder)
+    loaded = next(c for c in fx.load(folder, losses={"L2Loss"}) if c.index == 4)
+    assert loaded.vjp["pred"].scale.tolist() == [1.5] * len(case["vjp"]["pred"]["value"])
+    edit_case(folder / L2, 4, lambda c: (c["vjp"]["pred"]["scale"].append("1"), c)[1])
+    reseal(folder)
+    with pytest.raises(fx.FixtureError) as info:
+        fx.load(folder)
+    n = len(case["vjp"]["pred"]["value"])
+    assert str(info.value).startswith(f"{L2}: case 4 ({case['name']}): vjp.pred.scale: not a list of {n} number strings")
