@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -425,7 +425,8 @@ def compare_all_with_fresh(
     found: dict[str, list[str]] = {}
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
-            for name, problems in pool.map(_compare_job, work):
+            for future in as_completed([pool.submit(_compare_job, job) for job in work]):
+                name, problems = future.result()
                 found[name] = problems
                 if progress:
                     progress(name, len(found), len(work))
