@@ -16,8 +16,9 @@ and the fastest run over the fastest bare loop (timing noise only adds time, so 
 machine whose speed drifts the two minima are the least disturbed figures).
 
 Every run reads, checks and decodes the fixture files (there is no decoded-fixtures cache
-since session 4: a cache entry could not be proven to match its file). Last, the real command ``lossconf run numpy`` in a subprocess (interpreter start
-and imports included), against the 30 s wall target.
+since session 4: a cache entry could not be proven to match its file). Last, the real
+command ``lossconf run numpy`` in a subprocess (interpreter start and imports included),
+against the 30 s wall target.
 
     python benchmarks/harness_bench.py                  # three repetitions
     python benchmarks/harness_bench.py --repeat 9       # best and median of nine
