@@ -143,7 +143,7 @@ def cmd_fixtures_verify(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir) if args.dir else fx.default_dir()
     if not directory.is_dir():
-        return _err(f"fixtures: directory {directory} does not exist (--dir DIR, or LOSSCONF_FIXTURES)", 3)
+        return _err(f"fixtures: directory {directory} does not exist or is not a directory (--dir DIR, or LOSSCONF_FIXTURES)", 3)
     files: dict[str, bytes] = {}
     problems = [str(p) for p in fx.verify(directory, files=files)]
     for p in problems:
