@@ -101,6 +101,8 @@ class ExactArray:
     bounds: tuple[np.ndarray, np.ndarray] | None = None
     #: a VJP's term scale per element (``vjp.<input>.scale``), where the fixture has it
     scale: np.ndarray | None = None
+    #: roundings per term of its formula (``roundings``), where the fixture has it
+    roundings: int | None = None
 
     def ulp(self, dtype: str) -> np.ndarray:
         """The dtype's ULP at each exact value (computed once)."""
@@ -119,7 +121,7 @@ class ExactArray:
         if "lo" in obj:
             bounds = (decode_exact(obj["lo"])[0].reshape(shape), decode_exact(obj["hi"])[0].reshape(shape))
         scale = np.array([float(s) for s in obj["scale"]]).reshape(shape) if "scale" in obj else None
-        return cls(shape, obj["value"], hi.reshape(shape), lo.reshape(shape), bounds, scale)
+        return cls(shape, obj["value"], hi.reshape(shape), lo.reshape(shape), bounds, scale, obj.get("roundings"))
 
 
 @dataclass
@@ -191,9 +193,9 @@ class FixtureCase:
     def expected(self) -> ExactArray:
         if self.source is not None:
             data, (shape, a, b, *_), _ = self.source
-            return data.exact(shape, a, b, None)
+            return data.exact(shape, a, b, None, -1, self.source[1][9])
         e = self.raw["expected"]
-        return ExactArray.from_json({"shape": e["shape"], "value": e["value"]}, self.dtype == "float64")
+        return ExactArray.from_json({k: e[k] for k in ("shape", "value", "roundings") if k in e}, self.dtype == "float64")
 
     @cached_property
     def checks(self) -> tuple[str, ...]:
@@ -245,7 +247,7 @@ class FixtureCase:
     def vjp(self) -> dict[str, ExactArray]:
         if self.source is not None:
             data, exact, _ = self.source
-            return {k: data.exact(shape, a, b, None if la < 0 else (la, ha), sa) for k, shape, a, b, la, ha, sa in exact[7]}
+            return {k: data.exact(shape, a, b, None if la < 0 else (la, ha), sa, r) for k, shape, a, b, la, ha, sa, r in exact[7]}
         return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("vjp", {}).items()}
 
 
@@ -469,8 +471,9 @@ class Decoded:
          inputs: [[name, dtype, shape, start, end] or [name, "int64", shape, data]],
          exact or None: [shape, start, end, rounded_start, scale_start, n_terms, condition,
                          vjp: [[name, shape, start, end, lo_start or -1, hi_start or -1,
-                                scale_start or -1]],
-                         cotangent: [dtype, shape, start, end]]]
+                                scale_start or -1, roundings or None]],
+                         cotangent: [dtype, shape, start, end],
+                         roundings or None]]
     """
 
     loss: str
@@ -509,6 +512,14 @@ def _brief(v: Any) -> str:
 
 #: how deep an option's value may nest lists (an invalid-input case passes a 2-d class_weight)
 MAX_OPTION_DEPTH = 4
+
+
+def _roundings(where: str, obj: dict[str, Any]) -> int | None:
+    """``roundings`` (roundings per term of the formula), where the fixture has it."""
+    r = obj.get("roundings")
+    if r is not None and (type(r) is not int or not 0 <= r < 2**31):
+        raise _Malformed(f"{where}: not an integer in [0, 2**31): {_brief(r)}")
+    return r
 
 
 def _option_value(v: Any, depth: int = 0) -> bool:
@@ -620,11 +631,12 @@ def decode(doc: dict[str, Any], file: str = "?") -> Decoded:
                     if "lo" in v or "hi" in v:
                         la, ha = seg(f"{where}.lo", v.get("lo"), vn), seg(f"{where}.hi", v.get("hi"), vn)
                     sa = seg(f"{where}.scale", v.get("scale"), vn) if "scale" in v else -1
-                    exact[7].append([k, list(vshape), start, end, la, ha, sa])
+                    exact[7].append([k, list(vshape), start, end, la, ha, sa, _roundings(f"{where}.roundings", v)])
                 cotangent = array("cotangent", c.get("cotangent"), dtype)
                 if cotangent[1] != shape:
                     raise _Malformed(f"cotangent.shape: {cotangent[1]} is not the output shape {shape}")
                 exact.append(cotangent)
+                exact.append(_roundings("expected.roundings", e))
             cases.append([index, name, dtype, list(tags), options, list(given), invalid, note, inputs, exact])
         except _Malformed as err:
             raise _error(file, str(err), label) from None
@@ -687,8 +699,8 @@ class FileData:
         self._as: dict[str, np.ndarray] = {}
         #: one row per value or VJP of a valid case, in file order: (start, end, dtype,
         #: scale start or -1, kink lower-bound start or -1, upper-bound start or -1,
-        #: n_terms, shape)
-        self.checks: list[tuple[int, int, str, int, int, int, int, tuple[int, ...]]] = []
+        #: n_terms, shape, roundings per term or None)
+        self.checks: list[tuple[int, int, str, int, int, int, int, tuple[int, ...], int | None]] = []
         #: derived data a consumer keeps with the file (e.g. the batched comparison's layout)
         self.derived: dict[str, Any] = {}
 
@@ -709,7 +721,9 @@ class FileData:
         dtype, shape, a, b = spec
         return self.converted(dtype)[a:b].reshape(shape)
 
-    def exact(self, shape: list[int], a: int, b: int, bounds: tuple[int, int] | None, scale: int = -1) -> ExactArray:
+    def exact(
+        self, shape: list[int], a: int, b: int, bounds: tuple[int, int] | None, scale: int = -1, roundings: int | None = None
+    ) -> ExactArray:
         shape_ = tuple(shape)
         arr = ExactArray(
             shape_, self.texts[a:b], self.values[a:b].reshape(shape_), self.lo[a:b].reshape(shape_),
@@ -718,6 +732,7 @@ class FileData:
                 self.values[bounds[1] : bounds[1] + b - a].reshape(shape_),
             ),
             None if scale < 0 else self.values[scale : scale + b - a].reshape(shape_),
+            roundings,
         )
         return arr
 
@@ -738,7 +753,7 @@ def _build(path: Path, d: Decoded, data: bytes = b"") -> list[FixtureCase]:
     data_ = FileData(path, d, data)
     file = path.name
     out = []
-    table: list[tuple[int, int, str, int, int, int, int, tuple[int, ...]]] = []
+    table: list[tuple[int, int, str, int, int, int, int, tuple[int, ...], int | None]] = []
     for index, name, dtype, tags, options, given, invalid, note, inputs, exact in d.cases:
         arrays = {spec[0]: data_.array(spec[1:]) for spec in inputs}
         case = FixtureCase(d.loss, file, index, name, dtype, tuple(tags), options, tuple(given), arrays, invalid, note)
@@ -751,11 +766,9 @@ def _build(path: Path, d: Decoded, data: bytes = b"") -> list[FixtureCase]:
             known["expected_shape"] = shape_t = tuple(shape)
             known["vjp_inputs"] = vjp_inputs = tuple([v[0] for v in exact[7]])
             known["checks"] = checks_of(invalid is None, vjp_inputs)
-            table.append((exact[1], exact[2], dtype, exact[4], -1, -1, exact[5], shape_t))
-            for _, vshape, va, vb, la, ha, _sa in exact[7]:
-                # (a VJP's term scale, where the fixture has one, is read by ExactArray.scale;
-                # the batched comparison judges VJPs normwise, as before)
-                table.append((va, vb, dtype, -1, la, ha, exact[5], tuple(vshape)))
+            table.append((exact[1], exact[2], dtype, exact[4], -1, -1, exact[5], shape_t, exact[9]))
+            for _, vshape, va, vb, la, ha, sa, r in exact[7]:
+                table.append((va, vb, dtype, sa, la, ha, exact[5], tuple(vshape), r))
             case.__dict__["cotangent"] = data_.array(exact[8])
         out.append(case)
     data_.checks = table
