@@ -268,6 +268,7 @@ WRONG_FIELDS = {
     "vjp of no input": (lambda c: c["vjp"].update(bogus=c["vjp"]["pred"]), "vjp: not an object of exact arrays, one per differentiable input: "),
     "cotangent shape": (lambda c: c["cotangent"].update(shape=[1, 3]), "cotangent.shape: [1, 3] is not the output shape [3]"),
     "options nested deep": (lambda c: c["options"].update(weight=[[[[[[1.0]]]]]]), "options: not an object of option values (null, bool, string, finite number or lists of those): "),
+    "roundings a string": (lambda c: c["expected"].update(roundings="4"), 'expected.roundings: not an integer in [0, 2**31): "4"'),
     "index out of order": (lambda c: c.update(index=7), "index 7 out of order (expected 2)"),
     "name missing": (lambda c: c.pop("name"), "name: missing"),
 }
