@@ -116,7 +116,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 def cmd_fixtures_generate(args: argparse.Namespace) -> int:
     from oracle import catalog, fixtures
-    from oracle.errors import UnknownLossError
+    from oracle.errors import OracleError, UnknownLossError
 
     try:
         losses = [catalog.resolve(x) for x in args.loss] if args.loss else None
@@ -131,6 +131,8 @@ def cmd_fixtures_generate(args: argparse.Namespace) -> int:
         digests = fixtures.generate(Path(args.out), losses, jobs=args.jobs, progress=lambda msg: bar(1))
     except OSError as err:
         return _err(f"cannot write the fixtures into {args.out}: {_why(err)}")
+    except OracleError as err:  # a value that cannot be proven within the precision cap
+        return _err(str(err))
     finally:
         bar.close()
     size = sum((Path(args.out) / n).stat().st_size for n in digests)
