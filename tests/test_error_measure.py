@@ -237,7 +237,7 @@ def test_chainer_kl_zero_element_against_its_own_terms(tmp_path):
     # a copy without it (the fixtures written before vjp.<input>.scale): the fallback
     (tmp_path / "bare").mkdir()
     bare = _with_vjp_scale(tmp_path / "bare", committed.index, drop=True)
-    case = next(c for c in fx.load_file(bare, cache=False) if c.index == committed.index)
+    case = next(c for c in fx.load_file(bare) if c.index == committed.index)
     assert case.vjp["x"].scale is None
     noisy = ZeroElementNoise(case, "x", -9.48e-17)
     # the documented fallback (the VJP's max-norm, 4.3e-15) fails it -- but shows no 1e307 ULP
