@@ -239,7 +239,7 @@ def test_malformed_case(fixtures_copy):
     del doc["cases"][3]["dtype"]
     path.write_text(json.dumps(doc))
     _reseal(fixtures_copy, "l2_loss.json")
-    assert _open_error(fixtures_copy) == "l2_loss.json: case 3 (batch_axis=1-float16): malformed: KeyError('dtype')"
+    assert _open_error(fixtures_copy) == "l2_loss.json: case 3 (batch_axis=1-float16): dtype: missing"
 
 
 def test_corrupt_fixtures_stop_lossconf_run_with_one_line(fixtures_copy):
