@@ -10,7 +10,7 @@ data, :data:`MAPPING` (the "migration map"), one entry per loss id::
         "torch": "F.smooth_l1_loss(pred, label, beta=rho, reduction='none')",   # the torch call(s)
         "composition": "...",  # how the documented quantity is built around that call
         "notes": "...",        # where torch's own definition differs, and why this composition
-        "unsupported": {...},  # option or input -> why torch has no counterpart (may be empty)
+        "unsupported": {option: (values_mapped, why)},  # option values without a torch counterpart
     }
 
 (``F`` is ``torch.nn.functional``.) The shared Gluon conventions are applied with torch
@@ -205,40 +205,62 @@ MAPPING: dict[str, dict[str, Any]] = {
                        "instances divided by the non-ignored instances (normalize=True) or by N",
         "notes": "torch's reduction='mean' with a class weight divides by the sum of the targets' weights, "
                  "not by the count Chainer documents, so reduction='none' and the division; label_smoothing=0",
-        "unsupported": {},
+        "unsupported": {
+            "reduce": (("mean", "no"), "Chainer documents 'mean' and 'no', which map onto reduction='none' and a division"),
+            "soft_target_loss": (("cross-entropy", "kl-divergence"),
+                                 "Chainer documents 'cross-entropy' and 'kl-divergence', which map onto F.cross_entropy "
+                                 "(plus xlogy(t, t) for the latter)"),
+        },
     },
 }
 
 
 # ------------------------------------------------------------------------ helpers
-
-
-def _inp(call: Call, xs: dict[str, torch.Tensor], name: str) -> torch.Tensor | None:
-    """Input ``name`` as a tensor: the differentiable one from ``xs``, or a constant."""
-    if name in xs:
-        return xs[name]
-    value = call.inputs.get(name)
-    return None if value is None else _tensor(value, call.dtype)
+#
+# A loss is computed in two steps: ``prepare`` turns the call's NumPy inputs into tensors
+# (floats in the call's dtype, the differentiable ones requiring grad; labels, lengths and
+# counts derived from integer inputs), eagerly; ``forward(o, T)`` is torch operations only
+# on the options ``o`` and those tensors ``T``, so that ``torch.compile`` can trace it.
 
 
 def _tensor(value: Any, dtype: str) -> torch.Tensor:
+    """A float input as a tensor of ``dtype`` (bfloat16 through float32, which holds it exactly)."""
     a = np.asarray(value)
-    if a.dtype.kind in "iub":
-        return torch.from_numpy(np.array(a, dtype=np.int64))
     if dtype == "bfloat16":
         return torch.from_numpy(np.array(a, dtype=np.float32)).to(torch.bfloat16)
     return torch.from_numpy(np.array(a, dtype=dtype))
 
 
-def _float(call: Call, name: str) -> torch.Tensor | None:
-    """A documented float input that is not differentiated, as a float tensor of the call's dtype."""
-    value = call.inputs.get(name)
-    if value is None:
-        return None
-    a = np.asarray(value)
-    if call.dtype == "bfloat16":
-        return torch.from_numpy(np.array(a, dtype=np.float32)).to(torch.bfloat16)
-    return torch.from_numpy(np.array(a, dtype=call.dtype))
+def _long(value: Any) -> torch.Tensor:
+    return torch.from_numpy(np.array(value, dtype=np.int64))
+
+
+def _is_integral(a: Any) -> bool:
+    a = np.asarray(a)
+    if a.dtype.kind in "iu":
+        return True
+    return bool(np.all(np.isfinite(a)) and np.all(a == np.round(a)))
+
+
+def prepare(call: Call) -> dict[str, Any]:
+    """The call's inputs as tensors: the float ones in the call's dtype (those in
+    ``call.wrt`` requiring grad unless mode is forward), integer ones as int64; plus the
+    derived entries a loss needs (see ``_PREPARE``)."""
+    grad = call.mode != "forward"
+    T: dict[str, Any] = {}
+    for name, value in call.inputs.items():
+        if value is None:
+            continue
+        a = np.asarray(value)
+        if a.dtype.kind in "iub":
+            T[name] = _long(a)
+        else:
+            t = _tensor(a, call.dtype)
+            T[name] = t.requires_grad_(True) if grad and name in call.wrt else t
+    extra = _PREPARE.get(call.loss)
+    if extra is not None:
+        T.update(extra(call))
+    return T
 
 
 def _like(x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -247,46 +269,45 @@ def _like(x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return x.reshape(shape) if x.numel() == math.prod(shape) else x
 
 
-def _batch_mean(call: Call, elem: torch.Tensor, factor: float | None = None, sample_weight: Any = "call") -> torch.Tensor:
+def _batch_mean(o: dict, elem: torch.Tensor, sample_weight: torch.Tensor | None, factor: float | None = None) -> torch.Tensor:
     """The documented reduction of every Gluon loss: elementwise ``sample_weight``, mean
     over the non-batch axes, ``weight`` (``factor`` replaces it when given)."""
-    sw = _float(call, "sample_weight") if sample_weight == "call" else sample_weight
-    if sw is not None:
-        elem = elem * torch.broadcast_to(sw, elem.shape)
-    elem = torch.movedim(elem, call.options.get("batch_axis", 0), 0)
+    if sample_weight is not None:
+        elem = elem * torch.broadcast_to(sample_weight, elem.shape)
+    elem = torch.movedim(elem, o.get("batch_axis", 0), 0)
     out = elem.mean(dim=tuple(range(1, elem.ndim))) if elem.ndim > 1 else elem
-    w = call.options.get("weight") if factor is None else factor
+    w = o.get("weight") if factor is None else factor
     return out if w is None else out * w
 
 
-def _pred_label(call: Call, xs: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    pred = _inp(call, xs, "pred")
-    return pred, _like(_float(call, "label"), pred.shape)
+def _pred_label(T: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    pred = T["pred"]
+    return pred, _like(T["label"], pred.shape)
 
 
 # ------------------------------------------------------------------ the losses
 
 
-def _l2(call: Call, xs: dict) -> torch.Tensor:
-    pred, label = _pred_label(call, xs)
-    w = call.options.get("weight")
-    return _batch_mean(call, F.mse_loss(pred, label, reduction="none"), (1.0 if w is None else w) / 2)
+def _l2(o: dict, T: dict) -> torch.Tensor:
+    pred, label = _pred_label(T)
+    w = o.get("weight")
+    return _batch_mean(o, F.mse_loss(pred, label, reduction="none"), T.get("sample_weight"), (1.0 if w is None else w) / 2)
 
 
-def _l1(call: Call, xs: dict) -> torch.Tensor:
-    pred, label = _pred_label(call, xs)
-    return _batch_mean(call, F.l1_loss(pred, label, reduction="none"))
+def _l1(o: dict, T: dict) -> torch.Tensor:
+    pred, label = _pred_label(T)
+    return _batch_mean(o, F.l1_loss(pred, label, reduction="none"), T.get("sample_weight"))
 
 
-def _huber(call: Call, xs: dict) -> torch.Tensor:
-    pred, label = _pred_label(call, xs)
-    return _batch_mean(call, F.smooth_l1_loss(pred, label, reduction="none", beta=call.options["rho"]))
+def _huber(o: dict, T: dict) -> torch.Tensor:
+    pred, label = _pred_label(T)
+    return _batch_mean(o, F.smooth_l1_loss(pred, label, reduction="none", beta=o["rho"]), T.get("sample_weight"))
 
 
-def _sbce(call: Call, xs: dict) -> torch.Tensor:
-    pred, label = _pred_label(call, xs)
-    pw = _float(call, "pos_weight")
-    if not call.options.get("from_sigmoid", False):
+def _sbce(o: dict, T: dict) -> torch.Tensor:
+    pred, label = _pred_label(T)
+    pw = T.get("pos_weight")
+    if not o.get("from_sigmoid", False):
         elem = F.binary_cross_entropy_with_logits(pred, label, reduction="none", pos_weight=pw)
     elif pw is None:
         elem = F.binary_cross_entropy(pred, label, reduction="none")
@@ -294,89 +315,101 @@ def _sbce(call: Call, xs: dict) -> torch.Tensor:
         ones, zeros = torch.ones_like(pred), torch.zeros_like(pred)
         elem = (F.binary_cross_entropy(pred, ones, weight=label * pw, reduction="none")
                 + F.binary_cross_entropy(pred, zeros, weight=1 - label, reduction="none"))
-    return _batch_mean(call, elem)
+    return _batch_mean(o, elem, T.get("sample_weight"))
 
 
-def _logistic(call: Call, xs: dict) -> torch.Tensor:
-    pred, label = _pred_label(call, xs)
-    s = label if call.options.get("label_format", "signed") == "signed" else 2 * label - 1
-    return _batch_mean(call, F.soft_margin_loss(pred, s, reduction="none"))
+def _logistic(o: dict, T: dict) -> torch.Tensor:
+    pred, label = _pred_label(T)
+    s = label if o.get("label_format", "signed") == "signed" else 2 * label - 1
+    return _batch_mean(o, F.soft_margin_loss(pred, s, reduction="none"), T.get("sample_weight"))
 
 
-def _mx_sce(call: Call, xs: dict) -> torch.Tensor:
-    pred = _inp(call, xs, "pred")
-    axis = call.options.get("axis", -1)
+def _prepare_mx_sce(call: Call) -> dict[str, Any]:
+    label = call.inputs["label"]
+    if call.options.get("sparse_label", True) and _is_integral(label):
+        return {"target": _long(label)}  # class indices
+    return {}
+
+
+def _mx_sce(o: dict, T: dict) -> torch.Tensor:
+    pred = T["pred"]
+    axis = o.get("axis", -1)
     a = axis % pred.ndim if -pred.ndim <= axis < pred.ndim else axis
     x = torch.movedim(pred, axis, 1)
-    label = call.inputs["label"]
-    sw = _float(call, "sample_weight")
-    if call.options.get("sparse_label", True):
-        t = torch.from_numpy(np.asarray(label)).long() if _is_integral(label) else _float(call, "label")
-        if call.options.get("from_logits", False):
-            loss = F.nll_loss(x, t, reduction="none")
-        else:
-            loss = F.cross_entropy(x, t, reduction="none")
+    sw = T.get("sample_weight")
+    if o.get("sparse_label", True):
+        t = T.get("target", T["label"])  # a label that is no integer goes to torch as it is
+        loss = F.nll_loss(x, t, reduction="none") if o.get("from_logits", False) else F.cross_entropy(x, t, reduction="none")
         # documented: sample_weight "broadcastable to the same shape as label": one of label's
         # shape weighs the per-position loss directly, any other is read with the class axis
         # kept at size 1 (MXNet's keepdims form, as the oracle reads it)
         if sw is not None and _broadcasts(tuple(sw.shape), tuple(loss.shape)):
-            return _batch_mean(call, torch.unsqueeze(loss * torch.broadcast_to(sw, loss.shape), a), sample_weight=None)
-        return _batch_mean(call, torch.unsqueeze(loss, a), sample_weight=sw)
-    label_t = _float(call, "label")
-    target = label_t if sw is None else label_t * torch.broadcast_to(sw, label_t.shape)
-    if call.options.get("from_logits", False):
-        terms = torch.where(label_t == 0, torch.zeros_like(pred), target * pred)
-        return _batch_mean(call, -terms.sum(dim=axis, keepdim=True), sample_weight=None)
+            return _batch_mean(o, torch.unsqueeze(loss * torch.broadcast_to(sw, loss.shape), a), None)
+        return _batch_mean(o, torch.unsqueeze(loss, a), sw)
+    label = T["label"]
+    target = label if sw is None else label * torch.broadcast_to(sw, label.shape)
+    if o.get("from_logits", False):
+        terms = torch.where(label == 0, torch.zeros_like(pred), target * pred)
+        return _batch_mean(o, -terms.sum(dim=axis, keepdim=True), None)
     t = torch.movedim(target, axis, 1) if target.shape == pred.shape else target
-    loss = F.cross_entropy(x, t, reduction="none")
-    return _batch_mean(call, torch.unsqueeze(loss, a), sample_weight=None)
+    return _batch_mean(o, torch.unsqueeze(F.cross_entropy(x, t, reduction="none"), a), None)
 
 
-def _kl(call: Call, xs: dict) -> torch.Tensor:
-    pred, label = _pred_label(call, xs)
-    logp = pred if call.options.get("from_logits", True) else F.log_softmax(pred, dim=call.options.get("axis", -1))
-    return _batch_mean(call, F.kl_div(logp, label, reduction="none"))
+def _broadcasts(shape: tuple[int, ...], to: tuple[int, ...]) -> bool:
+    try:
+        return tuple(torch.broadcast_shapes(shape, to)) == tuple(to)
+    except RuntimeError:
+        return False
 
 
-def _ctc(call: Call, xs: dict) -> torch.Tensor:
-    pred = _inp(call, xs, "pred")
-    if call.options.get("layout", "NTC") == "NTC":
-        pred = pred.transpose(0, 1)  # to (T, N, C)
-    log_probs = F.log_softmax(pred, dim=2)
+def _kl(o: dict, T: dict) -> torch.Tensor:
+    pred, label = _pred_label(T)
+    logp = pred if o.get("from_logits", True) else F.log_softmax(pred, dim=o.get("axis", -1))
+    return _batch_mean(o, F.kl_div(logp, label, reduction="none"), T.get("sample_weight"))
+
+
+def _prepare_ctc(call: Call) -> dict[str, Any]:
+    pred = np.asarray(call.inputs["pred"])
     label = np.asarray(call.inputs["label"])
     if call.options.get("label_layout", "NT") == "TN":
         label = label.T
-    targets = torch.from_numpy(np.array(label, dtype=np.int64))
     ll = call.inputs.get("label_lengths")
-    if ll is None:
+    if ll is None:  # documented: padded with -1
         ll = [row.index(-1) if -1 in row else len(row) for row in label.tolist()]
     il = call.inputs.get("pred_lengths")
-    if il is None:
-        il = [pred.shape[0]] * pred.shape[1]
+    if il is None and pred.ndim == 3:
+        t_axis, n_axis = (1, 0) if call.options.get("layout", "NTC") == "NTC" else (0, 1)
+        il = [pred.shape[t_axis]] * pred.shape[n_axis]
+    return {"targets": _long(label), "input_lengths": _long(il), "target_lengths": _long(ll)}
+
+
+def _ctc(o: dict, T: dict) -> torch.Tensor:
+    pred = T["pred"]
+    if o.get("layout", "NTC") == "NTC":
+        pred = pred.transpose(0, 1)  # to (T, N, C)
     loss = F.ctc_loss(
-        log_probs, targets, torch.as_tensor(np.asarray(il), dtype=torch.int64),
-        torch.as_tensor(np.asarray(ll), dtype=torch.int64),
+        F.log_softmax(pred, dim=2), T["targets"], T["input_lengths"], T["target_lengths"],
         blank=pred.shape[2] - 1, reduction="none", zero_infinity=False,
     )
-    sw = _float(call, "sample_weight")
+    sw = T.get("sample_weight")
     if sw is not None:
         loss = loss * torch.broadcast_to(sw, loss.shape)
-    w = call.options.get("weight")
+    w = o.get("weight")
     return loss if w is None else loss * w
 
 
-def _hinge_terms(call: Call, xs: dict) -> torch.Tensor:
-    pred, label = _pred_label(call, xs)
+def _hinge_terms(o: dict, T: dict) -> torch.Tensor:
+    pred, label = _pred_label(T)
     z = pred * label
-    return F.hinge_embedding_loss(z, -torch.ones_like(z), margin=call.options.get("margin", 1.0), reduction="none")
+    return F.hinge_embedding_loss(z, -torch.ones_like(z), margin=o.get("margin", 1.0), reduction="none")
 
 
-def _hinge(call: Call, xs: dict) -> torch.Tensor:
-    return _batch_mean(call, _hinge_terms(call, xs))
+def _hinge(o: dict, T: dict) -> torch.Tensor:
+    return _batch_mean(o, _hinge_terms(o, T), T.get("sample_weight"))
 
 
-def _squared_hinge(call: Call, xs: dict) -> torch.Tensor:
-    return _batch_mean(call, _hinge_terms(call, xs) ** 2)
+def _squared_hinge(o: dict, T: dict) -> torch.Tensor:
+    return _batch_mean(o, _hinge_terms(o, T) ** 2, T.get("sample_weight"))
 
 
 def squared_euclidean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -389,26 +422,24 @@ def _rows(x: torch.Tensor, batch_axis: int) -> torch.Tensor:
     return x.reshape(x.shape[0], -1)
 
 
-def _triplet(call: Call, xs: dict) -> torch.Tensor:
-    pred = _inp(call, xs, "pred")
-    b = call.options.get("batch_axis", 0)
-    a, p, n = (_rows(_like(_inp(call, xs, k), pred.shape), b) for k in ("pred", "positive", "negative"))
+def _triplet(o: dict, T: dict) -> torch.Tensor:
+    pred = T["pred"]
+    b = o.get("batch_axis", 0)
+    a, p, n = (_rows(_like(T[k], pred.shape), b) for k in ("pred", "positive", "negative"))
     loss = F.triplet_margin_with_distance_loss(
-        a, p, n, distance_function=squared_euclidean, margin=call.options.get("margin", 1), swap=False, reduction="none"
+        a, p, n, distance_function=squared_euclidean, margin=o.get("margin", 1), swap=False, reduction="none"
     )
-    w = call.options.get("weight")
+    w = o.get("weight")
     return loss if w is None else loss * w
 
 
-def _poisson(call: Call, xs: dict) -> torch.Tensor:
-    pred = _inp(call, xs, "pred")
-    target = _like(_float(call, "target"), pred.shape)
-    o = call.options
+def _poisson(o: dict, T: dict) -> torch.Tensor:
+    pred = T["pred"]
     elem = F.poisson_nll_loss(
-        pred, target, log_input=o.get("from_logits", True), full=o.get("compute_full", False),
+        pred, _like(T["target"], pred.shape), log_input=o.get("from_logits", True), full=o.get("compute_full", False),
         eps=o.get("epsilon", 1e-08), reduction="none",
     )
-    sw = _float(call, "sample_weight")
+    sw = T.get("sample_weight")
     if sw is not None:
         elem = elem * torch.broadcast_to(sw, elem.shape)
     out = elem.mean()
@@ -416,75 +447,71 @@ def _poisson(call: Call, xs: dict) -> torch.Tensor:
     return (out if w is None else out * w).reshape(1, 1)
 
 
-def _cosine(call: Call, xs: dict) -> torch.Tensor:
-    in1 = _inp(call, xs, "input1")
-    b = call.options.get("batch_axis", 0)
+def _cosine(o: dict, T: dict) -> torch.Tensor:
+    in1 = T["input1"]
+    b = o.get("batch_axis", 0)
     u = _rows(in1, b)
-    v = _rows(_like(_inp(call, xs, "input2"), in1.shape), b)
-    loss = F.cosine_embedding_loss(u, v, _float(call, "label"), margin=call.options.get("margin", 0), reduction="none")
-    sw = _float(call, "sample_weight")
+    v = _rows(_like(T["input2"], in1.shape), b)
+    loss = F.cosine_embedding_loss(u, v, T["label"], margin=o.get("margin", 0), reduction="none")
+    sw = T.get("sample_weight")
     if sw is not None:
         # one weight per sample: broadcast to input1's shape with size 1 off the batch axis
         shape = [1] * in1.ndim
         shape[b] = in1.shape[b]
         loss = loss * torch.broadcast_to(sw, tuple(shape)).reshape(-1)
-    w = call.options.get("weight")
+    w = o.get("weight")
     return loss if w is None else loss * w
 
 
-def _sdml(call: Call, xs: dict) -> torch.Tensor:
-    b = call.options.get("batch_axis", 0)
-    x1 = torch.movedim(_inp(call, xs, "x1"), b, 0)
-    x2 = torch.movedim(_inp(call, xs, "x2"), b, 0)
+def _sdml(o: dict, T: dict) -> torch.Tensor:
+    b = o.get("batch_axis", 0)
+    x1 = torch.movedim(T["x1"], b, 0)
+    x2 = torch.movedim(T["x2"], b, 0)
     d = ((x1[:, None, :] - x2[None, :, :]) ** 2).sum(dim=2)
     n = x1.shape[0]
-    s = float(call.options.get("smoothing_parameter", 0.3))
+    s = float(o.get("smoothing_parameter", 0.3))
     off = s / (n - 1) if n > 1 else math.inf
     labels = torch.full((n, n), off, dtype=d.dtype).fill_diagonal_(1 - s)
     loss = F.kl_div(F.log_softmax(-d, dim=1), labels, reduction="none").sum(dim=1)
-    w = call.options.get("weight")
+    w = o.get("weight")
     return loss if w is None else loss * w
 
 
-def _chainer_sce(call: Call, xs: dict) -> torch.Tensor:
-    x = _inp(call, xs, "x")
+def _prepare_chainer_sce(call: Call) -> dict[str, Any]:
+    x = np.asarray(call.inputs["x"])
+    t = np.asarray(call.inputs["t"])
     o = call.options
-    t_np = np.asarray(call.inputs["t"])
+    extra: dict[str, Any] = {}
     cw = o.get("class_weight")
-    cw = None if cw is None else _tensor(np.asarray(cw, dtype=np.float64), call.dtype)
-    soft = tuple(t_np.shape) == tuple(x.shape)
-    if soft:
-        t = _float(call, "t")
+    if cw is not None:
+        extra["class_weight"] = _tensor(np.asarray(cw, dtype=np.float64), call.dtype)
+    if t.shape == x.shape:  # soft targets: every instance counts
+        extra["count"] = int(t.size // t.shape[1]) if t.ndim > 1 else 1
+    else:
+        if _is_integral(t):
+            extra["target"] = _long(t)
+        extra["count"] = int(np.sum(t != o.get("ignore_label", -1)))
+    return extra
+
+
+def _chainer_sce(o: dict, T: dict) -> torch.Tensor:
+    x = T["x"]
+    cw = T.get("class_weight")
+    if "target" not in T and tuple(T["t"].shape) == tuple(x.shape):
+        t = T["t"]
         loss = F.cross_entropy(x, t, weight=cw, reduction="none")
         if o.get("soft_target_loss", "cross-entropy") == "kl-divergence":
             loss = loss + torch.special.xlogy(t, t).sum(dim=1)
-        count = loss.numel()
     else:
-        t = torch.from_numpy(t_np.astype(np.int64)) if _is_integral(t_np) else _float(call, "t")
-        ignore = o.get("ignore_label", -1)
-        loss = F.cross_entropy(x, t, weight=cw, ignore_index=ignore, reduction="none")
-        count = int(np.sum(t_np != ignore))
+        t = T.get("target", T["t"])  # labels that are no integers go to torch as they are
+        loss = F.cross_entropy(x, t, weight=cw, ignore_index=o.get("ignore_label", -1), reduction="none")
     if o.get("reduce", "mean") == "no":
         return loss
-    divisor = max(count, 1) if o.get("normalize", True) else x.shape[0]
+    divisor = max(T["count"], 1) if o.get("normalize", True) else x.shape[0]
     return loss.sum() / divisor
 
 
-def _is_integral(a: Any) -> bool:
-    a = np.asarray(a)
-    if a.dtype.kind in "iu":
-        return True
-    return bool(np.all(np.isfinite(a)) and np.all(a == np.round(a)))
-
-
-def _broadcasts(shape: tuple[int, ...], to: tuple[int, ...]) -> bool:
-    try:
-        return np.broadcast_shapes(shape, to) == tuple(to)
-    except ValueError:
-        return False
-
-
-FORWARD: dict[str, Callable[[Call, dict], torch.Tensor]] = {
+FORWARD: dict[str, Callable[[dict, dict], torch.Tensor]] = {
     MX + "L2Loss": _l2,
     MX + "L1Loss": _l1,
     MX + "HuberLoss": _huber,
@@ -503,11 +530,17 @@ FORWARD: dict[str, Callable[[Call, dict], torch.Tensor]] = {
 }
 assert FORWARD.keys() == MAPPING.keys()
 
+_PREPARE: dict[str, Callable[[Call], dict[str, Any]]] = {
+    MX + "SoftmaxCrossEntropyLoss": _prepare_mx_sce,
+    MX + "CTCLoss": _prepare_ctc,
+    SCE: _prepare_chainer_sce,
+}
+
 
 # ----------------------------------------------------------------------- backend
 
 
-def _to_numpy(t: torch.Tensor, dtype: str) -> np.ndarray:
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
     t = t.detach()
     if t.dtype == torch.bfloat16:
         import ml_dtypes
@@ -563,9 +596,10 @@ class TorchBackend:
                 import ml_dtypes  # noqa: F401
             except ModuleNotFoundError:
                 return "bfloat16 needs ml_dtypes (pip install ml_dtypes) for its NumPy representation"
-        for option, why in mapping["unsupported"].items():
-            if option in call.options and call.options[option] not in (None, False) or call.inputs.get(option) is not None:
-                return f"{call.loss}: {option}: {why}"
+        for option, (mapped, why) in mapping["unsupported"].items():
+            value = call.options.get(option)
+            if option in call.options and value not in mapped:
+                return f"{call.loss}: option {option}={value!r} has no torch mapping: {why}"
         if call.mode == "compiled":
             return self._compile_support()
         return None
@@ -585,30 +619,31 @@ class TorchBackend:
     # -- run
     def run(self, call: Call) -> Outcome:
         forward = FORWARD[call.loss]
+        options = dict(call.options)
+        T = prepare(call)
         if call.mode == "forward" or not call.wrt:
             with torch.no_grad():
-                y = forward(call, {})
-            return Outcome(_to_numpy(y, call.dtype))
+                y = forward(options, T)
+            return Outcome(_to_numpy(y))
         if call.mode == "compiled":
             forward = self._compiled_forward(call.loss)
-        xs = {name: _tensor(call.inputs[name], call.dtype).requires_grad_(True) for name in call.wrt}
-        y = forward(call, xs)
-        output = _to_numpy(y, call.dtype)
+        y = forward(options, T)
+        output = _to_numpy(y)
         if call.cotangent is None or np.size(call.cotangent) != y.numel():
             return Outcome(output)
         ct = _tensor(np.asarray(call.cotangent), call.dtype).reshape(y.shape).to(y.dtype)
-        names = list(xs)
-        inputs = [xs[n] for n in names]
+        names = list(call.wrt)
+        inputs = [T[n] for n in names]
         if call.mode == "backward-twice":
             y.backward(ct, retain_graph=True)
             for x in inputs:
                 x.grad = None
             y.backward(ct)
             grads = [x.grad if x.grad is not None else torch.zeros_like(x) for x in inputs]
-            return Outcome(output, {n: _to_numpy(g, call.dtype) for n, g in zip(names, grads)})
+            return Outcome(output, {n: _to_numpy(g) for n, g in zip(names, grads)})
         hvp = call.mode == "hvp"
         grads = torch.autograd.grad(y, inputs, grad_outputs=ct, create_graph=hvp, allow_unused=True, materialize_grads=True)
-        outcome = Outcome(output, {n: _to_numpy(g, call.dtype) for n, g in zip(names, grads)})
+        outcome = Outcome(output, {n: _to_numpy(g) for n, g in zip(names, grads)})
         if hvp:
             direction = call.direction or {}
             pairs = [(g, _tensor(direction[n], call.dtype).to(g.dtype)) for n, g in zip(names, grads)
@@ -618,7 +653,7 @@ class TorchBackend:
                                         allow_unused=True, materialize_grads=True)
             else:  # the VJP does not depend on the inputs: its derivative is 0
                 h = [torch.zeros_like(x) for x in inputs]
-            outcome.hvp = {n: _to_numpy(v, call.dtype) for n, v in zip(names, h)}
+            outcome.hvp = {n: _to_numpy(v) for n, v in zip(names, h)}
         return outcome
 
     def _compiled_forward(self, loss: str) -> Callable:
