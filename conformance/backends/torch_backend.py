@@ -545,8 +545,8 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
     if t.dtype == torch.bfloat16:
         import ml_dtypes
 
-        return t.float().numpy().astype(ml_dtypes.bfloat16)
-    return np.array(t.numpy(), copy=True)
+        return t.float().numpy(force=True).astype(ml_dtypes.bfloat16)
+    return np.array(t.numpy(force=True), copy=True)  # force: a ZeroTensor (e.g. sgn's derivative) too
 
 
 def _configure_dynamo() -> None:
