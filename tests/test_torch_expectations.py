@@ -21,6 +21,7 @@ Everything but the last test is skipped when torch cannot be imported (run it wi
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -315,12 +316,15 @@ def test_supports_declines_with_a_one_line_reason(change, words):
 def test_build_info():
     import torch
 
-    from conformance.backends.torch_backend import backend
+    from conformance.backends.torch_backend import MAPPING, backend
 
     info = backend.build_info()
     assert info["torch"] == torch.__version__ and backend.version == "2.13.0"
     assert info["device"] == "cpu" and isinstance(info["num_threads"], int)
     assert math.isfinite(info["num_threads"])
+    json.dumps(info)  # provenance is JSON
+    assert set(info["migration_map"]) == set(MAPPING)
+    assert info["migration_map"]["chainer.functions.softmax_cross_entropy"]["unsupported"]["reduce"]["mapped"] == ["mean", "no"]
 
 
 @pytest.mark.parametrize("how", ["missing", "broken"])

@@ -42,8 +42,20 @@ Modes (``call.mode``):
 * ``backward-twice``: ``out.backward(cotangent, retain_graph=True)``, the ``.grad``
   cleared, and ``out.backward(cotangent)`` again: the second backward's gradients.
 
+Each call runs in two steps: :func:`prepare` turns the call's NumPy inputs into tensors
+(and derives, eagerly, what integer inputs give: class-index targets, CTC lengths, the count
+of non-ignored labels), then ``FORWARD[loss](options, tensors)`` runs torch operations only,
+which is what ``torch.compile`` traces in mode ``compiled``.
+
+Findings of the modes beyond ``grad`` (exercised in tests/test_torch_expectations.py):
+``hvp`` of CTCLoss raises, because torch defines no derivative of ``_ctc_loss_backward``
+(tools/autograd/derivatives.yaml); ``torch.compile`` works on this machine's CPU (Inductor
+builds C++ kernels) and agrees with eager, at 3-8 s per newly compiled graph.
+
 ``build_info()`` records the version, the build (``torch.__config__``), the thread count and
-the CPU capability, because kernels differ with them.
+the CPU capability, because kernels differ with them, and the migration map
+(``migration_map``: :data:`MAPPING` as JSON), so that a report can show it from the results
+file alone.
 """
 
 from __future__ import annotations
@@ -54,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from ..protocol import Call, Outcome
+from ..protocol import MODES, Call, Outcome
 
 try:
     import torch
@@ -540,6 +552,14 @@ _PREPARE: dict[str, Callable[[Call], dict[str, Any]]] = {
 # ----------------------------------------------------------------------- backend
 
 
+def migration_map() -> dict[str, dict[str, Any]]:
+    """:data:`MAPPING` as plain JSON data (the option values that map, as lists)."""
+    return {
+        loss: {**entry, "unsupported": {k: {"mapped": list(v), "why": why} for k, (v, why) in entry["unsupported"].items()}}
+        for loss, entry in MAPPING.items()
+    }
+
+
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
     t = t.detach()
     if t.dtype == torch.bfloat16:
@@ -580,6 +600,7 @@ class TorchBackend:
             "mkldnn": bool(torch.backends.mkldnn.is_available()),
             "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
             "parallel_info": torch.__config__.parallel_info().splitlines()[:6],
+            "migration_map": migration_map(),
         }
 
     # -- supports
@@ -589,7 +610,7 @@ class TorchBackend:
             return f"no torch mapping for {call.loss}"
         if call.dtype not in DTYPES:
             return f"{call.loss}: dtype {call.dtype!r} is not one of torch's float dtypes here ({', '.join(DTYPES)})"
-        if call.mode not in ("forward", "grad", "hvp", "compiled", "backward-twice"):
+        if call.mode not in MODES:
             return f"{call.loss}: mode {call.mode!r} is not a mode of the torch backend"
         if call.dtype == "bfloat16":
             try:
