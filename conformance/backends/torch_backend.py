@@ -113,7 +113,7 @@ MAPPING: dict[str, dict[str, Any]] = {
         "torch": "F.smooth_l1_loss(pred, label, beta=rho, reduction='none')",
         "composition": "mean over the non-batch axes of sample_weight * smooth_l1_loss, times weight",
         "notes": "Gluon's rho is smooth_l1_loss's beta (0.5 d^2 / beta inside, |d| - beta / 2 outside); "
-                 "F.huber_loss(delta=rho) is rho times it",
+                 "F.huber_loss(delta=rho) is rho times it; beta=0 is accepted and gives the L1 loss",
         "unsupported": {},
     },
     MX + "SigmoidBinaryCrossEntropyLoss": {
@@ -124,7 +124,8 @@ MAPPING: dict[str, dict[str, Any]] = {
                        "the documented formula); then mean over the non-batch axes of sample_weight * loss, "
                        "times weight",
         "notes": "F.binary_cross_entropy has no pos_weight (its weight rescales the whole term), hence the "
-                 "two-term composition; it clamps log at -100",
+                 "two-term composition; it clamps each log at -100 (a loss of 100, not inf, at probability 0 or 1) "
+                 "and its gradient's denominator at 1e-12",
         "unsupported": {},
     },
     MX + "SoftmaxCrossEntropyLoss": {
@@ -175,8 +176,9 @@ MAPPING: dict[str, dict[str, Any]] = {
         "torch": "F.soft_margin_loss(pred, s, reduction='none')",
         "composition": "s = label (label_format='signed') or 2 * label - 1 ('binary'); mean over the "
                        "non-batch axes of sample_weight * it, times weight",
-        "notes": "SoftMarginLoss is log(1 + exp(-s x)); F.binary_cross_entropy_with_logits(pred, (s + 1) / 2) "
-                 "is the same quantity",
+        "notes": "SoftMarginLoss is log(1 + exp(-s x)), computed as log1p(exp(.)): it overflows to inf (and its "
+                 "gradient to nan) for large margins, where F.binary_cross_entropy_with_logits(pred, (s + 1) / 2), "
+                 "the same quantity, stays finite",
         "unsupported": {},
     },
     MX + "TripletLoss": {
@@ -199,7 +201,8 @@ MAPPING: dict[str, dict[str, Any]] = {
         "torch": "F.cosine_embedding_loss(input1, input2, label, margin=margin, reduction='none')",
         "composition": "inputs moved to (batch, -1) (input2 first read into input1's shape); times the "
                        "per-sample sample_weight and weight",
-        "notes": "torch's cosine_embedding_loss takes (N, D) or (D,) inputs only, hence the reshape",
+        "notes": "torch's cosine_embedding_loss takes (N, D) or (D,) inputs only, hence the reshape; it adds "
+                 "EPSILON = 1e-12 to both squared norms (a zero vector gives cos 0, float64 values move by ~1e-12)",
         "unsupported": {},
     },
     MX + "SDMLLoss": {
