@@ -10,10 +10,12 @@ the run goes on.
 from __future__ import annotations
 
 import functools
+import shlex
 import signal
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -371,9 +373,16 @@ def _inputs_label(case: FixtureCase, limit: int = 4) -> str:
     return "; ".join(parts)
 
 
-def describe_failure(r: CheckResult) -> str:
+def repeat_command(r: CheckResult, backend: str, options: Sequence[str] = ()) -> str:
+    """The shell command that runs exactly this one check again: ``lossconf run BACKEND
+    --case TEST_ID`` (plus ``options``, e.g. ``--fixtures DIR``), quoted for a POSIX shell."""
+    return shlex.join(["lossconf", "run", backend, *options, "--case", r.test_id])
+
+
+def describe_failure(r: CheckResult, backend: str | None = None, options: Sequence[str] = ()) -> str:
     """A message a person can act on: loss, options, dtype, case, worst element, inputs,
-    expected, observed, error and tolerance."""
+    expected, observed, error and tolerance, the fixture's note, and (given the backend as
+    it was named on the command line) the command that repeats this one check."""
     c = r.case
     lines = [
         f"{c.loss} [{c.options_label or 'documented defaults'}] {c.dtype} case {c.index:03d} '{c.name}' ({', '.join(c.tags)}): {r.check} {r.verdict}",
@@ -389,6 +398,10 @@ def describe_failure(r: CheckResult) -> str:
             f"(stability bound {r.bound:.3g}; {tol.reason})" if tol else f"  error {r.error_ulps:.3g} ULP"
         )
     lines.append(f"  inputs: {_inputs_label(c)}")
+    if c.note:
+        lines.append(f"  note: {' '.join(str(c.note).split())}")
+    if backend:
+        lines.append(f"  repeat: {repeat_command(r, backend, options)}")
     return "\n".join(lines)
 
 
