@@ -89,10 +89,10 @@ def test_failures_are_drilled_down_with_inputs_expected_and_observed(tmp_path):
     assert re.search(r'<td class="mono">\d\.\d+e[-+]\d+</td>', row)  # expected, to full precision
     assert " at [" in row  # observed, at the worst element
     # the tolerance it was held to: 4 ULP, or the stability bound computed for the case
-    # (8 x (2 + log2 n) eps x scale, as the terminal shows it), not the bare factor
+    # (the derived B(n) eps x scale, as the terminal shows it), not the bare factor
     bound = next(r["bound"] for r in rh.read(rh.regressed_results())["records"]
                  if r["id"] == re.search(r'title="([^"]*)"', row).group(1))
-    assert f"4 ULP or {bound:.3g} eps × scale" in row and "stability 8.0" not in row
+    assert f"4 ULP or {bound:.3g} eps × scale" in row and "stability 1.0" not in row
 
     # the cross-framework table shows both backends side by side; only numpy conforms
     cross = html[html.index('id="cross"'):html.index('id="invalid"')]

@@ -391,12 +391,13 @@ def describe_failure(r: CheckResult, backend: str | None = None, options: Sequen
         lines.append(f"  {r.message}")
     if r.worst_index is not None:
         lines.append(f"  worst element {r.worst_index}: expected {r.expected}, observed {r.observed}")
-    if r.error_ulps is not None:
+    if r.error_scale is not None:
         tol = r.tolerance
-        lines.append(
-            f"  error {r.error_ulps:.3g} ULP (tolerance {tol.ulps:g} ULP), {r.error_scale:.3g} eps x scale "
-            f"(stability bound {r.bound:.3g}; {tol.reason})" if tol else f"  error {r.error_ulps:.3g} ULP"
+        ulps = (
+            f"{r.error_ulps:.3g} ULP (tolerance {tol.ulps:g} ULP), " if r.error_ulps is not None and tol
+            else "" if r.error_ulps is None else f"{r.error_ulps:.3g} ULP, "
         )
+        lines.append(f"  error {ulps}{r.error_scale:.3g} eps x scale (stability bound {r.bound:.3g}; {tol.reason if tol else ''})")
     lines.append(f"  inputs: {_inputs_label(c)}")
     if c.note:
         lines.append(f"  note: {' '.join(str(c.note).split())}")
@@ -457,7 +458,7 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
             return CheckResult(case, check, FAIL, compare.FAILS, f"output has {obs.size} elements, expected {exp.hi.size} (shape {exp.shape})")
         m = compare.measure(
             obs.reshape(exp.shape), exp.hi, exp.lo, case.dtype, tol, case.n_terms,
-            scale=case.scale, text=exp.text, unit=exp.ulp(case.dtype), batched=batched,
+            scale=case.scale, text=exp.text, unit=exp.ulp(case.dtype), batched=batched, roundings=exp.roundings,
         )
         return _from_measurement(case, check, m, tol)
     if check.startswith("grad:"):
@@ -470,7 +471,8 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
             return CheckResult(case, check, FAIL, compare.FAILS, f"gradient for {name} has {g.size} elements, expected {exact.hi.size}")
         m = compare.measure(
             g.reshape(exact.shape), exact.hi, exact.lo, case.dtype, tol, case.n_terms,
-            bounds=exact.bounds, text=exact.text, unit=exact.ulp(case.dtype), batched=batched,
+            scale=exact.scale, bounds=exact.bounds, text=exact.text, unit=exact.ulp(case.dtype), batched=batched,
+            roundings=exact.roundings,
         )
         return _from_measurement(case, check, m, tol)
     raise ValueError(f"unknown check {check!r}")

@@ -514,14 +514,18 @@ def _job(run: CaseRun, check: str, tol: Tolerance) -> compare.Job | None:
         if check == "value":
             exp, obs, scale = case.expected, run.output, case.scale
         elif check.startswith("grad:"):
-            exp, obs, scale = case.vjp[check[5:]], run.grads.get(check[5:]), None
+            exp, obs = case.vjp[check[5:]], run.grads.get(check[5:])
+            scale = exp.scale
             if obs is None:
                 return None
         else:
             return None
         if obs.size != exp.hi.size:
             return None
-        return (obs.reshape(exp.shape), exp.hi, exp.lo, exp.ulp(case.dtype), case.dtype, tol, case.n_terms, scale, exp.bounds, exp.text)
+        return (
+            obs.reshape(exp.shape), exp.hi, exp.lo, exp.ulp(case.dtype), case.dtype, tol, case.n_terms, scale, exp.bounds,
+            exp.text, exp.roundings,
+        )
     except Exception:  # evaluate_check reports it
         return None
 
