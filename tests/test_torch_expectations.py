@@ -208,11 +208,23 @@ def test_mapping_covers_every_documented_loss():
 
     assert set(MAPPING) == set(catalog.loss_ids()) == set(FORWARD)
     for loss, entry in MAPPING.items():
-        assert set(entry) == {"torch", "composition", "notes", "unsupported"}, loss
-        assert "F." in entry["torch"], loss
-        for option, (mapped, why) in entry["unsupported"].items():
+        assert set(entry) == {"call", "composition", "notes", "unsupported"}, loss
+        assert "F." in entry["call"], loss
+        for option, rule in entry["unsupported"].items():
             assert option in {o.name for o in catalog.spec(loss).options}, (loss, option)
-            assert mapped and why
+            assert rule["mapped"] and rule["why"]
+
+
+@needs_torch
+def test_mapping_is_recorded_as_the_protocol_reads_it():
+    from conformance.backends.torch_backend import MAPPING, backend
+    from conformance.protocol import mapping_of
+
+    recorded = mapping_of(backend)
+    assert "mapping_error" not in recorded
+    assert set(recorded["mapping"]) == set(MAPPING)
+    sce = recorded["mapping"]["chainer.functions.softmax_cross_entropy"]
+    assert sce["call"].startswith("F.cross_entropy(") and "only the documented" in sce["unsupported"]["reduce"]
 
 
 # ------------------------------------------------------------------------------ modes
@@ -316,15 +328,13 @@ def test_supports_declines_with_a_one_line_reason(change, words):
 def test_build_info():
     import torch
 
-    from conformance.backends.torch_backend import MAPPING, backend
+    from conformance.backends.torch_backend import backend
 
     info = backend.build_info()
     assert info["torch"] == torch.__version__ and backend.version == "2.13.0"
     assert info["device"] == "cpu" and isinstance(info["num_threads"], int)
     assert math.isfinite(info["num_threads"])
     json.dumps(info)  # provenance is JSON
-    assert set(info["migration_map"]) == set(MAPPING)
-    assert info["migration_map"]["chainer.functions.softmax_cross_entropy"]["unsupported"]["reduce"]["mapped"] == ["mean", "no"]
 
 
 @pytest.mark.parametrize("how", ["missing", "broken"])

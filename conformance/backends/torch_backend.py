@@ -7,10 +7,10 @@ Every documented loss (the 14 ``mxnet.gluon.loss`` losses and
 data, :data:`MAPPING` (the "migration map"), one entry per loss id::
 
     MAPPING[loss_id] = {
-        "torch": "F.smooth_l1_loss(pred, label, beta=rho, reduction='none')",   # the torch call(s)
+        "call": "F.smooth_l1_loss(pred, label, beta=rho, reduction='none')",   # the torch call(s)
         "composition": "...",  # how the documented quantity is built around that call
         "notes": "...",        # where torch's own definition differs, and why this composition
-        "unsupported": {option: (values_mapped, why)},  # option values without a torch counterpart
+        "unsupported": {option: {"mapped": [values], "why": "..."}},  # option values without a torch counterpart
     }
 
 (``F`` is ``torch.nn.functional``.) The shared Gluon conventions are applied with torch
@@ -53,13 +53,13 @@ Findings of the modes beyond ``grad`` (exercised in tests/test_torch_expectation
 builds C++ kernels) and agrees with eager, at 3-8 s per newly compiled graph.
 
 ``build_info()`` records the version, the build (``torch.__config__``), the thread count and
-the CPU capability, because kernels differ with them, and the migration map
-(``migration_map``: :data:`MAPPING` as JSON), so that a report can show it from the results
-file alone.
+the CPU capability, because kernels differ with them; ``mapping()`` returns :data:`MAPPING`
+(the protocol's optional migration-map method), which the results' provenance records.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import Any
@@ -97,27 +97,27 @@ DTYPES: dict[str, torch.dtype] = {
 #: loss id -> the torch call, the composition around it, notes, and what has no counterpart
 MAPPING: dict[str, dict[str, Any]] = {
     MX + "L2Loss": {
-        "torch": "F.mse_loss(pred, label, reduction='none')",
+        "call": "F.mse_loss(pred, label, reduction='none')",
         "composition": "mean over the non-batch axes of sample_weight * mse_loss, times weight / 2",
         "notes": "torch's MSELoss has no factor 1/2 and no weight; reduction='mean' averages over every "
                  "element (batch included), so reduction='none' and the per-sample mean",
         "unsupported": {},
     },
     MX + "L1Loss": {
-        "torch": "F.l1_loss(pred, label, reduction='none')",
+        "call": "F.l1_loss(pred, label, reduction='none')",
         "composition": "mean over the non-batch axes of sample_weight * l1_loss, times weight",
         "notes": "reduction='none' and the per-sample mean, as for every Gluon loss",
         "unsupported": {},
     },
     MX + "HuberLoss": {
-        "torch": "F.smooth_l1_loss(pred, label, beta=rho, reduction='none')",
+        "call": "F.smooth_l1_loss(pred, label, beta=rho, reduction='none')",
         "composition": "mean over the non-batch axes of sample_weight * smooth_l1_loss, times weight",
         "notes": "Gluon's rho is smooth_l1_loss's beta (0.5 d^2 / beta inside, |d| - beta / 2 outside); "
                  "F.huber_loss(delta=rho) is rho times it; beta=0 is accepted and gives the L1 loss",
         "unsupported": {},
     },
     MX + "SigmoidBinaryCrossEntropyLoss": {
-        "torch": "F.binary_cross_entropy_with_logits(pred, label, pos_weight=pos_weight, reduction='none') "
+        "call": "F.binary_cross_entropy_with_logits(pred, label, pos_weight=pos_weight, reduction='none') "
                  "(from_sigmoid=False); F.binary_cross_entropy(pred, label, reduction='none') (from_sigmoid=True)",
         "composition": "from_sigmoid=True with pos_weight: F.binary_cross_entropy(pred, ones, weight=label * "
                        "pos_weight) + F.binary_cross_entropy(pred, zeros, weight=1 - label) (the two terms of "
@@ -129,7 +129,7 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "SoftmaxCrossEntropyLoss": {
-        "torch": "F.cross_entropy(movedim(pred, axis, 1), target, reduction='none') (from_logits=False); "
+        "call": "F.cross_entropy(movedim(pred, axis, 1), target, reduction='none') (from_logits=False); "
                  "F.nll_loss(movedim(pred, axis, 1), target, reduction='none') (from_logits=True, sparse)",
         "composition": "sparse: target = label as int64; dense: target = sample_weight * label (class "
                        "probabilities, moved like pred), from_logits=True dense: -sum over the class axis of "
@@ -141,7 +141,7 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "KLDivLoss": {
-        "torch": "F.kl_div(logp, label, reduction='none')",
+        "call": "F.kl_div(logp, label, reduction='none')",
         "composition": "logp = pred (from_logits=True) or F.log_softmax(pred, dim=axis); mean over the "
                        "non-batch axes of sample_weight * kl_div, times weight",
         "notes": "kl_div's input is the log-probability and its target the probability (label * (log label "
@@ -149,7 +149,7 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "CTCLoss": {
-        "torch": "F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=C-1, reduction='none', "
+        "call": "F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=C-1, reduction='none', "
                  "zero_infinity=False)",
         "composition": "log_probs = F.log_softmax(pred, dim=2) as (T, N, C) (moved from NTC); targets = label "
                        "(N, S) int64 (transposed from TN); input_lengths = pred_lengths or T; target_lengths = "
@@ -159,7 +159,7 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "HingeLoss": {
-        "torch": "F.hinge_embedding_loss(pred * label, -ones, margin=margin, reduction='none')",
+        "call": "F.hinge_embedding_loss(pred * label, -ones, margin=margin, reduction='none')",
         "composition": "hinge_embedding_loss with target -1 is max(0, margin - x): x = pred * label; mean over "
                        "the non-batch axes of sample_weight * it, times weight",
         "notes": "torch's HingeEmbeddingLoss is x for target 1 and max(0, margin - x) for target -1: "
@@ -167,13 +167,13 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "SquaredHingeLoss": {
-        "torch": "F.hinge_embedding_loss(pred * label, -ones, margin=margin, reduction='none') ** 2",
+        "call": "F.hinge_embedding_loss(pred * label, -ones, margin=margin, reduction='none') ** 2",
         "composition": "the HingeLoss composition squared elementwise, then the same mean and weight",
         "notes": "torch has no squared hinge loss (F.multi_margin_loss(p=2) is the multi-class one)",
         "unsupported": {},
     },
     MX + "LogisticLoss": {
-        "torch": "F.soft_margin_loss(pred, s, reduction='none')",
+        "call": "F.soft_margin_loss(pred, s, reduction='none')",
         "composition": "s = label (label_format='signed') or 2 * label - 1 ('binary'); mean over the "
                        "non-batch axes of sample_weight * it, times weight",
         "notes": "SoftMarginLoss is log(1 + exp(-s x)), computed as log1p(exp(.)): it overflows to inf (and its "
@@ -182,7 +182,7 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "TripletLoss": {
-        "torch": "F.triplet_margin_with_distance_loss(pred, positive, negative, distance_function="
+        "call": "F.triplet_margin_with_distance_loss(pred, positive, negative, distance_function="
                  "squared_euclidean, margin=margin, swap=False, reduction='none')",
         "composition": "inputs moved to (batch, -1) (positive and negative first read into pred's shape); "
                        "squared_euclidean(a, b) = ((a - b) ** 2).sum(-1); times weight",
@@ -191,14 +191,14 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "PoissonNLLLoss": {
-        "torch": "F.poisson_nll_loss(pred, target, log_input=from_logits, full=compute_full, eps=epsilon, "
+        "call": "F.poisson_nll_loss(pred, target, log_input=from_logits, full=compute_full, eps=epsilon, "
                  "reduction='none')",
         "composition": "mean over every element of sample_weight * poisson_nll_loss, times weight, as (1, 1)",
         "notes": "log_input is Gluon's from_logits; full adds the same Stirling term where target > 1",
         "unsupported": {},
     },
     MX + "CosineEmbeddingLoss": {
-        "torch": "F.cosine_embedding_loss(input1, input2, label, margin=margin, reduction='none')",
+        "call": "F.cosine_embedding_loss(input1, input2, label, margin=margin, reduction='none')",
         "composition": "inputs moved to (batch, -1) (input2 first read into input1's shape); times the "
                        "per-sample sample_weight and weight",
         "notes": "torch's cosine_embedding_loss takes (N, D) or (D,) inputs only, hence the reshape; it adds "
@@ -206,7 +206,7 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "SDMLLoss": {
-        "torch": "F.kl_div(F.log_softmax(-d, dim=1), labels, reduction='none').sum(1)",
+        "call": "F.kl_div(F.log_softmax(-d, dim=1), labels, reduction='none').sum(1)",
         "composition": "rows on batch_axis; d[i, j] = ((x1[i] - x2[j]) ** 2).sum(); labels = (1 - s) on the "
                        "diagonal, s / (B - 1) elsewhere; times weight",
         "notes": "torch has no SDML loss: a composition of public operations (torch.cdist is avoided: it "
@@ -214,17 +214,18 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     SCE: {
-        "torch": "F.cross_entropy(x, t, weight=class_weight, ignore_index=ignore_label, reduction='none')",
+        "call": "F.cross_entropy(x, t, weight=class_weight, ignore_index=ignore_label, reduction='none')",
         "composition": "hard labels t as int64, soft targets t of x's shape; soft_target_loss="
                        "'kl-divergence' adds sum_c torch.special.xlogy(t, t); reduce='mean': the sum over "
                        "instances divided by the non-ignored instances (normalize=True) or by N",
         "notes": "torch's reduction='mean' with a class weight divides by the sum of the targets' weights, "
                  "not by the count Chainer documents, so reduction='none' and the division; label_smoothing=0",
         "unsupported": {
-            "reduce": (("mean", "no"), "Chainer documents 'mean' and 'no', which map onto reduction='none' and a division"),
-            "soft_target_loss": (("cross-entropy", "kl-divergence"),
-                                 "Chainer documents 'cross-entropy' and 'kl-divergence', which map onto F.cross_entropy "
-                                 "(plus xlogy(t, t) for the latter)"),
+            "reduce": {"mapped": ["mean", "no"],
+                       "why": "only the documented 'mean' and 'no' map (onto reduction='none' and a division)"},
+            "soft_target_loss": {"mapped": ["cross-entropy", "kl-divergence"],
+                                 "why": "only the documented 'cross-entropy' and 'kl-divergence' map (onto F.cross_entropy, "
+                                        "plus xlogy(t, t) for the latter)"},
         },
     },
 }
@@ -555,14 +556,6 @@ _PREPARE: dict[str, Callable[[Call], dict[str, Any]]] = {
 # ----------------------------------------------------------------------- backend
 
 
-def migration_map() -> dict[str, dict[str, Any]]:
-    """:data:`MAPPING` as plain JSON data (the option values that map, as lists)."""
-    return {
-        loss: {**entry, "unsupported": {k: {"mapped": list(v), "why": why} for k, (v, why) in entry["unsupported"].items()}}
-        for loss, entry in MAPPING.items()
-    }
-
-
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
     t = t.detach()
     if t.dtype == torch.bfloat16:
@@ -603,8 +596,12 @@ class TorchBackend:
             "mkldnn": bool(torch.backends.mkldnn.is_available()),
             "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
             "parallel_info": torch.__config__.parallel_info().splitlines()[:6],
-            "migration_map": migration_map(),
         }
+
+    def mapping(self) -> dict[str, dict[str, Any]]:
+        """The migration map (:data:`MAPPING`), recorded in the results' provenance
+        (see :func:`conformance.protocol.mapping_of`)."""
+        return copy.deepcopy(MAPPING)
 
     # -- supports
     def supports(self, call: Call) -> str | None:
@@ -620,10 +617,10 @@ class TorchBackend:
                 import ml_dtypes  # noqa: F401
             except ModuleNotFoundError:
                 return "bfloat16 needs ml_dtypes (pip install ml_dtypes) for its NumPy representation"
-        for option, (mapped, why) in mapping["unsupported"].items():
+        for option, rule in mapping["unsupported"].items():
             value = call.options.get(option)
-            if option in call.options and value not in mapped:
-                return f"{call.loss}: option {option}={value!r} has no torch mapping: {why}"
+            if option in call.options and value not in rule["mapped"]:
+                return f"{call.loss}: option {option}={value!r} has no torch mapping: {rule['why']}"
         if call.mode == "compiled":
             return self._compile_support()
         return None
