@@ -75,7 +75,7 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 def cmd_fixtures_generate(args: argparse.Namespace) -> int:
     from oracle import catalog, fixtures
-    from oracle.errors import UnknownLossError
+    from oracle.errors import OracleError, UnknownLossError
 
     try:
         losses = [catalog.resolve(x) for x in args.loss] if args.loss else None
@@ -85,6 +85,8 @@ def cmd_fixtures_generate(args: argparse.Namespace) -> int:
     bar = _Progress(len(losses or catalog.loss_ids()), args.quiet, "fixtures", unit="file")
     try:
         digests = fixtures.generate(Path(args.out), losses, jobs=args.jobs, progress=lambda msg: bar(1))
+    except OracleError as err:  # a value that cannot be proven within the precision cap
+        return _err(str(err))
     finally:
         bar.close()
     size = sum((Path(args.out) / n).stat().st_size for n in digests)

@@ -168,6 +168,8 @@ def mapping_of(backend: Backend) -> dict[str, Any]:
                 str(k): str(v.get("why", v) if isinstance(v, Mapping) else v) for k, v in sorted(unsupported.items(), key=lambda kv: str(kv[0]))
             }
         out[loss] = clean
+    if not out and not bad:  # an empty map is no map (the worker's proxy answers {} for none)
+        return {}
     result: dict[str, Any] = {"mapping": dict(sorted(out.items()))}
     if bad:
         result["mapping_error"] = "mapping() entries left out: " + "; ".join(bad)
