@@ -578,6 +578,9 @@ def _configure_dynamo() -> None:
 class TorchBackend:
     name = "torch"
     version = torch.__version__.split("+")[0]
+    #: every mode of the protocol runs (``compiled`` is still declined per call by
+    #: ``supports()`` with the reason when ``torch.compile`` does not work here)
+    modes: tuple[str, ...] = MODES
 
     def __init__(self) -> None:
         self._compile_problem: str | None = None
