@@ -50,7 +50,9 @@ which is what ``torch.compile`` traces in mode ``compiled``.
 Findings of the modes beyond ``grad`` (exercised in tests/test_torch_expectations.py):
 ``hvp`` of CTCLoss raises, because torch defines no derivative of ``_ctc_loss_backward``
 (tools/autograd/derivatives.yaml); ``torch.compile`` works on this machine's CPU (Inductor
-builds C++ kernels) and agrees with eager, at 3-8 s per newly compiled graph.
+builds C++ kernels) and agrees with eager, at 3-8 s per newly compiled graph, except
+where Inductor's decompositions compute differently: LogisticLoss's gradient through
+torch/_decomp/decompositions.py soft_margin_loss_backward (sigmoid(t) - 1, which cancels).
 
 ``build_info()`` records the version, the build (``torch.__config__``), the thread count and
 the CPU capability, because kernels differ with them; ``mapping()`` returns :data:`MAPPING`
