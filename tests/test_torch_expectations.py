@@ -33,7 +33,7 @@ import pytest
 
 from conformance.harness import expectations as ex
 from conformance.harness.runner import ERROR, FAIL, KNOWN, PASS, make_call
-from conformance.harness.session import Filters
+from conformance.harness.session import Filters, Session
 from conformance.protocol import MODES, Call
 from tests import expectation_checks as xc
 
@@ -80,9 +80,46 @@ def test_every_failure_matches_exactly_one_entry(session):
     xc.assert_every_failure_matches_exactly_one_entry(session)
 
 
+def _assert_removing_fails_exactly_its_checks(session) -> set[int]:
+    """Like xc.assert_removing_an_entry_fails_exactly_its_checks, for the entries that
+    cover a known check of this session (the eager and the compiled runs each use only some
+    entries: a mode-compiled entry covers nothing in the eager run); returns their numbers."""
+    known = [r for r in session.results if r.status == KNOWN]
+    # without tolerance overrides a passing check does not depend on the entries, so
+    # re-evaluating the known deviations is enough
+    assert all(e.tolerance is None for e in session.expectations.entries)
+    used = set()
+    for entry in session.expectations.entries:
+        covered = {r.test_id for r in known if entry.matches(r.case, r.check, r.mode)}
+        if not covered:
+            continue
+        used.add(entry.number)
+        reduced = ex.load(EXPECTATIONS)
+        reduced.entries = [e for e in reduced.entries if e.number != entry.number]
+        trial = Session(session.backend, session.cases, session.fixtures_digest, reduced, session.timeout,
+                        runs=session.runs, modes=session.modes, mode_support=session.mode_support)
+        failing = {r.test_id for r in (trial.check(k.case, k.check, k.mode) for k in known) if r.status in (FAIL, ERROR)}
+        assert failing == covered, f"without {entry.describe()}: {sorted(failing ^ covered)[:10]}"
+    return used
+
+
+@pytest.fixture(scope="module")
+def eager_used(session):
+    return _assert_removing_fails_exactly_its_checks(session)
+
+
+@pytest.fixture(scope="module")
+def compiled_used(compiled_session):
+    return _assert_removing_fails_exactly_its_checks(compiled_session)
+
+
 @needs_torch
-def test_removing_an_entry_fails_exactly_its_checks(session):
-    xc.assert_removing_an_entry_fails_exactly_its_checks(session, EXPECTATIONS)
+def test_removing_an_entry_fails_exactly_its_checks(eager_used, compiled_used):
+    """Every entry covers a known check of the eager run or of the compiled sample, and
+    removing it fails exactly those checks."""
+    entries = ex.load(EXPECTATIONS).entries
+    unused = [e.describe() for e in entries if e.number not in eager_used | compiled_used]
+    assert not unused, f"entries that cover no known check of either run: {unused}"
 
 
 @needs_torch
@@ -102,7 +139,6 @@ def test_compiled_failures_match_exactly_one_entry(compiled_session):
     xc.assert_every_failure_matches_exactly_one_entry(compiled_session)
     known = [r for r in compiled_session.results if r.status == KNOWN]
     assert any(r.case.loss == MX + "LogisticLoss" and r.check == "grad:pred" for r in known)
-    xc.assert_removing_an_entry_fails_exactly_its_checks(compiled_session, EXPECTATIONS)
 
 
 @needs_torch
