@@ -236,9 +236,8 @@ def _batch_mean(o: Mapping[str, Any], x: Mapping[str, jax.Array], elem: jax.Arra
     sw = x.get("sample_weight") if weighted else None
     if sw is not None:
         elem = elem * sw
-    b = o.get("batch_axis", 0)
-    axes = tuple(a for a in range(elem.ndim) if a != b % max(elem.ndim, 1))
-    out = jnp.mean(elem, axis=axes) if axes else elem
+    elem = jnp.moveaxis(elem, o.get("batch_axis", 0), 0)
+    out = jnp.mean(elem, axis=tuple(range(1, elem.ndim))) if elem.ndim > 1 else elem
     return _weight(o, out)
 
 
@@ -373,9 +372,10 @@ def _squared_hinge(o, x):
 def _triplet(o, x):
     pred = x["pred"]
     pos, neg = _like(x["positive"], pred.shape), _like(x["negative"], pred.shape)
-    b = o.get("batch_axis", 0) % pred.ndim
-    axes = tuple(a for a in range(pred.ndim) if a != b)
-    d = jnp.sum(optax.squared_error(pos, pred), axis=axes) - jnp.sum(optax.squared_error(neg, pred), axis=axes)
+    b = o.get("batch_axis", 0)
+    sq = [jnp.moveaxis(optax.squared_error(v, pred), b, 0) for v in (pos, neg)]
+    axes = tuple(range(1, pred.ndim))
+    d = jnp.sum(sq[0], axis=axes) - jnp.sum(sq[1], axis=axes)
     return _weight(o, jnp.maximum(d + o.get("margin", 1), 0))
 
 
@@ -398,15 +398,15 @@ def _poisson(o, x):
 def _cosine(o, x):
     in1 = x["input1"]
     in2 = _like(x["input2"], in1.shape)
-    b = o.get("batch_axis", 0) % in1.ndim
-    axes = tuple(a for a in range(in1.ndim) if a != b)
-    c = optax.cosine_similarity(in1, in2, axis=axes)
+    b = o.get("batch_axis", 0)
+    u, v = jnp.moveaxis(in1, b, 0), jnp.moveaxis(in2, b, 0)
+    c = optax.cosine_similarity(u, v, axis=tuple(range(1, u.ndim)))
     label = _like(x["label"], c.shape)
     loss = jnp.where(label == 1, 1 - c, jnp.maximum(0, c - o.get("margin", 0)))
     sw = x.get("sample_weight")
-    if sw is not None:
-        keep = tuple(s if a == b else 1 for a, s in enumerate(in1.shape))
-        loss = loss * jnp.broadcast_to(sw, keep).reshape(c.shape)
+    if sw is not None:  # one weight per sample: size 1 on every non-batch axis
+        sw = jnp.moveaxis(sw.reshape((1,) * (in1.ndim - sw.ndim) + sw.shape), b, 0)
+        loss = loss * jnp.broadcast_to(sw, c.shape + (1,) * (in1.ndim - 1)).reshape(c.shape)
     return _weight(o, loss)
 
 
@@ -493,6 +493,15 @@ OPTIONS: dict[str, frozenset[str]] = {
 }
 assert OPTIONS.keys() == MAPPING.keys()
 
+#: the values of the enumerated options that the compositions map (any other is declined)
+CHOICES: dict[str, tuple] = {
+    "layout": ("NTC", "TNC"),
+    "label_layout": ("NT", "TN"),
+    "label_format": ("signed", "binary"),
+    "reduce": ("mean", "no"),
+    "soft_target_loss": ("cross-entropy", "kl-divergence"),
+}
+
 
 # ----------------------------------------------------------------------- backend
 
@@ -555,6 +564,10 @@ class JaxBackend:
         unknown = sorted(set(call.options) - OPTIONS[call.loss])
         if unknown:
             return f"{call.loss}: option {unknown[0]!r} has no mapping onto JAX/optax in this backend"
+        for option, choices in CHOICES.items():
+            if option in call.options and call.options[option] not in choices:
+                return (f"{call.loss}: {option}={call.options[option]!r} has no mapping onto JAX/optax "
+                        f"(the composition maps {', '.join(map(repr, choices))})")
         for option, why in mapping["unsupported"].items():
             if call.options.get(option) not in (None, False) or call.inputs.get(option) is not None:
                 return f"{call.loss}: {option}: {why}"
