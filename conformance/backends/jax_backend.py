@@ -578,7 +578,9 @@ class JaxBackend:
     # -- the jitted functions, one per (loss, options, mode, wrt)
     def _function(self, call: Call) -> Callable:
         options = {k: _frozen(v) for k, v in call.options.items()}
-        key = (call.loss, tuple(sorted(options.items())), call.mode if call.wrt else "forward", call.wrt)
+        # forward, grad and backward-twice share one jax.jit(loss) (and so its executables)
+        kind = call.mode if call.wrt and call.mode in ("compiled", "hvp") else "loss"
+        key = (call.loss, tuple(sorted(options.items())), kind, call.wrt)
         fn = self._jitted.get(key)
         if fn is None:
             fn = self._jitted[key] = self._build(FORWARD[call.loss], options, key[2], call.wrt)
@@ -589,8 +591,8 @@ class JaxBackend:
         def loss(w: tuple, others: dict) -> jax.Array:
             return forward(options, {**others, **dict(zip(wrt, w))})
 
-        if mode in ("forward", "grad", "backward-twice"):
-            return jax.jit(loss)  # grad: the vjp is taken outside (see run)
+        if mode == "loss":
+            return jax.jit(loss)  # grad, backward-twice: the vjp is taken outside (see run)
 
         def vjp(w: tuple, others: dict, ct: jax.Array):
             out, pullback = jax.vjp(lambda *v: loss(v, others), *w)
