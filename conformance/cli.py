@@ -4,6 +4,8 @@ reports. ``lossconf --help`` and ``lossconf COMMAND --help`` explain every optio
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -12,8 +14,12 @@ MAIN_EXAMPLE = """examples:
   lossconf report                      run the numpy backend and write reports/ (the main job)
   lossconf run numpy                   check the numpy backend against every fixture
   lossconf run mypkg.mod:backend --loss L2Loss --dtype float32
+  lossconf cases --loss L2Loss --tag extreme   list cases (the same filters as run)
+  lossconf show 'L2Loss[]-float32-extreme-020' show one case: inputs, options, expected values
+  lossconf run numpy --case 'L2Loss[]-float32-extreme-020'   run just that case
   lossconf live numpy                  check the numpy backend on fresh inputs drawn by hypothesis
   lossconf spec                        print the spec table
+  lossconf guide                       print the guide to writing a backend
   lossconf fixtures generate           regenerate fixtures/ from the oracle
   lossconf fixtures verify --recompute check digests, schema, and re-derive a sample
   lossconf diff old.json new.json      gate CI on regressions
@@ -119,7 +125,7 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
             out += [flag, str(getattr(args, opt))]
     if args.strict_expectations:
         out.append("--strict-expectations")
-    for opt in ("loss", "dtype", "tag", "check"):
+    for opt in ("loss", "dtype", "tag", "check", "case"):
         for v in getattr(args, opt) or []:
             out += [f"--{opt}", v]
     out += ["--call-timeout", str(args.call_timeout)]
@@ -142,7 +148,8 @@ def _run_direct(args: argparse.Namespace) -> int:
         backend, exp = open_backend(args.backend, args.expectations)
     except (BackendError, ex.ExpectationError) as err:
         return _err(str(err), 3)
-    filters = Filters(args.loss or [], args.dtype or [], args.tag or [], args.check or [])
+    filters = Filters(args.loss or [], args.dtype or [], args.tag or [], args.check or [], args.case or [])
+    repeat = _repeat_options(args)
     try:
         session = Session.open(backend, Path(args.fixtures) if args.fixtures else None, filters, exp, args.call_timeout)
     except fx.FixtureError as err:
@@ -161,7 +168,7 @@ def _run_direct(args: argparse.Namespace) -> int:
             if r.status in (FAIL, ERROR):
                 shown += 1
                 if limit is None or shown <= limit:
-                    print(f"FAILED {r.test_id}\n{describe_failure(r)}")
+                    print(f"FAILED {r.test_id}\n{describe_failure(r, args.backend, repeat)}")
     if limit is not None and shown > limit:
         print(f"... and {shown - limit} more failure(s); -v shows every one")
     print("=" * 20 + " lossconf summary " + "=" * 20)
@@ -205,6 +212,172 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
+def _repeat_options(args: argparse.Namespace) -> list[str]:
+    """The options of this run that a command repeating one of its checks must keep."""
+    out: list[str] = []
+    for opt in ("fixtures", "expectations"):
+        if getattr(args, opt, None):
+            out += [f"--{opt}", str(getattr(args, opt))]
+    return out
+
+
+def _emit(lines: list[str]) -> int:
+    """Print the output of ``cases``/``show``; a reader that closes the pipe early (``| head``)
+    ends it quietly, without a traceback."""
+    import os
+
+    try:
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+    return 0
+
+
+def _selected_cases(args: argparse.Namespace, patterns: list[str]) -> tuple[list, Path] | int:
+    """The fixture cases the filters of ``lossconf cases``/``show`` select, or an exit code
+    (3: the fixtures cannot be read; 4: a filter names nothing or selects nothing)."""
+    from conformance import fixtures as fx
+    from conformance.harness.session import Filters
+
+    directory = Path(args.fixtures) if args.fixtures else fx.default_dir()
+    filters = Filters(args.loss or [], args.dtype or [], args.tag or [], args.check or [], patterns)
+    try:
+        every = fx.load(directory)
+    except fx.FixtureError as err:
+        return _err(f"fixtures: {err}", 3)
+    problems = filters.problems(every)
+    if problems:
+        return _err("; ".join(problems), 4)
+    picked = [
+        (c, [chk for chk in c.checks if filters.keep_check(chk, c)]) for c in every if filters.keep_case(c)
+    ]
+    picked = [(c, checks) for c, checks in picked if checks]
+    if not picked:
+        return _err("the filters select no case: " + filters.describe(), 4)
+    return picked, directory
+
+
+def cmd_cases(args: argparse.Namespace) -> int:
+    got = _selected_cases(args, args.case or [])
+    if isinstance(got, int):
+        return got
+    picked, _ = got
+    if args.json:
+        doc = [
+            {"id": c.test_id, "loss": c.loss, "file": c.file, "index": c.index, "name": c.name, "dtype": c.dtype,
+             "tags": list(c.tags), "options": {k: c.options[k] for k in c.given_options}, "checks": checks}
+            for c, checks in picked
+        ]
+        return _emit([json.dumps(doc, indent=1)])
+    if args.checks:
+        return _emit([f"{c.test_id}-{chk}" for c, checks in picked for chk in checks])
+    width = max(len(c.test_id) for c, _ in picked)
+    lines = [f"{c.test_id:<{width}}  {c.name}  ({', '.join(c.tags)})  {' '.join(checks)}" for c, checks in picked]
+    n_checks = sum(len(x) for _, x in picked)
+    lines.append(f"{len(picked)} case(s), {n_checks} check(s); `lossconf show ID` shows one, `lossconf run BACKEND --case ID` runs it")
+    return _emit(lines)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from conformance import fixtures as fx
+
+    got = _selected_cases(args, [args.case])
+    if isinstance(got, int):
+        return got
+    picked, directory = got
+    exact = [(c, k) for c, k in picked if args.case.lower() in (c.test_id.lower(), *(f"{c.test_id}-{x}".lower() for x in k))]
+    if len(picked) > 1 and len(exact) == 1:
+        picked = exact
+    if len(picked) > 1:
+        ids = ", ".join(c.test_id for c, _ in picked[:8]) + (", ..." if len(picked) > 8 else "")
+        return _err(
+            f"{args.case!r} matches {len(picked)} cases ({ids}); give one test id "
+            f"(`lossconf cases --case {args.case}` lists them) or narrow with --loss/--dtype", 4,
+        )
+    case, checks = picked[0]
+    record = json.loads(fx.case_lines((directory / case.file).read_bytes())[case.index])
+    shown = {
+        "id": case.test_id, "loss": case.loss, "file": case.file, "index": case.index, "name": case.name,
+        "dtype": case.dtype, "tags": list(case.tags), "note": case.note,
+        "given_options": list(case.given_options), "options": case.options, "checks": list(case.checks),
+        "inputs": record.get("inputs"), "cotangent": record.get("cotangent"), "expected": record.get("expected"),
+        "vjp": record.get("vjp"), "invalid": record.get("invalid"),
+    }
+    if args.json:
+        return _emit([json.dumps(shown, indent=1)])
+    return _emit(_show_lines(shown))
+
+
+def _show_lines(c: dict) -> list[str]:
+    """``lossconf show``'s text: everything a backend author needs to reproduce a case."""
+
+    def arr(a: dict | None, indent: str = "    ") -> list[str]:
+        if a is None:
+            return [indent + "(none)"]
+        data = a.get("data", a.get("value"))
+        head = f"{a.get('dtype', 'exact')} shape {tuple(a['shape'])}"
+        return [indent + head + ": [" + ", ".join(map(str, data)) + "]"]
+
+    given = [k for k in c["given_options"]]
+    defaults = [k for k in c["options"] if k not in given]
+    out = [
+        f"{c['id']}",
+        f"  loss:      {c['loss']}  (case {c['index']:03d} '{c['name']}' of fixtures/{c['file']})",
+        f"  dtype:     {c['dtype']}",
+        f"  tags:      {', '.join(c['tags'])}",
+        "  options:   " + (", ".join(f"{k}={json.dumps(c['options'][k])}" for k in given) or "(none set)")
+        + ("; documented defaults: " + ", ".join(f"{k}={json.dumps(c['options'][k])}" for k in defaults) if defaults else ""),
+        "  (call.options holds all of them)",
+    ]
+    if c["note"]:
+        out.append(f"  note:      {c['note']}")
+    out.append("  inputs (call.inputs):")
+    for name, a in (c["inputs"] or {}).items():
+        out += [f"    {name}:"] + arr(a, "      ")
+    if c["invalid"]:
+        out.append(f"  invalid input: {c['invalid'].get('rule')}")
+        out.append("    the backend should raise; returning a number is a failure of the `invalid` check")
+        if c["invalid"].get("oracle_error"):
+            out.append(f"    the oracle says: {c['invalid']['oracle_error']}")
+    else:
+        e = c["expected"] or {}
+        out.append("  cotangent (call.cotangent, output-shaped; the VJP's vector):")
+        out += arr(c["cotangent"], "    ")
+        out.append(f"  expected value (exact; output shape {tuple(e.get('shape', ()))}):")
+        out += arr(e, "    ")
+        if e.get("rounded"):
+            out.append(f"    rounded to {c['dtype']}: [" + ", ".join(e["rounded"]) + "]")
+        for name, v in (c["vjp"] or {}).items():
+            out.append(f"  expected VJP for {name} (exact; check grad:{name}):")
+            out += arr(v, "    ")
+            for side in ("lo", "hi"):
+                if v.get(side):
+                    out.append(f"    one-sided bound {side} (at a kink any value in [lo, hi] passes): [" + ", ".join(map(str, v[side])) + "]")
+    out.append(f"  checks:    {' '.join(c['checks'])}")
+    out.append(f"  run it:    lossconf run BACKEND --case {shlex.quote(c['id'])}")
+    return out
+
+
+def cmd_guide(args: argparse.Namespace) -> int:
+    from conformance import fixtures as fx
+    from conformance import guide
+
+    try:
+        text = guide.render()
+    except fx.FixtureError as err:
+        return _err(f"fixtures: {err}", 3)
+    if not args.output:
+        return _emit([text.removesuffix("\n")])
+    try:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as err:
+        return _err(f"cannot write the guide to {args.output}: {err.strerror}")
+    print(f"guide written to {args.output}", file=sys.stderr)
+    return 0
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     from conformance import live
 
@@ -238,6 +411,22 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="only this check: value, shape, grad (every input) or grad:NAME, repeat, inputs, invalid (repeatable)",
     )
     p.add_argument("--call-timeout", type=_seconds, default=60.0, help="seconds allowed per backend call (default 60)")
+
+
+CASE_HELP = (
+    "only checks whose test id (e.g. 'L2Loss[]-float32-extreme-020-value') or case name (e.g. extreme-float32) "
+    "matches PATTERN, like pytest's -k: case-insensitive, matched where a word starts, * and ? wildcards; "
+    "a whole test id selects that one case or check (repeatable: any of them)"
+)
+
+
+def _add_selection_options(p: argparse.ArgumentParser) -> None:
+    """The filters of ``lossconf run``, for the commands that look at cases."""
+    p.add_argument("--fixtures", help="fixtures directory (default: the checkout's fixtures/)")
+    p.add_argument("--loss", action="append", help="only this loss: documented id, short name or alias (repeatable)")
+    p.add_argument("--dtype", action="append", choices=("float16", "float32", "float64"), help="only this dtype (repeatable)")
+    p.add_argument("--tag", action="append", help="only cases with this tag: regular, extreme, tiny, boundary, kink, singular, tie, label, shape, invalid (repeatable)")
+    p.add_argument("--check", action="append", help="only cases with this check: value, shape, grad or grad:NAME, repeat, inputs, invalid (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,9 +481,55 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("backend", help="numpy, mxnet, chainer, an entry point name, or module:attribute")
     r.add_argument("--results", help="write the results JSON here")
     _add_run_options(r)
+    r.add_argument("--case", action="append", metavar="PATTERN", help=CASE_HELP)
     r.add_argument("-v", "--verbose", action="store_true", help="show every failure in full")
     r.add_argument("--pytest", action="store_true", help="run the checks as pytest items (one per case and check; slower); arguments after -- go to pytest")
     r.set_defaults(func=cmd_run, pytest_args=[])
+
+    cs = sub.add_parser(
+        "cases",
+        help="list the fixture cases (the same filters as run)",
+        description=(
+            "List the fixture cases that `lossconf run` with the same filters would check: one line per case "
+            "with its test id, name, tags and checks. `lossconf show ID` shows one case; "
+            "`lossconf run BACKEND --case ID` runs it. Exit codes: 0 listed, 3 the fixtures cannot be read, "
+            "4 a filter names something the fixtures do not have or selects nothing."
+        ),
+    )
+    _add_selection_options(cs)
+    cs.add_argument("--case", action="append", metavar="PATTERN", help=CASE_HELP)
+    cs.add_argument("--checks", action="store_true", help="one line per check: the test ids `lossconf run` prints")
+    cs.add_argument("--json", action="store_true", help="print the list as JSON")
+    cs.set_defaults(func=cmd_cases)
+
+    sh = sub.add_parser(
+        "show",
+        help="show one fixture case: inputs, options, cotangent, expected values, tags, note",
+        description=(
+            "Show everything a backend author needs to reproduce one fixture case: the loss, the options the "
+            "case sets and the documented defaults (call.options holds both), the inputs by their documented "
+            "names with dtypes and shapes (call.inputs), the cotangent of the VJP (call.cotangent), the exact "
+            "expected value and VJPs, the tags, the fixture's note, and the command that runs it. "
+            "Exit codes: 0 shown, 3 the fixtures cannot be read, 4 CASE matches no case or several."
+        ),
+    )
+    sh.add_argument("case", metavar="CASE", help="a test id as `lossconf run` or `lossconf cases` prints it (a check's id works too), or a pattern that selects one case")
+    _add_selection_options(sh)
+    sh.add_argument("--json", action="store_true", help="print the case as JSON (the fixture's own encoding of numbers)")
+    sh.set_defaults(func=cmd_show)
+
+    gd = sub.add_parser(
+        "guide",
+        help="print the 'writing a backend' guide (docs/WRITING_A_BACKEND.md), generated",
+        description=(
+            "Print the guide to writing a backend, generated from the catalog, the fixtures and a run of its "
+            "worked example (so it cannot drift): the call's fields and conventions, one table per loss "
+            "(inputs, dtypes, shapes, sample_weight shapes, options and defaults, invalid input to reject), "
+            "how to read a failure, expectation entries. docs/WRITING_A_BACKEND.md is the committed copy."
+        ),
+    )
+    gd.add_argument("-o", "--output", help="write Markdown to this file instead of stdout")
+    gd.set_defaults(func=cmd_guide)
 
     lv = sub.add_parser(
         "live",
@@ -322,10 +557,11 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="render HTML, Markdown and merged JSON reports from results files",
         description=(
-            "Render reports/index.html (self-contained: per-backend matrices coloured by verdict, "
-            "drill-down to failures, ULP histograms, error by value regime, invalid-input table, "
-            "cross-framework page), reports/summary.md (for a CI job summary) and reports/report.json "
-            "(merged results). With no results files, run the backends first (default: numpy)."
+            "Render reports/index.html (self-contained; it leads with every backend's failing checks grouped "
+            "by cause, then the known deviations by root cause, then the matrix loss x option set x dtype with "
+            "pass counts and a legend, then the details: cross-framework table, invalid-input table folded by "
+            "loss, ULP histograms, error by value regime, drill-down), reports/summary.md (for a CI job summary) "
+            "and reports/report.json (merged results). With no results files, run the backends first (default: numpy)."
         ),
     )
     rep.add_argument("results", nargs="*", help="results JSON files (default: run the numpy backend first)")

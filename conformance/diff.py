@@ -47,10 +47,12 @@ class Change:
     new: dict[str, Any] | None
 
     def _err(self, rec: dict[str, Any] | None) -> str:
+        """The record's error as the harness shows it: in ULPs, or in eps x scale where
+        ULPs mean nothing (``error_ulps`` null: an exact zero, a subnormal, cancellation)."""
         if rec is None:
             return "-"
-        e = _num(rec.get("error_ulps"))
-        return fmt_ulps(e) or "-"
+        e, unit = headline(rec)
+        return f"{fmt_ulps(e)} {unit}" if e is not None else "-"
 
     def describe(self) -> str:
         o, n = self.old, self.new
@@ -61,8 +63,8 @@ class Change:
         if n is None:
             return f"{head} (was {o['status']}, {o['verdict']})"
         text = f"{head}: {o['status']} -> {n['status']} ({o['verdict']} -> {n['verdict']})"
-        if rec.get("error_ulps") is not None or o.get("error_ulps") is not None:
-            text += f", error {self._err(o)} -> {self._err(n)} ULP"
+        if headline(rec)[0] is not None or headline(o)[0] is not None:
+            text += f", error {self._err(o)} -> {self._err(n)}"
         msg = str(n.get("message") or "").strip()
         if n["status"] in FAILING and msg:
             text += f": {' '.join(msg.split())[:200]}"
@@ -124,10 +126,21 @@ def _index(br: BackendResults) -> dict[str, dict[str, Any]]:
     return out
 
 
+def headline(rec: dict[str, Any]) -> tuple[float | None, str]:
+    """A record's error figure and its unit: ``error_ulps`` in ULPs, else (null where
+    ULPs mean nothing for the worst element) ``error_scale`` in eps x scale."""
+    e = _num(rec.get("error_ulps"))
+    if e is not None:
+        return e, "ULP"
+    return _num(rec.get("error_scale")), "eps x scale"
+
+
 def _grew(o: dict[str, Any], n: dict[str, Any], factor: float) -> bool:
     if "skip" in (o["status"], n["status"]):
         return False
     eo, en = _num(o.get("error_ulps")), _num(n.get("error_ulps"))
+    if eo is None or en is None:  # one side (or both) in eps x scale only: compare in that unit
+        eo, en = _num(o.get("error_scale")), _num(n.get("error_scale"))
     if en is None:
         return False
     if math.isnan(en) or math.isinf(en):

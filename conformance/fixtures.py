@@ -81,6 +81,10 @@ class ExactArray:
     lo: np.ndarray
     #: at a kink: the interval [lo_bound, hi_bound] elementwise (as double-double hi parts)
     bounds: tuple[np.ndarray, np.ndarray] | None = None
+    #: a VJP's term scale per element (``vjp.<input>.scale``), where the fixture has it
+    scale: np.ndarray | None = None
+    #: roundings per term of its formula (``roundings``), where the fixture has it
+    roundings: int | None = None
 
     def ulp(self, dtype: str) -> np.ndarray:
         """The dtype's ULP at each exact value (computed once)."""
@@ -98,7 +102,8 @@ class ExactArray:
         bounds = None
         if "lo" in obj:
             bounds = (decode_exact(obj["lo"])[0].reshape(shape), decode_exact(obj["hi"])[0].reshape(shape))
-        return cls(shape, obj["value"], hi.reshape(shape), lo.reshape(shape), bounds)
+        scale = np.array([float(s) for s in obj["scale"]]).reshape(shape) if "scale" in obj else None
+        return cls(shape, obj["value"], hi.reshape(shape), lo.reshape(shape), bounds, scale, obj.get("roundings"))
 
 
 @dataclass
@@ -170,9 +175,9 @@ class FixtureCase:
     def expected(self) -> ExactArray:
         if self.source is not None:
             data, (shape, a, b, *_), _ = self.source
-            return data.exact(shape, a, b, None)
+            return data.exact(shape, a, b, None, -1, self.source[1][9])
         e = self.raw["expected"]
-        return ExactArray.from_json({"shape": e["shape"], "value": e["value"]}, self.dtype == "float64")
+        return ExactArray.from_json({k: e[k] for k in ("shape", "value", "roundings") if k in e}, self.dtype == "float64")
 
     @cached_property
     def checks(self) -> tuple[str, ...]:
@@ -224,7 +229,7 @@ class FixtureCase:
     def vjp(self) -> dict[str, ExactArray]:
         if self.source is not None:
             data, exact, _ = self.source
-            return {k: data.exact(shape, a, b, None if la < 0 else (la, ha)) for k, shape, a, b, la, ha in exact[7]}
+            return {k: data.exact(shape, a, b, None if la < 0 else (la, ha), sa, r) for k, shape, a, b, la, ha, sa, r in exact[7]}
         return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("vjp", {}).items()}
 
 
@@ -355,8 +360,10 @@ class Decoded:
         [index, name, dtype, tags, options, given_options, invalid or None, note or None,
          inputs: [[name, dtype, shape, start, end] or [name, "int64", shape, data]],
          exact or None: [shape, start, end, rounded_start, scale_start, n_terms, condition,
-                         vjp: [[name, shape, start, end, lo_start or -1, hi_start or -1]],
-                         cotangent or None: [dtype, shape, start, end] or ["int64", shape, data]]]
+                         vjp: [[name, shape, start, end, lo_start or -1, hi_start or -1,
+                                scale_start or -1, roundings or None]],
+                         cotangent or None: [dtype, shape, start, end] or ["int64", shape, data],
+                         roundings or None]]
     """
 
     loss: str
@@ -408,8 +415,12 @@ def decode(doc: dict[str, Any]) -> Decoded:
                     la, ha = seg(v["lo"]), seg(v["hi"])
                     if not len(v["lo"]) == len(v["hi"]) == end - start:
                         raise ValueError(f"vjp {k}: value, lo and hi differ in length")
-                exact[7].append([k, list(v["shape"]), start, end, la, ha])
+                sa = seg(v["scale"]) if "scale" in v else -1
+                if sa >= 0 and len(texts) - sa != end - start:
+                    raise ValueError(f"vjp {k}: value and scale differ in length")
+                exact[7].append([k, list(v["shape"]), start, end, la, ha, sa, v.get("roundings")])
             exact.append(array(None, c["cotangent"]) if "cotangent" in c else None)
+            exact.append(e.get("roundings"))
         cases.append([
             c["index"], c["name"], c["dtype"], list(c["tags"]), c["options"], list(c["given_options"]),
             c.get("invalid"), c.get("note"), inputs, exact,
@@ -475,8 +486,8 @@ class FileData:
         self._as: dict[str, np.ndarray] = {}
         #: one row per value or VJP of a valid case, in file order: (start, end, dtype,
         #: scale start or -1, kink lower-bound start or -1, upper-bound start or -1,
-        #: n_terms, shape)
-        self.checks: list[tuple[int, int, str, int, int, int, int, tuple[int, ...]]] = []
+        #: n_terms, shape, roundings per term or None)
+        self.checks: list[tuple[int, int, str, int, int, int, int, tuple[int, ...], int | None]] = []
         #: derived data a consumer keeps with the file (e.g. the batched comparison's layout)
         self.derived: dict[str, Any] = {}
 
@@ -497,7 +508,9 @@ class FileData:
         dtype, shape, a, b = spec
         return self.converted(dtype)[a:b].reshape(shape)
 
-    def exact(self, shape: list[int], a: int, b: int, bounds: tuple[int, int] | None) -> ExactArray:
+    def exact(
+        self, shape: list[int], a: int, b: int, bounds: tuple[int, int] | None, scale: int = -1, roundings: int | None = None
+    ) -> ExactArray:
         shape_ = tuple(shape)
         arr = ExactArray(
             shape_, self.texts[a:b], self.values[a:b].reshape(shape_), self.lo[a:b].reshape(shape_),
@@ -505,6 +518,8 @@ class FileData:
                 self.values[bounds[0] : bounds[0] + b - a].reshape(shape_),
                 self.values[bounds[1] : bounds[1] + b - a].reshape(shape_),
             ),
+            None if scale < 0 else self.values[scale : scale + b - a].reshape(shape_),
+            roundings,
         )
         return arr
 
@@ -528,7 +543,7 @@ def _build(path: Path, d: Decoded) -> list[FixtureCase]:
     data = FileData(path, d)
     file = path.name
     out = []
-    table: list[tuple[int, int, str, int, int, int, int, tuple[int, ...]]] = []
+    table: list[tuple[int, int, str, int, int, int, int, tuple[int, ...], int | None]] = []
     for index, name, dtype, tags, options, given, invalid, note, inputs, exact in d.cases:
         arrays = {spec[0]: data.array(spec[1:]) for spec in inputs}
         case = FixtureCase(d.loss, file, index, name, dtype, tuple(tags), options, tuple(given), arrays, invalid, note)
@@ -543,11 +558,11 @@ def _build(path: Path, d: Decoded) -> list[FixtureCase]:
             known["expected_shape"] = shape_t = tuple(shape)
             known["vjp_inputs"] = vjp_inputs = tuple([v[0] for v in exact[7]])
             known["checks"] = checks_of(invalid is None, vjp_inputs)
-            table.append((a, b, dtype, exact[4], -1, -1, exact[5], shape_t))
-            for _, vshape, va, vb, la, ha in exact[7]:
+            table.append((a, b, dtype, exact[4], -1, -1, exact[5], shape_t, exact[9]))
+            for _, vshape, va, vb, la, ha, sa, r in exact[7]:
                 if vb - va != math.prod(vshape):
                     raise ValueError(f"case {index}: {vb - va} VJP values for shape {vshape}")
-                table.append((va, vb, dtype, -1, la, ha, exact[5], tuple(vshape)))
+                table.append((va, vb, dtype, sa, la, ha, exact[5], tuple(vshape), r))
             if exact[8] is not None:
                 case.__dict__["cotangent"] = data.array(exact[8])
         out.append(case)

@@ -353,7 +353,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         import hypothesis  # noqa: F401
     except ImportError:
-        return err("lossconf live needs hypothesis: pip install 'hypothesis>=6.80' (or the test extra)", 3)
+        return err("lossconf live needs hypothesis, which is missing from this environment: pip install 'lossconf[live]' (or 'hypothesis>=6.80')", 3)
     from oracle import catalog
     from oracle.cases import DTYPES
     from oracle.errors import UnknownLossError

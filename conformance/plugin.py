@@ -41,11 +41,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--dtype", action="append", default=[], help="only this dtype (repeatable)")
     g.addoption("--tag", action="append", default=[], help="only cases with this tag (repeatable)")
     g.addoption("--check", action="append", default=[], help="only this check: value, shape, grad, repeat, inputs, invalid (repeatable)")
+    g.addoption("--case", action="append", default=[], help="only checks whose test id or case name matches this pattern (see `lossconf run --help`; repeatable)")
     g.addoption("--call-timeout", type=_timeout, default=60.0, help="time limit per backend call in seconds (default 60)")
 
 
 def _filters(config: pytest.Config) -> Filters:
-    return Filters(config.getoption("--loss"), config.getoption("--dtype"), config.getoption("--tag"), config.getoption("--check"))
+    return Filters(config.getoption("--loss"), config.getoption("--dtype"), config.getoption("--tag"), config.getoption("--check"),
+                   config.getoption("--case"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -106,7 +108,12 @@ def run_check(item: tuple) -> None:
     if r.status == KNOWN:
         pytest.xfail(f"known deviation: {r.reason}")
     if r.status in (FAIL, ERROR):
-        pytest.fail(describe_failure(r), pytrace=False)
+        config = _STATE["config"]
+        repeat: list[str] = []
+        for opt, flag in (("--fixtures-dir", "--fixtures"), ("--expectations", "--expectations")):
+            if config.getoption(opt):
+                repeat += [flag, str(config.getoption(opt))]
+        pytest.fail(describe_failure(r, config.getoption("--backend"), repeat), pytrace=False)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

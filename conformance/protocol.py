@@ -42,7 +42,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-
 #: The paths a framework runs, each a mode of a call:
 #:
 #: * ``forward``: the value with no gradient recording (``wrt`` is empty);

@@ -44,6 +44,27 @@ class Perturbed(d.Wrapped):
             return moved.astype(a.dtype)
 
 
+class AbsoluteNoise(Perturbed):
+    """The reference's results, each element moved by 0, 0.5, 3 or 1000 eps of the dtype
+    times the array's largest magnitude: an absolute error the size of a rounding of the
+    terms, so exact zeros, subnormals and cancelled elements are measured in eps x scale
+    (``error_ulps`` None) and every verdict occurs there too."""
+
+    defect = "absolute noise"
+
+    @staticmethod
+    def _move(a, call: Call):
+        a = np.asarray(a)
+        if a.dtype.kind != "f" or a.size == 0:
+            return a
+        seed = sum(int(x) for v in call.inputs.values() for x in np.asarray(v).view(np.uint8).ravel()[:64])
+        steps = np.random.default_rng(seed).choice([0, 0, 0.5, -3, 1000], size=a.shape)
+        with np.errstate(all="ignore"):
+            wide = a.astype(np.float64)
+            big = np.max(np.abs(wide[np.isfinite(wide)]), initial=0.0)
+            return (wide + steps * np.finfo(a.dtype).eps * big).astype(a.dtype)
+
+
 FIELDS = ("status", "verdict", "message", "error_ulps", "error_scale", "bound", "worst_index", "expected", "observed")
 
 
@@ -58,7 +79,7 @@ def _same(a: CheckResult, b: CheckResult) -> bool:
     )
 
 
-@pytest.mark.parametrize("backend", [d.Wrapped(), Perturbed(), d.NanForExtreme(), d.FlatGradient(), d.ColumnOutput()],
+@pytest.mark.parametrize("backend", [d.Wrapped(), Perturbed(), AbsoluteNoise(), d.NanForExtreme(), d.FlatGradient(), d.ColumnOutput()],
                          ids=lambda b: b.defect)
 def test_session_results_equal_one_check_at_a_time(backend):
     cases = fx.load()
@@ -69,6 +90,9 @@ def test_session_results_equal_one_check_at_a_time(backend):
     verdicts = {r.verdict for r in results}
     if isinstance(backend, Perturbed):  # the test covers every verdict
         assert {"conforms", "within stability bound", "fails"} <= verdicts, verdicts
+    if isinstance(backend, AbsoluteNoise):  # and figures in both units
+        measured = [r for r in results if r.check == "value" or r.check.startswith("grad:")]
+        assert any(r.error_ulps is None for r in measured) and any(r.error_ulps is not None for r in measured)
     differ = []
     for r in results:
         alone = evaluate_check(session.runs[(r.case.file, r.case.index)], r.check, r.tolerance, batched=False)

@@ -149,7 +149,8 @@ def test_bad_input_exits_2_naming_the_file(capsys, tmp_path, edit, words):
 
 def test_truncated_input_and_bad_factor(capsys, tmp_path):
     bad = tmp_path / "cut.json"
-    bad.write_text(rh.numpy_results().read_text()[:1000])
+    text = rh.numpy_results().read_text()[:1000]
+    bad.write_text(text[: text.rindex(",") + 1])  # cut between two values: nothing after it
     assert cli.main(["diff", str(bad), str(rh.numpy_results())]) == 2
     assert "cut.json: truncated" in capsys.readouterr().err
     assert cli.main(["diff", str(rh.numpy_results()), str(rh.numpy_results()), "--factor", "0.5"]) == 2

@@ -60,8 +60,9 @@ def test_report_writes_html_markdown_and_json(tmp_path):
         assert text in html
     assert 'title="mxnet.gluon.loss.L2Loss">L2Loss<' in html
     assert "weight=0.5" in html and "batch_axis=1" in html
-    assert 'class="c conforms"' in html
+    assert 'class="c cell conforms"' in html
     assert "<b>raised</b>" in html
+    assert "numpy " + np.__version__ + "</b>: no failing checks" in html
     assert "No failing checks and no known deviations." in html
 
     assert md.startswith("## lossconf compatibility report")
@@ -80,14 +81,18 @@ def test_failures_are_drilled_down_with_inputs_expected_and_observed(tmp_path):
     out = render(tmp_path, rh.numpy_results(), rh.regressed_results())
     html = (out / report.HTML_FILE).read_text()
     section = html[html.index('id="b-numpy-regressed'):]
-    assert 'class="c fails"' in section
-    drill = section[section.index("Failing checks and known deviations"):]
+    assert 'class="c cell fails"' in section
+    drill = section[section.index("Every failing check and known deviation"):]
     assert "<details><summary><b>L2Loss</b> — 33 failing</summary>" in drill
-    row = re.search(r'<tr class="fails"><td class="mono">value</td><td>float32</td>.*?</tr>', drill).group(0)
+    row = re.search(r'<tr class="fails"><td class="mono" title="[^"]*">[^<]*</td><td class="mono">value</td><td>float32</td>.*?</tr>', drill).group(0)
     assert "inputs: pred[" in row and "label[" in row  # the inputs, abbreviated, from the fixtures
     assert re.search(r'<td class="mono">\d\.\d+e[-+]\d+</td>', row)  # expected, to full precision
     assert " at [" in row  # observed, at the worst element
-    assert "4.0 ULP, stability 8.0" in row  # the tolerance it was held to
+    # the tolerance it was held to: 4 ULP, or the stability bound computed for the case
+    # (the derived B(n) eps x scale, as the terminal shows it), not the bare factor
+    bound = next(r["bound"] for r in rh.read(rh.regressed_results())["records"]
+                 if r["id"] == re.search(r'title="([^"]*)"', row).group(1))
+    assert f"4 ULP or {bound:.3g} eps × scale" in row and "stability 1.0" not in row
 
     # the cross-framework table shows both backends side by side; only numpy conforms
     cross = html[html.index('id="cross"'):html.index('id="invalid"')]
@@ -115,8 +120,8 @@ def test_known_deviations_and_unused_expectations_are_shown(tmp_path):
     known = rh.edited(rh.regressed_results(), tmp_path / "known.json", edit)
     out = render(tmp_path, known)
     html = (out / report.HTML_FILE).read_text()
-    assert 'class="c known"' in html  # float64 cells: only known deviations, no failure
-    assert 'class="c fails"' in html  # float16/float32 cells still fail
+    assert 'class="c cell known"' in html  # float64 cells: only known deviations, no failure
+    assert 'class="c cell fails"' in html  # float16/float32 cells still fail
     assert "known deviation: sums over non-batch axes where the docs say averaged" in html
     assert "entry 2 (L1Loss value): fixed upstream" in html
     assert "expectations numpy-regressed.toml" in html.splitlines()[html.count("\n", 0, html.index("Provenance:"))]

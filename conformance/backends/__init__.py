@@ -1,9 +1,13 @@
 """Finding backends: by built-in name, by the entry point group ``lossconf.backends``,
-or as ``module:attribute``."""
+or as ``module:attribute`` (imported with the current directory first on the module
+search path, as ``python -m`` does, so ``lossconf run mymodule:backend`` finds the
+``mymodule.py`` beside you without ``PYTHONPATH=.``)."""
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -28,6 +32,14 @@ def _instantiate(obj: Any, where: str) -> Backend:
     if missing:
         raise BackendError(f"{where} is not a lossconf backend: it lacks {', '.join(missing)} (see conformance/protocol.py)")
     return obj
+
+
+def _current_directory_first() -> None:
+    """Put the current directory first on ``sys.path``, as ``python -m`` does (a console
+    script such as ``lossconf`` has its own directory there instead)."""
+    cwd = os.getcwd()
+    if not sys.path or sys.path[0] not in ("", cwd):
+        sys.path.insert(0, cwd)
 
 
 def load_backend(spec: str) -> Backend:
@@ -55,8 +67,18 @@ def load_backend(spec: str) -> Backend:
                 raise BackendError(f"backend {spec!r} (entry point {ep.value}) failed to import: {err}") from None
     if ":" in spec:
         mod, _, attr = spec.partition(":")
+        if not mod or not attr:
+            raise BackendError(f"backend {spec!r}: expected module:attribute, e.g. mymodule:backend")
+        _current_directory_first()
         try:
             module = importlib.import_module(mod)
+        except ModuleNotFoundError as err:
+            if err.name and (mod == err.name or mod.startswith(err.name + ".")):
+                raise BackendError(
+                    f"backend module {mod!r} not found: No module named {err.name!r} in the current directory "
+                    f"({os.getcwd()}) or the installed packages"
+                ) from None
+            raise BackendError(f"backend module {mod!r} failed to import: {type(err).__name__}: {err}") from None
         except Exception as err:
             raise BackendError(f"backend module {mod!r} failed to import: {type(err).__name__}: {err}") from None
         if not hasattr(module, attr):

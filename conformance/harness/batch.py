@@ -20,7 +20,7 @@ import numpy as np
 
 from ..fixtures import FileData, FixtureCase
 from . import compare
-from .tolerance import FORMATS, Tolerance, eps, growth
+from .tolerance import FORMATS, Tolerance, eps, min_normal, stability_bound
 
 DTYPES = tuple(FORMATS)  # a row's dtype, as its position here
 
@@ -31,15 +31,16 @@ class Layout:
     laid out end to end."""
 
     data: FileData
-    #: per row: first element, number of elements, growth g(n) of its sum; the number of
-    #: elements and the shape as Python values
+    #: per row: first element, number of elements, the derived stability bound B(n) of its
+    #: reduction in its dtype (tolerance.stability_bound); the number of elements and the
+    #: shape as Python values
     offset: np.ndarray
     size: np.ndarray
     growth: np.ndarray
     sizes: list[int]
     shapes: list[tuple[int, ...]]
     #: per element, positions in the file's numbers: of the exact value, of its term scale
-    #: (-1 for a gradient's element: its bound uses the array's max-norm instead), and of
+    #: (-1 for a gradient's element without one: its scale is the array's max-norm), and of
     #: a kink interval's ends (-1 where none; None when the file has no kink); the dtype
     #: (its position in :data:`DTYPES`)
     pos: np.ndarray
@@ -58,8 +59,8 @@ def layout(data: FileData) -> Layout:
     if found is not None:
         return found
     n_rows = len(data.checks)
-    start, end, dtype, scale_at, lo_at, hi_at, n_terms, shapes = (
-        zip(*data.checks) if n_rows else ((),) * 8
+    start, end, dtype, scale_at, lo_at, hi_at, n_terms, shapes, roundings = (
+        zip(*data.checks) if n_rows else ((),) * 9
     )
     first = np.array(start, dtype=np.int64)
     sizes = np.array(end, dtype=np.int64) - first
@@ -75,9 +76,10 @@ def layout(data: FileData) -> Layout:
         blo_pos = np.where(none, -1, np.repeat(lo_first, sizes) + within)
         bhi_pos = np.where(none, -1, np.repeat(np.array(hi_at, dtype=np.int64), sizes) + within)
     code = {d: k for k, d in enumerate(DTYPES)}
-    g = {n: growth(n) for n in set(n_terms)}  # the same floats as Tolerance.bound's
+    keys = list(zip(n_terms, dtype, roundings))
+    g = {key: stability_bound(*key) for key in set(keys)}  # the same floats as Tolerance.bound's
     result = Layout(
-        data, offset, sizes, np.array([g[n] for n in n_terms], dtype=np.float64), sizes.tolist(), list(shapes),
+        data, offset, sizes, np.array([g[key] for key in keys], dtype=np.float64), sizes.tolist(), list(shapes),
         pos, scale_pos, blo_pos, bhi_pos, np.repeat(np.array([code[d] for d in dtype], dtype=np.int8), sizes),
     )
     data.derived["batch"] = result
@@ -135,19 +137,21 @@ def measure_rows(items: list[Item]) -> list[Passed | None]:
     # value, and the overflow to +-inf (see compare.compare_flat)
     unit = np.empty(hi.size)
     eps_el = np.empty(hi.size)
+    nmin_el = np.empty(hi.size)
     overflow = np.full(hi.size, np.nan)
     for k, d in enumerate(DTYPES):
         mask = dtype == k
         if mask.any():
             unit[mask] = compare.ulp(hi[mask], d)
             eps_el[mask] = eps(d)
+            nmin_el[mask] = min_normal(d)
             overflow[mask] = compare.overflow_of(hi[mask], lo[mask], d)
     starts = np.cumsum(sizes) - sizes
     tol_ulps = np.array([t.ulps for t in tols])
     bound = np.array([t.stability for t in tols]) * growths
     o = np.concatenate(observed, dtype=np.float64)
     verdicts = compare.compare_flat(
-        o, hi, lo, unit, eps_el, scale, gradient, overflow, blo if kinks else None, bhi if kinks else None,
+        o, hi, lo, unit, eps_el, nmin_el, scale, gradient, overflow, blo if kinks else None, bhi if kinks else None,
         starts, sizes, tol_ulps, bound,
     )
     # each row's worst element (clipped: a row without one has no verdict either)

@@ -4,13 +4,12 @@ knows a loss's formula."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .tolerance import FORMATS, Tolerance, eps, growth
+from .tolerance import FORMATS, ULP_MEANINGFUL, Tolerance, eps, min_normal
 
 CONFORMS = "conforms"
 STABLE = "within stability bound"
@@ -20,8 +19,11 @@ FAILS = "fails"
 @dataclass
 class Measurement:
     verdict: str  # CONFORMS | STABLE | FAILS
-    error_ulps: float  # worst elementwise error in ULPs of the exact value
-    error_scale: float  # worst error in units of eps * scale (value) or eps * norm (grads)
+    #: the worst element's error in ULPs of its exact value, or None where ULPs mean
+    #: nothing for it (exact zero, below the dtype's normal range, far below its terms:
+    #: see :mod:`conformance.harness.tolerance`); then ``error_scale`` is the figure
+    error_ulps: float | None
+    error_scale: float  # the worst element's error in units of eps * S (its effective term scale)
     bound: float  # the stability bound the error_scale was held to
     worst_index: tuple[int, ...] | None = None
     expected: str | None = None
@@ -35,6 +37,15 @@ class Measurement:
     def observed(self) -> str | None:
         """The worst element as the shortest decimal that round-trips in its dtype."""
         return None if self.observed_element is None else shown(*self.observed_element)
+
+
+def headline(error_ulps: float | None, error_scale: float | None) -> str:
+    """A check's error as shown: in ULPs where they mean something, else in eps x scale."""
+    if error_ulps is not None:
+        return f"{error_ulps:.3g} ULP"
+    if error_scale is not None:
+        return f"{error_scale:.3g} eps x scale"
+    return ""
 
 
 def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
@@ -86,88 +97,69 @@ def measure(
     text: list[str] | None = None,
     unit: np.ndarray | None = None,
     batched: bool = True,
+    roundings: int | None = None,
 ) -> Measurement:
-    """Compare ``obs`` with the exact ``hi + lo``. With ``scale`` (values) the stability
-    bound is per element, eps * scale; without it (gradients) it is eps * max-norm of the
-    exact result. ``bounds`` gives a kink's interval per element; ``unit`` may give
-    ``ulp(hi, dtype)`` precomputed. The common case -- conforms, or within the stability
+    """Compare ``obs`` with the exact ``hi + lo``. ``scale`` is each element's term scale
+    (a value's, or a gradient's from the fixture's ``vjp.<input>.scale``); without it (a
+    gradient of an older fixture) every element's scale is the max-norm of the exact
+    result. ``bounds`` gives a kink's interval per element; ``unit`` may give
+    ``ulp(hi, dtype)`` precomputed; ``roundings`` the fixture's roundings per term (see
+    :func:`tolerance.stability_bound`; None: the default). The arithmetic is :func:`compare_flat`'s (the batched
+    pass's), on this one array; the common case -- conforms, or within the stability
     bound -- is the vectorised pass's (:func:`conforming_many`); ``batched=False`` skips
-    that attempt where the caller knows the pass declined the array."""
+    that attempt where the caller knows the pass declined the array. The rest of this
+    function explains everything else."""
     shape = np.shape(hi)
     if shape == ():  # a scalar output: measure it as a 1-element array
         m = measure(
             np.reshape(obs, (1,)), np.reshape(hi, (1,)), np.reshape(lo, (1,)), dtype, tol, n_terms,
             scale=None if scale is None else np.reshape(scale, (1,)),
             bounds=None if bounds is None else (np.reshape(bounds[0], (1,)), np.reshape(bounds[1], (1,))),
-            text=text, unit=None if unit is None else np.reshape(unit, (1,)), batched=batched,
+            text=text, unit=None if unit is None else np.reshape(unit, (1,)), batched=batched, roundings=roundings,
         )
         m.worst_index = () if m.worst_index is not None else None
         return m
     obs = np.asarray(obs)
-    # the common case (conforms, or within the stability bound) as the batched pass does it;
-    # the rest of this function explains everything else
+    unit = ulp(hi, dtype) if unit is None else unit
     if batched:
-        fast = conforming_many([(obs, hi, lo, ulp(hi, dtype) if unit is None else unit, dtype, tol, n_terms, scale, bounds, text)])[0]
+        fast = conforming_many([(obs, hi, lo, unit, dtype, tol, n_terms, scale, bounds, text, roundings)])[0]
         if fast is not None:
             return fast
     obs_dtype = obs.dtype if obs.dtype.kind == "f" else np.dtype(np.float64)
     obs = obs.astype(np.float64)
-    with np.errstate(over="ignore"):
-        # the exact value as the dtype rounds it: beyond the dtype's range it is +-inf,
-        # and the backend must return that infinity (or a finite value within tolerance)
-        rounded = (hi + lo).astype(dtype).astype(np.float64)
-    overflow = np.isinf(rounded) & np.isfinite(hi) & (obs == rounded)
-    special, msgs = _infinity_problems(obs, np.where(overflow, rounded, hi), text, obs_dtype)
-    finite = ~special
-    err = np.zeros(hi.shape)
-    with np.errstate(invalid="ignore", over="ignore"):
-        if bounds is not None:
-            blo, bhi = bounds
-            # the distance to the interval (0 inside it); a nan stays nan, so it fails
-            outside = np.maximum(np.maximum(blo - obs, obs - bhi), 0.0)
-            point = np.abs((obs - hi) - lo)
-            err = np.where(blo == bhi, point, outside)
-        else:
-            err = np.abs((obs - hi) - lo)
-        err = np.where(finite, err, 0.0)
-        err = np.where(np.isnan(err), np.inf, err)  # a nan where the exact value is finite
-        ulps = err / ulp(hi, dtype)
-        e = eps(dtype)
-        if scale is not None:
-            denom = e * np.abs(scale)
-        else:
-            ref = np.abs(hi[finite]).max() if finite.any() else 0.0
-            denom = np.full(hi.shape, e * ref)
-        with np.errstate(divide="ignore"):
-            scaled = np.where(err == 0, 0.0, err / np.where(denom > 0, denom, 0.0))
-    bound = tol.bound(n_terms)
-    elem_ok_ulps = ulps <= tol.ulps
-    elem_ok = elem_ok_ulps | (scaled <= bound)
-    worst = None
-    if err.size and finite.any():
-        flat = np.where(finite, ulps, -1.0)
-        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(flat)), err.shape))
-    m = Measurement(
-        verdict=CONFORMS,
-        error_ulps=float(ulps[finite].max()) if finite.any() else 0.0,
-        error_scale=float(scaled[finite].max()) if finite.any() else 0.0,
-        bound=bound,
-        worst_index=worst,
+    over = overflow_of(hi, lo, dtype)
+    # the exact value as the dtype rounds it: beyond the dtype's range it is +-inf, and
+    # the backend must return that infinity (or a finite value within tolerance)
+    special, msgs = _infinity_problems(obs, np.where(obs == over, over, hi), text, obs_dtype)
+    bound = tol.bound(n_terms, dtype, roundings)
+    size = int(np.prod(shape))
+    j = _judge(
+        obs.ravel(), hi.ravel(), lo.ravel(), np.ravel(unit), np.full(size, eps(dtype)), np.full(size, min_normal(dtype)),
+        np.ravel(hi) if scale is None else np.ravel(scale), np.full(size, scale is None), over.ravel(),
+        None if bounds is None else np.ravel(bounds[0]), None if bounds is None else np.ravel(bounds[1]),
+        np.array([0]), np.array([size]), np.array([tol.ulps]), np.array([bound]),
     )
-    if worst is not None:
-        m.expected = text[int(np.ravel_multi_index(worst, err.shape))] if text else shown(hi[worst])
+    finite = ~special
+    k = j.first[0]
+    m = Measurement(
+        verdict=CONFORMS if j.code[0] == 1 else STABLE if j.code[0] == 2 else FAILS,
+        error_ulps=j.worst_ulps[0], error_scale=j.worst_scaled[0], bound=bound,
+    )
+    if k is not None:
+        worst = index_in(shape, k)
+        m.worst_index = worst
+        m.expected = text[k] if text else shown(hi[worst])
         m.observed_element = (obs[worst], obs_dtype)
     if msgs:
         m.verdict = FAILS
         m.message = "; ".join(msgs[:3]) + (f" (and {len(msgs) - 3} more)" if len(msgs) > 3 else "")
-        if worst is None:
+        if k is None:
             idx = next(zip(*np.nonzero(special)))
             m.worst_index = tuple(int(i) for i in idx)
             m.expected = "inf" if hi[idx] > 0 else ("-inf" if hi[idx] < 0 else "nan")
             m.observed_element = (obs[idx], obs_dtype)
-    elif not bool(np.all(elem_ok[finite])):
-        m.verdict = FAILS
-        bad = ~elem_ok & finite
+    elif m.verdict == FAILS:
+        bad = (~j.ok).reshape(shape) & finite
         m.failing_elements = int(bad.sum())
         nan_at = np.isnan(obs) & finite
         if nan_at.any():
@@ -177,9 +169,7 @@ def measure(
             first = [int(i) for i in next(zip(*np.nonzero(np.isinf(obs) & finite)))]
             m.message = f"inf at {first} where the exact value is finite (overflow?)"
         else:
-            m.message = _diagnose(obs, hi, err, scaled, bad, dtype, tol, bound)
-    elif not bool(np.all(elem_ok_ulps[finite])):
-        m.verdict = STABLE
+            m.message = _diagnose(obs, hi, j.err.reshape(shape), j.scaled.reshape(shape), bad, dtype, tol, bound)
     return m
 
 
@@ -209,23 +199,24 @@ def _diagnose(obs, hi, err, scaled, bad, dtype, tol, bound) -> str:
 
 #: one array to measure in :func:`conforming_many`: the observed result (already of the
 #: exact value's shape), the exact ``hi`` and ``lo``, ``ulp(hi, dtype)``, the dtype, the
-#: tolerance, the number of terms, ``scale`` (values; None for gradients), the kink
-#: bounds (or None) and the exact values' text
+#: tolerance, the number of terms, the term ``scale`` per element (None: a gradient
+#: without one, measured against its max-norm), the kink bounds (or None), the exact
+#: values' text and, optionally, the fixture's roundings per term (None: the default)
 Job = tuple[
     np.ndarray, np.ndarray, np.ndarray, np.ndarray, str, Tolerance, int,
-    "np.ndarray | None", "tuple[np.ndarray, np.ndarray] | None", "list[str] | None",
+    "np.ndarray | None", "tuple[np.ndarray, np.ndarray] | None", "list[str] | None", "int | None",
 ]
 
 
 def conforming_many(jobs: list[Job]) -> list[Measurement | None]:
     """:func:`measure` for many arrays in one vectorised pass: the Measurement it gives
     for each array that conforms or is within the stability bound, None for every other
-    one (a non-finite exact value or error, a non-float result, a size mismatch, an error
-    beyond tolerance): call :func:`measure` for those, which explains failures."""
+    one (a non-finite exact value or error not matched, a non-float result, a size
+    mismatch, an error beyond tolerance), which :func:`measure` must explain."""
     out: list[Measurement | None] = [None] * len(jobs)
-    sel, obs_l, hi_l, lo_l, unit_l, scale_l, e_l, tol_l, bound_l = [], [], [], [], [], [], [], [], []
+    sel, obs_l, hi_l, lo_l, unit_l, scale_l, grad_l, dt_l, tol_l, bound_l = [], [], [], [], [], [], [], [], [], []
     kinks = False
-    for i, (obs, hi, lo, unit, dtype, tol, n_terms, scale, bounds, _) in enumerate(jobs):
+    for i, (obs, hi, lo, unit, dtype, tol, n_terms, scale, bounds, _, *more) in enumerate(jobs):
         shape = hi.shape
         if (
             obs.dtype.kind != "f" or hi.size == 0 or obs.shape != shape or lo.shape != shape
@@ -241,10 +232,11 @@ def conforming_many(jobs: list[Job]) -> list[Measurement | None]:
         hi_l.append(hi.ravel())
         lo_l.append(lo.ravel())
         unit_l.append(unit.ravel())
-        scale_l.append(hi.ravel() if scale is None else scale.ravel())  # (a gradient's is not read)
-        e_l.append(_EPS[dtype] if scale is not None else -_EPS[dtype])  # negative: a gradient
+        scale_l.append(hi.ravel() if scale is None else scale.ravel())  # (a max-norm row's is not read)
+        grad_l.append(scale is None)
+        dt_l.append(dtype)
         tol_l.append(tol.ulps)
-        bound_l.append(tol.stability * _growth(n_terms))
+        bound_l.append(tol.bound(n_terms, dtype, more[0] if more else None))
     if not sel:
         return out
     sizes = np.array([h.size for h in hi_l])
@@ -252,9 +244,9 @@ def conforming_many(jobs: list[Job]) -> list[Measurement | None]:
     with np.errstate(all="ignore"):
         hi = np.concatenate(hi_l)
         lo = np.concatenate(lo_l)
-        eps_el = np.repeat(np.array(e_l), sizes)
-        gradient = eps_el < 0
-        eps_el = np.abs(eps_el)
+        eps_el = np.repeat(np.array([_EPS[d] for d in dt_l]), sizes)
+        nmin_el = np.repeat(np.array([_MIN_NORMAL[d] for d in dt_l]), sizes)
+        gradient = np.repeat(np.array(grad_l, dtype=bool), sizes)
         overflow = np.concatenate([overflow_of(hi_l[j], lo_l[j], jobs[i][4]) for j, i in enumerate(sel)])
         blo = bhi = None
         if kinks:  # elsewhere blo == bhi == hi: no interval
@@ -262,8 +254,8 @@ def conforming_many(jobs: list[Job]) -> list[Measurement | None]:
             bhi = np.concatenate([hi_l[j] if jobs[i][8] is None else jobs[i][8][1].ravel() for j, i in enumerate(sel)])
         o = np.concatenate(obs_l, dtype=np.float64)
         verdicts = compare_flat(
-            o, hi, lo, np.concatenate(unit_l), eps_el, np.concatenate(scale_l), gradient, overflow, blo, bhi, starts, sizes,
-            np.array(tol_l), np.array(bound_l),
+            o, hi, lo, np.concatenate(unit_l), eps_el, nmin_el, np.concatenate(scale_l), gradient, overflow, blo, bhi,
+            starts, sizes, np.array(tol_l), np.array(bound_l),
         )
     start_l = starts.tolist()
     for j, (verdict, worst, worst_scaled, k) in enumerate(zip(*verdicts)):
@@ -297,31 +289,47 @@ def index_in(shape: tuple[int, ...], k: int) -> tuple[int, ...]:
 
 
 def compare_flat(
-    o: np.ndarray, hi: np.ndarray, lo: np.ndarray, unit: np.ndarray, eps_el: np.ndarray, scale: np.ndarray,
-    gradient: np.ndarray, overflow: np.ndarray, blo: np.ndarray | None, bhi: np.ndarray | None,
+    o: np.ndarray, hi: np.ndarray, lo: np.ndarray, unit: np.ndarray, eps_el: np.ndarray, nmin_el: np.ndarray,
+    scale: np.ndarray, gradient: np.ndarray, overflow: np.ndarray, blo: np.ndarray | None, bhi: np.ndarray | None,
     starts: np.ndarray, sizes: np.ndarray, tol_ulps: np.ndarray, bound: np.ndarray,
-) -> tuple[list[str | None], list[float], list[float], list[int | None]]:
+) -> tuple[list[str | None], list[float | None], list[float], list[int | None]]:
     """The arithmetic of :func:`measure` for many arrays laid end to end (array ``j`` is
     ``[starts[j], starts[j] + sizes[j])`` of every element-wise argument).
 
     Per element: the observed ``o``, the exact ``hi + lo``, the dtype's ULP ``unit`` at
-    the exact value and its ``eps_el``, the term scale ``scale`` of a value's element,
-    ``gradient`` where the element is a gradient's instead (its bound is eps times the
-    max-norm of the array's finite exact elements; its ``scale`` is not read), the exact
-    value rounded to the dtype where that overflows to +-inf (``overflow``; nan
-    elsewhere), and a kink's interval ``[blo, bhi]`` where they differ. Per array: the
-    tolerance in ULPs and the stability bound.
+    the exact value, its ``eps_el`` and smallest normal ``nmin_el``, the term scale
+    ``scale``, ``gradient`` where the element has no term scale of its own (a gradient of
+    an older fixture: its scale is the max-norm of the array's finite exact elements; its
+    ``scale`` is not read), the exact value rounded to the dtype where that overflows to
+    +-inf (``overflow``; nan elsewhere), and a kink's interval ``[blo, bhi]`` where they
+    differ. Per array: the tolerance in ULPs and the stability bound (eps x scale).
 
     Returns per array the verdict (CONFORMS, STABLE, or None: anything else -- an error
     beyond tolerance, an infinity or nan not matched -- which :func:`measure` must
-    explain), the worst error in ULPs and in scale units over the finite exact elements,
-    and the flat position of the worst element (None when no exact element is finite)."""
+    explain), the worst element's error in ULPs (None where ULPs mean nothing for it) and
+    in eps x scale, and its flat position (None when no exact element is finite)."""
+    j = _judge(o, hi, lo, unit, eps_el, nmin_el, scale, gradient, overflow, blo, bhi, starts, sizes, tol_ulps, bound)
+    names = (None, CONFORMS, STABLE)
+    return [names[v] for v in j.code], j.worst_ulps, j.worst_scaled, j.first
+
+
+class _Judged:
+    """What :func:`_judge` works out: per element the error (``err``, and in ``scaled``
+    eps x scale units) and whether it is within tolerance (``ok``); per array the verdict
+    code (0 fails, 1 conforms, 2 within the stability bound), the worst element's figures
+    and its position."""
+
+    __slots__ = ("err", "scaled", "ok", "code", "worst_ulps", "worst_scaled", "first")
+
+
+def _judge(o, hi, lo, unit, eps_el, nmin_el, scale, gradient, overflow, blo, bhi, starts, sizes, tol_ulps, bound) -> _Judged:
+    """The policy of :mod:`conformance.harness.tolerance`, elementwise, for arrays laid
+    end to end (the arguments of :func:`compare_flat`)."""
     with np.errstate(all="ignore"):
         n = o.size
         # infinite or undefined exact values, and finite ones beyond the dtype's range
         # that the backend returned as that infinity, are matched, not measured
-        matched_overflow = o == overflow
-        exact = np.where(matched_overflow, overflow, hi)
+        exact = np.where(o == overflow, overflow, hi)
         special = ~np.isfinite(exact)
         unmatched = special & ~((np.isnan(exact) & np.isnan(o)) | (o == exact))
         finite = ~special
@@ -335,28 +343,48 @@ def compare_flat(
         err[special] = 0.0
         err[np.isnan(err)] = np.inf  # a nan where the exact value is finite
         ulps = err / unit
-        norm = np.maximum.reduceat(np.where(finite, np.abs(hi), 0.0), starts)
-        den = eps_el * np.where(gradient, np.repeat(norm, sizes), np.abs(scale))
-        scaled = err / np.where(den > 0, den, 0.0)
+        ahi = np.where(finite, np.abs(hi), 0.0)
+        s = np.abs(scale)
+        if gradient.any():  # no term scale of their own: the array's max-norm
+            norm = np.maximum.reduceat(ahi, starts)
+            s = np.where(gradient, np.repeat(norm, sizes), s)
+        # the effective scale S = max(s, |x|, N): eps * N is the smallest subnormal
+        den = eps_el * np.fmax(np.fmax(s, ahi), nmin_el)
+        scaled = err / den
         scaled[err == 0] = 0.0
-        ranked = np.where(finite, ulps, -1.0)
-        worst = np.maximum.reduceat(ranked, starts)
-        first = np.minimum.reduceat(np.where(ranked == np.repeat(worst, sizes), np.arange(n), n), starts) - starts
-        worst_scaled = np.maximum.reduceat(np.where(finite, scaled, -1.0), starts)
-        elem_ok = (ulps <= np.repeat(tol_ulps, sizes)) | (scaled <= np.repeat(bound, sizes))
-        n_bad = np.add.reduceat(~elem_ok & finite, starts)
+        scaled[np.isnan(scaled)] = np.inf
+        ok_ulps = ulps <= np.repeat(tol_ulps, sizes)
+        # where ULPs mean something: a normal exact value, one rounding of its terms
+        # within the 4-ULP bar; or an element within the ULP tolerance (its figure is
+        # the one that decides it conforms); or a nan or infinity where the exact value
+        # is finite (infinitely wrong in any unit)
+        meaningful = ok_ulps | np.isinf(err) | ((ahi >= nmin_el) & (den <= 2.0 * ULP_MEANINGFUL * unit))
+        ok = ok_ulps | (scaled <= np.repeat(bound, sizes))
+        # per element: -1 not measured (an infinity or nan), 0 conforms, 1 within the
+        # stability bound, 2 fails
+        level = np.where(finite, np.where(ok, np.where(ok_ulps, 0, 1), 2), -1).astype(np.int8)
+        top = np.maximum.reduceat(level, starts)
+        # the worst element: of the worst level; by ULPs among conforming ones, else by
+        # eps x scale; the first of equals
+        key = np.where(level == 0, ulps, scaled)
+        candidate = level == np.repeat(top, sizes)
+        best = np.maximum.reduceat(np.where(candidate, key, -1.0), starts)
+        first = np.minimum.reduceat(np.where(candidate & (key == np.repeat(best, sizes)), np.arange(n), n), starts) - starts
+        n_bad = np.add.reduceat(level == 2, starts)
         n_unmatched = np.add.reduceat(unmatched, starts)
-        verdict = np.where(
-            (n_bad > 0) | (n_unmatched > 0), 0, np.where(worst <= tol_ulps, 1, 2)
-        ).tolist()
-        none = worst < 0  # no finite exact element
-        worst = np.where(none, 0.0, worst)
-        worst_scaled = np.where(none, 0.0, worst_scaled)
-    names = (None, CONFORMS, STABLE)
-    return (
-        [names[v] for v in verdict], worst.tolist(), worst_scaled.tolist(),
-        [None if x else k for x, k in zip(none.tolist(), first.tolist())],
-    )
+        none = top < 0  # no finite exact element
+        at = starts + np.where(none, 0, first)
+        worst_ulps = np.where(none, 0.0, ulps[at])
+        worst_scaled = np.where(none, 0.0, scaled[at])
+        shown_in_ulps = none | meaningful[at]
+        code = np.where((n_bad > 0) | (n_unmatched > 0), 0, np.where(top <= 0, 1, 2))
+    j = _Judged()
+    j.err, j.scaled, j.ok = err, scaled, ok | ~finite
+    j.code = code.tolist()
+    j.worst_ulps = [w if m else None for w, m in zip(worst_ulps.tolist(), shown_in_ulps.tolist())]
+    j.worst_scaled = worst_scaled.tolist()
+    j.first = [None if x else k for x, k in zip(none.tolist(), first.tolist())]
+    return j
 
 
 def overflow_of(hi: np.ndarray, lo: np.ndarray, dtype: str) -> np.ndarray:
@@ -368,8 +396,4 @@ def overflow_of(hi: np.ndarray, lo: np.ndarray, dtype: str) -> np.ndarray:
 
 
 _EPS = {d: eps(d) for d in FORMATS}
-
-
-@functools.lru_cache(maxsize=4096)
-def _growth(n_terms: int) -> float:
-    return growth(n_terms)
+_MIN_NORMAL = {d: min_normal(d) for d in FORMATS}

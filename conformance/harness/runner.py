@@ -10,10 +10,12 @@ the run goes on.
 from __future__ import annotations
 
 import functools
+import shlex
 import signal
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -371,9 +373,16 @@ def _inputs_label(case: FixtureCase, limit: int = 4) -> str:
     return "; ".join(parts)
 
 
-def describe_failure(r: CheckResult) -> str:
+def repeat_command(r: CheckResult, backend: str, options: Sequence[str] = ()) -> str:
+    """The shell command that runs exactly this one check again: ``lossconf run BACKEND
+    --case TEST_ID`` (plus ``options``, e.g. ``--fixtures DIR``), quoted for a POSIX shell."""
+    return shlex.join(["lossconf", "run", backend, *options, "--case", r.test_id])
+
+
+def describe_failure(r: CheckResult, backend: str | None = None, options: Sequence[str] = ()) -> str:
     """A message a person can act on: loss, options, dtype, case, worst element, inputs,
-    expected, observed, error and tolerance."""
+    expected, observed, error and tolerance, the fixture's note, and (given the backend as
+    it was named on the command line) the command that repeats this one check."""
     c = r.case
     lines = [
         f"{c.loss} [{c.options_label or 'documented defaults'}] {c.dtype} case {c.index:03d} '{c.name}' ({', '.join(c.tags)}): {r.check} {r.verdict}",
@@ -382,13 +391,18 @@ def describe_failure(r: CheckResult) -> str:
         lines.append(f"  {r.message}")
     if r.worst_index is not None:
         lines.append(f"  worst element {r.worst_index}: expected {r.expected}, observed {r.observed}")
-    if r.error_ulps is not None:
+    if r.error_scale is not None:
         tol = r.tolerance
-        lines.append(
-            f"  error {r.error_ulps:.3g} ULP (tolerance {tol.ulps:g} ULP), {r.error_scale:.3g} eps x scale "
-            f"(stability bound {r.bound:.3g}; {tol.reason})" if tol else f"  error {r.error_ulps:.3g} ULP"
+        ulps = (
+            f"{r.error_ulps:.3g} ULP (tolerance {tol.ulps:g} ULP), " if r.error_ulps is not None and tol
+            else "" if r.error_ulps is None else f"{r.error_ulps:.3g} ULP, "
         )
+        lines.append(f"  error {ulps}{r.error_scale:.3g} eps x scale (stability bound {r.bound:.3g}; {tol.reason if tol else ''})")
     lines.append(f"  inputs: {_inputs_label(c)}")
+    if c.note:
+        lines.append(f"  note: {' '.join(str(c.note).split())}")
+    if backend:
+        lines.append(f"  repeat: {repeat_command(r, backend, options)}")
     return "\n".join(lines)
 
 
@@ -444,7 +458,7 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
             return CheckResult(case, check, FAIL, compare.FAILS, f"output has {obs.size} elements, expected {exp.hi.size} (shape {exp.shape})")
         m = compare.measure(
             obs.reshape(exp.shape), exp.hi, exp.lo, case.dtype, tol, case.n_terms,
-            scale=case.scale, text=exp.text, unit=exp.ulp(case.dtype), batched=batched,
+            scale=case.scale, text=exp.text, unit=exp.ulp(case.dtype), batched=batched, roundings=exp.roundings,
         )
         return _from_measurement(case, check, m, tol)
     if check.startswith("grad:"):
@@ -457,7 +471,8 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
             return CheckResult(case, check, FAIL, compare.FAILS, f"gradient for {name} has {g.size} elements, expected {exact.hi.size}")
         m = compare.measure(
             g.reshape(exact.shape), exact.hi, exact.lo, case.dtype, tol, case.n_terms,
-            bounds=exact.bounds, text=exact.text, unit=exact.ulp(case.dtype), batched=batched,
+            scale=exact.scale, bounds=exact.bounds, text=exact.text, unit=exact.ulp(case.dtype), batched=batched,
+            roundings=exact.roundings,
         )
         return _from_measurement(case, check, m, tol)
     raise ValueError(f"unknown check {check!r}")

@@ -8,6 +8,7 @@ import fnmatch
 import gc
 import json
 import platform
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -78,26 +79,41 @@ class Filters:
     dtypes: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
+    #: ``--case`` patterns, matched against test ids and case names (:func:`case_pattern`)
+    cases: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.losses = [_resolve(x) for x in self.losses]
+        self._patterns = [case_pattern(p) for p in self.cases]
 
     def keep_case(self, case: fx.FixtureCase) -> bool:
         if self.losses and not any(x.lower() in (case.loss.lower(), case.short_loss.lower()) for x in self.losses):
             return False
         if self.dtypes and case.dtype not in self.dtypes:
             return False
-        return not (self.tags and not set(self.tags) & set(case.tags))
+        if self.tags and not set(self.tags) & set(case.tags):
+            return False
+        return not self.cases or any(self._item_matches(case, chk) for chk in case.checks)
+
+    def _item_matches(self, case: fx.FixtureCase, check: str) -> bool:
+        item, name = f"{case.test_id}-{check}", case.name
+        return any(p.search(item) or p.search(name) for p in self._patterns)
+
+    @property
+    def selects_cases(self) -> bool:
+        """Whether a filter leaves out cases (rather than only checks)."""
+        return bool(self.losses or self.dtypes or self.tags or self.cases)
 
     def describe(self) -> str:
         parts = [f"--{k} {v}" for k in ("loss", "dtype", "tag", "check") for v in getattr(self, k + "s" if k != "loss" else "losses")]
+        parts += [f"--case {v}" for v in self.cases]
         return " ".join(parts) or "(none)"
 
     def problems(self, cases: list[fx.FixtureCase]) -> list[str]:
         """Filter values that name nothing the fixtures have (a typo must not select
         nothing and pass)."""
         out: list[str] = []
-        if not (self.losses or self.dtypes or self.tags or self.checks):
+        if not (self.losses or self.dtypes or self.tags or self.checks or self.cases):
             return out
         losses = {c.loss.lower() for c in cases} | {c.short_loss.lower() for c in cases}
         for x in self.losses:
@@ -111,10 +127,27 @@ class Filters:
         for x in self.checks:
             if not any(fnmatch.fnmatchcase(n, x) or n.split(":")[0] == x for n in names):
                 out.append(f"--check {x!r} matches no check (checks: value, shape, grad, grad:NAME, repeat, inputs, invalid)")
+        for x, p in zip(self.cases, self._patterns):
+            if not any(p.search(f"{c.test_id}-{chk}") or p.search(c.name) for c in cases for chk in c.checks):
+                out.append(f"--case {x!r} matches no test id or case name (`lossconf cases` lists them)")
         return out
 
-    def keep_check(self, check: str) -> bool:
-        return not self.checks or any(fnmatch.fnmatchcase(check, c) or check.split(":")[0] == c for c in self.checks)
+    def keep_check(self, check: str, case: fx.FixtureCase | None = None) -> bool:
+        """Whether a check is selected (``case``: also by the ``--case`` patterns)."""
+        if self.checks and not any(fnmatch.fnmatchcase(check, c) or check.split(":")[0] == c for c in self.checks):
+            return False
+        return case is None or not self.cases or self._item_matches(case, check)
+
+
+def case_pattern(pattern: str) -> re.Pattern[str]:
+    """A ``--case`` pattern as a regular expression searched in a test id
+    (``L2Loss[]-float32-extreme-020-value``) or a case name (``extreme-float32``), like
+    pytest's ``-k``: case-insensitive, matching where a word starts (so ``HingeLoss``
+    does not select ``SquaredHingeLoss``); ``*`` and ``?`` are wildcards, everything
+    else (``[``, ``]``, ``=``) is literal. A whole test id selects just that case or check."""
+    body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    start = r"(?<![A-Za-z0-9])" if pattern[:1].isalnum() else ""
+    return re.compile(start + body, re.IGNORECASE)
 
 
 @dataclass
@@ -145,14 +178,14 @@ class Session:
         problems = filters.problems(every)
         if problems:
             raise FilterError("; ".join(problems))
-        cases = [c for c in every if filters.keep_case(c)] if filters.losses or filters.dtypes or filters.tags else every
+        cases = [c for c in every if filters.keep_case(c)] if filters.selects_cases else every
         session = cls(backend, cases, fx.manifest_digest(directory), expectations, timeout)
-        if not any(filters.keep_check(chk) for c in cases for chk in checks_for(c)):
+        if not any(filters.keep_check(chk, c) for c in cases for chk in checks_for(c)):
             raise FilterError("the filters select no check: " + filters.describe())
         return session
 
     def items(self, filters: Filters) -> list[tuple[fx.FixtureCase, str]]:
-        return [(c, chk) for c in self.cases for chk in checks_for(c) if filters.keep_check(chk)]
+        return [(c, chk) for c in self.cases for chk in checks_for(c) if filters.keep_check(chk, c)]
 
     def _evaluated(self, case: fx.FixtureCase, check: str) -> CheckResult:
         key = (case.file, case.index)
@@ -274,10 +307,10 @@ class Session:
     def prepare(self, filters: Filters) -> None:
         """Run every selected case and evaluate all its checks in one batch; ``check``
         then only applies expectations and records."""
-        pending, every_check = self.pending, not filters.checks
+        pending, every_check = self.pending, not (filters.checks or filters.cases)
         todo = [
             (case, case.checks) for case in self.cases
-            if (case.file, case.index) not in pending and (every_check or any(map(filters.keep_check, case.checks)))
+            if (case.file, case.index) not in pending and (every_check or any(filters.keep_check(chk, case) for chk in case.checks))
         ]
         for (case, _), res in zip(todo, self._evaluate_cases(todo)):
             self.pending[(case.file, case.index)] = res
@@ -299,7 +332,7 @@ class Session:
     def run_all(self, filters: Filters) -> list[CheckResult]:
         """Every selected case and check, in order (what ``lossconf run`` does without pytest)."""
         self.prepare(filters)
-        keep = filters.keep_check if filters.checks else None
+        keep = filters.keep_check if (filters.checks or filters.cases) else None
         pending = self.pending
         for case in self.cases:  # the order of items(filters)
             res = pending.pop((case.file, case.index), None)
@@ -309,7 +342,7 @@ class Session:
                 self.results.extend(res.values())
                 continue
             for check in checks_for(case):
-                if keep is None or keep(check):
+                if keep is None or keep(check, case):
                     self._record(case, check, res.pop(check))
         return self.results
 
@@ -481,14 +514,18 @@ def _job(run: CaseRun, check: str, tol: Tolerance) -> compare.Job | None:
         if check == "value":
             exp, obs, scale = case.expected, run.output, case.scale
         elif check.startswith("grad:"):
-            exp, obs, scale = case.vjp[check[5:]], run.grads.get(check[5:]), None
+            exp, obs = case.vjp[check[5:]], run.grads.get(check[5:])
+            scale = exp.scale
             if obs is None:
                 return None
         else:
             return None
         if obs.size != exp.hi.size:
             return None
-        return (obs.reshape(exp.shape), exp.hi, exp.lo, exp.ulp(case.dtype), case.dtype, tol, case.n_terms, scale, exp.bounds, exp.text)
+        return (
+            obs.reshape(exp.shape), exp.hi, exp.lo, exp.ulp(case.dtype), case.dtype, tol, case.n_terms, scale, exp.bounds,
+            exp.text, exp.roundings,
+        )
     except Exception:  # evaluate_check reports it
         return None
 
