@@ -233,3 +233,17 @@ def test_import_failure_names_jax(monkeypatch, how):
         monkeypatch, how, "jax", "jaxlib version mismatch", "jax==0.10.2 jaxlib==0.10.2 optax==0.2.8",
         also_hide=("optax", "jaxlib"),
     )
+
+
+@needs_jax
+def test_mapping_covers_every_documented_loss():
+    """mapping() gives the call, composition and notes for every documented loss, and the
+    backend supports a call of each (no loss is declined for want of a mapping)."""
+    from conformance.backends.jax_backend import FORWARD, backend
+    from oracle import catalog
+
+    m = backend.mapping()
+    assert set(m) == set(catalog.loss_ids()) == set(FORWARD)
+    for loss, entry in m.items():
+        assert entry["call"] and entry["composition"] and entry["notes"], loss
+        assert ("optax." in entry["call"]) or ("jnp." in entry["call"]), loss

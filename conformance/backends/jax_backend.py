@@ -4,11 +4,11 @@ for the documented loss.
 
 Every documented loss (the 14 ``mxnet.gluon.loss`` losses and
 ``chainer.functions.softmax_cross_entropy``) maps onto public JAX/optax API; the mapping is
-data, :data:`MAPPING` (the "migration map", the same structure as the torch backend's), one
-entry per loss id::
+data, :data:`MAPPING` (the "migration map"), one entry per loss id, returned by
+``mapping()`` (the protocol's optional method, ``conformance.protocol.mapping_of``)::
 
     MAPPING[loss_id] = {
-        "jax": "optax.huber_loss(pred, label, delta=rho)",   # the optax / jax call(s)
+        "call": "optax.huber_loss(pred, label, delta=rho)",   # the optax / jax call(s)
         "composition": "...",  # how the documented quantity is built around that call
         "notes": "...",        # where optax's own definition differs, and why this composition
         "unsupported": {...},  # option or input -> why there is no counterpart (may be empty)
@@ -96,26 +96,26 @@ _GLUON = "mean over the non-batch axes of sample_weight * elem, times weight"
 
 MAPPING: dict[str, dict[str, Any]] = {
     MX + "L2Loss": {
-        "jax": "optax.l2_loss(pred, label)",
+        "call": "optax.l2_loss(pred, label)",
         "composition": "elem = optax.l2_loss (0.5 * (pred - label)**2); " + _GLUON,
         "notes": "optax.l2_loss already has the factor 1/2; it returns the elementwise loss (no reduction)",
         "unsupported": {},
     },
     MX + "L1Loss": {
-        "jax": "jnp.abs(pred - label)",
+        "call": "jnp.abs(pred - label)",
         "composition": "elem = jnp.abs(pred - label); " + _GLUON,
         "notes": "optax 0.2.8 has no absolute-error loss",
         "unsupported": {},
     },
     MX + "HuberLoss": {
-        "jax": "optax.huber_loss(pred, label, delta=rho)",
+        "call": "optax.huber_loss(pred, label, delta=rho)",
         "composition": "elem = optax.huber_loss(pred, label, delta=rho) / rho; " + _GLUON,
         "notes": "optax's Huber is 0.5 d^2 within delta and delta (|d| - delta/2) beyond; Gluon's is "
                  "d^2/(2 rho) and |d| - rho/2: optax's divided by rho (delta = rho)",
         "unsupported": {},
     },
     MX + "SigmoidBinaryCrossEntropyLoss": {
-        "jax": "optax.sigmoid_binary_cross_entropy(pred, label)",
+        "call": "optax.sigmoid_binary_cross_entropy(pred, label)",
         "composition": "from_sigmoid=False: elem = optax.sigmoid_binary_cross_entropy(pred, label); with "
                        "pos_weight: -(pos_weight * label * jax.nn.log_sigmoid(pred) + (1 - label) * "
                        "jax.nn.log_sigmoid(-pred)) (optax's two terms, the positive one weighted); "
@@ -125,14 +125,14 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "LogisticLoss": {
-        "jax": "optax.sigmoid_binary_cross_entropy(pred, t)",
+        "call": "optax.sigmoid_binary_cross_entropy(pred, t)",
         "composition": "t = label (label_format='binary') or (label + 1) / 2 ('signed'); "
                        "elem = optax.sigmoid_binary_cross_entropy(pred, t); " + _GLUON,
         "notes": "log(1 + exp(-pred s)) is binary cross-entropy with logits at t = (s + 1)/2 for s = -1, 1",
         "unsupported": {},
     },
     MX + "SoftmaxCrossEntropyLoss": {
-        "jax": "optax.softmax_cross_entropy_with_integer_labels(pred, label, axis=axis) (sparse), "
+        "call": "optax.softmax_cross_entropy_with_integer_labels(pred, label, axis=axis) (sparse), "
                "optax.softmax_cross_entropy(pred, label, axis=axis) (dense)",
         "composition": "per-position loss with the class axis kept at size 1 (jnp.expand_dims); sparse: "
                        "label as int32 in pred's shape without the class axis, sample_weight of label's "
@@ -144,7 +144,7 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "KLDivLoss": {
-        "jax": "optax.kl_divergence(logp, label, axis=())",
+        "call": "optax.kl_divergence(logp, label, axis=())",
         "composition": "logp = pred (from_logits=True) or jax.nn.log_softmax(pred, axis); elementwise "
                        "terms label * (log label - logp) from optax.kl_divergence with axis=() (a sum over "
                        "no axis); " + _GLUON,
@@ -152,7 +152,7 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "CTCLoss": {
-        "jax": "optax.ctc_loss(logits, logit_paddings, labels, label_paddings, blank_id=C-1)",
+        "call": "optax.ctc_loss(logits, logit_paddings, labels, label_paddings, blank_id=C-1)",
         "composition": "layout 'TNC' and label_layout 'TN' transposed to optax's (B, T, K) and (B, N); "
                        "logit_paddings = (t >= pred_lengths) (zeros without pred_lengths), label_paddings "
                        "= (n >= label_lengths), or from the first -1 of each row; times sample_weight and "
@@ -162,20 +162,20 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "HingeLoss": {
-        "jax": "optax.hinge_loss(pred, label)",
+        "call": "optax.hinge_loss(pred, label)",
         "composition": "margin == 1: elem = optax.hinge_loss(pred, label); otherwise optax's expression "
                        "with its constant 1 replaced by margin, jnp.maximum(0, margin - pred * label); " + _GLUON,
         "notes": "optax.hinge_loss has no margin (it is 1)",
         "unsupported": {},
     },
     MX + "SquaredHingeLoss": {
-        "jax": "jnp.square(optax.hinge_loss(pred, label))",
+        "call": "jnp.square(optax.hinge_loss(pred, label))",
         "composition": "the square of HingeLoss's elem; " + _GLUON,
         "notes": "optax has no squared hinge loss",
         "unsupported": {},
     },
     MX + "TripletLoss": {
-        "jax": "optax.squared_error(positive, pred), optax.squared_error(negative, pred)",
+        "call": "optax.squared_error(positive, pred), optax.squared_error(negative, pred)",
         "composition": "positive and negative reshaped to pred's shape; jnp.maximum(sum over the "
                        "non-batch axes of squared_error(positive, pred) - squared_error(negative, pred) + "
                        "margin, 0), times weight",
@@ -184,7 +184,7 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "PoissonNLLLoss": {
-        "jax": "jnp.exp(pred) - target * pred",
+        "call": "jnp.exp(pred) - target * pred",
         "composition": "from_logits=False: pred - target * jnp.log(pred + epsilon); compute_full adds "
                        "jnp.where(target > 1, target * log(target) - target + 0.5 * log(2 pi target), 0); "
                        "weight times the mean of sample_weight * elem over every element, shape (1, 1)",
@@ -193,7 +193,7 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "CosineEmbeddingLoss": {
-        "jax": "optax.cosine_similarity(input1, input2, axis=<non-batch axes>)",
+        "call": "optax.cosine_similarity(input1, input2, axis=<non-batch axes>)",
         "composition": "input2 reshaped to input1's shape; c = optax.cosine_similarity (epsilon=0); "
                        "jnp.where(label == 1, 1 - c, jnp.maximum(0, c - margin)), times sample_weight "
                        "(one per sample) and weight",
@@ -201,14 +201,14 @@ MAPPING: dict[str, dict[str, Any]] = {
         "unsupported": {},
     },
     MX + "SDMLLoss": {
-        "jax": "optax.kl_divergence(jax.nn.log_softmax(-d, axis=1), labels)",
+        "call": "optax.kl_divergence(jax.nn.log_softmax(-d, axis=1), labels)",
         "composition": "d_ij = jnp.sum((x1[:, None] - x2[None]) ** 2, -1) (Gluon's own distance); labels = "
                        "eye * (1 - s) + (1 - eye) * s / (B - 1); times weight",
         "notes": "optax has no SDML loss; the KL of each row is optax.kl_divergence",
         "unsupported": {},
     },
     SCE: {
-        "jax": "optax.softmax_cross_entropy_with_integer_labels(x, t, axis=1) (hard labels), "
+        "call": "optax.softmax_cross_entropy_with_integer_labels(x, t, axis=1) (hard labels), "
                "optax.softmax_cross_entropy(x, t, axis=1) (soft targets)",
         "composition": "hard: ignored labels (t == ignore_label) replaced by 0 and their loss by 0; "
                        "class_weight[t] multiplies; soft: labels t * class_weight; kl-divergence: "
@@ -552,6 +552,11 @@ class JaxBackend:
             "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
             "jitted": "every mode: the loss under jax.jit, options static (see the module docstring)",
         }
+
+    def mapping(self) -> dict[str, dict[str, Any]]:
+        """The migration map: per documented loss, the optax / jax call, the composition
+        around it and the notes (:data:`MAPPING`)."""
+        return {loss: dict(entry) for loss, entry in MAPPING.items()}
 
     def supports(self, call: Call) -> str | None:
         mapping = MAPPING.get(call.loss)
