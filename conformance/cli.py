@@ -9,6 +9,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 MAIN_EXAMPLE = """examples:
   lossconf report                      run the numpy backend and write reports/ (the main job)
@@ -23,6 +24,7 @@ MAIN_EXAMPLE = """examples:
   lossconf fixtures generate           regenerate fixtures/ from the oracle
   lossconf fixtures verify --recompute check digests, schema, and re-derive a sample
   lossconf diff old.json new.json      gate CI on regressions
+  lossconf map results-*.json -o MIGRATION.md   the migration map: each loss's call per framework
 """
 
 
@@ -73,14 +75,20 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 def cmd_fixtures_generate(args: argparse.Namespace) -> int:
     from oracle import catalog, fixtures
-    from oracle.errors import UnknownLossError
+    from oracle.errors import OracleError, UnknownLossError
 
     try:
         losses = [catalog.resolve(x) for x in args.loss] if args.loss else None
     except UnknownLossError as err:
         return _err(str(err))
     start = time.perf_counter()
-    digests = fixtures.generate(Path(args.out), losses, jobs=args.jobs, progress=fixtures._progress)
+    bar = _Progress(len(losses or catalog.loss_ids()), args.quiet, "fixtures", unit="file")
+    try:
+        digests = fixtures.generate(Path(args.out), losses, jobs=args.jobs, progress=lambda msg: bar(1))
+    except OracleError as err:  # a value that cannot be proven within the precision cap
+        return _err(str(err))
+    finally:
+        bar.close()
     size = sum((Path(args.out) / n).stat().st_size for n in digests)
     print(f"wrote {len(digests)} fixture files ({size / 1e6:.2f} MB) to {args.out} in {time.perf_counter() - start:.1f} s")
     if args.coverage:
@@ -101,7 +109,12 @@ def cmd_fixtures_verify(args: argparse.Namespace) -> int:
     if not problems and (args.recompute or args.all):
         from oracle.fixtures import recompute
 
-        bad = recompute(directory, sample=None if args.all else args.sample, progress=lambda m: print(m, file=sys.stderr))
+        files = len(fx.load_manifest(directory).get("files", {}))
+        bar = _Progress(files, args.quiet, "re-deriving", unit="file")
+        try:
+            bad = recompute(directory, sample=None if args.all else args.sample, progress=lambda m: bar(1))
+        finally:
+            bar.close()
         for p in bad:
             print(f"FAIL {p}")
         problems += bad
@@ -133,55 +146,176 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
     return out + list(args.pytest_args or [])
 
 
+#: the exit codes of ``lossconf run`` (also in ``lossconf run --help``)
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_UNUSABLE, EXIT_FILTER, EXIT_EMPTY, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 6, 130
+RUN_EXIT_CODES = """exit codes:
+  0    every check ran passed (or is a known deviation listed in --expectations)
+  1    a check failed or errored (a crash, exit, hang or memory/output overrun of the
+       backend is an error of the case it was on); with --strict-expectations, also a
+       listed deviation that no longer occurs
+  2    bad command line
+  3    the backend, the fixtures or the expectations cannot be used (the backend cannot
+       be loaded or named, its supports() returned something other than None or a
+       reason string, its worker cannot start)
+  4    a filter names something the fixtures do not have, or selects no check
+  5    no check ran: every selected check was skipped (unsupported); --allow-empty
+       accepts such a run (exit 0)
+  6    the run stopped before its end: at --max-time (the results written are partial,
+       marked incomplete), or, with --in-process only, a backend call that went on past
+       its time limit (no results)
+  130  the run was interrupted (Ctrl-C); the results written are partial, marked incomplete
+"""
+
+
+class _Progress:
+    """Progress of a run's cases on stderr: a tqdm bar on a terminal, a plain line every
+    ``every`` seconds otherwise, nothing when quiet."""
+
+    def __init__(self, total: int, quiet: bool, label: str, every: float = 10.0, unit: str = "case") -> None:
+        self.total, self.done, self.every, self.unit = total, 0, every, unit
+        self.bar = None
+        self.quiet = quiet
+        self.label = label
+        self.start = self.last = time.monotonic()
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False, mininterval=0.25)
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif not self.quiet:
+            now = time.monotonic()
+            if now - self.last >= self.every:
+                self.last = now
+                print(f"lossconf: {self.label}: {self.done}/{self.total} {self.unit}s ({now - self.start:.0f} s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _run_direct(args: argparse.Namespace) -> int:
     """``lossconf run`` without pytest: the same Session, messages, summary, results file
-    and exit codes as the pytest plugin drives, at a fraction of the per-check cost."""
+    and exit codes as the pytest plugin drives, at a fraction of the per-check cost. The
+    backend runs in a supervised worker process unless ``--in-process``."""
+    from conformance.backends import BackendError
+    from conformance.harness import expectations as ex
+    from conformance.harness.session import open_backend
+    from conformance.worker.supervisor import Supervisor
+
+    supervisor = None
+    try:
+        if args.in_process:
+            from conformance.harness.runner import abandon_after
+
+            abandon_after(max(5.0, args.call_timeout), EXIT_STOPPED)
+            backend, exp = open_backend(args.backend, args.expectations)
+        else:
+            backend = supervisor = Supervisor(
+                args.backend, call_timeout=args.call_timeout, memory_mb=args.memory_limit, output_mb=args.output_limit,
+            )
+            supervisor.start()  # it loads the backend while the fixtures are read
+            exp = ex.load(args.expectations) if args.expectations else None
+    except (BackendError, ex.ExpectationError) as err:
+        return _err(str(err), EXIT_UNUSABLE)
+    try:
+        return _run_session(args, backend, exp)
+    except KeyboardInterrupt:  # before the calls began (e.g. while the fixtures were read)
+        return _err("interrupted before any check ran", EXIT_INTERRUPTED)
+    finally:
+        if supervisor is not None:
+            supervisor.close()
+        else:
+            from conformance.harness.runner import abandon_after
+
+            abandon_after(None)
+
+
+def _run_session(args: argparse.Namespace, backend: Any, exp: Any) -> int:
+    """The run itself (the backend open): its calls, failures, summary, results, exit code."""
     import warnings
 
     from conformance import fixtures as fx
     from conformance.backends import BackendError
     from conformance.harness import expectations as ex
-    from conformance.harness.runner import ERROR, FAIL, describe_failure
-    from conformance.harness.session import FilterError, Filters, Session, format_summary, open_backend
+    from conformance.harness.runner import ERROR, FAIL, SKIP, describe_failure, user_interrupts
+    from conformance.harness.session import (
+        INTERRUPTED,
+        FilterError,
+        Filters,
+        Session,
+        backend_identity,
+        format_summary,
+    )
 
-    try:
-        backend, exp = open_backend(args.backend, args.expectations)
-    except (BackendError, ex.ExpectationError) as err:
-        return _err(str(err), 3)
     filters = Filters(args.loss or [], args.dtype or [], args.tag or [], args.check or [], args.case or [])
     repeat = _repeat_options(args)
     try:
         session = Session.open(backend, Path(args.fixtures) if args.fixtures else None, filters, exp, args.call_timeout)
     except fx.FixtureError as err:
-        return _err(f"fixtures: {err}", 3)
+        return _err(f"fixtures: {err}", EXIT_UNUSABLE)
     except FilterError as err:
-        return _err(str(err), 4)
+        return _err(str(err), EXIT_FILTER)
     except ex.ExpectationError as err:
-        return _err(str(err), 3)
+        return _err(str(err), EXIT_UNUSABLE)
+    try:
+        backend_identity(backend)
+    except BackendError as err:
+        return _err(str(err), EXIT_UNUSABLE)
+    if args.max_time:
+        session.deadline = time.monotonic() + args.max_time
+    progress = _Progress(len(session.cases), args.quiet, f"{args.backend}")
+    session.progress = progress
+    try:
+        with warnings.catch_warnings(), user_interrupts():
+            warnings.simplefilter("ignore")  # a backend's overflow warnings on extreme cases
+            session.run_all(filters)
+    except BackendError as err:  # e.g. supports() broke the protocol: reported once
+        progress.close()
+        return _err(str(err), EXIT_UNUSABLE)
+    except KeyboardInterrupt:  # after the calls (the Session stops them itself)
+        session.stopped = INTERRUPTED
+    finally:
+        progress.close()
     shown = 0
     limit = None if args.verbose else 10
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a backend's overflow warnings on extreme cases
-        session.prepare(filters)
-        for case, check in session.items(filters):
-            r = session.check(case, check)
-            if r.status in (FAIL, ERROR):
-                shown += 1
-                if limit is None or shown <= limit:
-                    print(f"FAILED {r.test_id}\n{describe_failure(r, args.backend, repeat)}")
-    if limit is not None and shown > limit:
+    for r in session.results:
+        if r.status in (FAIL, ERROR):
+            shown += 1
+            if not args.quiet and (limit is None or shown <= limit):
+                print(f"FAILED {r.test_id}\n{describe_failure(r, args.backend, repeat)}")
+    if not args.quiet and limit is not None and shown > limit:
         print(f"... and {shown - limit} more failure(s); -v shows every one")
-    print("=" * 20 + " lossconf summary " + "=" * 20)
-    for line in format_summary(session):
-        print(line)
+    if not args.quiet:
+        print("=" * 20 + " lossconf summary " + "=" * 20)
+        for line in format_summary(session):
+            print(line)
     if args.results:
-        session.write(Path(args.results))
-        print(f"results written to {args.results}")
+        try:
+            session.write(Path(args.results))
+        except OSError as err:
+            return _err(f"cannot write the results file {args.results}: {err.strerror}", EXIT_UNUSABLE)
+        if not args.quiet:
+            print(f"results written to {args.results}" + ("" if session.stopped is None else " (partial: the run is incomplete)"))
+    if session.stopped is not None:
+        run = len(session.cases) - len(session.not_run)
+        _err(f"the run is incomplete: {session.stopped}, after {run} of {len(session.cases)} case(s)", 0)
+        return EXIT_INTERRUPTED if session.stopped == INTERRUPTED else EXIT_STOPPED
     if shown:
-        return 1
+        return EXIT_FAILED
     if exp is not None and args.strict_expectations and session.unused_expectations():
-        return 1
-    return 0
+        return EXIT_FAILED
+    if not args.allow_empty and all(r.status == SKIP for r in session.results):
+        return _err(
+            f"no check ran: the backend skipped all {len(session.results)} selected check(s) of "
+            f"{len(session.cases)} case(s) (unsupported); --allow-empty accepts such a run",
+            EXIT_EMPTY,
+        )
+    return EXIT_PASSED
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -390,6 +524,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report.main(args)
 
 
+def cmd_map(args: argparse.Namespace) -> int:
+    from conformance.report import migration
+
+    return migration.main(args)
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from conformance import diff
 
@@ -411,6 +551,25 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="only this check: value, shape, grad (every input) or grad:NAME, repeat, inputs, invalid (repeatable)",
     )
     p.add_argument("--call-timeout", type=_seconds, default=60.0, help="seconds allowed per backend call (default 60)")
+
+
+def _add_worker_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--in-process", action="store_true",
+        help="run the backend in this process (for debugging and profiling): a crash, exit or hang of the "
+        "backend then ends or stalls the run instead of being reported against its case",
+    )
+    p.add_argument("--max-time", type=_seconds, help="seconds allowed for the whole run; then it stops with partial results (exit 6)")
+    p.add_argument("--allow-empty", action="store_true", help="exit 0 (not 5) when every selected check was skipped")
+    p.add_argument(
+        "--memory-limit", type=_positive, default=4096.0, metavar="MB",
+        help="the worker's memory (resident set) limit in MB; a case that passes it is an error (default 4096)",
+    )
+    p.add_argument(
+        "--output-limit", type=_positive, default=64.0, metavar="MB",
+        help="MB a backend may write to its stdout/stderr on one case; beyond, the case is an error (default 64)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors (no progress, failures or summary)")
 
 
 CASE_HELP = (
@@ -457,12 +616,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--loss", action="append", help="only this loss (repeatable); the manifest keeps the others")
     g.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     g.add_argument("--no-coverage", dest="coverage", action="store_false", help="do not write COVERAGE.md")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     g.set_defaults(func=cmd_fixtures_generate)
     v = fsub.add_parser("verify", help="check digests, schema and contents; optionally re-derive cases")
     v.add_argument("--dir", help="fixtures directory (default: the checkout's fixtures/)")
     v.add_argument("--recompute", action="store_true", help="re-derive a sample of cases at a higher precision")
     v.add_argument("--sample", type=_at_least_one, default=3, help="cases per loss to re-derive with --recompute (default 3)")
     v.add_argument("--all", action="store_true", help="re-derive every case")
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     v.set_defaults(func=cmd_fixtures_verify)
     pf.set_defaults(func=lambda a: (pf.print_help(), 2)[1])
 
@@ -472,16 +633,20 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Check a backend against every fixture case it supports: value, output shape and dtype, "
             "the VJP of every differentiable input, repeat (no state between calls), inputs unchanged, "
-            "and whether input the documentation rules out is rejected. Exit codes: 0 all passed "
-            "(or known deviations), 1 a check failed, 3 the backend, fixtures or expectations could not "
-            "be used, 4 a filter selects nothing or names something unknown. Checks run in process; with --pytest "
-            "they run as pytest items and arguments after -- go to pytest."
+            "and whether input the documentation rules out is rejected. The backend runs in a worker process "
+            "driven over the wire protocol (docs/WIRE.md): a crash, exit, hang, or memory or output overrun is "
+            "reported against the case it was on, the worker is started again and the run goes on. Its own "
+            "stdout and stderr are captured per case and shown in that case's failure. With --pytest the "
+            "checks run as pytest items in process and arguments after -- go to pytest."
         ),
+        epilog=RUN_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     r.add_argument("backend", help="numpy, mxnet, chainer, an entry point name, or module:attribute")
     r.add_argument("--results", help="write the results JSON here")
     _add_run_options(r)
     r.add_argument("--case", action="append", metavar="PATTERN", help=CASE_HELP)
+    _add_worker_options(r)
     r.add_argument("-v", "--verbose", action="store_true", help="show every failure in full")
     r.add_argument("--pytest", action="store_true", help="run the checks as pytest items (one per case and check; slower); arguments after -- go to pytest")
     r.set_defaults(func=cmd_run, pytest_args=[])
@@ -551,6 +716,11 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--dtype", action="append", choices=("float16", "float32", "float64"), help="only this dtype (repeatable)")
     lv.add_argument("--expectations", help="expectation file of known deviations (TOML)")
     lv.add_argument("--call-timeout", type=_seconds, default=60.0, help="seconds allowed per backend call (default 60)")
+    lv.add_argument(
+        "--in-process", action="store_true",
+        help="run the backend in this process (debugging, profiling); by default it runs in a supervised "
+        "worker, where a crash, exit or hang is a failing example instead of the end of the run",
+    )
     lv.set_defaults(func=cmd_live)
 
     rep = sub.add_parser(
@@ -560,7 +730,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Render reports/index.html (self-contained; it leads with every backend's failing checks grouped "
             "by cause, then the known deviations by root cause, then the matrix loss x option set x dtype with "
             "pass counts and a legend, then the details: cross-framework table, invalid-input table folded by "
-            "loss, ULP histograms, error by value regime, drill-down), reports/summary.md (for a CI job summary) "
+            "loss, ULP histograms, error by value regime, drill-down), and last the migration map (as lossconf map "
+            "writes it), reports/summary.md (for a CI job summary) "
             "and reports/report.json (merged results). With no results files, run the backends first (default: numpy)."
         ),
     )
@@ -569,6 +740,22 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--backend", action="append", help="with no results given: a backend to run first (repeatable; default: numpy)")
     rep.add_argument("--fixtures", help="fixtures directory for the runs")
     rep.set_defaults(func=cmd_report)
+
+    mp = sub.add_parser(
+        "map",
+        help="the migration map (Markdown): each documented loss's call per framework and whether it conforms",
+        description=(
+            "Write the migration map as Markdown, from results files only: for every documented loss and option "
+            "set, the call each backend uses (from the mapping its results record) and, per dtype and mode "
+            "(a record without a mode ran in mode grad), whether it conforms, with each deviation's cause: the "
+            "known deviation's reason, the failure's message, or the skip reason; a loss a framework has no "
+            "counterpart for is shown as such. The HTML report (lossconf report) has the same map as a section. "
+            "Exit codes: 0 written, 2 a results file cannot be read."
+        ),
+    )
+    mp.add_argument("results", nargs="+", help="results JSON files (lossconf run --results) or report.json, one column per backend")
+    mp.add_argument("-o", "--output", help="write the Markdown to this file (default: standard output)")
+    mp.set_defaults(func=cmd_map)
 
     d = sub.add_parser(
         "diff",
@@ -606,7 +793,23 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    code = int(args.func(args) or 0)
+    _leave_if_threads_linger(code)
+    return code
+
+
+def _leave_if_threads_linger(code: int) -> None:
+    """A thread a backend left running (not a daemon) would keep this process alive after
+    the summary: say so and end now, with the run's exit code."""
+    import os
+    import threading
+
+    lingering = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if lingering:
+        print(f"lossconf: ending despite {len(lingering)} thread(s) the backend left running ({', '.join(lingering[:3])})", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -274,7 +274,9 @@ def _parse_json(name: str, data: bytes) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        what = "truncated" if err.pos >= len(text.rstrip()) - 1 else "not valid JSON"
+        # the text ends early: at its end, or inside a string (json reports where it began)
+        ends = err.pos >= len(text.rstrip()) - 1 or err.msg.startswith("Unterminated string")
+        what = "truncated" if ends else "not valid JSON"
         raise FixtureError(f"{name}: {what} (line {err.lineno}, column {err.colno}: {err.msg})") from None
 
 

@@ -130,6 +130,8 @@ def check_case(backend: Backend, case: fx.FixtureCase, expectations: Any = None,
             result = evaluate_check(run, check, tol)
         except Exception as err:
             result = CheckResult(case, check, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
+        if run.detail and run.fault is not None and result.status == ERROR:  # the worker's traceback
+            result.message += "\n  traceback:\n    " + run.detail[-3000:].replace("\n", "\n    ")
         if expectations is not None and result.status in (FAIL, ERROR):
             entry = expectations.deviation_for(case, check)
             if entry is not None:
@@ -355,7 +357,6 @@ def main(args: argparse.Namespace) -> int:
     except ImportError:
         return err("lossconf live needs hypothesis, which is missing from this environment: pip install 'lossconf[live]' (or 'hypothesis>=6.80')", 3)
     from oracle import catalog
-    from oracle.cases import DTYPES
     from oracle.errors import UnknownLossError
 
     try:
@@ -363,9 +364,23 @@ def main(args: argparse.Namespace) -> int:
     except UnknownLossError as e:
         return err(str(e), 4)
     try:
-        backend, expectations = open_backend(args.backend, args.expectations)
+        backend, expectations = open_backend(
+            args.backend, args.expectations, in_process=getattr(args, "in_process", True),
+            call_timeout=getattr(args, "call_timeout", 60.0),
+        )
     except (BackendError, ex.ExpectationError) as e:
         return err(str(e), 3)
+    try:
+        return _live(args, backend, expectations, losses)
+    finally:
+        close = getattr(backend, "close", None)
+        if close is not None and not getattr(args, "in_process", True):
+            close()
+
+
+def _live(args: argparse.Namespace, backend: Backend, expectations: Any, losses: list[str]) -> int:
+    from oracle.cases import DTYPES
+
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(SEED_RANGE)
     dtypes = list(dict.fromkeys(args.dtype)) if args.dtype else list(DTYPES)
 
@@ -395,5 +410,6 @@ def main(args: argparse.Namespace) -> int:
     if failed:
         return 1
     if checked == 0:
-        return err(f"backend {backend.name} supports none of the drawn examples of the selected losses and dtypes", 4)
+        print(f"lossconf: backend {backend.name} supports none of the drawn examples of the selected losses and dtypes", file=sys.stderr)
+        return 4
     return 0

@@ -6,7 +6,8 @@ documented constructor options, the forward inputs by their documented names (fl
 the case's dtype, integer inputs as int64), the dtype, which inputs to differentiate and
 the cotangent for the vector-Jacobian product. ``run`` returns the output array and the
 requested VJPs. Optionally, ``build_info()`` describes the build (e.g. MXNet's features),
-because results differ with it.
+because results differ with it, and ``mapping()`` says which framework call computes each
+documented loss (the migration map; see :func:`mapping_of`).
 
 A complete minimal backend (see README.md)::
 
@@ -121,3 +122,55 @@ def build_info(backend: Backend) -> dict[str, Any]:
         return dict(fn())
     except Exception as err:  # a provenance probe must never stop a run
         return {"error": f"build_info() raised {type(err).__name__}: {err}"}
+
+
+#: the text fields of one entry of a backend's ``mapping()``
+MAPPING_FIELDS: tuple[str, ...] = ("call", "composition", "notes")
+
+
+def mapping_of(backend: Backend) -> dict[str, Any]:
+    """The backend's migration map for the results' provenance: ``{"mapping": {...}}``,
+    ``{}`` for a backend without the optional method, or ``{"mapping_error": "..."}``
+    (beside what could be read) when it fails or returns something malformed -- like
+    :func:`build_info`, a failing probe never stops a run.
+
+    The optional method is ``mapping() -> dict[loss_id, entry]``, one entry per documented
+    loss the backend computes, each a dict of strings::
+
+        {"call": "torch.nn.functional.smooth_l1_loss(pred, label, beta=rho, reduction='none')",
+         "composition": "mean over the non-batch axes of sample_weight * loss, times weight",
+         "notes": "Gluon's rho is smooth_l1_loss's beta",
+         "unsupported": {"rho": "rho <= 0 has no counterpart"}}   # optional: option -> why
+
+    ``call`` is the framework's own API as a user writes it (required); ``composition`` is
+    how the documented quantity is built around it ("" when the call is the documented loss
+    itself); ``notes`` where the framework's definition differs. A loss the framework has
+    no counterpart for is left out (its ``supports()`` gives the reason, which the results
+    record as the skip reason). ``lossconf map`` and the report's migration map show it."""
+    fn = getattr(backend, "mapping", None)
+    if fn is None or not callable(fn):
+        return {}
+    try:
+        raw = fn()
+        items = list(dict(raw).items())
+    except Exception as err:  # a provenance probe must never stop a run
+        return {"mapping_error": f"mapping() raised {type(err).__name__}: {err}"}
+    out: dict[str, dict[str, Any]] = {}
+    bad: list[str] = []
+    for loss, entry in items:
+        if not isinstance(loss, str) or not isinstance(entry, Mapping) or not isinstance(entry.get("call"), str):
+            bad.append(f"{loss!r}: not a dict with a string 'call'")
+            continue
+        clean: dict[str, Any] = {k: str(entry.get(k) or "") for k in MAPPING_FIELDS}
+        unsupported = entry.get("unsupported")
+        if isinstance(unsupported, Mapping) and unsupported:
+            clean["unsupported"] = {
+                str(k): str(v.get("why", v) if isinstance(v, Mapping) else v) for k, v in sorted(unsupported.items(), key=lambda kv: str(kv[0]))
+            }
+        out[loss] = clean
+    if not out and not bad:  # an empty map is no map (the worker's proxy answers {} for none)
+        return {}
+    result: dict[str, Any] = {"mapping": dict(sorted(out.items()))}
+    if bad:
+        result["mapping_error"] = "mapping() entries left out: " + "; ".join(bad)
+    return result

@@ -7,10 +7,12 @@ from typing import Any
 
 import mpmath
 import numpy as np
+from mpmath import mpf
 
 from . import arrays as A
 from . import catalog, precision
 from .errors import InputError, OracleError, describe
+from .real import Real, Undecided
 from .result import Evaluation, Gradient
 
 
@@ -63,9 +65,9 @@ def evaluate(
     cotangent: Any = None,
     wrt: Sequence[str] | None = None,
     precision_bits: int | None = None,
-    settle: bool = True,
+    dtypes: Sequence[str] | None = None,
 ) -> Evaluation:
-    """Evaluate a documented loss exactly.
+    """Evaluate a documented loss exactly, every number proven.
 
     ``loss`` is a documented id or alias; ``inputs`` maps documented input names to
     arrays (or nested lists); ``options`` are the documented constructor options (the
@@ -73,11 +75,15 @@ def evaluate(
     shape) is the vector of the vector-Jacobian product computed for each input in
     ``wrt`` (default: every differentiable input).
 
-    With ``settle`` (the default) the result is also computed at twice the working
-    precision, and every element whose decimal digits differ is re-derived at four times
-    the precision: it is kept if the two higher precisions agree, and recognised as an
-    exact zero if it keeps shrinking with the precision (rounding noise of a cancellation,
-    e.g. the gradient of a tie). So every digit returned is settled.
+    The loss module's formula runs on enclosures (:mod:`oracle.real`), first at the working
+    precision, then at twice, four times ... up to :data:`precision.MAX_PRECISION_BITS`,
+    until every value, VJP element and kink bound is proven (:func:`prove`): its
+    enclosure fixes every one of the :data:`precision.DECIMAL_DIGITS` written digits and
+    its rounding to float16, float32 and float64; or it is a point at 0, an exact zero
+    that the formula itself produced (a zero weight, a tie ``x - x``, ``0 * y``); or it
+    lies within +-2**-1200 (:data:`precision.NEGLIGIBLE`, written 0). A branch the
+    enclosures cannot decide also raises the precision. What is not proven at the cap
+    raises :class:`OracleError` naming the loss, the element and the widths reached.
 
     >>> import oracle
     >>> r = oracle.evaluate("SoftmaxCELoss", {"pred": [[0.0, 0.0]], "label": [1]})
@@ -95,61 +101,104 @@ def evaluate(
                 f"differentiable inputs are {', '.join(spec.differentiable)}"
             )
     bits = precision_bits or precision.get_working_precision()
-    first = _evaluate_at(loss_id, inputs, opts, cotangent, wrt, bits)
-    if not settle:
-        return first
-    levels: list[Evaluation] = [first]
+    dts = tuple(precision.FORMATS) if dtypes is None else tuple(str(np.dtype(d)) for d in dtypes)
+    tried: list[str] = []
+    widths: dict[str, list[str]] = {}
+    while True:
+        try:
+            ev = _evaluate_at(loss_id, inputs, opts, cotangent, wrt, bits)
+            with precision.working_precision(bits):
+                unproven = _prove_evaluation(ev, dts, bits)
+        except Undecided as why:
+            tried.append(f"{bits} bits: a branch undecided ({why})")
+            ev = None
+        if ev is not None:
+            if not unproven:
+                return ev
+            for what, width in unproven:
+                widths.setdefault(what, []).append(f"{width} at {bits} bits")
+            what = unproven[0][0]
+            tried.append(f"{bits} bits: {what} unproven")
+        if bits >= precision.MAX_PRECISION_BITS:
+            break
+        bits = min(bits * 2, precision.MAX_PRECISION_BITS)
+    if widths:
+        what, reached = next(iter(widths.items()))
+        more = f" (and {len(widths) - 1} more element(s))" if len(widths) > 1 else ""
+        raise OracleError(
+            f"{spec.id}: {what} cannot be proven up to the cap of {precision.MAX_PRECISION_BITS} bits{more}: "
+            f"its enclosure is neither narrow enough for {precision.DECIMAL_DIGITS} digits nor provably 0 nor "
+            f"within 2**-1200; widths reached: {', '.join(reached)}"
+        )
+    raise OracleError(f"{spec.id}: a branch on a computed value cannot be decided up to the cap: " + "; ".join(tried))
 
-    def at(level: int) -> Evaluation:
-        while len(levels) <= level:
-            levels.append(_evaluate_at(loss_id, inputs, opts, cotangent, wrt, bits << len(levels)))
-        return levels[level]
 
-    def settle_array(name: str, get) -> np.ndarray:
-        out = np.asarray(get(first), dtype=object).copy()
+def prove(x: Real, dtypes: Sequence[str] = tuple(precision.FORMATS), floor: bool = True) -> mpf | None:
+    """The proven exact value of an enclosure, or None if it does not prove it yet.
+
+    Proven are: a special value (inf, nan) or a point (an exact result, 0 included); an
+    enclosure whose ends give the same :data:`precision.DECIMAL_DIGITS`-digit decimal and
+    the same rounding to each of ``dtypes`` (then its midpoint is returned: it has that decimal
+    and those roundings); and an enclosure within +-:data:`precision.NEGLIGIBLE` that
+    contains 0 (returned as 0: every dtype rounds it to 0)."""
+    if x.is_exact:
+        return x.mid()
+    lo, hi = x.bounds()
+    if not (mpmath.isfinite(lo) and mpmath.isfinite(hi)):
+        return None
+    if lo > 0 or hi < 0:
+        if precision.to_decimal(lo) != precision.to_decimal(hi):
+            return None
+        if any(precision.round_to(lo, dt) != precision.round_to(hi, dt) for dt in dtypes):
+            return None
+        return x.mid()
+    if floor and -lo < precision.NEGLIGIBLE and hi < precision.NEGLIGIBLE:
+        return mpmath.mpf(0)
+    return None
+
+
+def _width(x: Real) -> str:
+    lo, hi = x.bounds()
+    return mpmath.nstr(hi - lo, 3) if mpmath.isfinite(hi - lo) else "inf"
+
+
+def _prove_evaluation(ev: Evaluation, dtypes: tuple[str, ...], bits: int) -> list[tuple[str, str]]:
+    """Replace every enclosure of ``ev`` by its proven exact value (mpf); list the
+    elements not proven yet as (name, enclosure width). The term scales and magnitudes
+    (6 digits) are taken at their midpoints."""
+    unproven: list[tuple[str, str]] = []
+
+    def proved(name: str, arr: np.ndarray) -> np.ndarray:
+        out = np.empty(np.shape(arr), dtype=object)
         for idx in np.ndindex(out.shape):
-            # accept the first two consecutive precisions that agree to every digit
-            # written; an exact zero must also be confirmed one level further (it may be
-            # a cancellation that needs still more bits, like -log p for p ~ 1 - 2**-860);
-            # a value that shrinks by >= 2**-(bits/2) per doubling is rounding noise of an
-            # exact zero (the gradient of a tie)
-            for level in range(1, _MAX_LEVELS):
-                prev, cur = get(at(level - 1))[idx], get(at(level))[idx]
-                if _same_digits(prev, cur) and (cur != 0 or get(at(level + 1))[idx] == 0):
-                    out[idx] = cur
-                    break
-                if prev != 0 and abs(cur) <= mpmath.ldexp(abs(prev), -(bits << (level - 1)) // 2):
-                    nxt = get(at(level + 1))[idx]
-                    if abs(nxt) <= mpmath.ldexp(abs(cur), -(bits << level) // 2):
-                        out[idx] = mpmath.mpf(0)
-                        break
-            else:
-                if all(abs(get(e)[idx]) < _NEGLIGIBLE for e in levels[-2:]):
-                    # below 2**-1200 at the two highest precisions: every dtype rounds it to zero, so
-                    # it is written as 0 with an absolute error < 2**-1200 (fixtures/README.md)
-                    out[idx] = mpmath.mpf(0)
-                    continue
-                raise OracleError(
-                    f"{spec.id}: {name}{list(idx)} does not settle up to {bits << (_MAX_LEVELS - 1)} bits: "
-                    + ", ".join(precision.to_decimal(get(e)[idx]) for e in levels)
-                )
+            v = prove(arr[idx], dtypes, floor=bits >= precision.FLOOR_PRECISION_BITS)
+            if v is None:
+                unproven.append((f"{name}{list(idx)}", _width(arr[idx])))
+            out[idx] = v
         return out
 
-    first.value = settle_array("value", lambda e: e.value)
-    for name in list(first.grads):
-        g = first.grads[name]
-        lo = settle_array(f"vjp {name} lo", lambda e, n=name: e.grads[n].lo)
-        hi = lo if g.lo is g.hi else settle_array(f"vjp {name} hi", lambda e, n=name: e.grads[n].hi)
-        first.grads[name] = Gradient(lo, hi)
-    return first
+    ev.value = proved("value", ev.value)
+    ev.scale = _mids(ev.scale)
+    for name, g in list(ev.grads.items()):
+        at_kink = g.at_kink
+        lo = proved(f"vjp {name}", g.lo) if not at_kink.any() else proved(f"vjp {name} lo", g.lo)
+        hi = lo if not at_kink.any() else proved(f"vjp {name} hi", g.hi)
+        mid = lo if not at_kink.any() else proved(f"vjp {name} midpoint", g.value)
+        scale = np.vectorize(lambda a, b: max(a.magnitude(), b.magnitude()), otypes=[object])(g.lo, g.hi) \
+            if g.lo.size else np.empty(g.lo.shape, dtype=object)
+        ev.grads[name] = Gradient(lo, hi, mid, scale)
+    if ev.cotangent is not None:
+        ev.cotangent = _mids(ev.cotangent)
+    return unproven
 
 
-_MAX_LEVELS = 5  # up to 16x the working precision
-_NEGLIGIBLE = mpmath.ldexp(1, -1200)
-
-
-def _same_digits(a: Any, b: Any) -> bool:
-    return precision.to_decimal(a) == precision.to_decimal(b)
+def _mids(arr: Any) -> np.ndarray:
+    a = np.asarray(arr, dtype=object)
+    out = np.empty(a.shape, dtype=object)
+    for idx in np.ndindex(a.shape):
+        v = a[idx]
+        out[idx] = v.mid() if isinstance(v, Real) else v
+    return out
 
 
 def _evaluate_at(loss_id: str, inputs: Mapping[str, Any], opts: dict, cotangent: Any, wrt: tuple, bits: int) -> Evaluation:
@@ -186,4 +235,4 @@ def mpf_array(values: Any) -> np.ndarray:
     return A.asmp(values)
 
 
-__all__ = ["evaluate", "convert_inputs", "mpf_array", "mpmath"]
+__all__ = ["evaluate", "prove", "convert_inputs", "mpf_array", "mpmath"]

@@ -1,28 +1,32 @@
-"""Arrays of exact numbers: numpy object arrays whose elements are mpmath ``mpf``.
+"""Arrays of proven reals: numpy object arrays whose elements are :class:`oracle.real.Real`
+enclosures.
 
-numpy supplies shapes, broadcasting, axes and indexing; mpmath supplies the arithmetic,
-at the working precision of :mod:`oracle.precision`. The functions here are the
-elementwise mathematics the loss modules share, grouped as mpmath groups them.
+numpy supplies shapes, broadcasting, axes and indexing; :mod:`oracle.real` supplies the
+arithmetic (arb balls at the working precision of :mod:`oracle.precision`), so a loss
+module's formula runs unchanged and every number it computes is an enclosure of the exact
+value. The functions here are the elementwise mathematics the loss modules share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-import mpmath
 import numpy as np
-from mpmath import mpf
 
-Array = np.ndarray  # an object array of mpf
+from . import real as R
+from .real import Real, real
+
+Array = np.ndarray  # an object array of Real
+mpf = real  # an exact Real of a number: what the loss modules call mpf(...)
 
 
 def asmp(values: object) -> Array:
-    """An object array of mpf holding exactly the given numbers (floats convert exactly)."""
+    """An object array of Reals holding exactly the given numbers (floats convert exactly)."""
     arr = np.asarray(values)
     if arr.dtype == object:
-        flat = [v if isinstance(v, mpmath.mpf) else mpf(v) for v in arr.ravel()]
+        flat = [real(v) for v in arr.ravel()]
     else:
-        flat = [mpf(float(v)) if arr.dtype.kind == "f" else mpf(int(v)) for v in arr.ravel()]
+        flat = [real(float(v)) if arr.dtype.kind == "f" else real(int(v)) for v in arr.ravel()]
     out = np.empty(len(flat), dtype=object)
     out[:] = flat
     return out.reshape(arr.shape)
@@ -30,7 +34,7 @@ def asmp(values: object) -> Array:
 
 def full(shape: tuple[int, ...], value: object) -> Array:
     out = np.empty(shape, dtype=object)
-    out[...] = mpf(value)  # type: ignore[arg-type]
+    out[...] = real(value)
     return out
 
 
@@ -38,7 +42,7 @@ def zeros(shape: tuple[int, ...]) -> Array:
     return full(shape, 0)
 
 
-def _ufunc(fn: Callable[[mpf], mpf]) -> Callable[[Array], Array]:
+def _ufunc(fn: Callable[[Real], Real]) -> Callable[[Array], Array]:
     uf = np.frompyfunc(fn, 1, 1)
 
     def apply(x: Array) -> Array:
@@ -50,65 +54,66 @@ def _ufunc(fn: Callable[[mpf], mpf]) -> Callable[[Array], Array]:
 
 
 # ------------------------------------------------------------ elementary functions
-exp = _ufunc(mpmath.exp)
-log = _ufunc(mpmath.log)
-log1p = _ufunc(mpmath.log1p)
-sqrt = _ufunc(mpmath.sqrt)
-fabs = _ufunc(mpmath.fabs)
+exp = _ufunc(R.exp)
+term = _ufunc(R.term)
+log = _ufunc(R.log)
+log1p = _ufunc(R.log1p)
+sqrt = _ufunc(R.sqrt)
+fabs = _ufunc(R.fabs)
 
 
-def _xlogy(x: mpf, y: mpf) -> mpf:
+def _xlogy(x: Real, y: Real) -> Real:
     """x * log(y) with the convention 0 * log(0) = 0 (the limit, as in entropy)."""
-    if x == 0 and not mpmath.isnan(y):
-        return mpf(0)
-    return x * mpmath.log(y)
+    if x == 0 and not R.isnan(y):
+        return real(0)
+    return x * R.log(y)
 
 
 xlogy = np.frompyfunc(_xlogy, 2, 1)
 
 
-def _xlog1py(x: mpf, y: mpf) -> mpf:
+def _xlog1py(x: Real, y: Real) -> Real:
     """x * log1p(y) with 0 * log1p(-1) = 0 (the limit convention)."""
-    if x == 0 and not mpmath.isnan(y):
-        return mpf(0)
-    return x * mpmath.log1p(y)
+    if x == 0 and not R.isnan(y):
+        return real(0)
+    return x * R.log1p(y)
 
 
 xlog1py = np.frompyfunc(_xlog1py, 2, 1)
 
 
-def _xmul(x: mpf, y: mpf) -> mpf:
+def _xmul(x: Real, y: Real) -> Real:
     """x * y with 0 * (+-inf) = 0: a zero weight (a label of 0) weighs nothing, even where
     y (log p) is infinite -- the convention of xlogy."""
-    return mpf(0) if x == 0 else x * y
+    return real(0) if x == 0 else x * y
 
 
 xmul = np.frompyfunc(_xmul, 2, 1)
 
 
-def _softplus(x: mpf) -> mpf:
+def _softplus(x: Real) -> Real:
     """log(1 + exp(x)), exact at any magnitude."""
-    if mpmath.isinf(x):
-        return x if x > 0 else mpf(0)
+    if R.isinf(x):
+        return x if x > 0 else real(0)
     if x > 0:
-        return x + mpmath.log1p(mpmath.exp(-x))
-    return mpmath.log1p(mpmath.exp(x))
+        return x + R.log1p(R.exp(-x))
+    return R.log1p(R.exp(x))
 
 
 softplus = _ufunc(_softplus)
 
 
-def _sigmoid(x: mpf) -> mpf:
-    if mpmath.isinf(x):
-        return mpf(1) if x > 0 else mpf(0)
-    return 1 / (1 + mpmath.exp(-x))
+def _sigmoid(x: Real) -> Real:
+    if R.isinf(x):
+        return real(1) if x > 0 else real(0)
+    return 1 / (1 + R.exp(-x))
 
 
 sigmoid = _ufunc(_sigmoid)
 
 
 def relu(x: Array) -> Array:
-    return np.where(x > 0, x, mpf(0)).astype(object)
+    return np.where(x > 0, x, real(0)).astype(object)
 
 
 # ------------------------------------------------------------------- reductions
@@ -116,7 +121,7 @@ def relu(x: Array) -> Array:
 
 def asum(x: Array, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Array:
     """Sum of exact numbers (each addition rounded at the working precision)."""
-    out = np.sum(x, axis=axis, keepdims=keepdims, initial=mpf(0))
+    out = np.sum(x, axis=axis, keepdims=keepdims, initial=real(0))
     return out if isinstance(out, np.ndarray) else np.array(out, dtype=object)
 
 
@@ -125,12 +130,28 @@ def amax(x: Array, axis: int, keepdims: bool = False) -> Array:
     return out if isinstance(out, np.ndarray) else np.array(out, dtype=object)
 
 
+def _log_sum_exp_shifted(d: Array, axis: int) -> Array:
+    """log(sum(exp(d))) along ``axis`` (keepdims) for d = x - max(x) (so one element of each
+    slice is exactly 0): log1p of the sum of the other terms, which keeps the relative
+    accuracy of a result as tiny as log(1 + exp(-10000)) (log of a sum that was rounded to
+    1 would only bound it absolutely)."""
+    moved = np.moveaxis(d, axis, -1)
+    out = np.empty(moved.shape[:-1], dtype=object)
+    for idx in np.ndindex(out.shape):
+        row = moved[idx]
+        top = next((j for j, v in enumerate(row) if R.real(v).is_zero), None)
+        if top is None:  # no exact zero (an all -inf slice): the plain form
+            out[idx] = R.log(R.fsum(R.exp(v) for v in row))
+        else:
+            out[idx] = R.log1p(R.fsum(R.exp(v) for j, v in enumerate(row) if j != top))
+    return np.expand_dims(out, axis)
+
+
 def logsumexp(x: Array, axis: int, keepdims: bool = False) -> Array:
     """log(sum(exp(x))) along ``axis``, shifted by the maximum so it never overflows."""
     m = amax(x, axis=axis, keepdims=True)
-    finite_m = np.where(np.frompyfunc(mpmath.isinf, 1, 1)(m).astype(bool), mpf(0), m)
-    s = asum(exp(x - finite_m), axis=axis, keepdims=True)
-    out = log(s) + finite_m
+    finite_m = np.where(np.frompyfunc(R.isinf, 1, 1)(m).astype(bool), real(0), m)
+    out = _log_sum_exp_shifted(term((x - finite_m).astype(object)), axis) + finite_m
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
@@ -138,9 +159,9 @@ def log_softmax(x: Array, axis: int) -> Array:
     """(x - max) - log(sum(exp(x - max))): shifting first keeps O(1) results exact even
     when the logits are huge (x - logsumexp(x) would cancel at +-1e300)."""
     m = amax(x, axis=axis, keepdims=True)
-    finite_m = np.where(isfinite(m), m, mpf(0))
-    shifted = (x - finite_m).astype(object)
-    return (shifted - log(asum(exp(shifted), axis=axis, keepdims=True))).astype(object)
+    finite_m = np.where(isfinite(m), m, real(0))
+    shifted = term((x - finite_m).astype(object))  # one term: the shift (oracle.real.term)
+    return (shifted - _log_sum_exp_shifted(shifted, axis)).astype(object)
 
 
 def log_softmax_terms(x: Array, axis: int) -> tuple[Array, Array]:
@@ -155,8 +176,8 @@ def log_softmax_terms(x: Array, axis: int) -> tuple[Array, Array]:
     ``|x_j| + |logsumexp(x)|``, which a uniform offset of 1000 inflates to 2000 around a
     loss of 1e-13. As x_j - m <= 0 <= log sum exp(x - m), it equals ``|log p_j|``."""
     m = amax(x, axis=axis, keepdims=True)
-    d = (x - m).astype(object)
-    log_s = log(asum(exp(d), axis=axis, keepdims=True))
+    d = term((x - m).astype(object))  # one term: the shift (oracle.real.term)
+    log_s = _log_sum_exp_shifted(d, axis)
     return (d - log_s).astype(object), (fabs(d) + fabs(log_s)).astype(object)
 
 
@@ -165,16 +186,16 @@ def softmax(x: Array, axis: int) -> Array:
 
 
 def isfinite(x: Array) -> np.ndarray:
-    return np.frompyfunc(mpmath.isfinite, 1, 1)(x).astype(bool)
+    return np.frompyfunc(R.isfinite, 1, 1)(x).astype(bool)
 
 
 def isinf(x: Array) -> np.ndarray:
-    return np.frompyfunc(mpmath.isinf, 1, 1)(x).astype(bool)
+    return np.frompyfunc(R.isinf, 1, 1)(x).astype(bool)
 
 
 def isnan(x: Array) -> np.ndarray:
-    return np.frompyfunc(mpmath.isnan, 1, 1)(x).astype(bool)
+    return np.frompyfunc(R.isnan, 1, 1)(x).astype(bool)
 
 
 def is_integral(values: Iterable[object]) -> bool:
-    return all(mpmath.isint(v) for v in values)
+    return all(R.isint(v) for v in values)

@@ -33,6 +33,7 @@ TAGS: dict[str, str] = {
     "tie": "exact ties (equal logits) where a careless branch goes wrong",
     "label": "label edge cases (ignored labels, repeated CTC labels, empty labels)",
     "shape": "minimum or higher-rank shapes, other batch axes, sample_weight shapes",
+    "subnormal": "exact results (values or VJP elements) that are subnormal numbers of the case dtype",
     "invalid": "input the documentation rules out; the case records what should happen",
 }
 
@@ -57,6 +58,28 @@ class Case:
             raise ValueError(f"case {self.name}: unknown tags {sorted(unknown)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"case {self.name}: unknown dtype {self.dtype!r}")
+
+
+#: a logit gap g for which exp(-g), and so log(1 + exp(-g)), lies well inside the dtype's
+#: subnormal range (float16 [6e-8, 6e-5], float32 [1.4e-45, 1.2e-38], float64 [4.9e-324, 2.2e-308])
+SUBNORMAL_GAP: dict[str, float] = {"float16": 12.0, "float32": 95.0, "float64": 720.0}
+#: a normal number s of the dtype whose square s * s / 4 is subnormal
+SUBNORMAL_ROOT: dict[str, float] = {"float16": 2.0**-9, "float32": 2.0**-66, "float64": 2.0**-530}
+
+
+def subnormal(dtype: str, k: int = 1) -> float:
+    """k times the dtype's smallest subnormal (a subnormal of the dtype for small k)."""
+    return k * float(np.finfo(dtype).smallest_subnormal)
+
+
+def subnormal_cases(
+    spec_id: str, build: Callable[[str], Iterator[tuple[str, dict[str, Any], dict[str, Any], str]]]
+) -> Iterator[Case]:
+    """Cases tagged ``subnormal``, for every dtype, appended after a loss's other cases (so
+    earlier cases keep their index): ``build(dtype)`` yields (name, inputs, options, note)."""
+    for dtype in DTYPES:
+        for name, inputs, options, note in build(dtype):
+            yield Case(f"subnormal-{name}-{dtype}", inputs, dtype, options, tags=("subnormal",), note=note)
 
 
 def rng_for(loss_id: str, name: str) -> random.Random:

@@ -19,14 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import mpmath
 import numpy as np
-from mpmath import mpf
 
 from . import arrays as A
+from . import real as R
 from .arrays import Array
 from .catalog import InputSpec, OptionSpec, Reading
 from .errors import InputError, describe
+from .real import real as mpf
 from .result import Forward, Gradient
 
 
@@ -69,7 +69,7 @@ def averaged_out_reading(quote: str) -> Reading:
     )
 
 
-def weight_factor(options: Mapping[str, object]) -> mpf:
+def weight_factor(options: Mapping[str, object]) -> R.Real:
     w = options.get("weight")
     return mpf(1) if w is None else mpf(w)  # type: ignore[arg-type]
 
@@ -126,17 +126,25 @@ class Reduction:
     value: Array
     scale: Array
     n_terms: int
-    #: d value[b] / d elem[i] for the b that element i belongs to, elem-shaped
-    factor: Array
+    #: d value[b] / d elem[i] for the b that element i belongs to, elem-shaped, times count
+    numerator: Array
     batch_axis: int | None
+    #: the number of elements averaged into one output (the mean's divisor)
+    count: int = 1
+
+    @property
+    def factor(self) -> Array:
+        """d value[b] / d elem[i] for the b that element i belongs to, elem-shaped."""
+        return (self.numerator / self.count).astype(object)
 
     def seed(self, cotangent: Array) -> Array:
-        """The cotangent pulled back to the elementwise loss: ct[b(i)] * factor[i]."""
+        """The cotangent pulled back to the elementwise loss: ct[b(i)] * factor[i], formed as
+        (ct * numerator) / count so that an exact quotient stays an exact point."""
         if self.batch_axis is None:
-            return (cotangent.reshape(()) * self.factor).astype(object)
-        shape = [1] * self.factor.ndim
+            return (cotangent.reshape(()) * self.numerator / self.count).astype(object)
+        shape = [1] * self.numerator.ndim
         shape[self.batch_axis] = -1
-        return (cotangent.reshape(shape) * self.factor).astype(object)
+        return (cotangent.reshape(shape) * self.numerator / self.count).astype(object)
 
 
 def reduce_batch_mean(
@@ -159,17 +167,20 @@ def reduce_batch_mean(
     count = int(np.prod([elem.shape[a] for a in other], dtype=np.int64)) if other else 1
     if count == 0:
         raise InputError(f"{loss_id}: the non-batch axes of the input are empty: shape {elem.shape}")
-    per_elem = A.full(elem.shape, factor_scalar / count)
+    # the mean is formed as sum(...) / count, the division last: a mean that is exactly a
+    # dyadic number (a rounding boundary, often) stays an exact point
+    numer = A.full(elem.shape, factor_scalar)
     if sw is not None:
-        per_elem = (per_elem * sw).astype(object)
-    value = A.asum((per_elem * elem).astype(object), axis=other) if other else (per_elem * elem)
-    scale = A.asum(A.fabs(per_elem) * elem_scale, axis=other) if other else A.fabs(per_elem) * elem_scale
+        numer = (numer * sw).astype(object)
+    value = A.asum((numer * elem).astype(object), axis=other) if other else (numer * elem)
+    scale = A.asum(A.fabs(numer) * elem_scale, axis=other) if other else A.fabs(numer) * elem_scale
     return Reduction(
-        np.asarray(value, dtype=object),
-        np.asarray(scale, dtype=object),
+        (np.asarray(value, dtype=object) / count).astype(object),
+        (np.asarray(scale, dtype=object) / count).astype(object),
         count * terms_per_element,
-        per_elem,
+        numer,
         batch_axis,
+        count,
     )
 
 
@@ -214,14 +225,14 @@ def require_values(loss_id: str, name: str, x: np.ndarray, allowed: set, expecte
 def require_finite(loss_id: str, name: str, x: np.ndarray) -> None:
     """Raise if ``x`` holds an infinity or nan."""
     for v in np.asarray(x).ravel():
-        if not mpmath.isfinite(v):
+        if not R.isfinite(v):
             raise InputError(f"{loss_id}: input {name} holds {describe(v)}; expected finite real numbers")
 
 
 def require_softmax_logits(loss_id: str, pred: np.ndarray, axis: int, slice_name: str) -> None:
     """Raise unless softmax(pred, axis) of real logits is defined: no +inf, and no slice
     along ``axis`` (a "softmax slice", a "class slice") that is all -inf."""
-    if any(v == mpmath.inf for v in pred.ravel()):
+    if any(v == R.INF for v in pred.ravel()):
         raise InputError(
             f"{loss_id}: input pred holds inf; expected finite logits (or -inf) when "
             "from_logits=False, since softmax of +inf is undefined"

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import flint
 import mpmath
 import numpy as np
 
@@ -56,6 +57,14 @@ def encode_exact(values: np.ndarray) -> list[str]:
     return [precision.to_decimal(v) for v in np.asarray(values, dtype=object).ravel()]
 
 
+def encode_scale(values: np.ndarray) -> list[str]:
+    """Term scales as decimal strings of 6 significant digits (``inf`` where infinite)."""
+    return [
+        mpmath.nstr(abs(s), 6, min_fixed=-3, max_fixed=6) if mpmath.isfinite(s) else precision.to_decimal(s)
+        for s in np.asarray(values, dtype=object).ravel()
+    ]
+
+
 def _condition(value: np.ndarray, scale: np.ndarray) -> str:
     worst = mpmath.mpf(0)
     for v, s in zip(np.asarray(value, dtype=object).ravel(), np.asarray(scale, dtype=object).ravel()):
@@ -92,24 +101,29 @@ def encode_case(loss_id: str, index: int, case: Case) -> dict:
             record["invalid"] = {"rule": case.invalid, "oracle_error": str(err)}
             return record
         raise AssertionError(f"{loss_id} case {case.name}: marked invalid but the oracle accepted it")
-    shape = evaluate(loss_id, case.inputs, case.options, wrt=()).shape
-    ct = case.cotangent
-    if ct is None:
-        ct = cotangent_for(rng_for(loss_id, case.name + "/cotangent"), shape, case.dtype)
-    ct = np.asarray(ct, dtype=case.dtype).reshape(shape)
-    r = evaluate(loss_id, case.inputs, case.options, cotangent=ct.astype(np.float64))
+    try:
+        shape = evaluate(loss_id, case.inputs, case.options, wrt=(), dtypes=(case.dtype,)).shape
+        ct = case.cotangent
+        if ct is None:
+            ct = cotangent_for(rng_for(loss_id, case.name + "/cotangent"), shape, case.dtype)
+        ct = np.asarray(ct, dtype=case.dtype).reshape(shape)
+        r = evaluate(loss_id, case.inputs, case.options, cotangent=ct.astype(np.float64), dtypes=(case.dtype,))
+    except OracleError as err:
+        raise OracleError(f"{file_name(loss_id)} case {index} ({case.name}): {err}") from None
     record["expected"] = {
         "shape": list(r.shape),
         "value": encode_exact(r.value),
         "rounded": [format_input(v, case.dtype) for v in r.value_as(case.dtype).ravel()],
-        "scale": [mpmath.nstr(abs(s), 6, min_fixed=-3, max_fixed=6) if mpmath.isfinite(s) else precision.to_decimal(s) for s in r.scale.ravel()],
+        "scale": encode_scale(r.scale),
         "n_terms": r.n_terms,
         "condition": _condition(r.value, r.scale),
     }
     record["cotangent"] = encode_array(ct, "float", case.dtype)
     vjp = {}
     for name, g in r.grads.items():
-        entry: dict[str, Any] = {"shape": list(np.shape(g.lo)), "value": encode_exact(g.value)}
+        entry: dict[str, Any] = {
+            "shape": list(np.shape(g.lo)), "value": encode_exact(g.value), "scale": encode_scale(g.scale)
+        }
         if g.at_kink.any():
             entry["lo"] = encode_exact(g.lo)
             entry["hi"] = encode_exact(g.hi)
@@ -135,7 +149,9 @@ def provenance() -> dict:
         "oracle_version": __version__,
         "mpmath_version": mpmath.__version__,
         "mpmath_backend": precision.mpmath_backend(),
+        "flint_version": flint.__version__,
         "precision_bits": precision.get_working_precision(),
+        "max_precision_bits": precision.MAX_PRECISION_BITS,
         "decimal_digits": precision.DECIMAL_DIGITS,
     }
 
@@ -242,13 +258,14 @@ def _progress(msg: str) -> None:
 
 
 def recompute(directory: Path, sample: int | None = 3, progress: Callable[[str], None] | None = None) -> list[str]:
-    """Re-derive cases of the fixture files at :data:`precision.VERIFY_PRECISION_BITS`
-    from their recorded inputs and options, and report every disagreement with the
-    recorded exact values (compared to 35 significant digits). ``sample`` cases per loss
-    (spread evenly), or all with ``sample=None``."""
+    """Re-prove cases of the fixture files, starting at :data:`precision.VERIFY_PRECISION_BITS`,
+    from their recorded inputs and options, and report every value, VJP element or kink
+    bound whose proven decimal differs from the recorded one (a value proven below the
+    floor, 2**-1200, may be written 0 or with digits). ``sample`` cases per loss (spread
+    evenly), or all with ``sample=None``."""
     problems: list[str] = []
     manifest = json.loads((Path(directory) / "MANIFEST.json").read_text())
-    digits = 35
+    digits = precision.DECIMAL_DIGITS
     for name in sorted(manifest["files"]):
         doc = json.loads((Path(directory) / name).read_text())
         loss_id = doc["loss"]
@@ -262,7 +279,9 @@ def recompute(directory: Path, sample: int | None = 3, progress: Callable[[str],
             label = f"{name} case {c['index']} ({c['name']})"
             try:
                 ct = None if "cotangent" not in c else _decode_input(c["cotangent"]).astype(np.float64)
-                r = evaluate(loss_id, inputs, opts, cotangent=ct, precision_bits=precision.VERIFY_PRECISION_BITS)
+                r = evaluate(
+                    loss_id, inputs, opts, cotangent=ct, precision_bits=precision.VERIFY_PRECISION_BITS, dtypes=(c["dtype"],)
+                )
             except OracleError as err:
                 if "invalid" not in c:
                     problems.append(f"{label}: the oracle now rejects it: {err}")
@@ -272,6 +291,7 @@ def recompute(directory: Path, sample: int | None = 3, progress: Callable[[str],
                 continue
             pairs = [("value", c["expected"]["value"], r.value)]
             pairs += [(f"vjp:{k}", v["value"], r.grads[k].value) for k, v in c["vjp"].items()]
+            pairs += [(f"vjp:{k}:{b}", v[b], getattr(r.grads[k], b)) for k, v in c["vjp"].items() for b in ("lo", "hi") if b in v]
             for what, recorded, fresh in pairs:
                 for i, (text, val) in enumerate(zip(recorded, np.asarray(fresh, dtype=object).ravel())):
                     if not _agree(text, val, digits):
@@ -288,20 +308,13 @@ def _decode_input(obj: dict) -> np.ndarray:
     return np.array([float(x) for x in obj["data"]], dtype=np.float64).astype(obj["dtype"]).reshape(obj["shape"])
 
 
-def _agree(text: str, value: mpmath.mpf, digits: int) -> bool:
+def _agree(text: str, value: mpmath.mpf, digits: int = precision.DECIMAL_DIGITS) -> bool:
+    """The recorded decimal is the proven one (proven values have one decimal each); a
+    value below the floor may be written 0 or with its digits (oracle.api.prove)."""
+    if text == precision.to_decimal(value, digits):
+        return True
     with precision.working_precision(precision.VERIFY_PRECISION_BITS):
-        return _agree_at_precision(text, value, digits)
-
-
-def _agree_at_precision(text: str, value: mpmath.mpf, digits: int) -> bool:
-    recorded = precision.from_decimal(text)
-    if mpmath.isnan(recorded) or mpmath.isnan(value):
-        return bool(mpmath.isnan(recorded) and mpmath.isnan(value))
-    if mpmath.isinf(recorded) or mpmath.isinf(value):
-        return recorded == value
-    if recorded == value:
-        return True
-    negligible = mpmath.ldexp(1, -1200)  # see oracle.api: written as 0 or unsettled below this
-    if abs(recorded) < negligible and abs(value) < negligible:
-        return True
-    return abs(recorded - value) <= mpmath.mpf(10) ** (-digits) * max(abs(recorded), abs(value))
+        recorded = precision.from_decimal(text)
+        if not (mpmath.isfinite(recorded) and mpmath.isfinite(value)):
+            return False
+        return abs(recorded) < precision.NEGLIGIBLE and abs(value) < precision.NEGLIGIBLE

@@ -1,12 +1,32 @@
 """Precision, held in one place: the working precision of every oracle evaluation, the
-exact decimal encoding of results, and correct rounding of exact values to float16,
-float32 and float64.
+precision cap and the floor of its proofs, the exact decimal encoding of results, and
+correct rounding of exact values to float16, float32 and float64.
 
 The working precision is a setting (``LOSSCONF_PRECISION_BITS`` in the environment, or
 :func:`set_working_precision`), never a constant scattered in the loss modules. Every
-loss is evaluated inside :func:`working_precision`, and the self-verification in
-``tests/`` re-evaluates at :data:`VERIFY_PRECISION_BITS` to show the digits written to
-fixtures are settled.
+loss is evaluated inside :func:`working_precision` on enclosures (:mod:`oracle.real`), and
+:func:`oracle.api.evaluate` doubles the precision up to :data:`MAX_PRECISION_BITS` until
+every written digit is proven (or the value is a proven exact zero, or within the floor
+:data:`NEGLIGIBLE`).
+
+Why python-flint's arb balls and not mpmath's ``iv`` intervals (measured on the oracle's
+own work, ``benchmarks/enclosures_bench.py``, figures in ``benchmarks/README.md``):
+
+* speed: on the kernels of the two heaviest losses over the committed fixture inputs at
+  256 bits, arb balls take 1 ms (softmax cross-entropy, value and gradient) and 31 ms
+  (CTC forward-backward) where mpmath's iv intervals take 72 ms and 242 ms -- slower even
+  than the former unproven mpmath point arithmetic (42 ms, 287 ms). The whole fixture
+  generation, proof included, runs in about the time the old two-precision settling took;
+* documented rigour: every arb function (``exp``, ``log``, ``log1p``, ``expm1``, ``sqrt``)
+  has a proven error bound at any argument and precision; mpmath documents its iv
+  context's rigour for the arithmetic and the monotone elementary functions, while its
+  ``log1p`` and ``expm1`` on intervals are the generic point algorithms run on intervals
+  (they contain the value on the arguments we tried, but nothing promises it);
+* relative accuracy of tiny values, which both have: a ball is a midpoint and a radius,
+  so e^-1000 or log1p(e^-10000) keeps 250 correct bits at 256 bits of precision.
+
+The cost is one more dependency (``python-flint``: wheels for CPython 3.11+ on Linux,
+macOS and Windows, no numpy requirement).
 """
 
 from __future__ import annotations
@@ -26,6 +46,14 @@ DEFAULT_PRECISION_BITS = 256
 VERIFY_PRECISION_BITS = 512
 #: Significant decimal digits written for an exact value (the contract asks >= 30).
 DECIMAL_DIGITS = 40
+#: The precision cap of a proof: an element not proven at this precision raises OracleError.
+MAX_PRECISION_BITS = 32768
+#: The documented floor: an enclosure within +-2**-1200 that contains 0 is written as 0
+#: (far below half of float64's smallest subnormal, 2**-1075).
+NEGLIGIBLE = mpmath.ldexp(1, -1200)
+#: The floor is a last resort: below this precision an enclosure within it that contains 0
+#: raises the precision (to prove the digits of a value like 5e-435) instead of writing 0.
+FLOOR_PRECISION_BITS = 4096
 
 _bits = int(os.environ.get("LOSSCONF_PRECISION_BITS", DEFAULT_PRECISION_BITS))
 
@@ -45,10 +73,17 @@ def set_working_precision(bits: int) -> None:
 
 @contextlib.contextmanager
 def working_precision(bits: int | None = None) -> Iterator[int]:
-    """Run the enclosed mpmath arithmetic at ``bits`` (default: the setting)."""
+    """Run the enclosed arithmetic (arb balls and mpmath) at ``bits`` (default: the setting)."""
+    from . import real
+
     prec = _bits if bits is None else bits
-    with mpmath.workprec(prec):
-        yield prec
+    before = real.get_precision()
+    real.set_precision(prec)
+    try:
+        with mpmath.workprec(prec):
+            yield prec
+    finally:
+        real.set_precision(before)
 
 
 def mpmath_backend() -> str:
@@ -61,7 +96,13 @@ def mpmath_backend() -> str:
 
 def to_decimal(x: mpf, digits: int = DECIMAL_DIGITS) -> str:
     """The exact value as a decimal string: ``digits`` significant digits in scientific
-    notation (``-1.234...e-05``), ``"0"`` for zero, and ``"inf"``, ``"-inf"``, ``"nan"``."""
+    notation (``-1.234...e-05``), ``"0"`` for zero, and ``"inf"``, ``"-inf"``, ``"nan"``.
+
+    The digits are the correctly rounded decimal (ties to even) of the exact binary value,
+    computed with integer arithmetic, so the encoding is monotone: two numbers that give
+    the same string enclose only numbers that give it too (what the proof of
+    :func:`oracle.api.evaluate` relies on). Beyond decimal exponents of +-100000 (values
+    no dtype comes near) mpmath's own conversion is used."""
     if not isinstance(x, mpf):
         with mpmath.workprec(_bits):
             x = mpf(x)  # exact for ints and floats
@@ -71,6 +112,9 @@ def to_decimal(x: mpf, digits: int = DECIMAL_DIGITS) -> str:
         return "inf" if x > 0 else "-inf"
     if x == 0:
         return "0"
+    exact = _exact_decimal(x, digits)
+    if exact is not None:
+        return exact
     text = mpmath.libmp.to_str(x._mpf_, digits, min_fixed=1, max_fixed=0)
     mantissa, _, exponent = text.partition("e")
     if "." not in mantissa:
@@ -81,6 +125,39 @@ def to_decimal(x: mpf, digits: int = DECIMAL_DIGITS) -> str:
     frac = (frac + "0" * digits)[: digits - len(whole)]
     exp = int(exponent) if exponent else 0
     return f"{sign}{whole}.{frac}e{exp:+03d}"
+
+
+def _exact_decimal(x: mpf, digits: int) -> str | None:
+    sign, man, exp, bc = x._mpf_
+    lead = exp + bc  # 2**(lead-1) <= |x| < 2**lead
+    n = int((lead - 1) * 0.30102999566398120)  # estimate of floor(log10 |x|)
+    if abs(n) > 100000:
+        return None
+
+    def scaled(k: int) -> tuple[int, int]:
+        """|x| * 10**k as num / den."""
+        num, den = man, 1
+        num, den = (num << exp, den) if exp >= 0 else (num, den << -exp)
+        return (num * 10**k, den) if k >= 0 else (num, den * 10 ** (-k))
+
+    # find n with 10**n <= |x| < 10**(n+1)
+    while True:
+        num, den = scaled(-n)
+        if num < den:
+            n -= 1
+        elif num >= 10 * den:
+            n += 1
+        else:
+            break
+    num, den = scaled(digits - 1 - n)
+    q, r = divmod(num, den)
+    if 2 * r > den or (2 * r == den and q & 1):
+        q += 1
+    if q == 10**digits:
+        q //= 10
+        n += 1
+    text = str(q)
+    return f"{'-' if sign else ''}{text[0]}.{text[1:]}e{n:+03d}"
 
 
 def from_decimal(text: str) -> mpf:
@@ -144,6 +221,8 @@ def round_to(x: mpf, dtype: str) -> float:
     it is correct whatever the working precision; only ``x`` itself carries the (far
     smaller) error of the working precision."""
     fmt = float_format(dtype)
+    if hasattr(x, "mid") and not isinstance(x, mpf):  # a Real: its midpoint (case generation)
+        x = x.mid()
     if not isinstance(x, mpf):
         x = mpf(x)  # ints and floats convert exactly
     if mpmath.isnan(x):

@@ -1,5 +1,7 @@
 """What an evaluation returns: the exact value, the data the comparison needs, and the
-exact vector-Jacobian products (as intervals where the loss has a kink)."""
+exact vector-Jacobian products (as intervals where the loss has a kink). Loss modules
+build these of enclosures (:mod:`oracle.real`); :func:`oracle.evaluate` returns them
+holding the proven exact values (mpf)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,11 @@ class Gradient:
 
     lo: Array
     hi: Array
+    #: the proven midpoint (set by the oracle once proven; else computed from lo and hi)
+    mid: Array | None = None
+    #: per element: the sum of the magnitudes of the terms that produce it (the term scale
+    #: of a VJP element: for a softmax gradient s (p - y), |s| (|p| + |y|))
+    scale: Array | None = None
 
     @classmethod
     def exact(cls, value: Array) -> Gradient:
@@ -34,11 +41,16 @@ class Gradient:
     @property
     def at_kink(self) -> np.ndarray:
         """Boolean mask of the elements whose derivative is an interval."""
-        return np.asarray(self.lo != self.hi, dtype=bool)
+        if self.lo is self.hi:
+            return np.zeros(np.shape(self.lo), dtype=bool)
+        same = np.frompyfunc(lambda a, b: a is b or a == b, 2, 1)(self.lo, self.hi)
+        return ~np.asarray(same, dtype=bool)
 
     @property
     def value(self) -> Array:
         """The midpoint of the interval (the derivative itself where there is no kink)."""
+        if self.mid is not None:
+            return self.mid
         if not self.at_kink.any():
             return self.lo
         return ((self.lo + self.hi) / 2).astype(object)
@@ -67,7 +79,8 @@ class Evaluation:
         return tuple(np.shape(self.value))
 
     def value_as(self, dtype: str) -> np.ndarray:
-        """The value correctly rounded to ``dtype``."""
+        """The value correctly rounded to ``dtype`` (proven for the dtypes the evaluation
+        was asked to prove: ``oracle.evaluate(..., dtypes=...)``, by default all three)."""
         return precision.round_array(self.value, dtype)
 
     def grad_as(self, name: str, dtype: str) -> np.ndarray:

@@ -201,9 +201,10 @@ def test_ctc_tie_zero_element_is_measured_in_eps_x_scale():
     assert m.error_ulps is None and m.observed == "-7.2e-18" and m.error_scale == pytest.approx(7.2e-18 / (2.0**-52 * 0.4992), rel=1e-3)
 
 
-def _with_vjp_scale(tmp_path, case_index: int):
+def _with_vjp_scale(tmp_path, case_index: int, drop: bool = False):
     """A copy of the chainer fixture file whose case gets ``vjp.x.scale``: per element the
-    magnitudes of the terms of c (p - t), |c| (p + t), as the oracle writes them."""
+    magnitudes of the terms of c (p - t), |c| (p + t); or, with ``drop``, has none (the
+    fixtures before vjp.<input>.scale)."""
     src = fx.default_dir() / "chainer_softmax_cross_entropy.json"
     lines = src.read_bytes().split(b"\n")
     out = []
@@ -217,6 +218,8 @@ def _with_vjp_scale(tmp_path, case_index: int):
             p = np.exp(x - x.max(axis=1, keepdims=True))
             p /= p.sum(axis=1, keepdims=True)
             c["vjp"]["x"]["scale"] = [f"{v:.6g}" for v in (np.abs(cot)[:, None] * (p + t)).ravel()]
+            if drop:
+                del c["vjp"]["x"]["scale"]
             line = json.dumps(c, separators=(",", ":")).encode() + (b"," if comma else b"")
         out.append(line)
     path = tmp_path / src.name
@@ -226,8 +229,16 @@ def _with_vjp_scale(tmp_path, case_index: int):
 
 def test_chainer_kl_zero_element_against_its_own_terms(tmp_path):
     cases = fx.load(losses={CHAINER_SCE})
-    case = _case(cases, "softmax_cross_entropy", "tiny-kl-float64")
-    assert case.vjp["x"].scale is None  # fixtures written before vjp.<input>.scale
+    committed = _case(cases, "softmax_cross_entropy", "tiny-kl-float64")
+    # the committed fixtures carry the oracle's own vjp.x.scale: the noise passes against it
+    assert committed.vjp["x"].scale is not None
+    for r in _both_paths(ZeroElementNoise(committed, "x", -9.48e-17), committed, "grad:x"):
+        assert r.status == PASS and r.error_scale < 1, (r.verdict, r.error_scale, r.message)
+    # a copy without it (the fixtures written before vjp.<input>.scale): the fallback
+    (tmp_path / "bare").mkdir()
+    bare = _with_vjp_scale(tmp_path / "bare", committed.index, drop=True)
+    case = next(c for c in fx.load_file(bare, cache=False) if c.index == committed.index)
+    assert case.vjp["x"].scale is None
     noisy = ZeroElementNoise(case, "x", -9.48e-17)
     # the documented fallback (the VJP's max-norm, 4.3e-15) fails it -- but shows no 1e307 ULP
     for r in _both_paths(noisy, case, "grad:x"):

@@ -2,7 +2,7 @@
 
 * each analytic VJP against mpmath's numerical differentiation at random points drawn by
   hypothesis, for every option variant the fixtures cover;
-* each value re-derived at a higher precision and shown to agree to the working precision;
+* each value re-derived at a higher precision and shown to be the same proven value;
 * at a kink, the oracle's interval holds both one-sided derivatives.
 """
 
@@ -58,7 +58,7 @@ def test_vjp_matches_numerical_derivative(variant, seed):
 @pytest.mark.parametrize("variant", VARIANTS, ids=_id)
 @settings(max_examples=3, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
-def test_value_is_settled_at_working_precision(variant, seed):
+def test_value_is_the_same_at_a_higher_precision(variant, seed):
     loss, opts = variant
     inputs = _sample(loss, opts, seed)
     lo = oracle.evaluate(loss, inputs, opts)

@@ -83,7 +83,9 @@ def test_failures_are_drilled_down_with_inputs_expected_and_observed(tmp_path):
     section = html[html.index('id="b-numpy-regressed'):]
     assert 'class="c cell fails"' in section
     drill = section[section.index("Every failing check and known deviation"):]
-    assert "<details><summary><b>L2Loss</b> — 33 failing</summary>" in drill
+    # 35: the 33 value checks of the earlier cases, and the float32 and float64 cases of
+    # subnormal-squares (a 12.5 % error is 4 ULP of float16's subnormal quantum there: it passes)
+    assert "<details><summary><b>L2Loss</b> — 35 failing</summary>" in drill
     row = re.search(r'<tr class="fails"><td class="mono" title="[^"]*">[^<]*</td><td class="mono">value</td><td>float32</td>.*?</tr>', drill).group(0)
     assert "inputs: pred[" in row and "label[" in row  # the inputs, abbreviated, from the fixtures
     assert re.search(r'<td class="mono">\d\.\d+e[-+]\d+</td>', row)  # expected, to full precision
@@ -106,7 +108,7 @@ def test_failures_are_drilled_down_with_inputs_expected_and_observed(tmp_path):
 
     md = (out / report.MARKDOWN_FILE).read_text()
     assert "### Cross-framework" in md and "| L2Loss | ✅" in md and "❌" in md
-    assert "33 failing check(s)" in md and "silently returned" in md
+    assert "35 failing check(s)" in md and "silently returned" in md
 
 
 def test_known_deviations_and_unused_expectations_are_shown(tmp_path):

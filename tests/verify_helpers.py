@@ -8,6 +8,7 @@ import numpy as np
 
 import oracle
 from oracle import catalog
+from oracle import real as R
 from oracle.api import convert_inputs
 from oracle.precision import working_precision
 
@@ -17,7 +18,8 @@ NUMERIC_PRECISION_BITS = 320
 def weighted_output(loss_id: str, x: dict, options: dict, ct: np.ndarray) -> mpmath.mpf:
     module = catalog.module(loss_id)
     fwd = module.forward(x, catalog.spec(loss_id).resolve_options(options))
-    return mpmath.fsum(np.asarray(fwd.value * ct, dtype=object).ravel())
+    # the formula runs on enclosures (oracle.real); mpmath.diff needs numbers: the midpoint
+    return R.fsum(np.asarray(fwd.value * ct, dtype=object).ravel()).mid()
 
 
 def numeric_vjp(loss_id: str, inputs: dict, options: dict, ct, name: str, direction: int = 0) -> np.ndarray:
@@ -30,11 +32,13 @@ def numeric_vjp(loss_id: str, inputs: dict, options: dict, ct, name: str, direct
         out = np.empty(base.shape, dtype=object)
         for idx in np.ndindex(base.shape):
             def g(t, idx=idx):
-                moved = base.copy()
-                moved[idx] = base[idx] + t
-                y = dict(x)
-                y[name] = moved
-                return weighted_output(loss_id, y, options, ctm)
+                # mpmath.diff raises mpmath's precision for its steps: the enclosures follow it
+                with working_precision(mpmath.mp.prec):
+                    moved = base.copy()
+                    moved[idx] = base[idx] + t
+                    y = dict(x)
+                    y[name] = moved
+                    return weighted_output(loss_id, y, options, ctm)
 
             out[idx] = mpmath.diff(g, 0, direction=direction)
         return out

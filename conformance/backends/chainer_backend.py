@@ -69,6 +69,8 @@ CTCLoss                          ``F.connectionist_temporal_classification(frame
                                                                                         the first -1 (documented padding)
 ===============================  =====================================================  ==================================
 
+``mapping()`` returns this table as data (:data:`MIGRATION`), for the migration map.
+
 Unsupported, with the reason ``supports()`` gives: PoissonNLLLoss, CosineEmbeddingLoss and
 SDMLLoss (Chainer 7.8.1 has no such function), SigmoidBinaryCrossEntropyLoss with
 from_sigmoid=True (no Chainer BCE on probabilities), SoftmaxCrossEntropyLoss and KLDivLoss
@@ -451,6 +453,79 @@ MAPPINGS: dict[str, Mapping] = {
 }
 
 
+#: the migration map (README: "Chainer: how the MXNet-documented losses map onto Chainer's
+#: functions", as data): per loss the Chainer call, the composition around it, and notes;
+#: ``F`` is ``chainer.functions``. ``sample_weight``, ``weight`` and ``batch_axis`` are
+#: applied with Chainer operations (multiply; ``F.moveaxis`` then ``F.mean``) for every loss.
+MIGRATION: dict[str, dict[str, str]] = {
+    SCE: {
+        "call": "F.softmax_cross_entropy(x, t, **options)",
+        "composition": "itself, every option under its own name",
+        "notes": "t is a float soft target if it has x's shape, else int32 labels; class_weight in the case's dtype",
+    },
+    MX + "L2Loss": {
+        "call": "F.squared_error(pred, label)",
+        "composition": "times weight / 2, then F.mean over the non-batch axes",
+        "notes": "",
+    },
+    MX + "L1Loss": {
+        "call": "F.absolute_error(pred, label)",
+        "composition": "then F.mean over the non-batch axes, times weight",
+        "notes": "",
+    },
+    MX + "HuberLoss": {
+        "call": "F.huber_loss(pred, label, delta=rho, reduce='no')",
+        "composition": "divided by rho, then the mean",
+        "notes": "Chainer computes a^2/2 and delta (|a| - delta/2); the documented formula is a^2/(2 rho) and "
+                 "|a| - rho/2, so divide by rho (exact for powers of two)",
+    },
+    MX + "SigmoidBinaryCrossEntropyLoss": {
+        "call": "F.sigmoid_cross_entropy(pred, t, normalize=False, reduce='no')",
+        "composition": "t = label as int32; times pos_weight where label = 1; then the mean",
+        "notes": "from_sigmoid=False only; labels 0/1 only (Chainer's t is an integer label)",
+    },
+    MX + "LogisticLoss": {
+        "call": "F.sigmoid_cross_entropy(pred, t, normalize=False, reduce='no')",
+        "composition": "t = (label + 1) / 2 ('signed') or label ('binary') as int32; then the mean",
+        "notes": "log(1 + exp(-pred s)) is BCE with logits at t = (s + 1)/2",
+    },
+    MX + "SoftmaxCrossEntropyLoss": {
+        "call": "F.softmax_cross_entropy(F.moveaxis(pred, axis, 1), t, reduce='no')",
+        "composition": "sparse labels as int32; dense labels are soft targets moved the same way; the "
+                       "per-position loss gets its class axis back at size 1, then the mean",
+        "notes": "from_logits=False only (Chainer always applies log_softmax)",
+    },
+    MX + "KLDivLoss": {
+        "call": "F.softmax_cross_entropy(F.moveaxis(pred, axis, 1), t, reduce='no', soft_target_loss='kl-divergence')",
+        "composition": "label moved like pred; divided by C = pred.shape[axis], then the mean",
+        "notes": "from_logits=False only; Chainer sums over the softmax axis, the docs average, so divide by C",
+    },
+    MX + "HingeLoss": {
+        "call": "F.hinge(pred * label / margin as (M, 1), zeros, norm='L1', reduce='no')",
+        "composition": "times margin, then the mean",
+        "notes": "max(0, m - z) = m max(0, 1 - z/m); margin must be a positive power of two (Chainer's margin is 1)",
+    },
+    MX + "SquaredHingeLoss": {
+        "call": "F.hinge(pred * label / margin as (M, 1), zeros, norm='L2', reduce='no')",
+        "composition": "times margin^2, then the mean",
+        "notes": "margin must be a positive power of two (Chainer's margin is 1)",
+    },
+    MX + "TripletLoss": {
+        "call": "F.triplet(pred, positive, negative, margin, reduce='no')",
+        "composition": "inputs moved to (batch, -1); times weight",
+        "notes": "",
+    },
+    MX + "CTCLoss": {
+        "call": "F.connectionist_temporal_classification(F.separate(pred, T axis), label, blank_symbol=C-1, "
+                "input_length=pred_lengths, label_length, reduce='no')",
+        "composition": "label (N, L) int32; label_length is label_lengths, or the position of the first -1; "
+                       "times sample_weight and weight",
+        "notes": "",
+    },
+}
+assert MIGRATION.keys() == MAPPINGS.keys()
+
+
 # ----------------------------------------------------------------------- backend
 
 
@@ -482,6 +557,10 @@ class ChainerBackend:
                 "dtype": str(chainer.config.dtype),
             },
         }
+
+    def mapping(self) -> dict[str, dict[str, str]]:
+        """The migration map: :data:`MIGRATION` (losses in ``NO_COUNTERPART`` are left out)."""
+        return {loss: dict(entry) for loss, entry in MIGRATION.items()}
 
     def supports(self, call: Call) -> str | None:
         if call.loss in NO_COUNTERPART:

@@ -45,6 +45,11 @@ the MXNET_* and thread-count environment variables and the isolation, because re
 differ with them (oneDNN's float32 kernels, MXNET_SAFE_ACCUMULATION for float16).
 
 ``chainer.functions.softmax_cross_entropy`` is not an MXNet API and is unsupported here.
+
+``mapping()`` (the migration map) gives, per loss, the documented Gluon call itself, built
+from ``BINDINGS``: the block with its constructor options, called with its positional
+forward arguments; the notes name the dtypes MXNet rejects and the inputs it reads in a
+fixed dtype.
 """
 
 from __future__ import annotations
@@ -309,6 +314,24 @@ def _zygote_main() -> None:
         _write_frame(fd_out, b"S", status.to_bytes(4, "little", signed=True))
 
 
+def _mapping_entry(loss: str, binding: Binding) -> dict[str, str]:
+    """The migration-map entry of one loss: the documented Gluon block, called as ``run`` calls it."""
+    args = [slot.removeprefix("option:") for slot in binding.forward]
+    in_forward = [slot[7:] for slot in binding.forward if slot.startswith("option:")]
+    composition = "none: the documented block itself, not hybridized"
+    if in_forward:
+        composition += "; " + ", ".join(in_forward) + " passed positionally to forward (hybrid_forward's parameter)"
+    notes = [f"{name} is read as {dt} whatever the dtype" for (lo, name), dt in sorted(FIXED_INPUT_DTYPE.items()) if lo == loss]
+    notes += [f"{dt}: {why}" for (lo, dt), why in sorted(DTYPE_UNSUPPORTED.items()) if lo == loss]
+    if loss in ISOLATED:
+        notes.append("run in a forked child process per call (lengths out of range corrupt the heap)")
+    return {
+        "call": f"{PREFIX}{binding.cls}({', '.join(binding.ctor)})({', '.join(args)})",
+        "composition": composition,
+        "notes": "; ".join(notes),
+    }
+
+
 class MXNetBackend:
     name = "mxnet"
     version = mx.__version__
@@ -339,6 +362,10 @@ class MXNetBackend:
             "env": env,
             "numpy": np.__version__,
         }
+
+    def mapping(self) -> dict[str, dict[str, str]]:
+        """Per documented loss, the Gluon call this backend makes (see ``BINDINGS``)."""
+        return {loss: _mapping_entry(loss, b) for loss, b in BINDINGS.items()}
 
     def supports(self, call: Call) -> str | None:
         binding = BINDINGS.get(call.loss)

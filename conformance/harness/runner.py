@@ -23,6 +23,7 @@ import numpy as np
 
 from ..fixtures import FixtureCase
 from ..protocol import Backend, Call, Outcome, new_call
+from ..worker.supervisor import BackendContractError, Entry, EntryResult, Supervisor, WorkerCallError
 from . import compare
 from .tolerance import Tolerance, default
 
@@ -109,6 +110,10 @@ class _Watchdog:
     deadline every ``tick`` seconds while a :class:`time_limit` is entered."""
 
     tick = 0.02
+    #: (grace seconds, exit code): a call still running ``grace`` seconds after it was
+    #: interrupted swallowed the interruption; the process then ends with that code (an
+    #: in-process run cannot go on; see :func:`abandon_after`)
+    hard: tuple[float, int] | None = None
 
     def __init__(self) -> None:
         self.deadline: float | None = None
@@ -130,9 +135,34 @@ class _Watchdog:
             if deadline is not None and time.monotonic() > deadline and self.fired != call:
                 self.fired = call
                 signal.pthread_kill(self.main, signal.SIGALRM)  # type: ignore[arg-type]
+            elif deadline is not None and self.fired == call and _Watchdog.hard is not None:
+                grace, code = _Watchdog.hard
+                if time.monotonic() > deadline + grace:
+                    _abandon(code, grace)
 
 
 _watchdog: _Watchdog | None = None
+
+
+def abandon_after(grace: float | None, code: int = 6) -> None:
+    """In this process from now on (until called with None): a backend call still running
+    ``grace`` seconds after its time limit interrupted it (it caught the interruption and
+    went on) ends the process with ``code`` and a one-line message, rather than hanging
+    the run."""
+    _Watchdog.hard = None if grace is None else (grace, code)
+
+
+def _abandon(code: int, grace: float) -> None:
+    import os
+    import sys
+
+    sys.stderr.write(
+        f"lossconf: a backend call went on {grace:g} s past its time limit (it swallowed the interruption); "
+        "a run in process cannot stop it and ends here without results -- run without --in-process to have "
+        "it reported against its case\n"
+    )
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class time_limit:
@@ -142,11 +172,12 @@ class time_limit:
     ``arm()`` and ``disarm()`` then time each call (one installation for many calls).
     The limit is kept within ``_Watchdog.tick`` (20 ms)."""
 
-    __slots__ = ("seconds", "old", "active", "armed", "dog")
+    __slots__ = ("seconds", "old", "active", "armed", "dog", "until")
 
-    def __init__(self, seconds: float, armed: bool = True) -> None:
+    def __init__(self, seconds: float, armed: bool = True, until: float | None = None) -> None:
         self.seconds = seconds
         self.armed = armed
+        self.until = until  # a run-wide deadline (time.monotonic()) no call may pass
         self.active = (
             seconds > 0 and hasattr(signal, "pthread_kill") and hasattr(signal, "SIGALRM")
             and threading.current_thread() is threading.main_thread()
@@ -161,7 +192,8 @@ class time_limit:
         if self.active:
             dog = self.dog
             dog.call += 1
-            dog.deadline = time.monotonic() + self.seconds
+            end = time.monotonic() + self.seconds
+            dog.deadline = end if self.until is None or end < self.until else self.until
 
     def disarm(self) -> None:
         if self.active:
@@ -199,6 +231,12 @@ class CaseRun:
     repeat_problem: str | None = None
     mutated: list[str] = field(default_factory=list)
     backend_seconds: float = 0.0
+    #: a failure that is never the documented rejection of an input: the worker ended or
+    #: was stopped (``exit``, ``signal``, ``timeout``, ``memory``, ``flood``, ``protocol``),
+    #: or the backend raised a BaseException that is not an Exception (``base``)
+    fault: str | None = None
+    detail: str | None = None  # the worker's traceback (faulthandler) or the backend's
+    printed: str | None = None  # what the backend wrote to stdout/stderr (worker runs; truncated)
     #: between the phases of a run (:func:`prepare_run`, :func:`call_run`,
     #: :func:`finish_run`): the calls to make, whether the first returned, and the repeat
     #: call's results (output, grads)
@@ -233,6 +271,8 @@ def _as_array(value: Any, what: str) -> np.ndarray:
 
 
 def _describe_exc(err: BaseException) -> str:
+    if isinstance(err, WorkerCallError):  # the worker's own words, naming what the backend raised
+        return str(err)
     first = str(err).strip().splitlines()
     text = first[0] if first else ""
     if len(text) > 300:
@@ -249,8 +289,8 @@ def run_case(backend: Backend, case: FixtureCase, timeout: float = 60.0, *, limi
     run = prepare_run(backend, case)
     if limit is not None:
         call_run(backend, run, limit)
-    else:
-        with time_limit(timeout, armed=False) as limit:
+    else:  # (a supervisor enforces the limit on its worker itself)
+        with time_limit(0 if isinstance(backend, Supervisor) else timeout, armed=False) as limit:
             call_run(backend, run, limit)
     return finish_run(run)
 
@@ -264,11 +304,19 @@ def prepare_run(backend: Backend, case: FixtureCase) -> CaseRun:
     call = make_call(case, {k: v.copy() for k, v in inputs.items()})
     try:
         reason = backend.supports(call)
-    except Exception as err:
-        run.error = f"supports() raised {_describe_exc(err)}"
+    except BaseException as err:
+        if _users_interrupt(err):
+            raise
+        run.error = err.args[0] if isinstance(err, WorkerCallError) else f"supports() raised {_describe_exc(err)}"
+        run.fault = _fault_of(err)
         return run
-    if reason:
-        run.unsupported = str(reason)
+    if reason is not None:
+        if not isinstance(reason, str) or not reason:
+            raise BackendContractError(
+                f"backend {_name(backend)}: supports() returned {reason!r} ({type(reason).__name__}) for "
+                f"{case.test_id}; it must return None (supported) or a non-empty string (the reason it is not)"
+            )
+        run.unsupported = reason
         return run
     run.calls = [call]
     if case.invalid is None:  # and the repeat check's identical second call
@@ -291,9 +339,14 @@ def call_run(backend: Backend, run: CaseRun, limit: time_limit) -> None:
             outcome = backend.run(call)
         finally:
             limit.disarm()
-    except Exception as err:
+    except BaseException as err:
+        if _users_interrupt(err):
+            raise
         run.backend_seconds = time.perf_counter() - start
         run.error = _describe_exc(err)
+        run.fault = _fault_of(err)
+        if isinstance(err, WorkerCallError) and err.detail:  # (a supervisor's: the worker's traceback)
+            run.detail = err.detail
         return
     run.backend_seconds = time.perf_counter() - start
     run.returned = True
@@ -326,14 +379,19 @@ def call_run(backend: Backend, run: CaseRun, limit: time_limit) -> None:
             _kept(second.output, "the output"),
             {name: _kept(grads[name], name) for name in run.grads if name in grads},
         )
-    except Exception as err:
+    except BaseException as err:
+        if _users_interrupt(err):
+            raise
         run.repeat_problem = f"a second identical call raised {_describe_exc(err)}"
+        fault = _fault_of(err)
+        if fault is not None:
+            run.error, run.fault = f"the repeat call: {_describe_exc(err)}", fault
 
 
 def finish_run(run: CaseRun) -> CaseRun:
     """What the first call did to its inputs, and whether the repeat call gave identical
     results (both bitwise, see :func:`_same`)."""
-    if run.returned:
+    if run.returned and run.calls:  # (a worker's run reports what changed itself)
         original = run.case.inputs
         run.mutated = [k for k, v in run.calls[0].inputs.items() if not _same(v, original[k])]
     if run.second is not None:
@@ -414,6 +472,8 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
     tol = tol or default(case.dtype)
     if run.unsupported is not None:
         return CheckResult(case, check, SKIP, "unsupported", run.unsupported)
+    if run.fault is not None:  # never the documented rejection of an input
+        return CheckResult(case, check, ERROR, "error", f"the backend failed: {run.error}")
     if check == "invalid":
         rule = case.invalid["rule"] if case.invalid else ""
         if run.error is not None:
@@ -513,3 +573,116 @@ def _from_measurement(case: FixtureCase, check: str, m: compare.Measurement, tol
 
 def traceback_text(err: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(err), err)).strip()
+
+
+# ------------------------------------------------------------------ interrupts and faults
+
+#: set by the SIGINT handler of :class:`user_interrupts`: the user pressed Ctrl-C
+_interrupt = threading.Event()
+_handling = [0]
+
+
+class user_interrupts:
+    """While entered (main thread only): Ctrl-C raises KeyboardInterrupt as usual and is
+    remembered, so that a KeyboardInterrupt a backend raises on its own is told apart from
+    the user's and reported as an error of its case. Outside it, every KeyboardInterrupt
+    counts as the user's."""
+
+    def __enter__(self) -> user_interrupts:
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            _interrupt.clear()
+            self.old = signal.signal(signal.SIGINT, self._handler)
+            _handling[0] += 1
+        return self
+
+    @staticmethod
+    def _handler(signum: int, frame: Any) -> None:
+        _interrupt.set()
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> bool:
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+            _handling[0] -= 1
+        return False
+
+
+def interrupts_handled() -> bool:
+    """Whether a :class:`user_interrupts` is entered (the CLI's run: a Ctrl-C stops the
+    run and its partial results are written)."""
+    return _handling[0] > 0
+
+
+def _users_interrupt(err: BaseException) -> bool:
+    """Whether ``err`` is the user's own Ctrl-C (to be passed on, not recorded)."""
+    return isinstance(err, KeyboardInterrupt) and (_interrupt.is_set() or not _handling[0])
+
+
+def _fault_of(err: BaseException) -> str | None:
+    if isinstance(err, WorkerCallError):
+        return None if err.kind in ("raised", "return") else err.kind
+    if isinstance(err, Timeout):
+        return "timeout"
+    return None if isinstance(err, Exception) else "base"
+
+
+def _name(backend: Backend) -> str:
+    try:
+        return str(backend.name)
+    except Exception:
+        return "?"
+
+
+# ------------------------------------------------------------------ runs in a worker
+
+
+def entry_for(run: CaseRun) -> Entry:
+    """A case's calls as one entry for :meth:`Supervisor.run_entries`: ``supports()``, then
+    the call, made twice for a valid case (the repeat check) on fresh copies of its inputs."""
+    case = run.case
+    return Entry(make_call(case), 1 if case.invalid is not None else 2, True)
+
+
+def apply_entry(run: CaseRun, res: EntryResult) -> None:
+    """What a worker reported for a case's entry, into its CaseRun (as :func:`prepare_run`
+    and :func:`call_run` fill it in process)."""
+    run.printed = res.printed
+    if res.unsupported is not None:
+        run.unsupported = res.unsupported
+        return
+    if res.supports_error is not None:
+        run.error = res.supports_error
+        run.fault = None if res.supports_kind == "raised" else res.supports_kind
+        return
+    calls = res.calls
+    run.backend_seconds = sum(c.seconds for c in calls)
+    if not calls:
+        run.error, run.fault = "the worker returned no result for this case", "protocol"
+        return
+    first = calls[0]
+    if first.outcome is None:
+        run.error, run.detail = first.error, first.detail or None
+        run.fault = None if first.kind in ("raised", "return") else first.kind
+        return
+    run.returned = True
+    out = first.outcome
+    run.outcome = out
+    run.output = out.output
+    wrt = make_wrt(run.case)
+    run.grads = {n: g for n, g in out.grads.items() if n in wrt}
+    run.mutated = first.mutated
+    if len(calls) < 2:
+        return
+    second = calls[1]
+    if second.outcome is None:
+        run.repeat_problem = f"a second identical call raised {second.error}"
+        if second.kind not in ("raised", "return"):
+            run.error, run.fault, run.detail = f"the repeat call: {second.error}", second.kind, second.detail or None
+        return
+    grads = second.outcome.grads
+    run.second = (second.outcome.output, {n: grads[n] for n in run.grads if n in grads})
+
+
+def make_wrt(case: FixtureCase) -> tuple[str, ...]:
+    return case.vjp_inputs if case.invalid is None else ()

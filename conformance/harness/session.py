@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import gc
+import itertools
 import json
 import platform
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from .. import fixtures as fx
-from ..protocol import Backend, build_info
+from ..protocol import Backend, build_info, mapping_of
+from ..worker.supervisor import BackendContractError, RunStopped, Supervisor
 from . import batch, compare
 from .expectations import ExpectationError, Expectations
 from .runner import (
@@ -35,28 +37,74 @@ from .runner import (
     CheckResult,
     _from_measurement,
     _shape_message,
+    apply_entry,
     call_run,
     checks_for,
+    entry_for,
     evaluate_check,
     evaluate_checks,
     finish_run,
+    interrupts_handled,
     prepare_run,
     time_limit,
 )
 from .tolerance import POLICY_VERSION, Tolerance, default
 
+MAX_TIME = "stopped at the run-wide time limit (--max-time)"
+INTERRUPTED = "interrupted by the user (Ctrl-C)"
+
+#: cases judged at a time when the backend runs in a worker (judging overlaps its calls)
+CHUNK = 256
+
 RESULTS_FORMAT = "lossconf-results"
 RESULTS_VERSION = 1
 
 
-def open_backend(spec: str, expectations_path: str | None) -> tuple[Backend, Expectations | None]:
+def open_backend(
+    spec: str, expectations_path: str | None, *, in_process: bool = True, call_timeout: float = 60.0,
+) -> tuple[Backend, Expectations | None]:
     """The backend and the expectation file of a run; raises BackendError or
-    ExpectationError with a one-line message (both mean: exit 3)."""
-    from ..backends import load_backend
+    ExpectationError with a one-line message (both mean: exit 3). Not ``in_process``: a
+    :class:`Supervisor` standing in for the backend, its worker started and ready (the
+    caller closes it)."""
+    from ..backends import BackendError, load_backend
     from .expectations import load as load_expectations
 
-    backend = load_backend(spec)
-    return backend, (load_expectations(expectations_path) if expectations_path else None)
+    expectations = load_expectations(expectations_path) if expectations_path else None
+    if not in_process:
+        sup = Supervisor(spec, call_timeout=call_timeout)
+        try:
+            sup.ready()
+        except BaseException:
+            sup.close()
+            raise
+        return sup, expectations
+    try:
+        backend = load_backend(spec)
+    except BackendError:
+        raise
+    except Exception as err:  # e.g. a property of the backend raised while it was checked
+        raise BackendError(f"backend {spec!r} could not be loaded: {type(err).__name__}: {err}") from None
+    backend_identity(backend)
+    return backend, expectations
+
+
+def backend_identity(backend: Backend) -> tuple[str, str]:
+    """The backend's name and version; BackendError (one line) if reading them raises or
+    the name is not a non-empty string (a worker's backend: checked by the worker)."""
+    from ..backends import BackendError
+
+    try:
+        name, version = backend.name, backend.version
+    except BackendError:
+        raise
+    except BaseException as err:
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        raise BackendError(f"backend {type(backend).__name__}: reading its name and version raised {type(err).__name__}: {err}") from None
+    if not isinstance(name, str) or not name:
+        raise BackendError(f"backend {type(backend).__name__}: its name is {name!r}, not a non-empty string")
+    return name, str(version)
 
 
 class FilterError(Exception):
@@ -162,11 +210,19 @@ class Session:
     started: float = field(default_factory=time.time)
     #: per case: its checks' results (before expectations), evaluated in one pass
     pending: dict[tuple[str, int], dict[str, CheckResult]] = field(default_factory=dict)
+    #: the run-wide deadline (``time.monotonic()``; ``lossconf run --max-time``)
+    deadline: float | None = None
+    #: why the run stopped before its end (--max-time, Ctrl-C), or None
+    stopped: str | None = None
+    #: cases not run because the run stopped
+    not_run: set[tuple[str, int]] = field(default_factory=set)
+    #: called with the number of cases just run (progress display)
+    progress: Callable[[int], None] | None = None
 
     @classmethod
     def open(cls, backend: Backend, directory: Path | None, filters: Filters, expectations: Expectations | None, timeout: float) -> Session:
         directory = Path(directory or fx.default_dir())
-        with harness_work():
+        with collector_paused():
             every = fx.load(directory)
         if expectations is not None:
             dead = expectations.unmatchable(every, checks_for)
@@ -192,17 +248,40 @@ class Session:
         cached = self.pending.get(key)
         if cached is None or check not in cached:
             cached = self.pending[key] = self._evaluate_case(case, [*checks_for(case), *([check] if check not in checks_for(case) else [])])
+        if check not in cached:  # the run stopped before this case
+            return CheckResult(case, check, SKIP, "not run", f"not run: the run {self.stopped or 'stopped'}")
         return cached.pop(check)
 
     def _evaluate_case(self, case: fx.FixtureCase, checks: list[str]) -> dict[str, CheckResult]:
         return self._evaluate_cases([(case, checks)])[0]
 
     def _evaluate_cases(self, todo: list[tuple[fx.FixtureCase, Sequence[str]]]) -> list[dict[str, CheckResult]]:
-        collecting = gc.isenabled()
-        with harness_work():
-            return self._evaluate(todo, collecting)
+        """:meth:`_evaluate`; with a worker, in chunks of :data:`CHUNK` cases, so that the
+        harness judges one chunk while the worker runs the next (every entry was sent at
+        once: the worker does not wait)."""
+        backend = self.backend
+        if not isinstance(backend, Supervisor):
+            return self._evaluate(todo)
+        with collector_paused():  # (no backend code runs in this process)
+            if len(todo) <= CHUNK:
+                return self._evaluate(todo)
+            return self._evaluate_chunks(backend, todo)
 
-    def _evaluate(self, todo: list[tuple[fx.FixtureCase, Sequence[str]]], collecting: bool = False) -> list[dict[str, CheckResult]]:
+    def _evaluate_chunks(self, backend: Supervisor, todo: list[tuple[fx.FixtureCase, Sequence[str]]]) -> list[dict[str, CheckResult]]:
+        runs = self.runs
+        pending = {(c.file, c.index): CaseRun(c) for c, _ in todo if (c.file, c.index) not in runs}
+        stream = self._worker_runs(backend, list(pending.values()))
+        results: list[dict[str, CheckResult]] = []
+        for at in range(0, len(todo), CHUNK):
+            results += self._evaluate(todo[at : at + CHUNK], (stream, pending))
+        for _ in stream:  # (ends the generator: nothing is left)
+            pass
+        return results
+
+    def _evaluate(
+        self, todo: list[tuple[fx.FixtureCase, Sequence[str]]],
+        worker: tuple[Iterator[CaseRun], dict[tuple[str, int], CaseRun]] | None = None,
+    ) -> list[dict[str, CheckResult]]:
         """The listed checks of each case (its run made, or taken from earlier). The value
         and gradient checks are measured in one vectorised pass (a fixture file's case:
         :func:`batch.measure_rows`; any other: :func:`compare.conforming_many`); every
@@ -219,29 +298,41 @@ class Session:
         # one after another with nothing of the harness's in between, then what they did
         failed: dict[tuple[str, int], Exception] = {}
         fresh: list[CaseRun] = []
-        for case, _ in todo:
-            key = (case.file, case.index)
-            if key not in runs:
-                try:
-                    fresh.append(prepare_run(backend, case))
-                except Exception as err:  # a harness bug must not hide the other results
-                    failed[key] = err
-        with backend_work(collecting), time_limit(self.timeout, armed=False) as limit:  # one handler for every call
-            for run in fresh:
-                try:
-                    call_run(backend, run, limit)
-                except Exception as err:  # (call_run reports the backend's own errors)
-                    failed[(run.case.file, run.case.index)] = err
-        for run in fresh:
+        if isinstance(backend, Supervisor):
+            if worker is None:
+                fresh = [CaseRun(case) for case, _ in todo if (case.file, case.index) not in runs]
+                stream = self._worker_runs(backend, fresh)  # (consumed to its end below)
+            else:
+                stream, pending = worker
+                fresh = [pending[(case.file, case.index)] for case, _ in todo if (case.file, case.index) not in runs]
+            made = sum(1 for _ in (stream if worker is None else itertools.islice(stream, len(fresh))))
+        else:
+            for case, _ in todo:
+                key = (case.file, case.index)
+                if key not in runs:
+                    try:
+                        fresh.append(prepare_run(backend, case))
+                    except BackendContractError:
+                        raise
+                    except Exception as err:  # a harness bug must not hide the other results
+                        failed[key] = err
+            made = self._call_in_process(backend, fresh, failed)
+        for run in fresh[made:]:  # the run was stopped before these
+            self.not_run.add((run.case.file, run.case.index))
+        for run in fresh[:made]:
             key = (run.case.file, run.case.index)
             if key not in failed:
                 try:
                     runs[key] = finish_run(run)
                 except Exception as err:
                     failed[key] = err
+        not_run = self.not_run
         for n, (case, checks) in enumerate(todo):
             key = (case.file, case.index)
             run = runs.get(key)
+            if run is None and key in not_run:
+                results.append({})
+                continue
             if run is None:
                 err = failed.get(key) or RuntimeError("the case was not run")
                 results.append({
@@ -302,7 +393,61 @@ class Session:
             unusual, evaluate_checks([(run, chk, tol) for _, chk, run, tol in unusual], batched=False)
         ):
             results[n][chk] = result
+        noted = [run for run in fresh if run.detail or run.printed]
+        if noted:  # what the worker saw: in the messages of the case's failures
+            where = {(c.file, c.index): n for n, (c, _) in enumerate(todo)}
+            for run in noted:
+                for res in results[where[(run.case.file, run.case.index)]].values():
+                    if res is not None and res.status in (FAIL, ERROR):
+                        res.message += _worker_notes(run)
         return results
+
+    def _call_in_process(self, backend: Backend, fresh: list[CaseRun], failed: dict) -> int:
+        """The backend's calls in this process; the number of runs made (all, unless the
+        run-wide deadline passed or the user pressed Ctrl-C)."""
+        progress, deadline = self.progress, self.deadline
+        made = 0
+        try:
+            with time_limit(self.timeout, armed=False, until=deadline) as limit:  # one handler for every call
+                for run in fresh:
+                    if deadline is not None and time.monotonic() > deadline:
+                        self.stopped = MAX_TIME
+                        break
+                    try:
+                        call_run(backend, run, limit)
+                    except KeyboardInterrupt:
+                        raise
+                    except Exception as err:  # (call_run reports the backend's own errors)
+                        failed[(run.case.file, run.case.index)] = err
+                    if deadline is not None and time.monotonic() > deadline:  # its result is not to be trusted
+                        self.stopped = MAX_TIME
+                        break
+                    made += 1
+                    if progress is not None:
+                        progress(1)
+        except KeyboardInterrupt:
+            self.stopped = INTERRUPTED
+            if not interrupts_handled():
+                raise
+        return made
+
+    def _worker_runs(self, backend: Supervisor, fresh: list[CaseRun]) -> Iterator[CaseRun]:
+        """The runs of ``fresh`` as the worker makes them, in order (batched entries); it
+        ends early when the run stops (--max-time, Ctrl-C)."""
+        progress = self.progress
+        backend.deadline = self.deadline
+        try:
+            for i, res in backend.run_entries([entry_for(run) for run in fresh]):
+                apply_entry(fresh[i], res)
+                if progress is not None:
+                    progress(1)
+                yield fresh[i]
+        except RunStopped:
+            self.stopped = MAX_TIME
+        except KeyboardInterrupt:
+            self.stopped = INTERRUPTED
+            if not interrupts_handled():
+                raise
 
     def prepare(self, filters: Filters) -> None:
         """Run every selected case and evaluate all its checks in one batch; ``check``
@@ -342,7 +487,7 @@ class Session:
                 self.results.extend(res.values())
                 continue
             for check in checks_for(case):
-                if keep is None or keep(check, case):
+                if (keep is None or keep(check, case)) and check in res:
                     self._record(case, check, res.pop(check))
         return self.results
 
@@ -388,6 +533,7 @@ class Session:
                     "name": getattr(self.backend, "name", "?"),
                     "version": str(getattr(self.backend, "version", "?")),
                     "build": build_info(self.backend),
+                    **mapping_of(self.backend),  # the migration map (lossconf map), when the backend has one
                 },
                 "fixtures_digest": self.fixtures_digest,
                 "policy_version": POLICY_VERSION,
@@ -401,6 +547,9 @@ class Session:
                 {"entry": e.number, "describe": e.describe(), "reason": e.reason} for e in self.unused_expectations()
             ],
             "records": [r.to_json() for r in self.results],
+            # False when the run stopped before its end (--max-time, Ctrl-C): records are missing
+            "complete": self.stopped is None,
+            "stopped": self.stopped,
         }
 
     def write(self, path: Path) -> None:
@@ -410,53 +559,36 @@ class Session:
 
 
 @contextlib.contextmanager
-def harness_work() -> Iterator[None]:
-    """Run the enclosed work -- the harness's own: loading fixtures, preparing calls,
-    comparing, recording -- with the cyclic garbage collector paused, and leave what it
-    made in the collector's oldest generation.
-
-    That work makes tens of thousands of objects (cases, arrays, results) that live as
-    long as the session and form no reference cycles. Left to the collector's defaults,
-    each would be traversed again and again by young-generation collections that find
-    nothing: about 7 ms of a numpy run, and a full collection in a fresh process about
-    20 ms. Nothing is lost: any cyclic garbage is collected by the next collection of the
-    oldest generation, as it would be once these objects had aged there anyway. The
-    backend's own calls run with the collector on (:func:`backend_work`)."""
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused for the enclosed work: the harness's own, which
+    makes tens of thousands of long-lived objects and no reference cycles (loading
+    fixtures; judging a worker's results, where no backend code runs in this process).
+    Left on, it traverses them again and again: a full collection in a run over the worker
+    measured 40-70 ms of CPU (``benchmarks/README.md``). What it made is left in the
+    oldest generation (``gc.freeze`` then ``gc.unfreeze``, as the ``gc`` documentation
+    describes), so no young collection traverses it on the way there either. Any cyclic
+    garbage is collected by the next full collection."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        _to_oldest()
+        gc.freeze()
+        gc.unfreeze()
         if enabled:
             gc.enable()
 
 
-@contextlib.contextmanager
-def backend_work(enabled: bool) -> Iterator[None]:
-    """Within :func:`harness_work`: the collector on again (if it was on before) while the
-    backend's code runs, since that code may leave reference cycles. Every object that
-    exists on entry is set aside (:func:`gc.freeze`) until the exit, so a collection in
-    the backend's calls -- even a full one -- traverses only what those calls made, and
-    the backend's measured time holds no traversal of the harness's objects."""
-    if not enabled:
-        yield
-        return
-    gc.freeze()
-    gc.enable()
-    try:
-        yield
-    finally:
-        gc.disable()
-        gc.unfreeze()
-
-
-def _to_oldest() -> None:
-    """Every tracked object into the oldest generation, the young generations' counts reset
-    (``gc.freeze`` moves them to the permanent generation, ``gc.unfreeze`` back into the
-    oldest, as the ``gc`` documentation describes)."""
-    gc.freeze()
-    gc.unfreeze()
+def _worker_notes(run: CaseRun) -> str:
+    """The worker's traceback and the backend's own output, for a failure's message."""
+    out = ""
+    if run.detail:
+        detail = run.detail if len(run.detail) <= 3000 else "..." + run.detail[-3000:]
+        out += "\n  traceback:\n    " + detail.replace("\n", "\n    ")
+    if run.printed:
+        text = run.printed if len(run.printed) <= 2000 else run.printed[:1000] + "\n[...]\n" + run.printed[-1000:]
+        out += "\n  the backend's output:\n    " + text.rstrip().replace("\n", "\n    ")
+    return out
 
 
 def _usual(

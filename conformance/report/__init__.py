@@ -9,7 +9,8 @@ that ``lossconf run --results`` writes) and renders, into one output directory:
   the matrix loss x option set (x mode) x dtype with pass counts and a legend; then the
   details: a summary, the cross-framework table, the invalid-input table folded by loss,
   and per backend a libm-style table, ULP-error histograms, the worst error by value
-  regime and a drill-down to every failing check;
+  regime and a drill-down to every failing check; and last the migration map
+  (:mod:`.migration`: per loss and option set, each backend's call and its verdicts);
 * ``summary.md`` -- a Markdown summary for a CI job summary (``$GITHUB_STEP_SUMMARY``);
 * ``report.json`` -- the merged results (format ``lossconf-report``), which
   ``lossconf report`` and ``lossconf diff`` read back like a results file.

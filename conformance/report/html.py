@@ -5,7 +5,8 @@ The page leads with what a reader must act on: per backend, its failing checks g
 by cause and shown in full; then its known deviations, one row per root cause; then the
 matrix of loss x option set (x mode) x dtype with pass counts and a legend; then the
 details (summary, cross-framework table, invalid-input table folded by loss, per-backend
-error tables, plots and the drill-down to every failing check)."""
+error tables, plots and the drill-down to every failing check); and last, the migration
+map (:mod:`.migration`, ``templates/migration.html.j2``), linked from the top."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from . import migration
 from .model import (
     CATEGORIES,
     CATEGORY_LABEL,
@@ -330,4 +332,5 @@ def render_html(backends: list[BackendResults], sums: list[Summary], inputs: dic
         page["invalid"] = _invalid_view(sums)
         page["nfail"] = sum(s.totals.counts[FAILS] for s in sums)
         page["plots_available"] = plots.available
+        page["migration"] = migration.html_view(migration.build(backends))
     return env.get_template("report.html.j2").render(**page)

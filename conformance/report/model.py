@@ -104,7 +104,9 @@ def _read(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        what = "truncated" if err.pos >= len(text.rstrip()) - 1 else "not valid JSON"
+        # a string with no closing quote runs to the end of the text: cut inside it
+        cut = err.pos >= len(text.rstrip()) - 1 or err.msg.startswith("Unterminated string")
+        what = "truncated" if cut else "not valid JSON"
         raise ResultsError(f"{path}: {what} (line {err.lineno}, column {err.colno}: {err.msg})") from None
 
 

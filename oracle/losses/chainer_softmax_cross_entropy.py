@@ -38,15 +38,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import mpmath
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
+from .. import real as R
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
 from ..conventions import require
 from ..errors import InputError, describe
+from ..real import real as mpf
 from ..result import Forward, Gradient
 
 LOSS_ID = "chainer.functions.softmax_cross_entropy"
@@ -235,6 +235,14 @@ SPEC = LossSpec(
             "probability (probability 0) and is allowed as long as each instance has a finite "
             "logit; +inf and NaN are not log probabilities and are rejected.",
         ),
+        Reading(
+            "infinite value",
+            "Variable holding a multidimensional array whose element indicates unnormalized log "
+            "probability",
+            "A logit of -inf at an instance's hard label (or where a soft target > 0) is a "
+            "probability 0: the documented cross entropy -log p is +inf and so is the "
+            "expected value; the gradient p - t stays finite.",
+        ),
     ),
 )
 
@@ -250,18 +258,18 @@ def _log_softmax_rows(rows: np.ndarray) -> np.ndarray:
     for i in range(m):
         r = list(rows[i])
         for k in range(c):
-            if mpmath.isinf(r[k]):  # -inf (checked by the caller): probability 0
-                out[i, k] = -mpmath.inf
+            if R.isinf(r[k]):  # -inf (checked by the caller): probability 0
+                out[i, k] = -R.INF
                 continue
-            s = mpmath.fsum(mpmath.exp(r[j] - r[k]) for j in range(c) if j != k and not mpmath.isinf(r[j]))
-            out[i, k] = -mpmath.log1p(s)
+            s = R.fsum(R.exp(r[j] - r[k]) for j in range(c) if j != k and not R.isinf(r[j]))
+            out[i, k] = -R.log1p(s)
     return out
 
 
 def _labels(t: np.ndarray, n_classes: int, ignore_label: int) -> np.ndarray:
     flat = []
     for v in t.ravel():
-        if not mpmath.isint(v):
+        if not R.isint(v):
             raise InputError(f"{LOSS_ID}: input t holds the label {describe(v)}; expected integer labels")
         k = int(v)
         if k != ignore_label and not 0 <= k < n_classes:
@@ -276,16 +284,16 @@ def _labels(t: np.ndarray, n_classes: int, ignore_label: int) -> np.ndarray:
 def _check_soft(t_rows: np.ndarray) -> None:
     for i, row in enumerate(t_rows):
         for v in row:
-            if not mpmath.isfinite(v) or v < 0:
+            if not R.isfinite(v) or v < 0:
                 raise InputError(
                     f"{LOSS_ID}: input t (soft target) holds {describe(v)}; expected "
                     "probabilities >= 0 along axis 1"
                 )
-        s = mpmath.fsum(row)
+        s = R.fsum(row)
         if abs(s - 1) > SOFT_TARGET_SUM_TOLERANCE:
             raise InputError(
                 f"{LOSS_ID}: input t (soft target) instance {i} sums to "
-                f"{mpmath.nstr(s, 8)} along axis 1; expected a probability distribution "
+                f"{float(s):.8g} along axis 1; expected a probability distribution "
                 "(sum 1 within 2**-8)"
             )
 
@@ -314,11 +322,11 @@ def forward(x: dict, options: dict) -> Forward:
     n, n_classes = xs.shape[0], xs.shape[1]
     inst_shape = (n, *xs.shape[2:])
     for v in xs.ravel():
-        if mpmath.isnan(v) or v == mpmath.inf:
+        if R.isnan(v) or v == R.INF:
             raise InputError(f"{LOSS_ID}: input x holds {describe(v)}; expected finite logits (or -inf)")
     rows = np.moveaxis(xs, 1, -1).reshape(-1, n_classes)
     for i, row in enumerate(rows):
-        if all(mpmath.isinf(v) for v in row):
+        if all(R.isinf(v) for v in row):
             raise InputError(
                 f"{LOSS_ID}: input x instance {i} has every logit -inf; expected at least one "
                 "finite logit per instance"
@@ -358,11 +366,11 @@ def forward(x: dict, options: dict) -> Forward:
                 terms.append(-tk * w[k] * logp[i, k])
                 mags.append(abs(tk * w[k]) * (abs(rows[i, k] - top[i]) + log_s[i]))
                 if kl:
-                    ent = tk * mpmath.log(tk)
+                    ent = tk * R.log(tk)
                     terms.append(ent)
                     mags.append(abs(ent))
-            loss[i] = mpmath.fsum(terms)
-            scale[i] = mpmath.fsum(mags)
+            loss[i] = R.fsum(terms)
+            scale[i] = R.fsum(mags)
         labels = None
     else:
         labels = _labels(t, n_classes, ignore).ravel()
@@ -379,8 +387,8 @@ def forward(x: dict, options: dict) -> Forward:
             denom = mpf(max(int(active.sum()), 1))
         else:
             denom = mpf(n)
-        value = np.array(mpmath.fsum(loss) / denom, dtype=object)
-        value_scale = np.array(mpmath.fsum(scale) / denom, dtype=object)
+        value = np.array(R.fsum(loss) / denom, dtype=object)
+        value_scale = np.array(R.fsum(scale) / denom, dtype=object)
         n_terms = m * n_classes
     else:
         value = loss.reshape(inst_shape)
@@ -397,15 +405,15 @@ def forward(x: dict, options: dict) -> Forward:
         for i in range(m):
             if not active[i]:
                 continue
-            p = [mpmath.exp(v) for v in logp[i]]
+            p = [R.exp(v) for v in logp[i]]
             if soft:
-                s = mpmath.fsum(t_rows[i, k] * w[k] for k in range(n_classes))
+                s = R.fsum(t_rows[i, k] * w[k] for k in range(n_classes))
                 for k in range(n_classes):
                     g[i, k] = coef[i] * (s * p[k] - t_rows[i, k] * w[k])
             else:
                 lab = int(labels[i])
                 for k in range(n_classes):
-                    d = mpmath.expm1(logp[i, k]) if k == lab else p[k]
+                    d = R.expm1(logp[i, k]) if k == lab else p[k]
                     g[i, k] = coef[i] * w[lab] * d
         gx = np.moveaxis(g.reshape(*inst_shape, n_classes), -1, 1)
         return {"x": Gradient.exact(np.ascontiguousarray(gx))}
@@ -683,6 +691,13 @@ def cases() -> Iterator[C.Case]:
     for name, inputs, opts, rule in bad:
         inputs = {k: (v.astype(np.int64) if k == "t" and v.dtype.kind in "iu" else v) for k, v in inputs.items()}
         yield C.Case(f"invalid-{name}-{dtype}", inputs, dtype, opts, tags=("invalid",), invalid=rule)
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    g = C.SUBNORMAL_GAP[dtype]
+    yield ("confident", {"x": C.in_dtype([[0.0, g], [g, 0.0]], dtype), "t": C.in_dtype([1, 0], dtype)}, {"reduce": "no"},
+           f"log(1 + exp(-{g:g})) and p = exp(-{g:g})/(1 + exp(-{g:g})): subnormal values and gradients")
 
 
 def sample(rng, options: dict) -> dict:

@@ -30,7 +30,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
@@ -44,6 +43,7 @@ from ..conventions import (
     weight_option,
 )
 from ..errors import InputError, describe
+from ..real import real as mpf
 from ..result import Forward, Gradient
 
 SPEC = LossSpec(
@@ -475,6 +475,16 @@ def cases() -> Iterator[C.Case]:
             invalid="sample_weight must hold one weight per sample (size 1 on every non-batch "
             "axis): the loss is per sample",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    # 64 smallest subnormals: a row scaled by 2**-e (an overflow guard) keeps it exact; with 2
+    # the numpy backend's _scaled rounds it to 0, which puts cos exactly on the kink at 0
+    sub = C.subnormal(dtype, 64)
+    yield ("orthogonal", {"input1": C.in_dtype([[1.0, 0.0], [0.0, 1.0]], dtype),
+                          "input2": C.in_dtype([[sub, 1.0], [1.0, sub]], dtype), "label": C.in_dtype([-1, -1], dtype)},
+           {"margin": 0.0}, "nearly orthogonal pairs, label -1, margin 0: cos = sub / sqrt(1 + sub^2), subnormal")
 
 
 def sample(rng, options: dict) -> dict:

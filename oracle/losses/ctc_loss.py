@@ -43,15 +43,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import mpmath
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
+from .. import real as R
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
 from ..conventions import broadcast_sample_weight, weight_factor, weight_option
 from ..errors import InputError
+from ..real import real as mpf
 from ..result import Forward, Gradient
 
 LOSS_ID = "mxnet.gluon.loss.CTCLoss"
@@ -144,9 +144,12 @@ SPEC = LossSpec(
             "loss = -log p(label | pred) (Graves et al. 2006, the cited reference); a path must "
             "put a blank between equal adjacent labels.",
             "A label sequence needs L + (number of equal adjacent pairs) frames. When that "
-            "exceeds T_n no path produces it, p = 0 and the documented value would be +inf; "
-            "the oracle rejects such input (InputError) rather than return +inf, and the "
-            "fixtures record it as invalid with that note.",
+            "exceeds T_n no path produces it: p = 0 and the documented value -log p is +inf, "
+            "which is the expected value (out[n] = weight * sample_weight[n] * +inf). As p is 0 "
+            "for every pred, the derivative does not exist (gamma = alpha beta / p is 0/0): "
+            "the VJP elements of such a sample are nan (undefined), and its term scale is inf. "
+            "Such input is valid (the documentation does not rule it out); a backend that "
+            "raises on it raises where a value exists.",
         ),
         Reading(
             "pred_lengths",
@@ -213,7 +216,7 @@ def _parse(x: dict, options: dict):
     if n_class < 1:
         _fail(f"input pred has shape {pred.shape}; expected alphabet_size >= 1 (the blank)")
     for v in pred.ravel():
-        if not mpmath.isfinite(v):
+        if not R.isfinite(v):
             _fail(f"input pred holds {v}; expected finite real numbers")
 
     label = x["label"]
@@ -266,13 +269,6 @@ def _parse(x: dict, options: dict):
                     f"{n_class - 1}) or -1 padding"
                 )
         t_n = n_time if pred_lengths is None else int(pred_lengths[n])
-        need = len(seq) + sum(1 for a, b in zip(seq, seq[1:]) if a == b)
-        if need > t_n:
-            _fail(
-                f"input label for sample {n} is {seq}, which needs {need} frames (its length plus "
-                f"one blank between each pair of equal adjacent labels) but pred has {t_n} "
-                f"frames for it; p(label | pred) = 0 and -log p = +inf"
-            )
         seqs.append(seq)
         frames.append(t_n)
 
@@ -283,13 +279,20 @@ def _parse(x: dict, options: dict):
 # ------------------------------------------------------------------ forward-backward
 
 
+def feasible(seq: list[int], t_n: int) -> bool:
+    """Whether some path of t_n frames collapses to ``seq``: it needs its length plus one
+    blank between each pair of equal adjacent labels."""
+    return len(seq) + sum(1 for a, b in zip(seq, seq[1:]) if a == b) <= t_n
+
+
 def _sample_ctc(xs: np.ndarray, seq: list[int], t_n: int, blank: int):
-    """-log p, y, gamma (both (t_n, C)) and lse (t_n,) for one sample's first t_n frames."""
+    """-log p, y, gamma (both (t_n, C)) and lse (t_n,) for one sample's first t_n frames;
+    a feasible ``seq`` only (:func:`feasible`)."""
     n_class = xs.shape[1]
     if t_n == 0:
         return mpf(0), [], [], []
     lse = [A.logsumexp(xs[t], axis=0)[()] for t in range(t_n)]
-    y = [[mpmath.exp(xs[t, k] - lse[t]) for k in range(n_class)] for t in range(t_n)]
+    y = [[R.exp(xs[t, k] - lse[t]) for k in range(n_class)] for t in range(t_n)]
     ext = [blank]
     for v in seq:
         ext += [v, blank]
@@ -333,7 +336,7 @@ def _sample_ctc(xs: np.ndarray, seq: list[int], t_n: int, blank: int):
         for s in range(n_s):
             gamma[t][ext[s]] += alpha[t][s] * beta[t][s]
         gamma[t] = [g / p for g in gamma[t]]
-    return -mpmath.log(p), y, gamma, lse
+    return -R.log(p), y, gamma, lse
 
 
 def forward(x: dict, options: dict) -> Forward:
@@ -345,13 +348,19 @@ def forward(x: dict, options: dict) -> Forward:
     dnll = A.zeros(ntc.shape)  # d(-log p_n) / d pred[n, t, k] in (N, T, C)
     factor = []
     for n in range(n_batch):
-        nll, y, gamma, lse = _sample_ctc(ntc[n], seqs[n], frames[n], n_class - 1)
         f = w * (sw[n] if sw is not None else mpf(1))
         factor.append(f)
+        if not feasible(seqs[n], frames[n]):  # p = 0: -log p = +inf, no derivative
+            value[n] = f * R.INF
+            scale[n] = R.INF
+            for idx in np.ndindex(ntc.shape[1:]):
+                dnll[(n, *idx)] = R.NAN
+            continue
+        nll, y, gamma, lse = _sample_ctc(ntc[n], seqs[n], frames[n], n_class - 1)
         terms = mpf(0)
         for t in range(frames[n]):
             top = max(ntc[n, t])  # the shift-invariant terms: |x - max| and |lse - max|
-            terms += abs(lse[t] - top) + mpmath.fsum(gamma[t][k] * abs(ntc[n, t, k] - top) for k in range(n_class))
+            terms += abs(lse[t] - top) + R.fsum(gamma[t][k] * abs(ntc[n, t, k] - top) for k in range(n_class))
             for k in range(n_class):
                 dnll[n, t, k] = y[t][k] - gamma[t][k]
         value[n] = f * nll
@@ -540,10 +549,10 @@ def cases() -> Iterator[C.Case]:
             invalid="the first label_lengths[n] entries must be labels, not -1 padding",
         )
         yield _case(
-            f"invalid-too-long-{dtype}", dtype, p3, _ints([[1, 1], [0, -1]]), tags=("invalid",),
+            f"singular-infeasible-{dtype}", dtype, p3, _ints([[1, 1], [0, -1]]), tags=("singular",),
             extra={"pred_lengths": _ints([2, 3])},
-            invalid="a label sequence needs its length plus its adjacent repeats in frames",
-            note="no alignment exists: p = 0, the documented value would be +inf",
+            note="sample 0's label [1, 1] needs 3 frames and has 2: no alignment exists, p = 0, "
+            "the documented -log p is +inf (its VJP is undefined: nan); sample 1 is finite",
         )
         yield _case(
             f"invalid-pred_lengths-{dtype}", dtype, p3, _ints([[0], [1]]), tags=("invalid",),
@@ -564,6 +573,15 @@ def cases() -> Iterator[C.Case]:
             extra={"sample_weight": C.uniform(rng, (2, 1), 0.5, 1.0, dtype)},
             invalid="sample_weight must broadcast to the loss's shape (batch_size,)",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    g = C.SUBNORMAL_GAP[dtype]
+    inputs = _layouts(C.in_dtype([[[g, 0.0]], [[0.0, g]]], dtype), _ints([[0], [-1]]), {})
+    yield ("confident", inputs, {},
+           f"one frame, the label's logit {g:g} above the blank's (and the reverse for the empty "
+           f"label): -log p = log(1 + exp(-{g:g})), subnormal, and so are the gradients")
 
 
 def sample(rng, options: dict) -> dict:

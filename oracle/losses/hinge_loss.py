@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
 from .. import conventions as G
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
+from ..real import real as mpf
 from ..result import Forward, Gradient
 
 #: the option and the inputs of HingeLoss and SquaredHingeLoss, and the reading of the
@@ -187,10 +187,17 @@ def hinge_cases(
 
 
 def cases() -> Iterator[C.Case]:
-    return hinge_cases(
+    yield from hinge_cases(
         SPEC, _own_cases, zero_pred_note="pred == 0: every hinge term equals the margin",
         invalid_label_at=(1, 2), invalid_label_shape=(2, 2), invalid_sample_weight_shape=(3, 1),
     )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    sub = C.subnormal(dtype)
+    yield ("margin-zero", {"pred": C.in_dtype([[-4 * sub, 2 * sub], [-sub, 1.0]], dtype), "label": C.in_dtype([[1, -1], [1, 1]], dtype)},
+           {"margin": 0.0}, "margin 0 and subnormal pred: hinge terms and means that are subnormal")
 
 
 def _own_cases(dtype: str) -> Iterator[C.Case]:

@@ -23,12 +23,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
 from .. import conventions as G
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
+from ..real import real as mpf
 from ..result import Forward, Gradient
 
 
@@ -197,6 +197,13 @@ def cases() -> Iterator[C.Case]:
                 invalid="rho must be > 0",
             )
         yield from GEN.invalid_shapes(rng, dtype)
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    s, sub = C.SUBNORMAL_ROOT[dtype], C.subnormal(dtype, 8)
+    yield ("quadratic", {"pred": C.in_dtype([[s, 0.0], [sub, -sub]], dtype), "label": C.in_dtype([[0.0, 0.0], [0.0, 0.0]], dtype)}, {},
+           "the quadratic branch d^2/(2 rho) of a tiny d: subnormal values; row 1 subnormal gradients")
 
 
 def sample(rng, options: dict) -> dict:

@@ -125,6 +125,13 @@ SPEC = LossSpec(
             "If from_logits is True, pred should be log probabilities.",
             "pred is used as log p exactly as given (not re-normalized, not checked to be <= 0).",
         ),
+        Reading(
+            "infinite value",
+            "L = sum_i label_i * [log(label_i) - pred_i]",
+            "Where a label > 0 meets a log probability pred = -inf (or, from_logits=False, a "
+            "logit of -inf), the documented term label * (log label - pred) is +inf and so is "
+            "the expected value; its derivative -label stays finite.",
+        ),
     ),
     source="MXNet 1.9.1 python/mxnet/gluon/loss.py",
 )
@@ -333,6 +340,13 @@ def cases() -> Iterator[C.Case]:
             f"invalid-axis-{dtype}", ok, dtype, {"from_logits": False, "axis": 2},
             tags=("invalid",), invalid="axis must be a dimension of pred (from_logits=False)",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    sub = C.subnormal(dtype, 4)
+    yield ("label", {"pred": C.in_dtype([[0.0, -0.5]], dtype), "label": C.in_dtype([[sub, 0.5]], dtype)}, {},
+           "a subnormal label weighs its term: a subnormal gradient element")
 
 
 def sample(rng, options: dict) -> dict:

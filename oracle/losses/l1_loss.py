@@ -155,6 +155,14 @@ def cases() -> Iterator[C.Case]:
             tags=("invalid",),
             invalid="batch_axis must be an axis of pred",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    sub = C.subnormal(dtype)
+    yield ("differences", {"pred": C.in_dtype([[4 * sub, -2 * sub], [sub, 0.0]], dtype),
+                           "label": C.in_dtype([[0.0, 0.0], [0.0, 0.0]], dtype)}, {},
+           "means of subnormal |label - pred|: subnormal values")
 
 
 def sample(rng, options: dict) -> dict:

@@ -76,6 +76,13 @@ def cases() -> Iterator[C.Case]:
             tags=("tiny",),
         )
         yield from GEN.invalid_shapes(rng, dtype)
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    s, sub = C.SUBNORMAL_ROOT[dtype], C.subnormal(dtype, 4)
+    yield ("squares", {"pred": C.in_dtype([[s, -s], [sub, 0.0]], dtype), "label": C.in_dtype([[0.0, 0.0], [0.0, 0.0]], dtype)}, {},
+           "row 0: the mean of s^2/2 is subnormal; row 1: a subnormal pred, a subnormal gradient")
 
 
 def sample(rng, options: dict) -> dict:

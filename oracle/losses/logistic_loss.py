@@ -23,12 +23,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
 from .. import conventions as G
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
+from ..real import real as mpf
 from ..result import Forward, Gradient
 
 SPEC = LossSpec(
@@ -236,6 +236,13 @@ def cases() -> Iterator[C.Case]:
             tags=("invalid",),
             invalid="sample_weight must be broadcastable to the shape of pred",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    g = C.SUBNORMAL_GAP[dtype]
+    yield ("confident", {"pred": C.in_dtype([[g, -g], [g, 0.5]], dtype), "label": C.in_dtype([[1, -1], [1, 1]], dtype)}, {},
+           f"log(1 + exp(-{g:g})) and its gradient are subnormal")
 
 
 def sample(rng, options: dict) -> dict:

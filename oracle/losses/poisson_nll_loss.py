@@ -33,11 +33,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-import mpmath
 import numpy as np
 
 from .. import arrays as A
 from .. import cases as C
+from .. import real as R
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
 from ..conventions import (
     broadcast_sample_weight,
@@ -174,7 +174,7 @@ SPEC = LossSpec(
 
 
 def _stirling(t):
-    return t * mpmath.log(t) - t + mpmath.log(2 * mpmath.pi * t) / 2
+    return t * R.log(t) - t + R.log(2 * R.pi() * t) / 2
 
 
 def forward(x: dict, options: dict) -> Forward:
@@ -184,7 +184,7 @@ def forward(x: dict, options: dict) -> Forward:
     for v in target.ravel():
         require(SPEC.id, v >= 0, f"input target holds {describe(float(v))}; expected a non-negative "
                 "count or number (a Poisson random variable)")
-    eps = mpmath.mpf(options["epsilon"])
+    eps = R.real(options["epsilon"])
     from_logits = options["from_logits"]
     if from_logits:
         ex = A.exp(pred)
@@ -202,10 +202,10 @@ def forward(x: dict, options: dict) -> Forward:
         if eps != 0:
             elem_scale = (elem_scale + A.fabs(target)).astype(object)
     if options["compute_full"]:
-        stir = np.frompyfunc(lambda t: _stirling(t) if t > 1 else mpmath.mpf(0), 1, 1)(target)
+        stir = np.frompyfunc(lambda t: _stirling(t) if t > 1 else R.real(0), 1, 1)(target)
         stir_scale = np.frompyfunc(
-            lambda t: (abs(t * mpmath.log(t)) + t + abs(mpmath.log(2 * mpmath.pi * t)) / 2)
-            if t > 1 else mpmath.mpf(0),
+            lambda t: (abs(t * R.log(t)) + t + abs(R.log(2 * R.pi() * t)) / 2)
+            if t > 1 else R.real(0),
             1,
             1,
         )(target)
@@ -214,15 +214,15 @@ def forward(x: dict, options: dict) -> Forward:
     n = pred.size
     require(SPEC.id, n > 0, "input pred is empty; expected at least one element")
     sw = broadcast_sample_weight(SPEC.id, x.get("sample_weight"), pred.shape)
-    factor = A.full(pred.shape, weight_factor(options) / n)
+    factor = A.full(pred.shape, weight_factor(options))  # the mean's 1/n is applied last (exact quotients)
     if sw is not None:
         factor = (factor * sw).astype(object)
-    value = A.asum((factor * elem).astype(object)).reshape(1, 1)
-    scale = A.asum((A.fabs(factor) * elem_scale).astype(object)).reshape(1, 1)
+    value = np.array(A.asum((factor * elem).astype(object))[()] / n, dtype=object).reshape(1, 1)
+    scale = np.array(A.asum((A.fabs(factor) * elem_scale).astype(object))[()] / n, dtype=object).reshape(1, 1)
     terms = 2 + (3 if options["compute_full"] else 0)
 
     def vjp(ct: np.ndarray) -> dict[str, Gradient]:
-        seed = (ct.reshape(()) * factor).astype(object)
+        seed = (ct.reshape(()) * factor / n).astype(object)
         if from_logits:
             d = (A.exp(pred) - target).astype(object)
         else:
@@ -417,6 +417,13 @@ def cases() -> Iterator[C.Case]:
             tags=("invalid",),
             invalid="sample_weight must be broadcastable to the shape of pred",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    g = C.SUBNORMAL_GAP[dtype]
+    yield ("rate", {"pred": C.in_dtype([[-g, -g]], dtype), "target": C.in_dtype([[0.0, 0.0]], dtype)}, {"from_logits": True},
+           f"exp(-{g:g}) with target 0: a subnormal value and gradient")
 
 
 def sample(rng, options: dict) -> dict:

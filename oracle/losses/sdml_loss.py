@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import arrays as A
 from .. import cases as C
+from .. import real as R
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
 from ..conventions import batch_axis_option, normalize_axis, require, weight_factor, weight_option
 from ..result import Forward, Gradient
@@ -168,7 +169,7 @@ def forward(x: dict, options: dict) -> Forward:
     if axis == 1:
         x1, x2 = x1.T, x2.T
     b, dim = x1.shape
-    s = mpmath.mpf(options["smoothing_parameter"])
+    s = R.real(options["smoothing_parameter"])
     w = weight_factor(options)
     off = s / (b - 1)
     labels = np.empty((b, b), dtype=object)
@@ -180,7 +181,7 @@ def forward(x: dict, options: dict) -> Forward:
     neg = (-d).astype(object)
     logp, term_scale = A.log_softmax_terms(neg, axis=1)  # term_scale: |d_ij - min_j d_ij| + |log_s_i|
     ent = A.xlogy(labels, labels).astype(object)
-    cross = np.where(labels == 0, mpmath.mpf(0), labels * logp).astype(object)
+    cross = np.where(labels == 0, R.real(0), labels * logp).astype(object)
     value = (w * A.asum((ent - cross).astype(object), axis=1)).astype(object)
     p = A.exp(logp)
     lsum = A.asum(labels, axis=1, keepdims=True)

@@ -31,15 +31,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import mpmath
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
 from .. import conventions as G
+from .. import real as R
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
 from ..errors import describe
+from ..real import real as mpf
 from ..result import Forward, Gradient
 
 SPEC = LossSpec(
@@ -134,13 +134,13 @@ SPEC = LossSpec(
 # ------------------------------------------------------------------ private helpers
 
 
-def _coef_over(c: mpf, d: mpf) -> mpf:
+def _coef_over(c: R.Real, d: R.Real) -> R.Real:
     """c / d for the derivative of c * log(d) with d >= 0: 0 when c is 0 (the term is
     identically zero), +-inf (the one-sided derivative) when d is 0."""
     if c == 0:
         return mpf(0)
     if d == 0:
-        return mpmath.inf if c > 0 else -mpmath.inf
+        return R.INF if c > 0 else -R.INF
     return c / d
 
 
@@ -410,6 +410,13 @@ def cases() -> Iterator[C.Case]:
             tags=("invalid",),
             invalid="sample_weight must be broadcastable to the shape of pred",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    g = C.SUBNORMAL_GAP[dtype]
+    yield ("confident", {"pred": C.in_dtype([[g, -g], [g, -g]], dtype), "label": C.in_dtype([[1, 0], [1, 0]], dtype)}, {},
+           f"log(1 + exp(-{g:g})) and sigmoid(-{g:g}): subnormal values and gradients")
 
 
 def sample(rng, options: dict) -> dict:

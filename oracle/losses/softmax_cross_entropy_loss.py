@@ -49,12 +49,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import mpmath
 import numpy as np
 
 from .. import arrays as A
 from .. import cases as C
 from .. import conventions as G
+from .. import real as R
 from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
 from ..errors import InputError, describe
 from ..result import Forward, Gradient
@@ -167,6 +167,15 @@ SPEC = LossSpec(
             "axis and batch_axis must name different dimensions of pred (otherwise the "
             "output could not have shape (batch_size,)); the same dimension is rejected.",
         ),
+        Reading(
+            "infinite value",
+            "L = -sum_i log p_{i, label_i} ... from_logits (bool, default False) - Whether input "
+            "is a log probability (usually from log_softmax) instead of unnormalized numbers.",
+            "Where the target's probability is exactly 0 -- log p = -inf given with "
+            "from_logits=True, or a logit of -inf at the target -- the documented -log p is "
+            "+inf and so is the expected value (a dense label of 0 there weighs nothing: "
+            "0 * log 0 = 0). The gradient stays finite (p_k - [k = t], or -[k = t] from logits).",
+        ),
     ),
     source="MXNet 1.9.1 python/mxnet/gluon/loss.py",
 )
@@ -205,7 +214,7 @@ def forward(x: dict, options: dict) -> Forward:
                 f"{pred.shape} with axis {ax} removed, {want} (sparse_label=True)"
             )
         for v in label.ravel():
-            if not (mpmath.isfinite(v) and mpmath.isint(v) and 0 <= v < n_class):
+            if not (R.isfinite(v) and R.isint(v) and 0 <= v < n_class):
                 raise InputError(
                     f"{SPEC.id}: input label holds {describe(float(v))}; expected integer class "
                     f"indices in [0, {n_class}) (sparse_label=True, pred.shape[axis]={n_class})"
@@ -517,6 +526,13 @@ def cases() -> Iterator[C.Case]:
             f"invalid-axis-is-batch_axis-{dtype}", ok, dtype, {"axis": 0},
             tags=("invalid",), invalid="axis (classes) and batch_axis must be different dimensions",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    g = C.SUBNORMAL_GAP[dtype]
+    yield ("confident", {"pred": C.in_dtype([[0.0, g], [g, 0.0]], dtype), "label": C.in_dtype([1, 0], dtype)}, {},
+           f"log(1 + exp(-{g:g})) and p = exp(-{g:g})/(1 + exp(-{g:g})): subnormal values and gradients")
 
 
 def sample(rng, options: dict) -> dict:

@@ -86,10 +86,17 @@ def forward(x: dict, options: dict) -> Forward:
 
 
 def cases() -> Iterator[C.Case]:
-    return hinge_cases(
+    yield from hinge_cases(
         SPEC, _own_cases, zero_pred_note="pred == 0: every term equals margin^2",
         invalid_label_at=(0, 1), invalid_label_shape=(3, 3), invalid_sample_weight_shape=(2, 2),
     )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    s, sub = C.SUBNORMAL_ROOT[dtype], C.subnormal(dtype, 8)
+    yield ("margin-zero", {"pred": C.in_dtype([[-s, s], [-sub, 1.0]], dtype), "label": C.in_dtype([[1, -1], [1, 1]], dtype)},
+           {"margin": 0.0}, "margin 0: squares of tiny hinge terms are subnormal; row 1 a subnormal gradient")
 
 
 def _own_cases(dtype: str) -> Iterator[C.Case]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from mpmath import mpf
 
 from .. import arrays as A
 from .. import cases as C
@@ -40,6 +39,7 @@ from ..conventions import (
     weight_factor,
     weight_option,
 )
+from ..real import real as mpf
 from ..result import Forward, Gradient
 
 
@@ -331,6 +331,23 @@ def cases() -> Iterator[C.Case]:
             tags=("invalid",),
             invalid="batch_axis must be an axis of pred",
         )
+    yield from C.subnormal_cases(SPEC.id, _subnormal)
+
+
+def _subnormal(dtype: str):
+    """A tiny positive margin s^2/4 (exact, and a normal float64 number) and the positive a
+    tiny s away: s^2 + s^2/4 and 2 s^2 + s^2/4, subnormal and exact in float arithmetic too
+    (so the relu is decided away from its kink). Not in float64: there the margin would
+    itself be a float64 subnormal, and any cancellation of normal terms that leaves a
+    subnormal puts a float evaluation exactly on the relu's kink (0), where the gradient
+    check could not be passed by any float backend."""
+    if dtype == "float64":
+        return
+    s = C.SUBNORMAL_ROOT[dtype]
+    zero = C.in_dtype([[0.0, 0.0], [0.0, 0.0]], dtype)
+    yield ("tiny-margin", {"pred": zero, "positive": C.in_dtype([[s, 0.0], [s, -s]], dtype), "negative": zero},
+           {"margin": s * s / 4}, "a tiny positive margin s^2/4 and the positive a tiny s away: "
+           "s^2 + s^2/4 and 2 s^2 + s^2/4, subnormal values")
 
 
 def sample(rng, options: dict) -> dict:

@@ -4,11 +4,16 @@ gradients, numerically stable, computing in the input dtype.
 It is the reference example of a backend (see README.md): ``supports`` and ``run`` are all
 the protocol asks. The kernels live one module per loss beside this file, each with
 ``LOSS_ID`` and ``run(inputs, options, cotangent, wrt) -> (output, grads)``.
+
+``mapping()`` (the migration map) names each kernel's ``run`` as the call, the first
+paragraph of its module docstring after the title (the formula) as the composition, and
+the title as the note.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 
 import numpy as np
@@ -42,6 +47,24 @@ class NumpyBackend:
             pass
         cfg["kernels"] = len(self.kernels)
         return cfg
+
+    def mapping(self) -> dict[str, dict[str, str]]:
+        """Per loss: the kernel's ``run`` (the call), its docstring's first paragraph after the
+        title (how it computes the documented formula; with the formula that follows when
+        the sentence goes on past the paragraph) and the title."""
+        out = {}
+        for loss, module in sorted(self.kernels.items()):
+            doc = inspect.getdoc(module) or ""
+            first, _, body = doc.partition("\n\n")
+            head, _, rest = body.partition("\n\n")
+            if not head.rstrip().endswith("."):  # a sentence that goes on with a formula
+                head += " " + rest.partition("\n\n")[0]
+            out[loss] = {
+                "call": f"{module.__name__}.run(inputs, options, cotangent, wrt)",
+                "composition": " ".join(head.split()),
+                "notes": " ".join(first.split()) + " Plain NumPy in the input dtype, analytic gradients.",
+            }
+        return out
 
     def supports(self, call: Call) -> str | None:
         if call.loss not in self.kernels:

@@ -88,12 +88,6 @@ def _parse(inputs, options):
                     f"in [0, {n_class - 2}] (alphabet_size {n_class}, blank {n_class - 1})"
                 )
         t_n = n_time if pred_lengths is None else pred_lengths[n]
-        need = len(seq) + sum(1 for a, b in zip(seq, seq[1:]) if a == b)
-        if need > t_n:
-            _fail(
-                f"input label for sample {n} is {seq}, which needs {need} frames but pred has "
-                f"{t_n} for it (p = 0, -log p = +inf)"
-            )
         seqs.append(seq)
         frames.append(t_n)
     return layout, ntc, seqs, frames
@@ -196,8 +190,12 @@ def _run(inputs, options, cotangent, wrt):
     out = np.zeros(n_batch, dtype=dt)
     dpred = np.zeros(ntc.shape, dtype=dt)
     for n in range(n_batch):
-        t_n = frames[n]
-        nll, g = _sample(np.ascontiguousarray(ntc[n, :t_n]), seqs[n], n_class - 1)
+        t_n, seq = frames[n], seqs[n]
+        if len(seq) + sum(1 for a, b in zip(seq, seq[1:]) if a == b) > t_n:
+            out[n] = factor[n] * dt.type(np.inf)  # no alignment: p = 0, -log p = +inf
+            dpred[n] = dt.type(np.nan)  # the derivative of -log 0 does not exist
+            continue
+        nll, g = _sample(np.ascontiguousarray(ntc[n, :t_n]), seq, n_class - 1)
         out[n] = factor[n] * nll
         dpred[n, :t_n] = g
     grads = {}
