@@ -50,7 +50,9 @@ which is what ``torch.compile`` traces in mode ``compiled``.
 Findings of the modes beyond ``grad`` (exercised in tests/test_torch_expectations.py):
 ``hvp`` of CTCLoss raises, because torch defines no derivative of ``_ctc_loss_backward``
 (tools/autograd/derivatives.yaml); ``torch.compile`` works on this machine's CPU (Inductor
-builds C++ kernels) and agrees with eager, at 3-8 s per newly compiled graph.
+builds C++ kernels) and agrees with eager, at 3-8 s per newly compiled graph, except
+where Inductor's decompositions compute differently: LogisticLoss's gradient through
+torch/_decomp/decompositions.py soft_margin_loss_backward (sigmoid(t) - 1, which cancels).
 
 ``build_info()`` records the version, the build (``torch.__config__``), the thread count and
 the CPU capability, because kernels differ with them; ``mapping()`` returns :data:`MAPPING`
@@ -578,6 +580,9 @@ def _configure_dynamo() -> None:
 class TorchBackend:
     name = "torch"
     version = torch.__version__.split("+")[0]
+    #: every mode of the protocol runs (``compiled`` is still declined per call by
+    #: ``supports()`` with the reason when ``torch.compile`` does not work here)
+    modes: tuple[str, ...] = MODES
 
     def __init__(self) -> None:
         self._compile_problem: str | None = None
