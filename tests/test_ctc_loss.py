@@ -13,7 +13,7 @@ import itertools
 import mpmath
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 
 import oracle
@@ -122,7 +122,18 @@ def ctc_inputs(draw):
 @given(ctc_inputs())
 def test_value_and_gradient_match_brute_force(data):
     with precision.working_precision():
-        _check_against_brute_force(data)
+        try:
+            _check_against_brute_force(data)
+        except oracle.OracleError as err:
+            # A known limit of the proof (issue 11's "Bad input"): a VJP element that is exactly 0
+            # by a symmetry of the inputs (all logits tied, e.g. pred all 0 with a label row of
+            # [-1]) cannot be enclosed narrowly enough to be proven 0; the oracle then raises,
+            # naming the element and the widths reached, instead of writing a silent zero. Such
+            # a draw is rejected; any other error, and every mismatch, still fails.
+            if "cannot be proven up to the cap" not in str(err):
+                raise
+            event("an exact zero by symmetry the enclosures cannot prove (OracleError)")
+            reject()
 
 
 def _check_against_brute_force(data):
