@@ -47,6 +47,12 @@ from .real import Undecided
 from .result import Gradient
 
 
+#: a t-derivative that is not finite (an unbounded derivative, or |x| of an enclosure whose
+#: sign is not decided yet) raises the precision up to here before the case is said to have
+#: no HVP
+RETRY_NONFINITE_BITS = 2048
+
+
 class NoSecondDerivative(OracleError):
     """The VJP is not differentiable along the direction at this point (a Dirac, or a tie
     that survives to first order): the case has no HVP."""
@@ -112,10 +118,22 @@ def _run(loss_id: str, inputs: Mapping[str, Any], opts: dict, cotangent: Any, di
             moved[idx] = R.with_tangent(arr[idx], sign * float(d[idx]))
         x[name] = moved
     R.reset_germ()
-    fwd = module.forward(x, opts)
-    shape = np.shape(fwd.value)
-    ct = A.full(shape, 1) if cotangent is None else A.asmp(np.asarray(cotangent, dtype=np.float64).reshape(shape))
-    grads = fwd.vjp(ct)
+    try:
+        fwd = module.forward(x, opts)
+        shape = np.shape(fwd.value)
+        ct = A.full(shape, 1) if cotangent is None else A.asmp(np.asarray(cotangent, dtype=np.float64).reshape(shape))
+        grads = fwd.vjp(ct)
+    except InputError as why:
+        # on the boundary of the documented domain (a probability of 0 or 1 ...), the line
+        # x + t v leaves it on one side: no two-sided derivative
+        raise NoSecondDerivative(
+            f"{catalog.spec(loss_id).id}: the line x + t * direction leaves the documented domain at this point "
+            f"(for t on one side: {why})"
+        ) from None
+    except ZeroDivisionError:
+        raise NoSecondDerivative(
+            f"{catalog.spec(loss_id).id}: a derivative of the formula is unbounded at this point (a division by an exact zero)"
+        ) from None
     germ = dict(R.GERM)
     return {k: g for k, g in grads.items() if k in wrt}, germ
 
@@ -154,6 +172,8 @@ def _hvp_at(loss_id: str, inputs: Mapping[str, Any], opts: dict, cotangent: Any,
                 if not R.isfinite(v):
                     raise NoSecondDerivative(f"{spec.id}: the VJP of {name}{list(idx)} is not finite")
                 tr = R.tangent(v)
+                if not R.isfinite(tr) and bits < RETRY_NONFINITE_BITS:
+                    raise Undecided(f"the HVP of {name}{list(idx)} is not finite at {bits} bits")
                 if not R.isfinite(tr):
                     raise NoSecondDerivative(
                         f"{spec.id}: the HVP of {name}{list(idx)} is not finite (a derivative of the "

@@ -159,7 +159,12 @@ class Real:
             return Real(None, abs(self.s), self.mag)
         b = self.b
         if self.t is not None:  # the germ's sign (value, then t-derivative) decides
-            c = self._cmp(0)
+            try:
+                c = self._cmp(0)
+            except Undecided:  # a sign the enclosure does not tell: no derivative known
+                out = Real(abs(b), None, self.mag)
+                out.t = NAN
+                return out
             return -self if c < 0 else (self if c > 0 else Real(arb(0), None, fzero))
         if b >= 0:
             return Real(b, None, self.mag)
