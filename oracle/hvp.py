@@ -46,7 +46,6 @@ from .errors import InputError, OracleError
 from .real import Undecided
 from .result import Gradient
 
-
 #: a t-derivative that is not finite (an unbounded derivative, or |x| of an enclosure whose
 #: sign is not decided yet) raises the precision up to here before the case is said to have
 #: no HVP

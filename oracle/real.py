@@ -543,6 +543,25 @@ def term(x: object) -> Real:
     return out
 
 
+def with_terms(x: object, *terms: object) -> Real:
+    """``x`` with the term magnitude of a floating-point sum of ``terms`` (the sum of their
+    magnitudes, one rounding each): ``x_j - max(x)`` evaluated as the documented
+    ``x_j - logsumexp(x)`` adds ``|x_j|`` and ``|m|`` whatever the shift (see
+    :func:`oracle.arrays.log_softmax_terms`)."""
+    x = real(x)
+    if x.b is None:
+        return x
+    mag = fzero
+    for t in terms:
+        t = real(t)
+        m = _mag_of_arb(t.b) if t.b is not None else _MAG_INF
+        mag = mpf_add(mag, m, _MAG_BITS, round_up)
+    out = Real(x.b, None, mag)
+    out.log_of = x.log_of
+    out.t = x.t
+    return out
+
+
 def fsum(values: Iterable[object]) -> Real:
     out = Real(arb(0), None, fzero)
     for v in values:
