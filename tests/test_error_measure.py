@@ -309,9 +309,10 @@ def test_correct_variants_pass_and_what_logaddexp_shows():
     # 30 u per term, beyond the default 4 roundings per term; the oracle's per-case
     # ``roundings`` is where that belongs (see tolerance.py)
     assert fails["numpy-logaddexp"] == {"SoftmaxCrossEntropyLoss[]-float64-tiny-098-value"}
-    # without the shift its rounding is at the largest logit's scale, not the
-    # shift-invariant term scale: the extreme and a regular case fail
-    assert "SoftmaxCrossEntropyLoss[]-float64-regular-076-value" in fails["numpy-logaddexp-unshifted"]
+    # without the shift its rounding is at the largest logit's scale, which DESIGN.md's
+    # term scale |x_t| + |logsumexp(x)| allows (the ruling on issue 11 item 3): it fails
+    # no more than the shifted variant
+    assert fails["numpy-logaddexp-unshifted"] <= fails["numpy-logaddexp"]
 
 
 def test_32_ulp_fails_at_least_90_percent_of_the_well_conditioned_value_checks():
