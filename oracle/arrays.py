@@ -170,7 +170,8 @@ def log_softmax_terms(x: Array, axis: int) -> tuple[Array, Array]:
     x - logsumexp(x): with |x| ~ 1e300 the latter cancels away an O(1) result at any fixed
     working precision.
 
-    The term scale of class j is ``|x_j| + |logsumexp(x)|``, the definition of
+    The term scale of class j is ``|x_j| + |logsumexp(x)|`` (plus the error the terms of
+    ``logsumexp(x)`` carry, :func:`lse_terms`), the definition of
     ``/work/shared/DESIGN.md`` ("for softmax cross-entropy, |x_t| + |logsumexp(x)|"): the
     magnitudes of the two terms the documented formula ``x_j - logsumexp(x)`` adds. It is
     what backward stability under a relative perturbation of the inputs allows (a logit of
@@ -187,7 +188,19 @@ def log_softmax_terms(x: Array, axis: int) -> tuple[Array, Array]:
     d = np.frompyfunc(R.with_terms, 3, 1)(d, x, mb).astype(object)  # its error: |x_j| + |m|
     log_s = _log_sum_exp_shifted(d, axis)
     lse = (m + log_s).astype(object)
-    return (d - log_s).astype(object), (fabs(x) + fabs(lse)).astype(object)
+    logp = (d - log_s).astype(object)
+    return logp, (fabs(x) + lse_terms(x, logp, lse, axis)).astype(object)
+
+
+def lse_terms(x: Array, logp: Array, lse: Array, axis: int) -> Array:
+    """The term magnitude of ``logsumexp(x)`` along ``axis`` (keepdims): ``|logsumexp(x)| +
+    sum_k p_k |x_k|``, the rounding of the result plus the error its terms ``exp(x_k)``
+    carry from a relative error of their arguments (a running error bound, as
+    :mod:`oracle.real` does for the VJPs). The second part is what makes a tiny
+    ``logsumexp(x) - x_t`` (logits [0, -30, -30], target 0: 30 eps relative per term) a
+    backward-stable result; for O(1) losses it is at most max |x_k|."""
+    carried = asum(xmul(exp(logp), fabs(x)).astype(object), axis=axis, keepdims=True)
+    return (fabs(lse) + carried).astype(object)
 
 
 def softmax(x: Array, axis: int) -> Array:

@@ -351,7 +351,9 @@ def forward(x: dict, options: dict) -> Forward:
     # oracle.arrays.log_softmax_terms), logsumexp(x) = max + log sum exp(x - max), the
     # second term being -log p at the maximum
     arg = [max(range(n_classes), key=lambda k: rows[i, k]) for i in range(m)]
-    lse = [abs(rows[i, arg[i]] - logp[i, arg[i]]) for i in range(m)]
+    lse = [abs(rows[i, arg[i]] - logp[i, arg[i]])
+           + R.fsum(R.exp(logp[i, k]) * abs(rows[i, k]) for k in range(n_classes) if not R.isinf(rows[i, k]))
+           for i in range(m)]  # plus sum_k p_k |x_k| (oracle.arrays.lse_terms)
 
     loss = A.zeros((m,))
     scale = A.zeros((m,))

@@ -30,10 +30,10 @@ score reaches the result weighted by that path's posterior probability. The scal
 posterior-expected magnitude of those terms plus the value:
 
     scale[n] = |weight * sample_weight[n]| *
-               (sum_{t < T_n} (|lse_t| + sum_k gamma_t(k) |x[t, k]|) + |-log p|)
+               (sum_{t < T_n} (|lse_t| + sum_k (gamma_t(k) + y[t, k]) |x[t, k]|) + |-log p|)
 
-(for one frame and a one-symbol label this is softmax cross-entropy's |x_t| +
-|logsumexp(x)|, plus the value).
+(sum_k y[t, k] |x[t, k]| is the error the terms of lse_t carry, oracle.arrays.lse_terms; for
+one frame and a one-symbol label this is softmax cross-entropy's scale, plus the value).
 The term scale follows ``/work/shared/DESIGN.md`` ("for softmax cross-entropy, |x_t| +
 |logsumexp(x)|"), the magnitudes of the terms the documented formula adds, which is what
 backward stability under a relative input perturbation allows (a logit of 1000 perturbed by
@@ -364,7 +364,7 @@ def forward(x: dict, options: dict) -> Forward:
         terms = mpf(0)
         for t in range(frames[n]):
             # the terms of log y_tk = x_tk - logsumexp(x_t) (DESIGN.md: |x| + |logsumexp(x)|)
-            terms += abs(lse[t]) + R.fsum(gamma[t][k] * abs(ntc[n, t, k]) for k in range(n_class))
+            terms += abs(lse[t]) + R.fsum((gamma[t][k] + y[t][k]) * abs(ntc[n, t, k]) for k in range(n_class))
             for k in range(n_class):
                 dnll[n, t, k] = y[t][k] - gamma[t][k]
         value[n] = f * nll
