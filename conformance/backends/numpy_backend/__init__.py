@@ -2,7 +2,11 @@
 gradients, numerically stable, computing in the input dtype.
 
 It is the reference example of a backend (see README.md): ``supports`` and ``run`` are all
-the protocol asks. The kernels live one module per loss beside this file, each with
+the protocol asks. Modes: ``forward`` (the kernel with nothing to differentiate), ``grad``,
+and ``backward-twice`` -- NumPy keeps no graph, so differentiating "the same graph" again
+is the analytic gradient evaluated a second time, which is what ``run`` does (a kernel
+that kept state between the two would be caught). ``compiled`` and ``hvp`` are not run,
+for the reasons in ``MODES``. The kernels live one module per loss beside this file, each with
 ``LOSS_ID`` and ``run(inputs, options, cotangent, wrt) -> (output, grads)``.
 
 ``mapping()`` (the migration map) names each kernel's ``run`` as the call, the first
@@ -30,9 +34,20 @@ def _kernels() -> dict:
     return found
 
 
+#: the modes of the protocol this backend runs (None) or why not
+MODES: dict[str, str | None] = {
+    "forward": None,
+    "grad": None,
+    "compiled": "NumPy has no graph or JIT compiler: its kernels only ever run eagerly, so there is no compiled path to check",
+    "hvp": "the NumPy kernels compute values and analytic first derivatives only; they have no second derivatives",
+    "backward-twice": None,
+}
+
+
 class NumpyBackend:
     name = "numpy"
     version = np.__version__
+    modes = MODES
 
     def __init__(self) -> None:
         self.kernels = _kernels()
@@ -69,11 +84,13 @@ class NumpyBackend:
     def supports(self, call: Call) -> str | None:
         if call.loss not in self.kernels:
             return f"no NumPy kernel for {call.loss}"
-        return None
+        return MODES.get(call.mode, f"unknown mode {call.mode!r}")
 
     def run(self, call: Call) -> Outcome:
         kernel = self.kernels[call.loss]
         output, grads = kernel.run(dict(call.inputs), dict(call.options), call.cotangent, tuple(call.wrt))
+        if call.mode == "backward-twice" and call.wrt:  # the gradient formula evaluated a second time
+            _, grads = kernel.run(dict(call.inputs), dict(call.options), call.cotangent, tuple(call.wrt))
         return Outcome(output, grads)
 
 
