@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__, catalog, precision
 from .api import evaluate
-from .cases import Case, cotangent_for, rng_for
+from .cases import Case, cotangent_for, rng_for, with_bfloat16
 from .errors import OracleError
 
 FORMAT = "lossconf-fixtures"
@@ -37,7 +37,7 @@ def file_name(loss_id: str) -> str:
 
 def format_input(value: Any, dtype: str) -> str:
     """Shortest decimal that round-trips to the value in ``dtype``."""
-    v = np.asarray(value, dtype=dtype)[()]
+    v = np.asarray(value, dtype=precision.numpy_dtype(dtype))[()]
     if np.isnan(v):
         return "nan"
     if np.isinf(v):
@@ -106,7 +106,7 @@ def encode_case(loss_id: str, index: int, case: Case) -> dict:
         ct = case.cotangent
         if ct is None:
             ct = cotangent_for(rng_for(loss_id, case.name + "/cotangent"), shape, case.dtype)
-        ct = np.asarray(ct, dtype=case.dtype).reshape(shape)
+        ct = np.asarray(ct, dtype=precision.numpy_dtype(case.dtype)).reshape(shape)
         r = evaluate(loss_id, case.inputs, case.options, cotangent=ct.astype(np.float64), dtypes=(case.dtype,))
     except OracleError as err:
         raise OracleError(f"{file_name(loss_id)} case {index} ({case.name}): {err}") from None
@@ -167,7 +167,7 @@ def render_loss(loss_id: str, limit: int | None = None) -> tuple[str, str]:
         "provenance": provenance(),
     }
     lines = []
-    for index, case in enumerate(module.cases()):
+    for index, case in enumerate(with_bfloat16(catalog.spec(loss_id), module.cases())):
         if limit is not None and index >= limit:
             break
         lines.append(json.dumps(encode_case(loss_id, index, case), separators=(",", ":"), allow_nan=False))
