@@ -423,3 +423,13 @@ def long_variants(spec: LossSpec, skip: Sequence[str] = ()) -> list[dict[str, An
 def long_shape(n: int, options: dict[str, Any]) -> tuple[int, int]:
     """(1, n): one sample with n elements to average; (n, 1) where batch_axis is 1."""
     return (n, 1) if options.get("batch_axis", 0) in (1, -1) else (1, n)
+
+
+def limit_cases(spec: LossSpec, inputs: Callable[[str], dict[str, Any]], note: str) -> Iterator[Case]:
+    """Cases tagged ``limit`` (+-inf inputs whose documented value is a limit), for every
+    dtype, with the default options and crossed with each documented option value
+    (:func:`long_variants`); ``inputs(dtype)`` gives 2 x 2 inputs (square, so batch_axis 1
+    needs no other shape)."""
+    for dtype in DTYPES:
+        for opts in [{}, *long_variants(spec)]:
+            yield Case(f"limit-{variant_name(opts)}-{dtype}", inputs(dtype), dtype, opts, tags=("limit",), note=note)

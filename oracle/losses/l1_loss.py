@@ -157,6 +157,11 @@ def cases() -> Iterator[C.Case]:
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
     yield from _long()
+    yield from C.limit_cases(
+        SPEC,
+        lambda dtype: {"pred": C.in_dtype([[np.inf, -np.inf], [1.0, 0.5]], dtype), "label": C.in_dtype([[1.0, -1.0], [np.inf, 0.25]], dtype)},
+        "|label - pred| with an infinite pred or label is +inf; its derivative is the sign, the limit from finite inputs",
+    )
 
 
 def _long() -> Iterator[C.Case]:

@@ -5,6 +5,11 @@ It is the reference example of a backend (see README.md): ``supports`` and ``run
 the protocol asks. The kernels live one module per loss beside this file, each with
 ``LOSS_ID`` and ``run(inputs, options, cotangent, wrt) -> (output, grads)``.
 
+bfloat16 (``ml_dtypes.bfloat16``) is computed through float32 and rounded once
+(:func:`run_bfloat16`): NumPy has no bfloat16 arithmetic of its own (ml_dtypes' ufuncs
+cast each operation through float32 and round after every one, which is the naive
+one-term-at-a-time evaluation the ``long`` fixture cases catch).
+
 ``mapping()`` (the migration map) names each kernel's ``run`` as the call, the first
 paragraph of its module docstring after the title (the formula) as the composition, and
 the title as the note.
@@ -16,6 +21,7 @@ import importlib
 import inspect
 import pkgutil
 
+import ml_dtypes
 import numpy as np
 
 from ...protocol import Call, Outcome
@@ -73,8 +79,30 @@ class NumpyBackend:
 
     def run(self, call: Call) -> Outcome:
         kernel = self.kernels[call.loss]
+        if any(_is_bfloat16(v) for v in (*call.inputs.values(), call.cotangent)):
+            return run_bfloat16(kernel, call)
         output, grads = kernel.run(dict(call.inputs), dict(call.options), call.cotangent, tuple(call.wrt))
         return Outcome(output, grads)
+
+
+_BF16 = np.dtype(ml_dtypes.bfloat16)
+
+
+def _is_bfloat16(x: object) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype == _BF16
+
+
+def run_bfloat16(kernel, call: Call) -> Outcome:
+    """A bfloat16 call computed in float32 (every bfloat16 is a float32) and the output and
+    gradients rounded once to bfloat16 (ml_dtypes' round-to-nearest-even cast)."""
+
+    def up(x):
+        return x.astype(np.float32) if _is_bfloat16(x) else x
+
+    output, grads = kernel.run(
+        {k: up(v) for k, v in call.inputs.items()}, dict(call.options), up(call.cotangent), tuple(call.wrt)
+    )
+    return Outcome(np.asarray(output).astype(_BF16), {k: np.asarray(g).astype(_BF16) for k, g in grads.items()})
 
 
 backend = NumpyBackend()
