@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from .catalog import LossSpec
@@ -369,6 +370,16 @@ def bfloat16_cases(spec: LossSpec, cases: Sequence[Case]) -> Iterator[Case]:
     most :data:`LONG_CROSSED` elements are derived, which keeps the fixtures small)."""
     from .precision import round_array
 
+    top = float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
+
+    def to_bf16(v: Any) -> np.ndarray:
+        """Correctly rounded, except that a finite value beyond bfloat16's largest (a float32
+        near its max rounds up to inf) becomes that largest value, keeping the case finite."""
+        x = np.asarray(v, dtype=np.float64)
+        r = round_array(x, "bfloat16")
+        over = np.isfinite(x) & ~np.isfinite(r.astype(np.float64))
+        return np.where(over, np.sign(x) * top, r.astype(np.float64)).astype(r.dtype) if over.any() else r
+
     kinds = {i.name: i.kind for i in spec.inputs}
     for case in cases:
         source = "float16" if "long" in case.tags else "float32"
@@ -377,10 +388,10 @@ def bfloat16_cases(spec: LossSpec, cases: Sequence[Case]) -> Iterator[Case]:
         if "long" in case.tags and max(np.size(v) for v in case.inputs.values() if v is not None) > LONG_CROSSED:
             continue
         inputs = {
-            k: (v if v is None or kinds.get(k) == "int" else round_array(np.asarray(v, dtype=np.float64), "bfloat16"))
+            k: (v if v is None or kinds.get(k) == "int" else to_bf16(v))
             for k, v in case.inputs.items()
         }
-        ct = None if case.cotangent is None else round_array(np.asarray(case.cotangent, dtype=np.float64), "bfloat16")
+        ct = None if case.cotangent is None else to_bf16(case.cotangent)
         name = case.name.replace(source, "bfloat16") if source in case.name else f"{case.name}-bfloat16"
         note = (case.note + " " if case.note else "") + f"(the {source} case's inputs rounded to bfloat16)"
         yield Case(name, inputs, "bfloat16", dict(case.options), case.tags, ct, case.invalid, note)
