@@ -365,8 +365,9 @@ class RunningSumInDtype(Wrapped):
         axis = call.options.get("batch_axis", 0) % pred.ndim
         per_sample = pred.size // pred.shape[axis]
         w = call.options.get("weight")
-        scale = np.float32((1.0 if w is None else w) / per_sample)
-        terms = (term(pred.astype(np.float32) - label.astype(np.float32)) * scale).astype(dt)
+        wide = np.float64 if dt == np.float64 else np.float32  # each term right, only the sum wrong
+        scale = wide((1.0 if w is None else w) / per_sample)
+        terms = (term(pred.astype(wide) - label.astype(wide)) * scale).astype(dt)
         rows = np.moveaxis(terms, axis, 0).reshape(pred.shape[axis], per_sample)
         running = np.add.accumulate(rows, axis=1, dtype=dt)[:, -1]
         return Outcome(running.astype(dt), out.grads)

@@ -27,7 +27,7 @@ def run(backend, cases, tag: str, check: str = "value") -> dict[str, str]:
     session = Session(backend, [c for c in cases if f.keep_case(c)], "test", None, 10.0)
     results = [session.check(c, chk) for c, chk in session.items(f) if chk == check]
     assert results, f"no {tag} case"
-    return {f"{r.case.case_id}": (r.status, r.message) for r in results}
+    return {f"{r.case.test_id}": (r.status, r.message) for r in results}
 
 
 def test_long_cases_exist_for_each_low_precision_dtype(cases):
