@@ -15,10 +15,10 @@ and total over the backend's time inside the run -- per repetition, as best and 
 and the fastest run over the fastest bare loop (timing noise only adds time, so on a
 machine whose speed drifts the two minima are the least disturbed figures).
 
-A *cold* run (no decoded-fixtures cache: every fixture file parsed and decoded) is
-measured once, separately; the warm runs read the cache, as every run after the first
-does. Last, the real command ``lossconf run numpy`` in a subprocess (interpreter start
-and imports included), against the 30 s wall target.
+Every run reads, checks and decodes the fixture files (there is no decoded-fixtures cache
+since session 4: a cache entry could not be proven to match its file). Last, the real
+command ``lossconf run numpy`` in a subprocess (interpreter start and imports included),
+against the 30 s wall target.
 
     python benchmarks/harness_bench.py                  # three repetitions
     python benchmarks/harness_bench.py --repeat 9       # best and median of nine
@@ -36,11 +36,9 @@ import io
 import os
 import pstats
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import replace
@@ -49,7 +47,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from conformance import fixture_cache  # noqa: E402
 from conformance import fixtures as fx  # noqa: E402
 from conformance.backends import load_backend  # noqa: E402
 from conformance.harness.runner import make_call  # noqa: E402
@@ -159,11 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     load_backend(args.backend)  # import it once, outside every timed run
     print(f"importing the {args.backend} backend: {time.perf_counter() - start:.3f} s (not in the figures below)")
 
-    with tempfile.TemporaryDirectory() as tmp:  # a copy without the decoded-fixtures cache
-        cold_dir = Path(tmp) / "fixtures"
-        shutil.copytree(directory, cold_dir, ignore=shutil.ignore_patterns(fixture_cache.DIRECTORY))
-        cold = in_process(args.backend, cold_dir)
-    calls = bare_calls(args.backend, directory)  # (writes the cache of `directory` if absent)
+    calls = bare_calls(args.backend, directory)
     runs, alone = [], []
     for _ in range(args.repeat):
         alone.append(backend_alone(args.backend, calls))
@@ -171,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     r = min(runs, key=lambda x: x["total"])
     by_alone = [x["total"] / a for x, a in zip(runs, alone)]
     by_inside = [x["total"] / x["backend"] for x in runs]
-    print(f"\n[1] in process (Session), decoded-fixtures cache warm: {r['cases']} cases, {r['items']} checks, "
+    print(f"\n[1] in process (Session): {r['cases']} cases, {r['items']} checks, "
           f"statuses {r['statuses']}")
     print(f"    total {summarize([x['total'] for x in runs])}  (fastest: fixtures {r['load']:.3f} s, "
           f"checks {r['checks']:.3f} s)")
@@ -182,9 +175,6 @@ def main(argv: list[str] | None = None) -> int:
     fastest = min(x["total"] for x in runs) / min(alone)
     print(f"    fastest run / fastest bare loop: {fastest:.3f}x (timing noise only adds time, so the two minima "
           f"are the least disturbed figures): {'met' if fastest <= TARGET_RATIO else 'MISSED'}")
-    print(f"\n[2] in process, cold (every fixture file parsed and decoded, cache written): total {cold['total']:.3f} s "
-          f"(fixtures {cold['load']:.3f} s, checks {cold['checks']:.3f} s); total / calls inside the run "
-          f"{cold['total'] / cold['backend']:.2f}x, / calls alone (median) {cold['total'] / statistics.median(alone):.2f}x")
 
     if not args.no_subprocess:
         variants = [("lossconf run " + args.backend, [])]

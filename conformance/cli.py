@@ -23,6 +23,7 @@ MAIN_EXAMPLE = """examples:
   lossconf guide                       print the guide to writing a backend
   lossconf fixtures generate           regenerate fixtures/ from the oracle
   lossconf fixtures verify --recompute check digests, schema, and re-derive a sample
+  lossconf fixtures verify --all       regenerate every case and compare every field
   lossconf diff old.json new.json      gate CI on regressions
   lossconf map results-*.json -o MIGRATION.md   the migration map: each loss's call per framework
 """
@@ -60,13 +61,53 @@ def _err(msg: str, code: int = 2) -> int:
     return code
 
 
+def _why(err: OSError) -> str:
+    """An OSError in a few words (``Permission denied``, ``Not a directory: 'x'``)."""
+    text = err.strerror or type(err).__name__
+    return f"{text}: {err.filename!r}" if err.filename else text
+
+
+def _unwritable_file(path: str) -> str | None:
+    """Why a file cannot be written at ``path`` (its folder made if need be), or None; a
+    file that did not exist is not left behind."""
+    target = Path(path)
+    existed = target.exists()
+    try:
+        if target.is_dir():
+            return "it is a directory"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a"):
+            pass
+        if not existed:
+            target.unlink()
+    except OSError as err:
+        return _why(err)
+    return None
+
+
+def _unwritable_dir(path: str) -> str | None:
+    """Why files cannot be written into the folder ``path`` (made if need be), or None."""
+    import tempfile
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        return _why(err)
+    return None
+
+
 def cmd_spec(args: argparse.Namespace) -> int:
     from oracle.spec_table import render_markdown
 
     text = render_markdown()
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)
+        try:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.output).write_text(text)
+        except OSError as err:
+            return _err(f"cannot write the spec table to {args.output}: {_why(err)}")
         print(f"spec table written to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -81,10 +122,15 @@ def cmd_fixtures_generate(args: argparse.Namespace) -> int:
         losses = [catalog.resolve(x) for x in args.loss] if args.loss else None
     except UnknownLossError as err:
         return _err(str(err))
+    why = _unwritable_dir(args.out)
+    if why:
+        return _err(f"cannot write the fixtures into {args.out}: {why}")
     start = time.perf_counter()
     bar = _Progress(len(losses or catalog.loss_ids()), args.quiet, "fixtures", unit="file")
     try:
         digests = fixtures.generate(Path(args.out), losses, jobs=args.jobs, progress=lambda msg: bar(1))
+    except OSError as err:
+        return _err(f"cannot write the fixtures into {args.out}: {_why(err)}")
     except OracleError as err:  # a value that cannot be proven within the precision cap
         return _err(str(err))
     finally:
@@ -103,26 +149,57 @@ def cmd_fixtures_verify(args: argparse.Namespace) -> int:
     from conformance import fixtures as fx
 
     directory = Path(args.dir) if args.dir else fx.default_dir()
-    problems = fx.verify(directory)
+    if not directory.is_dir():
+        return _err(f"fixtures: directory {directory} does not exist or is not a directory (--dir DIR, or LOSSCONF_FIXTURES)", 3)
+    files: dict[str, bytes] = {}
+    problems = [str(p) for p in fx.verify(directory, files=files)]
     for p in problems:
         print(f"FAIL {p}")
-    if not problems and (args.recompute or args.all):
+    if not problems and args.all:
+        problems = _regenerate_and_compare(directory, files, args)
+    elif not problems and args.recompute:
         from oracle.fixtures import recompute
 
-        files = len(fx.load_manifest(directory).get("files", {}))
-        bar = _Progress(files, args.quiet, "re-deriving", unit="file")
+        bar = _Progress(len(files), args.quiet, "re-deriving", unit="file")
         try:
-            bad = recompute(directory, sample=None if args.all else args.sample, progress=lambda m: bar(1))
+            problems = recompute(directory, sample=args.sample, files=files, progress=lambda m: bar(1))
         finally:
             bar.close()
-        for p in bad:
+        for p in problems:
             print(f"FAIL {p}")
-        problems += bad
     if problems:
         print(f"{len(problems)} problem(s) in {directory}")
         return 1
-    print(f"fixtures in {directory}: digests, schema and contents verified")
+    what = "every case regenerated and identical; " if args.all else ""
+    print(f"fixtures in {directory}: {what}digests, schema and contents verified")
     return 0
+
+
+def _regenerate_and_compare(directory: Path, files: dict[str, bytes], args: argparse.Namespace) -> list[str]:
+    """``verify --all``: every fixture file regenerated and compared byte for byte (every
+    field of every case), every case re-derived at the verification precision, and the
+    manifest compared with what the generator writes for these files; on all cores, with
+    progress on stderr."""
+    import hashlib
+
+    from conformance import fixtures as fx
+    from oracle import fixtures as gen
+
+    catalog = fx.catalog_files()
+    work = {name: (catalog[name], data) for name, data in files.items()}
+    bar = _Progress(len(work), args.quiet, "regenerating", unit="file")
+    try:
+        problems = gen.compare_all_with_fresh(work, jobs=args.jobs, progress=lambda name, done, total: bar(1))
+    finally:
+        bar.close()
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    cases = {name: fx.case_digests(data) for name, data in files.items()}
+    schema = hashlib.sha256(fx.read_file(directory, fx.SCHEMA_FILE)).hexdigest()
+    if fx.read_file(directory, fx.MANIFEST_FILE).decode("utf-8", "replace") != gen.manifest_text(digests, cases, schema):
+        problems.append(f"{fx.MANIFEST_FILE}: differs from what the generator writes for these files")
+    for p in problems:
+        print(f"FAIL {p}")
+    return problems
 
 
 def pytest_args(args: argparse.Namespace) -> list[str]:
@@ -138,8 +215,8 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
             out += [flag, str(getattr(args, opt))]
     if args.strict_expectations:
         out.append("--strict-expectations")
-    for opt in ("loss", "dtype", "tag", "check", "case"):
-        for v in getattr(args, opt) or []:
+    for opt in ("loss", "dtype", "tag", "check", "case", "mode"):
+        for v in getattr(args, opt, None) or []:
             out += [f"--{opt}", v]
     out += ["--call-timeout", str(args.call_timeout)]
     out += ["-q", "-rfE", "--tb=short"] if args.verbose else ["-qq", "--tb=no"]
@@ -252,10 +329,14 @@ def _run_session(args: argparse.Namespace, backend: Any, exp: Any) -> int:
         format_summary,
     )
 
-    filters = Filters(args.loss or [], args.dtype or [], args.tag or [], args.check or [], args.case or [])
+    filters = Filters(
+        args.loss or [], args.dtype or [], args.tag or [], args.check or [], args.case or [], getattr(args, "mode", None) or []
+    )
     repeat = _repeat_options(args)
     try:
         session = Session.open(backend, Path(args.fixtures) if args.fixtures else None, filters, exp, args.call_timeout)
+    except BackendError as err:
+        return _err(str(err), 3)
     except fx.FixtureError as err:
         return _err(f"fixtures: {err}", EXIT_UNUSABLE)
     except FilterError as err:
@@ -268,7 +349,7 @@ def _run_session(args: argparse.Namespace, backend: Any, exp: Any) -> int:
         return _err(str(err), EXIT_UNUSABLE)
     if args.max_time:
         session.deadline = time.monotonic() + args.max_time
-    progress = _Progress(len(session.cases), args.quiet, f"{args.backend}")
+    progress = _Progress(len(session.cases) * len(session.modes), args.quiet, f"{args.backend}")
     session.progress = progress
     try:
         with warnings.catch_warnings(), user_interrupts():
@@ -521,7 +602,13 @@ def cmd_live(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from conformance import report
 
-    return report.main(args)
+    why = _unwritable_dir(args.out)  # fail now, with one line, rather than after the runs
+    if why:
+        return _err(f"cannot write the reports into {args.out}: {why}")
+    try:
+        return report.main(args)
+    except OSError as err:
+        return _err(f"report: cannot write into {args.out}: {_why(err)}")
 
 
 def cmd_map(args: argparse.Namespace) -> int:
@@ -533,7 +620,14 @@ def cmd_map(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from conformance import diff
 
-    return diff.main(args)
+    if args.markdown:  # fail now, with one line, rather than after the comparison
+        why = _unwritable_file(args.markdown)
+        if why:
+            return _err(f"cannot write the Markdown comparison to {args.markdown}: {why}")
+    try:
+        return diff.main(args)
+    except OSError as err:
+        return _err(f"diff: {_why(err)}")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -548,7 +642,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--check", action="append",
-        help="only this check: value, shape, grad (every input) or grad:NAME, repeat, inputs, invalid (repeatable)",
+        help="only this check: value, shape, grad (every input) or grad:NAME, repeat, inputs, invalid, "
+        "twice, hvp or hvp:NAME (repeatable)",
+    )
+    p.add_argument(
+        "--mode", action="append", choices=("forward", "grad", "compiled", "hvp", "backward-twice"),
+        help="only this mode (repeatable; default: every mode the backend runs): forward (no gradient recording), "
+        "grad, compiled (the framework's graph/JIT path), hvp (second order), backward-twice (the same graph "
+        "differentiated twice)",
     )
     p.add_argument("--call-timeout", type=_seconds, default=60.0, help="seconds allowed per backend call (default 60)")
 
@@ -603,7 +704,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Print the spec table generated from the oracle's catalog: every loss, its documented "
             "options with defaults and valid values, its inputs (differentiable ones marked), the "
-            "output shape, and every documented ambiguity with the quoted text and the reading chosen."
+            "output shape, and every documented ambiguity with the quoted text and the reading chosen. "
+            "Exit codes: 0 written, 2 the output file cannot be written."
         ),
     )
     p.add_argument("-o", "--output", help="write Markdown to this file instead of stdout")
@@ -618,11 +720,28 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-coverage", dest="coverage", action="store_false", help="do not write COVERAGE.md")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     g.set_defaults(func=cmd_fixtures_generate)
-    v = fsub.add_parser("verify", help="check digests, schema and contents; optionally re-derive cases")
+    v = fsub.add_parser(
+        "verify",
+        help="check digests, schema and contents; optionally regenerate and compare every case",
+        description=(
+            "Check a fixtures folder: the manifest lists schema.json and a file for every loss of the catalog, "
+            "each a regular file inside the folder within the size limit and with its SHA-256; schema.json is "
+            "the packaged schema; every file is JSON within the loader's limits (no NaN token, number strings "
+            "of at most 512 characters, bounded nesting), matches the schema and loads. --recompute re-derives "
+            "a sample of cases at a higher precision; --all regenerates every file and compares every field of "
+            "every case byte for byte, re-derives every case, and compares the manifest with what the generator "
+            "writes. Exit codes: 0 verified, 1 a problem found (each FAIL line names the file and case), "
+            "2 usage, 3 the folder does not exist."
+        ),
+    )
     v.add_argument("--dir", help="fixtures directory (default: the checkout's fixtures/)")
     v.add_argument("--recompute", action="store_true", help="re-derive a sample of cases at a higher precision")
     v.add_argument("--sample", type=_at_least_one, default=3, help="cases per loss to re-derive with --recompute (default 3)")
-    v.add_argument("--all", action="store_true", help="re-derive every case")
+    v.add_argument(
+        "--all", action="store_true",
+        help="regenerate every case and compare every field byte for byte; re-derive every case (slow: all cores)",
+    )
+    v.add_argument("--jobs", type=_at_least_one, default=None, help="worker processes for --all (default: all cores)")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     v.set_defaults(func=cmd_fixtures_verify)
     pf.set_defaults(func=lambda a: (pf.print_help(), 2)[1])
@@ -701,9 +820,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a backend on fresh inputs drawn by hypothesis and evaluated by the oracle",
         description=(
             "Check a backend on fresh inputs instead of the fixtures: for each loss, hypothesis draws an "
-            "option variant, a dtype and a seed for the loss's sampler; the oracle evaluates the exact value "
-            "and VJP, and every check of `lossconf run` (value, shape, grad, repeat, inputs) judges the backend "
-            "with the same tolerances. A failing example is shrunk and shown in full (loss, options, dtype, "
+            "option variant, a dtype, an input regime and a seed for the loss's sampler; the oracle evaluates the "
+            "exact value and VJP, and every check of `lossconf run` (value, shape, grad, repeat, inputs; twice, hvp) "
+            "judges the backend in every mode it runs, with the same tolerances. A failing example is shrunk and shown in full (loss, options, dtype, "
             "inputs, cotangent). Draws the backend does not support are rejected. Exit codes: 0 every example "
             "conforms (or is a known deviation), 1 a check failed, 3 the backend or expectations could not be "
             "used, 4 an unknown loss or nothing the backend supports."
@@ -721,6 +840,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the backend in this process (debugging, profiling); by default it runs in a supervised "
         "worker, where a crash, exit or hang is a failing example instead of the end of the run",
     )
+    lv.add_argument(
+        "--mode", action="append", choices=("forward", "grad", "compiled", "hvp", "backward-twice"),
+        help="only this mode (repeatable; default: every mode the backend runs)",
+    )
+    lv.add_argument(
+        "--regime", action="append", choices=("regular", "extreme", "tiny", "kink", "long", "limit"),
+        help="only draws of this input regime (repeatable; default: all): regular (the sampler's inputs), extreme "
+        "(differentiable inputs scaled towards the dtype's max), tiny (towards its smallest subnormal), kink (inputs "
+        "on a coarse dyadic grid: ties, zeros, margins), long (a reduction axis tiled to 1024-16384 terms), limit "
+        "(an element of a differentiable input set to +-inf)",
+    )
     lv.set_defaults(func=cmd_live)
 
     rep = sub.add_parser(
@@ -732,7 +862,8 @@ def build_parser() -> argparse.ArgumentParser:
             "pass counts and a legend, then the details: cross-framework table, invalid-input table folded by "
             "loss, ULP histograms, error by value regime, drill-down), and last the migration map (as lossconf map "
             "writes it), reports/summary.md (for a CI job summary) "
-            "and reports/report.json (merged results). With no results files, run the backends first (default: numpy)."
+            "and reports/report.json (merged results). With no results files, run the backends first (default: numpy). "
+            "Exit codes: 0 written, 2 a results file cannot be read or the output folder cannot be written."
         ),
     )
     rep.add_argument("results", nargs="*", help="results JSON files (default: run the numpy backend first)")
@@ -766,7 +897,7 @@ def build_parser() -> argparse.ArgumentParser:
             "invalid input that raised and is now silently returned; an error that grew by more than "
             "--factor over max(old error, 1 ULP), or became inf/nan; a check no longer supported; a "
             "check that ran before and is missing now (unless --allow-removed). "
-            "Exit codes: 0 no regression, 1 regression, 2 an input cannot be read."
+            "Exit codes: 0 no regression, 1 regression, 2 an input cannot be read or the Markdown cannot be written."
         ),
     )
     d.add_argument("old", help="baseline results JSON")

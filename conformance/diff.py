@@ -1,8 +1,12 @@
 """``lossconf diff OLD NEW``: compare two results files (or merged reports) check by check,
 so that a CI job can gate on it.
 
-Checks are matched by backend and by (loss, case name, check), so adding cases to the
-fixtures (which renumbers the case index in record ids) does not look like a removal.
+Checks are matched by backend and by (loss, case name, mode, check), so adding cases to
+the fixtures (which renumbers the case index in record ids) does not look like a removal.
+The mode is a dimension like the check: a record without one (results written before
+modes existed) is mode ``grad``, whose keys are as they always were, so old baselines
+still match; a mode that one side ran and the other did not shows as checks added or
+removed.
 Backends are matched by name, so an upgrade (numpy 1.26 -> 2.0) compares like with like;
 when each side holds exactly one backend they are compared whatever their names.
 
@@ -112,13 +116,23 @@ class Diff:
         return len(self.new_failures) + len(self.grown) + len(self.unsupported) + removed
 
 
+def _key(r: dict[str, Any]) -> str:
+    """A record's key: ``loss / case name / check``, with ``[mode]`` after the case name
+    in a mode other than grad (a record without a name: its id)."""
+    if "name" not in r:
+        return r["id"]
+    mode = r.get("mode") or "grad"
+    where = r["name"] if mode == "grad" else f"{r['name']} [{mode}]"
+    return f"{r.get('loss', '?')} / {where} / {r.get('check', '?')}"
+
+
 def _index(br: BackendResults) -> dict[str, dict[str, Any]]:
-    """Records by (loss, case name, check): stable when cases are added to the fixtures
-    (the case index in a record's id is not)."""
+    """Records by (loss, case name, mode, check): stable when cases are added to the
+    fixtures (the case index in a record's id is not)."""
     out: dict[str, dict[str, Any]] = {}
     seen: Counter = Counter()
     for r in br.records:
-        key = f"{r.get('loss', '?')} / {r.get('name', r['id'])} / {r.get('check', '?')}" if "name" in r else r["id"]
+        key = _key(r)
         seen[key] += 1
         if seen[key] > 1:  # the same check twice in one file: keep both, in order
             key = f"{key}#{seen[key]}"
@@ -220,6 +234,11 @@ def format_text(d: Diff) -> list[str]:
         f"  {d.compared} checks compared; "
         + ", ".join(f"{len(getattr(d, k))} {t}" for k, t in (*d.REGRESSIONS, *d.OTHERS))
     )
+    modes = by_mode(d)
+    if len(modes) > 1 or set(modes) - {"grad"}:
+        lines.append("  by mode: " + "; ".join(
+            f"{m}: " + ", ".join(f"{n} {t}" for t, n in counts.items()) for m, counts in modes.items()
+        ))
     for key, title in (*d.REGRESSIONS, *d.OTHERS):
         items = getattr(d, key)
         if not items:
@@ -235,6 +254,18 @@ def format_text(d: Diff) -> list[str]:
     else:
         lines.append("OK: no regressions")
     return lines
+
+
+def by_mode(d: Diff) -> dict[str, dict[str, int]]:
+    """Per mode, the number of changes in each category (that has any): the mode of the
+    new record, or the old one for a removed check."""
+    out: dict[str, dict[str, int]] = {}
+    for key, title in (*d.REGRESSIONS, *d.OTHERS):
+        for c in getattr(d, key):
+            rec = c.new or c.old or {}
+            counts = out.setdefault(rec.get("mode") or "grad", {})
+            counts[title] = counts.get(title, 0) + 1
+    return out
 
 
 def _md(text: str) -> str:
@@ -254,6 +285,11 @@ def format_markdown(d: Diff) -> str:
     out += [f"| {t} | {len(getattr(d, k))} |" for k, t in (*d.REGRESSIONS, *d.OTHERS)]
     out.append(f"| compared | {d.compared} |")
     out.append("")
+    modes = by_mode(d)
+    if len(modes) > 1 or set(modes) - {"grad"}:
+        out += ["| mode | changes |", "|---|---|"]
+        out += [f"| {m} | {_md(', '.join(f'{n} {t}' for t, n in counts.items()))} |" for m, counts in modes.items()]
+        out.append("")
     if d.removed and not d.allow_removed:
         out.append(f"Removed checks count as regressions ({len(d.removed)}); `--allow-removed` if the selection changed on purpose.")
         out.append("")

@@ -1,8 +1,12 @@
 """Live mode: check a backend on fresh inputs rather than the frozen fixtures.
 
 For each selected loss, hypothesis draws an option variant (``oracle.cases.option_variants``),
-a dtype and a seed; the loss module's ``sample(rng, options)`` turns the seed into valid
-inputs, which are rounded to the dtype exactly as fixture inputs are (``oracle.cases.in_dtype``).
+a dtype, an input regime and a seed; the loss module's ``sample(rng, options)`` turns the
+seed into valid inputs, :func:`in_regime` moves them into the regime (see ``REGIMES``: the
+transformations know no loss's formula, and a draw whose inputs leave the documented domain
+is rejected by the oracle, not judged), and they are rounded to the dtype exactly as
+fixture inputs are (``oracle.cases.in_dtype``). Every option variant is crossed with every
+regime. Each example is run in every mode the backend runs (``--mode`` selects).
 The oracle evaluates the case and ``oracle.fixtures.encode_case`` encodes it as a fixture
 record (cotangent from ``oracle.cases.cotangent_for``); the record, round-tripped through
 JSON, becomes a ``conformance.fixtures.FixtureCase``, and the backend is run and judged by
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import time
@@ -40,18 +45,35 @@ from .harness.runner import (
     run_case,
 )
 from .harness.tolerance import default
-from .protocol import Backend, Call
+from .protocol import Backend, Call, supported_modes
 
 SEED_RANGE = 2**32
+
+#: the input regimes a draw is moved into, the first (the sampler's own inputs) the one
+#: hypothesis shrinks towards
+REGIMES: dict[str, str] = {
+    "regular": "the sampler's inputs as drawn",
+    "extreme": "the differentiable inputs scaled by a power of two towards the dtype's largest finite value",
+    "tiny": "the differentiable inputs scaled by a power of two towards the dtype's smallest subnormal",
+    "kink": "every float input rounded to the dyadic grid {-2, -1.5, ..., 2}: ties, zeros and unit margins, "
+    "where piecewise losses have their kinks",
+    "long": "the inputs of the first differentiable input's shape tiled along their last axis to 1024-16384 "
+    "terms: a long reduction, where accumulating in a low precision stagnates",
+    "limit": "one element of a differentiable input set to +inf or -inf, where the documented value is a limit",
+}
+#: reduction lengths of the regime "long"
+LONG_TERMS = (1024, 4096, 16384)
 
 
 @dataclass(frozen=True)
 class Draw:
-    """One drawn example: the inputs are ``sample(random.Random(seed), options)`` in ``dtype``."""
+    """One drawn example: the inputs are ``sample(random.Random(seed), options)`` moved into
+    ``regime`` (:func:`in_regime`, with the same generator) in ``dtype``."""
 
     options: dict[str, Any]
     dtype: str
     seed: int
+    regime: str = "regular"
 
 
 class LiveFailure(AssertionError):
@@ -74,6 +96,7 @@ class LossOutcome:
     unsupported: str | None = None  # the backend supports no draw of this loss
     flaky: bool = False  # the failure did not repeat when hypothesis replayed it
     seconds: float = 0.0
+    regimes: Counter = field(default_factory=Counter)  # examples run per regime
 
 
 # ----------------------------------------------------------------- one example
@@ -106,38 +129,109 @@ def case_from_record(loss: str, record: dict[str, Any]) -> fx.FixtureCase:
     return fx.FixtureCase.from_record(loss, "live", record)
 
 
+def in_regime(loss: str, inputs: dict[str, Any], regime: str, rng: random.Random, dtype: str) -> dict[str, Any]:
+    """The sampler's float64 ``inputs`` moved into ``regime`` (see ``REGIMES``). Only the
+    spec's input kinds (float or not) and differentiable inputs are used: nothing of a
+    loss's formula. The result may leave the documented domain; the oracle then rejects it."""
+    from oracle import catalog
+
+    if regime == "regular":
+        return inputs
+    if regime not in REGIMES:
+        raise ValueError(f"unknown regime {regime!r}; regimes are {', '.join(REGIMES)}")
+    spec = catalog.spec(loss)
+    kinds = {i.name: i.kind for i in spec.inputs}
+    floats = [k for k, v in inputs.items() if v is not None and kinds.get(k) == "float"]
+    diff = [k for k in spec.differentiable if k in floats]
+    out = {k: (None if v is None else np.array(v, dtype=np.float64) if k in floats else v) for k, v in inputs.items()}
+    info = np.finfo(dtype)
+    if regime in ("extreme", "tiny"):
+        for k in diff:
+            a = out[k]
+            top = float(np.max(np.abs(a))) if a.size else 0.0
+            if not (top and np.isfinite(top)):
+                continue
+            binade = math.frexp(top)[1]  # top in [2**(binade-1), 2**binade)
+            if regime == "extreme":  # the largest element lands in [max / 2**10, max / 2]
+                exp = math.frexp(float(info.max))[1] - binade - rng.randint(1, 10)
+            else:  # the largest element lands a few binades above the smallest subnormal
+                exp = math.frexp(float(info.smallest_subnormal))[1] - binade + rng.randint(4, 20)
+            out[k] = np.ldexp(a, exp)
+    elif regime == "kink":
+        for k in floats:
+            out[k] = np.clip(np.round(out[k] * 2) / 2, -2.0, 2.0)
+    elif regime == "long":
+        if diff:
+            shape = np.shape(out[diff[0]])
+            if len(shape) >= 1 and shape[-1]:
+                reps = max(1, rng.choice(LONG_TERMS) // int(np.prod(shape[1:], dtype=np.int64) or 1))
+                for k, v in out.items():
+                    if v is not None and np.shape(v) == shape:
+                        out[k] = np.concatenate([np.asarray(v)] * reps, axis=-1)
+    elif regime == "limit" and diff:
+        k = diff[rng.randrange(len(diff))]
+        a = out[k].copy()
+        if a.size:
+            a.reshape(-1)[rng.randrange(a.size)] = rng.choice((np.inf, -np.inf))
+            out[k] = a
+    return out
+
+
 def make_case(loss: str, draw: Draw, inputs: dict[str, np.ndarray]) -> fx.FixtureCase:
-    """The oracle's fixture record of one drawn example, as the harness reads a fixture.
-    Raises ``oracle.OracleError`` if the oracle rejects the inputs."""
+    """The oracle's fixture record of one drawn example, as the harness reads a fixture
+    (tagged with the draw's regime). Raises ``oracle.OracleError`` if the oracle rejects the
+    inputs."""
     from oracle.cases import Case
     from oracle.fixtures import encode_case
 
-    case = Case(f"live-{draw.seed}", inputs, draw.dtype, dict(draw.options))
+    tag = "regular" if draw.regime in ("regular", "long", "limit") else draw.regime
+    case = Case(f"live-{draw.regime}-{draw.seed}", inputs, draw.dtype, dict(draw.options), tags=(tag,))
     record = json.loads(json.dumps(encode_case(loss, 0, case), allow_nan=False))
     return case_from_record(loss, record)
 
 
-def check_case(backend: Backend, case: fx.FixtureCase, expectations: Any = None, timeout: float = 60.0) -> list[CheckResult]:
-    """Every check of one case, as ``conformance.harness.session.Session.check`` judges it
-    (tolerance overrides and known deviations from ``expectations``)."""
-    run = run_case(backend, case, timeout)
+def check_case(
+    backend: Backend, case: fx.FixtureCase, expectations: Any = None, timeout: float = 60.0, modes: tuple[str, ...] = ("grad",),
+) -> list[CheckResult]:
+    """Every check of one case in each of ``modes``, as
+    ``conformance.harness.session.Session.check`` judges it (tolerance overrides and known
+    deviations from ``expectations``)."""
     out = []
-    for check in checks_for(case):
-        tol = default(case.dtype)
-        if expectations is not None:
-            tol = expectations.tolerance_for(case, check, tol)
-        try:
-            result = evaluate_check(run, check, tol)
-        except Exception as err:
-            result = CheckResult(case, check, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}")
-        if run.detail and run.fault is not None and result.status == ERROR:  # the worker's traceback
-            result.message += "\n  traceback:\n    " + run.detail[-3000:].replace("\n", "\n    ")
-        if expectations is not None and result.status in (FAIL, ERROR):
-            entry = expectations.deviation_for(case, check)
-            if entry is not None:
-                result.status, result.reason = KNOWN, entry.reason
-        out.append(result)
+    for mode in modes:
+        checks = checks_for(case, mode)
+        if not checks:
+            continue
+        run = run_case(backend, case, timeout, mode=mode)
+        for check in checks:
+            tol = default(case.dtype)
+            if expectations is not None:
+                tol = expectations.tolerance_for(case, check, tol, mode)
+            try:
+                result = evaluate_check(run, check, tol)
+            except Exception as err:
+                result = CheckResult(
+                    case, check, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}", mode=mode,
+                )
+            if run.detail and run.fault is not None and result.status == ERROR:  # the worker's traceback
+                result.message += "\n  traceback:\n    " + run.detail[-3000:].replace("\n", "\n    ")
+            if expectations is not None and result.status in (FAIL, ERROR):
+                entry = expectations.deviation_for(case, check, mode)
+                if entry is not None:
+                    result.status, result.reason = KNOWN, entry.reason
+            out.append(result)
     return out
+
+
+def live_modes(backend: Backend, wanted: list[str] | None = None) -> tuple[str, ...]:
+    """The modes live mode runs: ``wanted`` (all of them run by the backend, else
+    ValueError naming the backend's reason), or every mode the backend runs."""
+    from .protocol import MODES
+
+    support = supported_modes(backend)
+    declined = [f"--mode {m}: backend {backend.name} does not run it: {support[m]}" for m in wanted or () if support.get(m)]
+    if declined:
+        raise ValueError("; ".join(declined))
+    return tuple(m for m in MODES if (m in wanted if wanted else support[m] is None))
 
 
 def _supports(backend: Backend, loss: str, draw: Draw, inputs: dict[str, np.ndarray]) -> str | None:
@@ -157,7 +251,9 @@ def _supports(backend: Backend, loss: str, draw: Draw, inputs: dict[str, np.ndar
 def _sample(loss: str, draw: Draw) -> dict[str, np.ndarray]:
     from oracle import catalog
 
-    return cast_inputs(loss, catalog.module(loss).sample(random.Random(draw.seed), dict(draw.options)), draw.dtype)
+    rng = random.Random(draw.seed)
+    inputs = catalog.module(loss).sample(rng, dict(draw.options))
+    return cast_inputs(loss, in_regime(loss, inputs, draw.regime, rng, draw.dtype), draw.dtype)
 
 
 # ----------------------------------------------------------------- one loss
@@ -199,9 +295,12 @@ def live_loss(
     dtypes: list[str],
     expectations: Any = None,
     timeout: float = 60.0,
+    modes: tuple[str, ...] = ("grad",),
+    regimes: tuple[str, ...] = tuple(REGIMES),
 ) -> LossOutcome:
-    """Draw ``examples`` examples of one loss with hypothesis (seeded with ``seed``) and
-    check the backend on each; on a failure, hypothesis shrinks it to a minimal one."""
+    """Draw ``examples`` examples of one loss with hypothesis (seeded with ``seed``) in
+    ``regimes`` and check the backend on each in ``modes``; on a failure, hypothesis shrinks
+    it to a minimal one."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, reject, settings
     from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
@@ -220,7 +319,8 @@ def live_loss(
     @st.composite
     def draws(draw: Any) -> Draw:
         options, ok = draw(st.sampled_from(choices))  # the documented defaults first: shrinks toward them
-        return Draw(options, draw(st.sampled_from(ok)), draw(st.integers(0, SEED_RANGE - 1)))
+        dtype, seed = draw(st.sampled_from(ok)), draw(st.integers(0, SEED_RANGE - 1))
+        return Draw(options, dtype, seed, draw(st.sampled_from(regimes)))  # regular first
 
     def example(d: Draw) -> None:
         inputs = _sample(loss, d)
@@ -230,10 +330,10 @@ def live_loss(
             reject()
         try:
             case = make_case(loss, d, inputs)
-        except OracleError as err:  # rounding to the dtype left the documented domain
-            outcome.rejected[f"the oracle rejects the inputs in {d.dtype}: {err}"] += 1
+        except OracleError as err:  # rounding to the dtype (or the regime) left the documented domain
+            outcome.rejected[f"the oracle rejects the {d.regime} inputs in {d.dtype}: {str(err)[:200]}"] += 1
             reject()
-        results = check_case(backend, case, expectations, timeout)
+        results = check_case(backend, case, expectations, timeout, modes)
         if results and results[0].status == SKIP:
             outcome.rejected[f"unsupported: {results[0].message}"] += 1
             reject()
@@ -241,6 +341,7 @@ def live_loss(
         if searching:
             outcome.examples += 1
             outcome.known += any(r.status == KNOWN for r in results)
+            outcome.regimes[d.regime] += 1
         for r in results:
             if r.status in (FAIL, ERROR):
                 if searching:
@@ -300,8 +401,12 @@ def format_failure(outcome: LossOutcome, command: str) -> str:
         f"  options:   {case.options_label or 'documented defaults'}"
         + (" (the others documented defaults)" if case.options_label else ""),
         f"  dtype:     {case.dtype}",
+        f"  mode:      {r.mode}",
         f"  check:     {r.check} ({r.verdict})",
-        f"  inputs:    {sampler}, rounded to {case.dtype}:",
+        f"  regime:    {f.draw.regime} ({REGIMES[f.draw.regime]})",
+        f"  inputs:    {sampler}"
+        + ("" if f.draw.regime == "regular" else ", moved into the regime by conformance.live.in_regime with the same generator")
+        + f", rounded to {case.dtype}:",
         *(_array(k, v) for k, v in case.inputs.items()),
     ]
     if case.invalid is None:
@@ -317,11 +422,14 @@ def format_line(outcome: LossOutcome) -> str:
         what = f"unsupported: {outcome.unsupported}"
     elif outcome.failure is not None:
         f = outcome.failure.result
-        what = f"FAILS {f.check} (first failure after {outcome.first_failure_at} example(s); minimal example below)"
+        where = f.check if f.mode == "grad" else f"{f.check} in mode {f.mode}"
+        what = f"FAILS {where} (first failure after {outcome.first_failure_at} example(s); minimal example below)"
     else:
         what = f"{outcome.examples} examples conform"
         if outcome.known:
             what += f" ({outcome.known} with known deviations)"
+        if outcome.regimes and set(outcome.regimes) != {"regular"}:
+            what += " (" + ", ".join(f"{n} {r}" for r, n in sorted(outcome.regimes.items(), key=lambda x: list(REGIMES).index(x[0]))) + ")"
     rejected = sum(outcome.rejected.values())
     if rejected and outcome.unsupported is None:
         what += f", {rejected} draw(s) rejected"
@@ -335,6 +443,9 @@ def _command(args: argparse.Namespace, loss: str, seed: int) -> str:
     parts = ["lossconf live", args.backend, "--loss", loss.rsplit(".", 1)[-1], "--seed", str(seed), "--examples", str(args.examples)]
     for d in args.dtype or []:
         parts += ["--dtype", d]
+    for opt in ("mode", "regime"):
+        for v in getattr(args, opt, None) or []:
+            parts += [f"--{opt}", v]
     if args.expectations:
         parts += ["--expectations", args.expectations]
     return " ".join(parts)
@@ -383,18 +494,24 @@ def _live(args: argparse.Namespace, backend: Backend, expectations: Any, losses:
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(SEED_RANGE)
     dtypes = list(dict.fromkeys(args.dtype)) if args.dtype else list(DTYPES)
+    try:
+        modes = live_modes(backend, getattr(args, "mode", None))
+    except ValueError as e:
+        print(f"lossconf: {e}", file=sys.stderr)
+        return 4
+    regimes = tuple(dict.fromkeys(getattr(args, "regime", None) or REGIMES))
 
     start = time.perf_counter()
     print(
         f"lossconf live: backend {backend.name} {backend.version} -- {args.examples} examples per loss, "
-        f"dtypes {'/'.join(dtypes)}, seed {seed}",
+        f"dtypes {'/'.join(dtypes)}, modes {'/'.join(modes)}, regimes {'/'.join(regimes)}, seed {seed}",
         flush=True,
     )
     outcomes = []
     for loss in losses:
         outcome = live_loss(
             backend, loss, examples=args.examples, seed=seed, dtypes=dtypes,
-            expectations=expectations, timeout=getattr(args, "call_timeout", 60.0),
+            expectations=expectations, timeout=getattr(args, "call_timeout", 60.0), modes=modes, regimes=regimes,
         )
         outcomes.append(outcome)
         print(format_line(outcome), flush=True)

@@ -1,6 +1,7 @@
 """The pytest plugin: ``pytest --pyargs conformance --backend NAME`` checks a backend
-against the golden fixtures. One test item per case and check, with ids such as
-``SoftmaxCrossEntropyLoss[axis=1,sparse_label=False]-float32-extreme-017-grad:pred``."""
+against the golden fixtures. One test item per case, mode and check, with ids such as
+``SoftmaxCrossEntropyLoss[axis=1,sparse_label=False]-float32-extreme-017-grad:pred`` (mode
+grad) and ``...-017[compiled]-grad:pred`` (any other mode)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from . import fixtures as fx
 from .backends import BackendError, load_backend
 from .harness import expectations as ex
-from .harness.runner import ERROR, FAIL, KNOWN, SKIP, describe_failure
+from .harness.runner import ERROR, FAIL, KNOWN, SKIP, check_id, describe_failure
 from .harness.session import FilterError, Filters, Session, format_summary
 
 _STATE: dict = {}
@@ -40,14 +41,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--loss", action="append", default=[], help="only this loss (id or short name; repeatable)")
     g.addoption("--dtype", action="append", default=[], help="only this dtype (repeatable)")
     g.addoption("--tag", action="append", default=[], help="only cases with this tag (repeatable)")
-    g.addoption("--check", action="append", default=[], help="only this check: value, shape, grad, repeat, inputs, invalid (repeatable)")
+    g.addoption(
+        "--check", action="append", default=[],
+        help="only this check: value, shape, grad, repeat, inputs, invalid, twice, hvp (repeatable)",
+    )
     g.addoption("--case", action="append", default=[], help="only checks whose test id or case name matches this pattern (see `lossconf run --help`; repeatable)")
+    g.addoption(
+        "--mode", action="append", default=[],
+        help="only this mode: forward, grad, compiled, hvp, backward-twice (repeatable; default: every mode the backend runs)",
+    )
     g.addoption("--call-timeout", type=_timeout, default=60.0, help="time limit per backend call in seconds (default 60)")
 
 
 def _filters(config: pytest.Config) -> Filters:
-    return Filters(config.getoption("--loss"), config.getoption("--dtype"), config.getoption("--tag"), config.getoption("--check"),
-                   config.getoption("--case"))
+    return Filters(
+        config.getoption("--loss"), config.getoption("--dtype"), config.getoption("--tag"), config.getoption("--check"),
+        config.getoption("--case"), config.getoption("--mode"),
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,6 +77,8 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         fixtures_dir = Path(config.getoption("--fixtures-dir")) if config.getoption("--fixtures-dir") else None
         session = Session.open(backend, fixtures_dir, _filters(config), exp, config.getoption("--call-timeout"))
+    except BackendError as err:
+        pytest.exit(f"lossconf: {err}", returncode=3)
     except fx.FixtureError as err:
         pytest.exit(f"lossconf: fixtures: {err}", returncode=3)
     except FilterError as err:
@@ -93,7 +105,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("lossconf_check", [pytest.param(None, marks=pytest.mark.skip(reason="no --backend given"))])
         return
     items = session.items(_filters(metafunc.config))
-    metafunc.parametrize("lossconf_check", items, ids=[f"{c.test_id}-{chk}" for c, chk in items])
+    metafunc.parametrize("lossconf_check", items, ids=[check_id(c, chk, mode) for c, chk, mode in items])
 
 
 def run_check(item: tuple) -> None:
@@ -101,10 +113,10 @@ def run_check(item: tuple) -> None:
     session = session_or_none()
     if item is None or session is None:
         pytest.skip("no --backend given")
-    case, check = item
-    r = session.check(case, check)
+    case, check, mode = item
+    r = session.check(case, check, mode)
     if r.status == SKIP:
-        pytest.skip(f"unsupported by {session.backend.name}: {r.message}")
+        pytest.skip(f"unsupported by {session.backend.name}: {r.message}" if r.verdict == "unsupported" else r.message)
     if r.status == KNOWN:
         pytest.xfail(f"known deviation: {r.reason}")
     if r.status in (FAIL, ERROR):

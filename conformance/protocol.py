@@ -6,8 +6,12 @@ documented constructor options, the forward inputs by their documented names (fl
 the case's dtype, integer inputs as int64), the dtype, which inputs to differentiate and
 the cotangent for the vector-Jacobian product. ``run`` returns the output array and the
 requested VJPs. Optionally, ``build_info()`` describes the build (e.g. MXNet's features),
-because results differ with it, and ``mapping()`` says which framework call computes each
-documented loss (the migration map; see :func:`mapping_of`).
+because results differ with it; ``mapping()`` says which framework call computes each
+documented loss (the migration map; see :func:`mapping_of`); and ``modes`` says which modes
+(see :data:`MODES`) the backend runs: a sequence of mode names, or a mapping from every
+mode to None (runs it) or the reason it does not. A backend without ``modes`` is run in
+mode ``grad`` only (see :func:`supported_modes`); ``supports(call)`` may still decline one
+call of a mode it runs.
 
 A complete minimal backend (see README.md)::
 
@@ -122,6 +126,34 @@ def build_info(backend: Backend) -> dict[str, Any]:
         return dict(fn())
     except Exception as err:  # a provenance probe must never stop a run
         return {"error": f"build_info() raised {type(err).__name__}: {err}"}
+
+
+def supported_modes(backend: Backend) -> dict[str, str | None]:
+    """Every mode of :data:`MODES` -> None if the backend runs it, else the reason it does
+    not (from the backend's ``modes``; a backend without ``modes`` runs ``grad`` only).
+    Raises ValueError for a ``modes`` that names an unknown mode or is not a sequence or
+    mapping, or a reason that is not a non-empty string."""
+    declared = getattr(backend, "modes", None)
+    if declared is None:
+        return {m: None if m == "grad" else "the backend declares no modes (no `modes` attribute): it runs grad only"
+                for m in MODES}
+    if isinstance(declared, Mapping):
+        unknown = [m for m in declared if m not in MODES]
+        if unknown:
+            raise ValueError(f"modes names unknown mode(s) {', '.join(map(repr, unknown))}; modes are {', '.join(MODES)}")
+        out: dict[str, str | None] = {}
+        for m in MODES:
+            reason = declared.get(m, "not among the modes the backend declares")
+            if reason is not None and not (isinstance(reason, str) and reason.strip()):
+                raise ValueError(f"modes[{m!r}] must be None (supported) or the reason it is not, got {reason!r}")
+            out[m] = reason
+        return out
+    if isinstance(declared, str) or not all(isinstance(m, str) for m in declared):
+        raise ValueError(f"modes must be a sequence of mode names or a mapping, got {declared!r}")
+    unknown = [m for m in declared if m not in MODES]
+    if unknown:
+        raise ValueError(f"modes names unknown mode(s) {', '.join(map(repr, unknown))}; modes are {', '.join(MODES)}")
+    return {m: None if m in declared else "not among the modes the backend declares" for m in MODES}
 
 
 #: the text fields of one entry of a backend's ``mapping()``

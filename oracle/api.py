@@ -34,7 +34,12 @@ def convert_inputs(loss_id: str, inputs: Mapping[str, Any]) -> dict[str, np.ndar
             if not inp.optional:
                 raise InputError(f"{spec.id}: missing required input {inp.name!r}")
             continue
-        arr = np.asarray(raw)
+        arr = _as_array(spec.id, inp.name, raw)
+        if arr.ndim == 0 and not inp.optional:
+            raise InputError(
+                f"{spec.id}: input {inp.name} is a scalar (shape ()); expected an array with a batch axis "
+                f"(at least one dimension): {describe(arr)}"
+            )
         if inp.kind == "int":
             if arr.dtype.kind == "f" or arr.dtype == object:
                 flat = arr.ravel().tolist()
@@ -57,6 +62,24 @@ def convert_inputs(loss_id: str, inputs: Mapping[str, Any]) -> dict[str, np.ndar
                 )
             out[inp.name] = A.asmp(arr)
     return out
+
+
+def _as_array(loss_id: str, name: str, raw: Any) -> np.ndarray:
+    """An input as a numpy array; nested lists of unequal lengths (ragged) or holding
+    anything but numbers are an :class:`InputError` naming the loss and the input."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy < 1.24 warns and makes an object array of a ragged list
+            arr = np.asarray(raw)
+    except (ValueError, TypeError, Warning):
+        raise InputError(
+            f"{loss_id}: input {name} is ragged (nested lists of unequal lengths) or not an array of numbers: {describe(raw)}"
+        ) from None
+    if arr.dtype == object and any(isinstance(v, (list, tuple, np.ndarray)) for v in arr.ravel().tolist()):
+        raise InputError(f"{loss_id}: input {name} is ragged (nested lists of unequal lengths): {describe(raw)}")
+    return arr
 
 
 def evaluate(

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -245,73 +245,230 @@ def generate(
         (out_dir / name).write_bytes(data)
         digests[name] = sha256(data)
         case_digests[name] = [sha256(line.rstrip(",").encode()) for line in text.split("\n")[1:] if line.startswith("{")]
-    write_manifest(out_dir, digests, case_digests)
-    schema = Path(__file__).resolve().parent.parent / "conformance" / "fixtures_schema.json"
-    (out_dir / "schema.json").write_bytes(schema.read_bytes())
+    schema = SCHEMA_SOURCE.read_bytes()
+    (out_dir / SCHEMA_FILE).write_bytes(schema)
+    write_manifest(out_dir, digests, case_digests, sha256(schema))
     return digests
 
 
-def write_manifest(out_dir: Path, digests: dict[str, str], case_digests: dict[str, list[str]] | None = None) -> None:
-    """``files``: SHA-256 per file; ``cases``: SHA-256 per case line of each file (so a
-    changed file's changed cases can be named); ``digest``: SHA-256 of ``files``."""
-    files = dict(sorted(digests.items()))
+#: the schema of the format, as the harness reads it; ``generate`` copies it beside the fixtures
+SCHEMA_SOURCE = Path(__file__).resolve().parent.parent / "conformance" / "fixtures_schema.json"
+SCHEMA_FILE = "schema.json"
+
+
+def manifest_text(digests: dict[str, str], case_digests: dict[str, list[str]] | None = None, schema_digest: str | None = None) -> str:
+    """``MANIFEST.json`` as the generator writes it: ``files``: SHA-256 per fixture file;
+    ``cases``: SHA-256 per case line of each file (so a changed file's changed cases can be
+    named); ``schema``: the SHA-256 of ``schema.json`` (every file the loader trusts is
+    listed); ``digest``: SHA-256 of ``files``."""
+    files = {k: v for k, v in sorted(digests.items()) if k != SCHEMA_FILE}
     body = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "files": files,
         "cases": {k: v for k, v in sorted((case_digests or {}).items()) if k in files},
+        "schema": {SCHEMA_FILE: schema_digest or sha256(SCHEMA_SOURCE.read_bytes())},
         "digest": sha256(json.dumps(files, sort_keys=True).encode()),
     }
-    (Path(out_dir) / "MANIFEST.json").write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
+    return json.dumps(body, indent=1, sort_keys=True) + "\n"
+
+
+def write_manifest(
+    out_dir: Path, digests: dict[str, str], case_digests: dict[str, list[str]] | None = None, schema_digest: str | None = None
+) -> None:
+    """Write :func:`manifest_text` (``schema_digest``: of the folder's ``schema.json``; by
+    default the packaged schema's)."""
+    (Path(out_dir) / "MANIFEST.json").write_text(manifest_text(digests, case_digests, schema_digest))
 
 
 def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def recompute(directory: Path, sample: int | None = 3, progress: Callable[[str], None] | None = None) -> list[str]:
+def recompute(
+    directory: Path,
+    sample: int | None = 3,
+    progress: Callable[[str], None] | None = None,
+    files: dict[str, bytes] | None = None,
+) -> list[str]:
     """Re-prove cases of the fixture files, starting at :data:`precision.VERIFY_PRECISION_BITS`,
     from their recorded inputs and options, and report every value, VJP element or kink
     bound whose proven decimal differs from the recorded one (a value proven below the
     floor, 2**-1200, may be written 0 or with digits). ``sample`` cases per loss (spread
-    evenly), or all with ``sample=None``."""
+    evenly), or all with ``sample=None``. ``files``: the fixture files' bytes as already
+    read (and verified) by the caller; else they are read from ``directory``."""
     problems: list[str] = []
-    manifest = json.loads((Path(directory) / "MANIFEST.json").read_text())
-    digits = precision.DECIMAL_DIGITS
-    for name in sorted(manifest["files"]):
-        doc = json.loads((Path(directory) / name).read_text())
-        loss_id = doc["loss"]
-        cases = doc["cases"]
-        if sample is not None and len(cases) > sample:
-            step = len(cases) / sample
-            cases = [cases[int(i * step)] for i in range(sample)]
-        for c in cases:
-            inputs = {k: _decode_input(v) for k, v in c["inputs"].items()}
-            opts = {k: c["options"][k] for k in c["given_options"]}
-            label = f"{name} case {c['index']} ({c['name']})"
-            try:
-                ct = None if "cotangent" not in c else _decode_input(c["cotangent"]).astype(np.float64)
-                r = evaluate(
-                    loss_id, inputs, opts, cotangent=ct, precision_bits=precision.VERIFY_PRECISION_BITS, dtypes=proof_dtypes(c["dtype"])
-                )
-            except OracleError as err:
-                if "invalid" not in c:
-                    problems.append(f"{label}: the oracle now rejects it: {err}")
-                continue
-            if "invalid" in c:
-                problems.append(f"{label}: recorded as invalid but the oracle accepts it")
-                continue
-            pairs = [("value", c["expected"]["value"], r.value)]
-            pairs += [(f"vjp:{k}", v["value"], r.grads[k].value) for k, v in c["vjp"].items()]
-            pairs += [(f"vjp:{k}:{b}", v[b], getattr(r.grads[k], b)) for k, v in c["vjp"].items() for b in ("lo", "hi") if b in v]
-            for what, recorded, fresh in pairs:
-                for i, (text, val) in enumerate(zip(recorded, np.asarray(fresh, dtype=object).ravel())):
-                    if not _agree(text, val, digits):
-                        problems.append(f"{label}: {what}[{i}] recorded {text}, re-derived {precision.to_decimal(val)}")
-                        break
+    if files is None:
+        manifest = json.loads((Path(directory) / "MANIFEST.json").read_text())
+        files = {name: (Path(directory) / name).read_bytes() for name in manifest["files"]}
+    for name in sorted(files):
+        cases = json.loads(files[name])["cases"]
+        problems += recompute_cases(name, json.loads(files[name])["loss"], cases, sample)
         if progress:
-            progress(f"recomputed {len(cases)} case(s) of {name}")
+            progress(f"recomputed {min(len(cases), sample or len(cases))} case(s) of {name}")
     return problems
+
+
+def recompute_cases(name: str, loss_id: str, cases: list[dict], sample: int | None = None) -> list[str]:
+    """:func:`recompute` on the cases of one file."""
+    problems: list[str] = []
+    digits = precision.DECIMAL_DIGITS
+    if sample is not None and len(cases) > sample:
+        step = len(cases) / sample
+        cases = [cases[int(i * step)] for i in range(sample)]
+    for c in cases:
+        inputs = {k: _decode_input(v) for k, v in c["inputs"].items()}
+        opts = {k: c["options"][k] for k in c["given_options"]}
+        label = f"{name} case {c['index']} ({c['name']})"
+        try:
+            ct = None if "cotangent" not in c else _decode_input(c["cotangent"]).astype(np.float64)
+            r = evaluate(
+                loss_id, inputs, opts, cotangent=ct, precision_bits=precision.VERIFY_PRECISION_BITS, dtypes=proof_dtypes(c["dtype"])
+            )
+        except OracleError as err:
+            if "invalid" not in c:
+                problems.append(f"{label}: the oracle now rejects it: {err}")
+            continue
+        if "invalid" in c:
+            problems.append(f"{label}: recorded as invalid but the oracle accepts it")
+            continue
+        pairs = [("value", c["expected"]["value"], r.value)]
+        pairs += [(f"vjp:{k}", v["value"], r.grads[k].value) for k, v in c["vjp"].items()]
+        pairs += [(f"vjp:{k}:{b}", v[b], getattr(r.grads[k], b)) for k, v in c["vjp"].items() for b in ("lo", "hi") if b in v]
+        for what, recorded, fresh in pairs:
+            for i, (text, val) in enumerate(zip(recorded, np.asarray(fresh, dtype=object).ravel())):
+                if not _agree(text, val, digits):
+                    problems.append(f"{label}: {what}[{i}] recorded {text}, re-derived {precision.to_decimal(val)}")
+                    break
+    return problems
+
+
+# ----------------------------------------------------------------- regeneration check
+
+
+def compare_with_fresh(loss_id: str, name: str, data: bytes, recompute_all: bool = True) -> list[str]:
+    """Regenerate the fixture file of ``loss_id`` (as ``lossconf fixtures generate`` does,
+    at the default working precision) and compare it with ``data``, the file's bytes,
+    line by line: every case line must equal its fresh generation byte for byte, so no
+    field (inputs, options, tags, expected and rounded values, scale, n_terms, condition,
+    cotangent, VJPs and kink bounds, note, ...) can differ. Each differing case is named
+    with the fields that differ; a missing or extra case, a differing header
+    (provenance) or layout too. With ``recompute_all`` every case is also re-derived at
+    :data:`precision.VERIFY_PRECISION_BITS` (:func:`recompute_cases`). Returns the
+    problems, each ``FILE[ case INDEX (NAME)]: MESSAGE``."""
+    try:
+        _, text = render_loss(loss_id)
+    except Exception as err:  # the oracle itself fails on a case: a finding, named
+        return [f"{name}: a fresh generation of {loss_id} fails: {type(err).__name__}: {err}"]
+    fresh = text.encode()
+    if fresh == data:
+        return recompute_cases(name, loss_id, json.loads(data)["cases"]) if recompute_all else []
+    problems: list[str] = []
+    old_lines, new_lines = data.split(b"\n"), fresh.split(b"\n")
+    old_head, new_head = _head(data), _head(fresh)
+    for field in _differences(old_head, new_head):
+        problems.append(f"{name}: header differs from a fresh generation: {field}")
+    old_cases = [ln for ln in old_lines[1:] if ln.startswith(b"{")]
+    new_cases = [ln for ln in new_lines[1:] if ln.startswith(b"{")]
+    for i, (old, new) in enumerate(zip(old_cases, new_cases)):
+        old, new = old.rstrip(b","), new.rstrip(b",")
+        if old == new:
+            continue
+        fresh_case = json.loads(new)
+        label = f"{name} case {i} ({fresh_case.get('name', '?')})"
+        try:
+            recorded = json.loads(old)
+        except ValueError:
+            problems.append(f"{label}: differs from a fresh generation (its line is not a JSON object)")
+            continue
+        fields = _differences(recorded, fresh_case)
+        what = "; ".join(fields[:6]) + (f"; and {len(fields) - 6} more" if len(fields) > 6 else "")
+        problems.append(f"{label}: differs from a fresh generation: {what or 'in its bytes only (key order, spacing or escapes)'}")
+    for i in range(len(old_cases), len(new_cases)):
+        c = json.loads(new_cases[i].rstrip(b","))
+        problems.append(f"{name} case {i} ({c.get('name', '?')}): missing (a fresh generation has {len(new_cases)} cases, the file {len(old_cases)})")
+    for i in range(len(new_cases), len(old_cases)):
+        problems.append(f"{name} case {i}: extra (a fresh generation has {len(new_cases)} cases, the file {len(old_cases)})")
+    if not problems:
+        problems.append(f"{name}: differs from a fresh generation outside its cases' lines (layout)")
+    if recompute_all:
+        try:
+            problems += recompute_cases(name, loss_id, json.loads(data)["cases"])
+        except (KeyError, TypeError, ValueError):
+            pass  # (a file the regeneration already found wanting)
+    return problems
+
+
+def _head(data: bytes) -> dict:
+    """The header fields of a fixture file (all but its cases)."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return {"(the file)": "not valid JSON"}
+    return {k: v for k, v in doc.items() if k != "cases"} if isinstance(doc, dict) else {"(the file)": "not an object"}
+
+
+def _differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """The fields where ``old`` (as recorded) and ``new`` (freshly generated) differ, with
+    both values, e.g. ``expected.n_terms: recorded 400, fresh 4``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in list(new) + [k for k in old if k not in new]:
+            where = f"{path}.{k}" if path else str(k)
+            if k not in old:
+                out.append(f"{where}: missing (fresh {_brief(new[k])})")
+            elif k not in new:
+                out.append(f"{where}: not in a fresh generation (recorded {_brief(old[k])})")
+            else:
+                out += _differences(old[k], new[k], where)
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _differences(a, b, f"{path}[{i}]")]
+    if type(old) is type(new) and old == new:
+        return []
+    return [f"{path or '(value)'}: recorded {_brief(old)}, fresh {_brief(new)}"]
+
+
+def _brief(v: Any) -> str:
+    text = json.dumps(v)
+    return text if len(text) <= 48 else text[:45] + "..."
+
+
+def _compare_job(args: tuple[str, str, bytes, bool, int]) -> tuple[str, list[str]]:
+    loss_id, name, data, recompute_all, bits = args
+    precision.set_working_precision(bits)
+    return name, compare_with_fresh(loss_id, name, data, recompute_all)
+
+
+def compare_all_with_fresh(
+    files: dict[str, tuple[str, bytes]],
+    *,
+    jobs: int | None = None,
+    recompute_all: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[str]:
+    """:func:`compare_with_fresh` on every file, {name: (loss id, bytes)}, in ``jobs``
+    worker processes (default: all cores), the slowest losses first, as :func:`generate`
+    does. ``progress(name, done, total)`` after each file."""
+    bits = precision.get_working_precision()
+    order = sorted(files, key=lambda n: (0 if "CTC" in files[n][0] or "SDML" in files[n][0] else 1, n))
+    work = [(files[n][0], n, files[n][1], recompute_all, bits) for n in order]
+    jobs = max(1, min(len(work), jobs or os.cpu_count() or 1))
+    found: dict[str, list[str]] = {}
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            for future in as_completed([pool.submit(_compare_job, job) for job in work]):
+                name, problems = future.result()
+                found[name] = problems
+                if progress:
+                    progress(name, len(found), len(work))
+    else:
+        for job in work:
+            name, problems = _compare_job(job)
+            found[name] = problems
+            if progress:
+                progress(name, len(found), len(work))
+    return [p for n in sorted(found) for p in found[n]]
 
 
 def _decode_input(obj: dict) -> np.ndarray:

@@ -15,7 +15,7 @@ import pytest
 
 from conformance.backends import BackendError, load_backend
 from conformance.harness import expectations as ex
-from conformance.harness.runner import ERROR, FAIL, KNOWN, checks_for
+from conformance.harness.runner import ERROR, FAIL, KNOWN
 from conformance.harness.session import Filters, Session
 
 
@@ -31,11 +31,13 @@ def needs_backend(framework: str, name: str, advice: str) -> pytest.MarkDecorato
 
 
 def checked_session(framework: str, expectations: Path, filters: Filters | None = None) -> Session:
-    """Every check of every selected fixture case, run on the framework's backend."""
-    s = Session.open(load_backend(framework), None, filters or Filters(), ex.load(expectations), 120.0)
-    for case in s.cases:
-        for check in checks_for(case):
-            s.check(case, check)
+    """Every check of every selected fixture case in every mode the backend runs, run on
+    the framework's backend."""
+    filters = filters or Filters()
+    s = Session.open(load_backend(framework), None, filters, ex.load(expectations), 120.0)
+    s.prepare(filters)
+    for case, check, mode in s.items(filters):
+        s.check(case, check, mode)
     return s
 
 
@@ -52,7 +54,7 @@ def assert_every_failure_matches_exactly_one_entry(session: Session) -> None:
     for r in session.results:
         if r.status != KNOWN:
             continue
-        matching = [e.describe() for e in entries if e.tolerance is None and e.matches(r.case, r.check)]
+        matching = [e.describe() for e in entries if e.tolerance is None and e.matches(r.case, r.check, r.mode)]
         assert len(matching) == 1, f"{r.test_id} matches {matching}"
 
 
@@ -65,9 +67,12 @@ def assert_removing_an_entry_fails_exactly_its_checks(session: Session, expectat
     for entry in entries:
         reduced = ex.load(expectations)
         reduced.entries = [e for e in reduced.entries if e.number != entry.number]
-        trial = Session(session.backend, session.cases, session.fixtures_digest, reduced, session.timeout, runs=session.runs)
-        failing = {r.test_id for r in (trial.check(k.case, k.check) for k in known) if r.status in (FAIL, ERROR)}
-        covered = {r.test_id for r in known if entry.matches(r.case, r.check)}
+        trial = Session(
+            session.backend, session.cases, session.fixtures_digest, reduced, session.timeout, runs=session.runs,
+            modes=session.modes, mode_support=session.mode_support,
+        )
+        failing = {r.test_id for r in (trial.check(k.case, k.check, k.mode) for k in known) if r.status in (FAIL, ERROR)}
+        covered = {r.test_id for r in known if entry.matches(r.case, r.check, r.mode)}
         assert covered, f"{entry.describe()} covers nothing"
         assert failing == covered, f"without {entry.describe()}: {sorted(failing ^ covered)[:10]}"
 

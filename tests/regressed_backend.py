@@ -16,6 +16,7 @@ REGRESSED_LOSS = "mxnet.gluon.loss.L2Loss"
 class RegressedBackend:
     name = "numpy-regressed"
     version = _numpy.version
+    modes = _numpy.modes  # the same paths as the backend it regresses
 
     def build_info(self) -> dict:
         return {"wraps": "numpy", "regressed": REGRESSED_LOSS}

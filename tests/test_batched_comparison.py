@@ -86,7 +86,7 @@ def test_session_results_equal_one_check_at_a_time(backend):
     session = Session(backend, cases, "test", None, 30.0)
     f = Filters()
     session.prepare(f)
-    results = [session.check(c, chk) for c, chk in session.items(f)]
+    results = [session.check(c, chk, m) for c, chk, m in session.items(f)]
     verdicts = {r.verdict for r in results}
     if isinstance(backend, Perturbed):  # the test covers every verdict
         assert {"conforms", "within stability bound", "fails"} <= verdicts, verdicts
@@ -95,7 +95,7 @@ def test_session_results_equal_one_check_at_a_time(backend):
         assert any(r.error_ulps is None for r in measured) and any(r.error_ulps is not None for r in measured)
     differ = []
     for r in results:
-        alone = evaluate_check(session.runs[(r.case.file, r.case.index)], r.check, r.tolerance, batched=False)
+        alone = evaluate_check(session.runs[(r.case.file, r.case.index, r.mode)], r.check, r.tolerance, batched=False)
         if not _same(r, alone):
             differ.append(f"{r.test_id}: batched {_key(r)} != alone {_key(alone)}")
     assert not differ, "\n".join(differ[:5])
@@ -107,10 +107,10 @@ def test_a_selection_gathers_its_rows():
     f = Filters(dtypes=["float32"], checks=["grad"])
     backend = Perturbed()
     session = Session(backend, [c for c in cases if f.keep_case(c)], "test", None, 30.0)
-    results = [session.check(c, chk) for c, chk in session.items(f)]
+    results = [session.check(c, chk, m) for c, chk, m in session.items(f)]
     assert results and all(r.check.startswith("grad:") and r.case.dtype == "float32" for r in results)
     for r in results:
-        alone = evaluate_check(session.runs[(r.case.file, r.case.index)], r.check, r.tolerance, batched=False)
+        alone = evaluate_check(session.runs[(r.case.file, r.case.index, r.mode)], r.check, r.tolerance, batched=False)
         assert _same(r, alone), (r.test_id, _key(r), _key(alone))
 
 

@@ -139,8 +139,12 @@ def test_run_case_selects_exactly_one_check(capsys, tmp_path):
     code, _, _ = run_cli(capsys, "run", "numpy", "--case", l2_id(rec) + "-value", "--results", str(results))
     assert code == 0
     assert [r["id"] for r in json.loads(results.read_text())["records"]] == [l2_id(rec) + "-value"]
-    code, _, _ = run_cli(capsys, "run", "numpy", "--case", l2_id(rec), "--results", str(results))
+    code, _, _ = run_cli(capsys, "run", "numpy", "--case", l2_id(rec), "--mode", "grad", "--results", str(results))
     assert [r["check"] for r in json.loads(results.read_text())["records"]] == ["value", "shape", "grad:pred", "repeat", "inputs"]
+    # a case's id selects the case in every mode the backend runs (ids of other modes add [mode])
+    code, _, _ = run_cli(capsys, "run", "numpy", "--case", l2_id(rec), "--results", str(results))
+    records = json.loads(results.read_text())["records"]
+    assert {r["mode"] for r in records} == {"forward", "grad", "backward-twice"} and all(l2_id(rec) in r["id"] for r in records)
 
 
 def test_run_case_through_pytest(capsys, tmp_path, monkeypatch):

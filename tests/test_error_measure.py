@@ -237,7 +237,7 @@ def test_chainer_kl_zero_element_against_its_own_terms(tmp_path):
     # a copy without it (the fixtures written before vjp.<input>.scale): the fallback
     (tmp_path / "bare").mkdir()
     bare = _with_vjp_scale(tmp_path / "bare", committed.index, drop=True)
-    case = next(c for c in fx.load_file(bare, cache=False) if c.index == committed.index)
+    case = next(c for c in fx.load_file(bare) if c.index == committed.index)
     assert case.vjp["x"].scale is None
     noisy = ZeroElementNoise(case, "x", -9.48e-17)
     # the documented fallback (the VJP's max-norm, 4.3e-15) fails it -- but shows no 1e307 ULP
@@ -245,7 +245,7 @@ def test_chainer_kl_zero_element_against_its_own_terms(tmp_path):
         assert r.status == FAIL and r.error_ulps is None and 1e13 < r.error_scale < 1e15
     # with the per-element term scale |c| (p + t) = 1.7 it is a quarter of eps x scale
     path = _with_vjp_scale(tmp_path, case.index)
-    scaled = next(c for c in fx.load_file(path, cache=False) if c.index == case.index)
+    scaled = next(c for c in fx.load_file(path) if c.index == case.index)
     assert scaled.vjp["x"].scale is not None and scaled.vjp["x"].scale.shape == (2, 2)
     noisy = ZeroElementNoise(scaled, "x", -9.48e-17)
     for r in _both_paths(noisy, scaled, "grad:x"):
@@ -268,7 +268,7 @@ def test_the_loader_reads_roundings_into_the_batched_bound(tmp_path):
     assert text != src.read_text()
     path = tmp_path / src.name
     path.write_text(text)
-    cases = [c for c in fx.load_file(path, cache=False) if c.invalid is None and c.expected.roundings == 20]
+    cases = [c for c in fx.load_file(path) if c.invalid is None and c.expected.roundings == 20]
     assert cases
     s = Session(d.Wrapped(), cases, "test", None, 30.0)
     r = s.check(cases[0], "value")
@@ -290,7 +290,7 @@ def test_no_record_reports_an_error_above_1e30_ulp(backend):
     s = Session(backend, cases, "test", None, 60.0)
     f = Filters()
     s.prepare(f)
-    results = [s.check(c, k) for c, k in s.items(f)]
+    results = [s.check(c, k, m) for c, k, m in s.items(f)]
     assert not _huge_ulps(results)
     measured = [r for r in results if r.check == "value" or r.check.startswith("grad:")]
     assert measured and all(r.status == PASS for r in measured), [r.test_id for r in measured if r.status != PASS][:5]
@@ -303,7 +303,7 @@ def test_correct_variants_pass_and_what_logaddexp_shows():
     for backend in (vb.logaddexp, vb.logaddexp_unshifted):
         s = Session(backend, cases, "test", None, 60.0)
         s.prepare(f)
-        fails[backend.name] = {r.test_id for r in (s.check(c, k) for c, k in s.items(f)) if r.status != PASS}
+        fails[backend.name] = {r.test_id for r in (s.check(c, k, m) for c, k, m in s.items(f)) if r.status != PASS}
     # logaddexp of the shifted logits passes everything but the tiny loss whose exp
     # arguments (-30) are rounded inside each pairwise logaddexp: a relative error of
     # 30 u per term, beyond the default 4 roundings per term; the oracle's per-case
@@ -319,7 +319,7 @@ def test_32_ulp_fails_at_least_90_percent_of_the_well_conditioned_value_checks()
     s = Session(vb.Perturbed(32, "value"), cases, "test", None, 60.0)
     f = Filters(checks=["value"])
     s.prepare(f)
-    results = [s.check(c, k) for c, k in s.items(f) if k == "value"]
+    results = [s.check(c, k, m) for c, k, m in s.items(f) if k == "value"]
     well = [r for r in results if _well(r.case)]
     assert len(well) > 300
     assert sum(r.status == FAIL for r in well) >= 0.9 * len(well)

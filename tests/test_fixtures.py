@@ -43,14 +43,16 @@ def sha(path: Path) -> str:
 
 
 def reseal(directory: Path) -> None:
-    """Rewrite the manifest so its digests match the files as they are now (so only the
-    content checks can find what was done to them)."""
+    """Rewrite the manifest so its digests match the files as they are now, schema.json
+    included (so only the content checks can find what was done to them)."""
     listed = json.loads((directory / "MANIFEST.json").read_text())["files"]
     present = [n for n in listed if (directory / n).exists()]
+    schema = directory / "schema.json"
     gen.write_manifest(
         directory,
         {n: sha(directory / n) for n in present},
         {n: fx.case_digests((directory / n).read_bytes()) for n in present},
+        sha(schema) if schema.is_file() else None,
     )
 
 
@@ -88,15 +90,13 @@ def problems_of(directory: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
-    """A valid fixtures directory holding two of the committed files, the schema, and a
-    manifest (written by the generator's own function) with their committed digests."""
-    d = tmp_path_factory.mktemp("pristine")
-    digests = committed_manifest()["files"]
-    cases = committed_manifest()["cases"]
-    for name in (L2, L1, "schema.json"):
-        shutil.copy2(FIXTURES / name, d / name)
-    gen.write_manifest(d, {L2: digests[L2], L1: digests[L1]}, {L2: cases[L2], L1: cases[L1]})
-    assert problems_of(d) == [], "the two-file copy of the committed fixtures must verify"
+    """A copy of the committed fixtures folder (a folder has a file for every loss of the
+    catalog), its manifest written by the generator's own function."""
+    d = tmp_path_factory.mktemp("pristine") / "fixtures"
+    shutil.copytree(FIXTURES, d, ignore=shutil.ignore_patterns(".*"))
+    m = committed_manifest()
+    gen.write_manifest(d, m["files"], m["cases"], m["schema"]["schema.json"])
+    assert problems_of(d) == [], "the copy of the committed fixtures must verify"
     return d
 
 
@@ -140,7 +140,8 @@ def test_regenerated_files_equal_the_committed_ones(regenerated):
 
 
 def test_committed_manifest_is_what_the_generator_writes(tmp_path):
-    gen.write_manifest(tmp_path, committed_manifest()["files"], committed_manifest()["cases"])
+    m = committed_manifest()
+    gen.write_manifest(tmp_path, m["files"], m["cases"], sha(FIXTURES / "schema.json"))
     assert (tmp_path / "MANIFEST.json").read_bytes() == (FIXTURES / "MANIFEST.json").read_bytes()
 
 
@@ -343,6 +344,8 @@ def test_edited_manifest_entry_removed(copy):
     assert sorted(problems) == sorted(
         [
             "MANIFEST.json: its digest does not match its file list (the manifest was edited)",
+            "MANIFEST.json: lists no fixture file for mxnet.gluon.loss.L1Loss (l1_loss.json): "
+            "every loss of the catalog must be listed",
             f"{L1}: extra file, not listed in MANIFEST.json",
         ]
     )
@@ -452,7 +455,7 @@ def test_loading_never_executes_a_fixture_string(copy, tmp_path):
     reseal(copy)
     problems = problems_of(copy)
     assert problems and all(p.startswith(f"{L1} case 2 (") for p in problems), problems
-    with pytest.raises(fx.FixtureError, match=rf"^{L1}: case 2 \(.*\): malformed"):
+    with pytest.raises(fx.FixtureError, match=rf"^{L1}: case 2 \(.*\): inputs.pred.data: not a list of \d+ number strings"):
         fx.load(copy)
     cases = fx.load_file(copy / L2)
     loaded = next(c for c in cases if c.index == 3)

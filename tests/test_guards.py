@@ -45,7 +45,7 @@ def test_a_filter_that_selects_nothing_is_an_error(filters, says):
 def test_aliases_and_valid_filters_select_checks():
     s = open_session(Filters(losses=["SoftmaxCELoss"], dtypes=["float16"], checks=["grad:pred"]))
     items = s.items(Filters(losses=["SoftmaxCELoss"], dtypes=["float16"], checks=["grad:pred"]))
-    assert items and all(c.dtype == "float16" and chk == "grad:pred" for c, chk in items)
+    assert items and all(c.dtype == "float16" and chk == "grad:pred" for c, chk, _ in items)
 
 
 def test_lossconf_run_exits_4_on_an_unknown_loss():

@@ -27,9 +27,10 @@ from conformance.backends import BackendError, load_backend
 from conformance.backends.numpy_backend import backend as numpy_backend
 from conformance.harness import compare as cmp
 from conformance.harness import expectations as ex
-from conformance.harness.runner import FAIL, KNOWN, PASS, describe_failure
+from conformance.harness.runner import FAIL, KNOWN, PASS, check_id, describe_failure
 from conformance.harness.session import Filters, Session, format_summary
 from conformance.harness.tolerance import POLICY_VERSION, Tolerance, default
+from conformance.protocol import supported_modes
 from tests import defect_backends as d
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,8 +69,8 @@ def l2_sce_cases() -> list[fx.FixtureCase]:
 
 def session_for(backend, cases, filters: Filters, expectations=None) -> Session:
     s = Session(backend, [c for c in cases if filters.keep_case(c)], fx.manifest_digest(FIXTURES), expectations, 10.0)
-    for case, check in s.items(filters):
-        s.check(case, check)
+    for case, check, mode in s.items(filters):
+        s.check(case, check, mode)
     return s
 
 
@@ -238,7 +239,7 @@ def test_malformed_case(fixtures_copy):
     del doc["cases"][3]["dtype"]
     path.write_text(json.dumps(doc))
     _reseal(fixtures_copy, "l2_loss.json")
-    assert _open_error(fixtures_copy) == "l2_loss.json: case 3 (batch_axis=1-float16): malformed: KeyError('dtype')"
+    assert _open_error(fixtures_copy) == "l2_loss.json: case 3 (batch_axis=1-float16): dtype: missing"
 
 
 def test_corrupt_fixtures_stop_lossconf_run_with_one_line(fixtures_copy):
@@ -365,7 +366,8 @@ def test_strict_expectations_fail_the_run_through_lossconf(tmp_path):
 
 ID = re.compile(
     r"(?P<loss>[A-Za-z_]+)\[(?P<options>[^\]]*(?:\[[^\]]*\][^\]]*)*)\]-(?P<dtype>float16|float32|float64)"
-    r"-(?P<regime>[a-z]+)-(?P<index>\d{3})-(?P<check>value|shape|grad:\w+|repeat|inputs|invalid)"
+    r"-(?P<regime>[a-z]+)-(?P<index>\d{3})(?:\[(?P<mode>forward|compiled|hvp|backward-twice)\])?"
+    r"-(?P<check>value|shape|grad:\w+|hvp:\w+|repeat|inputs|invalid|twice)"
 )
 
 
@@ -379,7 +381,8 @@ def test_collected_test_ids():
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
     ids = [m.group(1) for m in re.finditer(r"^conformance/test_conformance\.py::test\[(.+)\]$", proc.stdout, re.M)]
     cases = fx.load(losses={"SoftmaxCrossEntropyLoss"})
-    expected = [f"{c.test_id}-{chk}" for c, chk in Session(numpy_backend, cases, "", None).items(Filters())]
+    modes = tuple(m for m, why in supported_modes(numpy_backend).items() if why is None)
+    expected = [check_id(c, chk, m) for c, chk, m in Session(numpy_backend, cases, "", None, modes=modes).items(Filters())]
     assert ids == expected and len(set(ids)) == len(ids)
     for i in ids:
         assert ID.fullmatch(i), i
@@ -387,6 +390,7 @@ def test_collected_test_ids():
     case = next(c for c in cases if c.options_label == "axis=1,sparse_label=False" and c.dtype == "float32")
     want = f"SoftmaxCrossEntropyLoss[axis=1,sparse_label=False]-float32-{case.regime}-{case.index:03d}-grad:pred"
     assert want in ids
+    assert want.replace("-grad:pred", "[backward-twice]-grad:pred") in ids  # modes other than grad: [mode]
     assert any(i.startswith("SoftmaxCrossEntropyLoss[]-float64-") for i in ids)  # documented defaults: []
 
 

@@ -34,7 +34,7 @@ def run(backend, cases, *, loss, dtype=(), tag=(), timeout=10.0) -> tuple[Sessio
     """Every check of the selected cases, as ``lossconf run`` would run them."""
     f = Filters(list(loss), list(dtype), list(tag))
     session = Session(backend, [c for c in cases if f.keep_case(c)], "test", None, timeout)
-    results = [session.check(c, chk) for c, chk in session.items(f)]
+    results = [session.check(c, chk, m) for c, chk, m in session.items(f)]
     assert results, "the selection is empty"
     return session, results
 

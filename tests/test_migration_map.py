@@ -75,7 +75,7 @@ def workdir() -> Path:
 
 
 def _run(backend, path: Path, expectations: Path | None = None) -> Path:
-    filters = Filters(losses=list(LOSSES))
+    filters = Filters(losses=list(LOSSES), modes=["grad"])  # (the cells below are of mode grad)
     exp = ex.load(str(expectations)) if expectations else None
     session = Session.open(backend, None, filters, exp, 60.0)
     session.run_all(filters)

@@ -5,8 +5,10 @@
 * Every failing check matches exactly one entry, so removing any one entry makes the run
   fail on exactly the checks that entry covered -- verified by re-evaluating the known
   deviations without each entry in turn (the backend's runs are reused, not repeated).
-* The dtypes the backend declares unsupported are really rejected by MXNet, so the reasons
-  ``supports()`` gives stay true.
+* Every fixture dtype is attempted: supports() declines no dtype, and the float32-only
+  losses' float16/float64 calls really raise in MXNet (findings listed in the file).
+* Modes: forward, grad, compiled (hybridized) and backward-twice run; hvp is declined with
+  the reason MXNet gives, which a second-order call really raises.
 * ``build_info()`` records the version and the build's features (oneDNN on or off).
 * A missing or broken MXNet surfaces as ``ModuleNotFoundError`` for ``mxnet`` (this test
   runs without MXNet too).
@@ -69,23 +71,66 @@ def test_reasons_name_their_source():
 
 
 @needs_mxnet
-def test_unsupported_dtypes_are_rejected_by_mxnet(session):
-    """supports() declines these (loss, dtype) pairs; MXNet must really reject them."""
-    from conformance.backends.mxnet_backend import DTYPE_UNSUPPORTED, backend
+def test_every_dtype_is_attempted_and_mxnet_rejects_the_float32_only_losses(session):
+    """supports() declines no dtype: the float32-only losses' float16/float64 calls are made
+    and MXNet itself raises (the findings the expectation file lists)."""
+    from conformance.backends.mxnet_backend import backend
 
     by_loss = {}
     for case in session.cases:
         if case.dtype == "float32" and case.invalid is None and "regular" in case.tags:
             by_loss.setdefault(case.loss, case)
-    for (loss, dtype), reason in DTYPE_UNSUPPORTED.items():
-        case = by_loss[loss]
-        inputs = {k: (v.astype(dtype) if v.dtype.kind == "f" else v) for k, v in case.inputs.items()}
-        call = Call(case.loss, dict(case.options), inputs, dtype, tuple(case.vjp), case.cotangent.astype(dtype))
-        assert backend.supports(call) == reason
-        with pytest.raises(Exception, match="type|attr|dtype"):
-            backend._run(call)
-        # and float32 runs
+    for loss in ("CTCLoss", "SDMLLoss", "CosineEmbeddingLoss"):
+        case = by_loss["mxnet.gluon.loss." + loss]
         assert backend.supports(make_call(case)) is None
+        for dtype in ("float16", "float64"):
+            inputs = {k: (v.astype(dtype) if v.dtype.kind == "f" else v) for k, v in case.inputs.items()}
+            call = Call(case.loss, dict(case.options), inputs, dtype, tuple(case.vjp), case.cotangent.astype(dtype))
+            assert backend.supports(call) is None
+            with pytest.raises(Exception, match="type|attr|dtype"):
+                backend._run(call)
+
+
+@needs_mxnet
+def test_modes_and_the_hvp_reason_hold():
+    """The modes run are forward, grad, compiled and backward-twice; the reason given for
+    hvp is what MXNet raises on a second-order backward through L2Loss."""
+    import mxnet as mx
+    from mxnet import autograd
+
+    from conformance.backends.mxnet_backend import backend
+    from conformance.protocol import supported_modes
+
+    modes = supported_modes(backend)
+    assert [m for m, why in modes.items() if why is None] == ["forward", "grad", "compiled", "backward-twice"]
+    x = mx.nd.array([[0.5, -1.0]])
+    x.attach_grad()
+    with pytest.raises(mx.base.MXNetError, match="_backward_broadcast_sub is non-differentiable"):
+        with autograd.record():
+            out = mx.gluon.loss.L2Loss()(x, mx.nd.array([[0.0, 1.0]]))
+            g = autograd.grad(out, [x], head_grads=mx.nd.ones_like(out), create_graph=True, retain_graph=True)[0]
+            s = g.sum()
+        s.backward()
+        x.grad.asnumpy()
+    assert "_backward_broadcast_sub is non-differentiable" in modes["hvp"]
+
+
+@needs_mxnet
+def test_documented_constructor_option_goes_to_the_constructor():
+    """PoissonNLLLoss's documented constructor parameter epsilon is passed to the
+    constructor (which MXNet 1.9.1 rejects: the finding), never to forward."""
+    from conformance.backends.mxnet_backend import backend
+
+    call = Call(
+        "mxnet.gluon.loss.PoissonNLLLoss",
+        {"weight": None, "from_logits": False, "batch_axis": 0, "compute_full": False, "epsilon": 0.25},
+        {"pred": np.array([[0.5, 1.0]], np.float32), "target": np.array([[1.0, 0.0]], np.float32)},
+        "float32",
+    )
+    with pytest.raises(TypeError, match="epsilon"):
+        backend._run(call)
+    at_default = Call(call.loss, {**call.options, "epsilon": 1e-08}, call.inputs, "float32")
+    assert backend._run(at_default).output.shape == (1,)
 
 
 @needs_mxnet
@@ -96,7 +141,7 @@ def test_build_info():
     assert info["mxnet"] == backend.version == "1.9.1"
     assert info["numpy"] == np.__version__
     assert isinstance(info["onednn"], bool) and info["onednn"] == ("MKLDNN" in info["features_enabled"])
-    assert info["hybridized"] is False
+    assert "compiled" in info["hybridized"] and info["numpy_mode"] is False
     assert "CTCLoss" in " ".join(info["isolated"])
 
 

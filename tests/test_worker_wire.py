@@ -169,7 +169,9 @@ def test_the_supervisor_stands_in_for_the_backend_and_batches_entries():
         assert not [e.message for e in VALIDATOR.iter_errors(info)]
         assert sup.name == "numpy" and sup.build_info() == info["build"]
         call = _call()
-        assert sup.supports(call) is None
+        assert sup.supports(Call(call.loss, call.options, call.inputs, call.dtype, call.wrt, call.cotangent)) is None
+        assert "no second derivatives" in sup.supports(call)  # mode hvp: the numpy backend's reason (issue 13)
+        assert sup.modes["hvp"] == sup.supports(call) and sup.modes["grad"] is None
         out = sup.run(Call(call.loss, call.options, call.inputs, call.dtype, call.wrt, call.cotangent))
         assert out.output.tolist() == [0.25, 0.25]
         results = list(sup.run_entries([entry_for(CaseRun(c)) for c in cases] + [Entry(call, 0, True)]))

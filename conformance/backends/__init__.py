@@ -16,6 +16,7 @@ from ..protocol import Backend
 BUILTIN = {
     "numpy": ("conformance.backends.numpy_backend", "backend", "numpy"),
     "mxnet": ("conformance.backends.mxnet_backend", "backend", "mxnet==1.9.1 numpy==1.23.5"),
+    "mxnet-np": ("conformance.backends.mxnet_backend", "np_backend", "mxnet==1.9.1 numpy==1.23.5"),
     "chainer": ("conformance.backends.chainer_backend", "backend", "chainer==7.8.1 (build with setuptools<70)"),
 }
 

@@ -10,7 +10,22 @@ of the case's dtype (Chainer demands a float dtype).
 
 Gradients come from ``Variable.backward()`` with the fixture's cotangent set as the
 output's ``grad`` (an array of the output's dtype and shape; when the element counts
-differ no gradient is returned). Everything runs on the CPU with NumPy arrays and
+differ no gradient is returned).
+
+Modes (``MODES``): ``forward`` runs the function under ``chainer.no_backprop_mode()``
+with plain arrays; ``grad`` as above; ``backward-twice`` calls ``y.backward()``, clears
+the inputs' gradients with ``Variable.cleargrad()`` (Chainer accumulates into a leaf's
+``grad``, as documented), sets ``y.grad`` to the cotangent again (``backward()`` releases
+it) and calls ``y.backward()`` again on the same graph; ``hvp``
+computes the VJP with ``chainer.grad([y], xs, grad_outputs=[Variable(cotangent)],
+enable_double_backprop=True)`` and differentiates it again with
+``chainer.grad(vjps, xs, grad_outputs=direction)`` (the VJP is the gradient of
+cotangent . y, so its Jacobian is symmetric). The function's own options are passed as the
+case gives them: ``F.softmax_cross_entropy(..., enable_double_backprop=False)`` -- the
+documented default -- builds a backward that is not differentiable again ("if you need
+second or higher derivatives, you need to turn it on explicitly") and Chainer raises its
+documented error; for the MXNet-documented SoftmaxCrossEntropyLoss and KLDivLoss, whose
+Chainer call is this adapter's mapping, mode hvp turns it on as that documentation says. ``compiled`` is not run: Chainer is define-by-run (see ``MODES``). Everything runs on the CPU with NumPy arrays and
 Chainer's default configuration (``chainer.config.debug`` off, as users run it:
 Chainer's label-range checks exist only in debug mode). ``build_info()`` records the
 configuration.
@@ -110,6 +125,19 @@ except Exception as _err:  # e.g. numpy >= 2 (np.sctypes was removed)
 
 MX = "mxnet.gluon.loss."
 SCE = "chainer.functions.softmax_cross_entropy"
+
+#: the modes of the protocol this backend runs (None) or why not
+MODES: dict[str, str | None] = {
+    "forward": None,
+    "grad": None,
+    "compiled": (
+        "Chainer 7.8.1 is define-by-run: chainer.functions run eagerly on every call and have no graph or JIT "
+        "path (chainer.graph_optimizations.static_graph is an experimental decorator for a Chain's __call__, "
+        "not an API of these functions)"
+    ),
+    "hvp": None,
+    "backward-twice": None,
+}
 
 #: MXNet-documented losses with no Chainer 7.8.1 function computing them
 NO_COUNTERPART = {
@@ -310,7 +338,7 @@ def _mx_sce(call: Call, xs: dict):
         t = np.asarray(label, dtype=call.dtype)
         if t.shape == p.shape:
             t = np.moveaxis(t, a, 1)
-    loss = F.softmax_cross_entropy(x, t, reduce="no")
+    loss = F.softmax_cross_entropy(x, t, reduce="no", enable_double_backprop=call.mode == "hvp")
     # documented: sample_weight "broadcastable to the same shape as label"; for a sparse
     # label, one of label's shape weighs Chainer's per-position loss (label-shaped) directly,
     # any other is read with the class axis kept at size 1 (as the oracle reads it)
@@ -359,7 +387,9 @@ def _kl(call: Call, xs: dict):
     t = _as_shape_of(np.asarray(call.inputs["label"], dtype=call.dtype), p.shape)
     if t.shape == p.shape:
         t = np.moveaxis(t, a, 1)
-    loss = F.softmax_cross_entropy(x, t, reduce="no", soft_target_loss="kl-divergence")
+    loss = F.softmax_cross_entropy(
+        x, t, reduce="no", soft_target_loss="kl-divergence", enable_double_backprop=call.mode == "hvp"
+    )
     loss = _divide(F.expand_dims(loss, a), p.shape[a])
     return _weighted_mean(call, loss)
 
@@ -562,16 +592,22 @@ class ChainerBackend:
         """The migration map: :data:`MIGRATION` (losses in ``NO_COUNTERPART`` are left out)."""
         return {loss: dict(entry) for loss, entry in MIGRATION.items()}
 
+    modes = MODES
+
     def supports(self, call: Call) -> str | None:
         if call.loss in NO_COUNTERPART:
             return NO_COUNTERPART[call.loss]
         mapping = MAPPINGS.get(call.loss)
         if mapping is None:
             return f"no Chainer function mapped to {call.loss}"
-        return mapping.check(call)
+        return mapping.check(call) or MODES.get(call.mode, f"unknown mode {call.mode!r}")
 
     def run(self, call: Call) -> Outcome:
         mapping = MAPPINGS[call.loss]
+        if call.mode == "forward":
+            with chainer.no_backprop_mode():
+                y = mapping.forward(call, {})
+            return Outcome(np.array(y.array if isinstance(y, chainer.Variable) else y, copy=True), {})
         xs = {name: chainer.Variable(np.asarray(call.inputs[name], dtype=call.dtype)) for name in call.wrt}
         with chainer.using_config("enable_backprop", True):
             y = mapping.forward(call, xs)
@@ -579,15 +615,41 @@ class ChainerBackend:
             y = chainer.Variable(np.asarray(y))
         output = np.array(y.array, copy=True)
         grads: dict[str, np.ndarray] = {}
+        hvp: dict[str, np.ndarray] = {}
         if call.wrt and call.cotangent is not None:
             ct = np.asarray(call.cotangent)
             if ct.size == y.size:
-                y.grad = np.array(ct.reshape(y.shape), dtype=y.dtype)
+                head = np.array(ct.reshape(y.shape), dtype=y.dtype)
+                if call.mode == "hvp":
+                    return Outcome(output, *self._hvp(y, head, xs, call))
+                y.grad = head
                 y.backward()
+                if call.mode == "backward-twice":  # the same graph again, the leaves' grads cleared
+                    for v in xs.values():
+                        v.cleargrad()
+                    y.grad = head  # (backward() releases the output's grad unless retain_grad=True)
+                    y.backward()
                 for name, v in xs.items():
                     if v.grad is not None:
                         grads[name] = np.array(v.grad, copy=True)
-        return Outcome(output, grads)
+        return Outcome(output, grads, hvp)
+
+    @staticmethod
+    def _hvp(y, head: np.ndarray, xs: dict, call: Call) -> tuple[dict, dict]:
+        names = list(xs)
+        variables = [xs[n] for n in names]
+        vjps = chainer.grad([y], variables, grad_outputs=[chainer.Variable(head)], enable_double_backprop=True)
+        grads = {n: np.array(g.array, copy=True) for n, g in zip(names, vjps) if g is not None}
+        direction = call.direction or {}
+        outs = [
+            (g, chainer.Variable(np.asarray(direction[n], dtype=call.dtype)))
+            for n, g in zip(names, vjps) if g is not None and n in direction
+        ]
+        if not outs:
+            return grads, {}
+        second = chainer.grad([g for g, _ in outs], variables, grad_outputs=[d for _, d in outs])
+        hvp = {n: np.array(h.array, copy=True) for n, h in zip(names, second) if h is not None}
+        return grads, hvp
 
 
 backend = ChainerBackend()

@@ -6,19 +6,32 @@ For every call the Gluon block is constructed with the documented options
 order of the block's ``hybrid_forward`` (Gluon's ``Block.__call__`` takes positional
 arguments only; an optional input that the case leaves out is passed as ``None``), as
 ``mx.nd`` arrays on ``mx.cpu()`` in the case's dtype -- labels too, since MXNet expects
-floating-point labels. The block is not hybridized (``SDMLLoss`` reads ``x1.shape`` and
-only runs imperatively). Gradients come from ``autograd.record()`` and
+floating-point labels. Gradients come from ``autograd.record()`` and
 ``out.backward(cotangent)``, with ``attach_grad()`` on the inputs to differentiate.
 
-Where the documented option is not a constructor argument the mapping is:
+Modes (``MODES``): ``forward`` calls the block outside ``autograd.record()`` with no
+``attach_grad()``; ``grad`` as above, the block not hybridized; ``compiled`` is ``grad``
+after ``block.hybridize()`` (MXNet's graph path: the block runs as a cached symbolic
+graph); ``backward-twice`` calls ``out.backward(head, retain_graph=True)`` and then
+``out.backward(head)`` on the same recorded graph and returns the gradients after the
+second (with the default ``grad_req='write'`` they must equal the first). ``hvp`` is not
+run: MXNet 1.9.1 registers no gradient for the backward operators the losses use (see
+``MODES``).
+
+Constructor options go to the constructor and forward inputs to forward, as the
+documentation lists them. Documented inputs and where MXNet takes them:
 
 ==========================  ===========  ==================================================
 loss                        option/input how MXNet takes it
 ==========================  ===========  ==================================================
-PoissonNLLLoss              epsilon      4th positional forward argument (``epsilon=1e-08``
-                                         in ``hybrid_forward``), after ``sample_weight``
-SigmoidBinaryCrossEntropy   pos_weight   4th positional forward argument, after
-                                         ``sample_weight``
+PoissonNLLLoss              epsilon      documented among the constructor's Parameters
+                                         ("epsilon: float, default 1e-08"); passed to the
+                                         constructor when it is not that default.
+                                         MXNet's ``__init__`` lacks it (it is
+                                         ``hybrid_forward``'s ``epsilon=1e-08``), so the
+                                         constructor rejects it: that is MXNet's finding
+SigmoidBinaryCrossEntropy   pos_weight   a documented forward input: 4th positional
+                                         forward argument, after ``sample_weight``
 CTCLoss                     pred_lengths 3rd/4th positional forward arguments; MXNet's
                             label_lengths operator reads ``pred_lengths`` as float32
 ==========================  ===========  ==================================================
@@ -29,9 +42,13 @@ reshaped to the output's shape (same number of elements), because ``backward`` n
 head gradient of the output's shape; if the element counts differ no gradient is
 returned.
 
-Dtypes: every loss runs in float16, float32 and float64 except where MXNet 1.9.1 rejects
-the dtype; ``supports()`` names the cause for those (see ``DTYPE_UNSUPPORTED``), and
-``tests/test_mxnet_expectations.py`` checks that MXNet really does reject them.
+Dtypes: every loss is called in every fixture dtype (float16, float32, float64); where
+MXNet 1.9.1 rejects one (CTCLoss, SDMLLoss and CosineEmbeddingLoss are float32-only in
+its code) the error is MXNet's finding, listed with its cause in the expectation file.
+
+``mxnet-np`` is the same backend in MXNet's NumPy mode: ``mxnet.npx.set_np()`` for the
+call (reset after it), the inputs as ``mxnet.np`` arrays; the Gluon losses then take
+their ``is_np_array()`` branches (``F.np``/``F.npx`` operators).
 
 CTCLoss runs in a separate process: a fresh interpreter with mxnet imported that forks one
 child per call (see ``_Zygote``). MXNet's CTC operator reads and writes out of bounds for
@@ -62,6 +79,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -91,8 +109,7 @@ class Binding:
     cls: str
     #: documented options passed to the constructor under the same name
     ctor: tuple[str, ...]
-    #: hybrid_forward's positional parameters after F, in order: documented input
-    #: names, or "option:NAME" for a documented option that MXNet takes in forward()
+    #: hybrid_forward's positional parameters after F, in order: the documented input names
     forward: tuple[str, ...]
 
 
@@ -128,8 +145,8 @@ BINDINGS: dict[str, Binding] = {
     PREFIX + "TripletLoss": Binding("TripletLoss", ("margin", "weight", "batch_axis"), ("pred", "positive", "negative")),
     PREFIX + "PoissonNLLLoss": Binding(
         "PoissonNLLLoss",
-        ("weight", "from_logits", "batch_axis", "compute_full"),
-        ("pred", "target", "sample_weight", "option:epsilon"),
+        ("weight", "from_logits", "batch_axis", "compute_full", "epsilon"),
+        ("pred", "target", "sample_weight"),
     ),
     PREFIX + "CosineEmbeddingLoss": Binding(
         "CosineEmbeddingLoss", ("weight", "batch_axis", "margin"), ("input1", "input2", "label", "sample_weight")
@@ -137,25 +154,27 @@ BINDINGS: dict[str, Binding] = {
     PREFIX + "SDMLLoss": Binding("SDMLLoss", ("smoothing_parameter", "weight", "batch_axis"), ("x1", "x2")),
 }
 
-#: (loss, dtype) -> why MXNet 1.9.1 cannot run it (found in its source; verified by
-#: tests/test_mxnet_expectations.py, which runs a small call and expects MXNet to raise)
-DTYPE_UNSUPPORTED: dict[tuple[str, str], str] = {}
-for _dt, _cpp in (("float16", "half"), ("float64", "double")):
-    DTYPE_UNSUPPORTED[(PREFIX + "CTCLoss", _dt)] = (
-        f"MXNet 1.9.1 CTCLoss is float32-only: src/operator/nn/ctc_loss-inl.h reads pred, the costs "
-        f"and the gradient as Tensor<xpu, N, real_t> (real_t = float), so a {_dt} pred fails with "
-        f"'data type do not match specified type. Expected: {_cpp} v.s. given float'"
-    )
-    DTYPE_UNSUPPORTED[(PREFIX + "SDMLLoss", _dt)] = (
-        f"MXNet 1.9.1 SDMLLoss is float32-only: loss.py _compute_labels builds F.eye(batch_size) in the "
-        f"default float32, and the inner KLDivLoss's ops reject mixing it with {_dt} distances "
-        f"('Incompatible attr ... expected float32, got {_dt}')"
-    )
-    DTYPE_UNSUPPORTED[(PREFIX + "CosineEmbeddingLoss", _dt)] = (
-        f"MXNet 1.9.1 CosineEmbeddingLoss is float32-only: loss.py creates its constants with "
-        f"F.array([0]) and F.array([1e-12]) in the default float32, and broadcast_maximum rejects mixing "
-        f"them with {_dt} inputs ('Incompatible attr ... expected {_dt}, got float32')"
-    )
+#: the modes of the protocol this backend runs (None) or why not
+MODES: dict[str, str | None] = {
+    "forward": None,
+    "grad": None,
+    "compiled": None,
+    "hvp": (
+        "MXNet 1.9.1 registers no gradient (FGradient) for the backward operators the Gluon losses use: "
+        "autograd.grad(out, [x], create_graph=True) and a backward through it raise 'Operator "
+        "_backward_broadcast_sub is non-differentiable because it didn't register FGradient attribute.' "
+        "(L2Loss; _backward_log_softmax for SoftmaxCrossEntropyLoss, _backward_broadcast_mul for "
+        "SigmoidBinaryCrossEntropyLoss): there is no second-order path to check"
+    ),
+    "backward-twice": None,
+}
+
+#: documented constructor options that MXNet 1.9.1's constructor lacks, with the documented
+#: default: passed to the constructor (which then rejects them) only when the case sets
+#: another value, since the documented call with the default leaves the option out
+CTOR_DEFAULTS: dict[tuple[str, str], Any] = {
+    (PREFIX + "PoissonNLLLoss", "epsilon"): 1e-08,  # docstring: "epsilon: float, default 1e-08"
+}
 
 #: inputs MXNet's operator reads in a fixed dtype whatever the case's dtype is
 FIXED_INPUT_DTYPE = {
@@ -219,8 +238,9 @@ class _Zygote:
     Outcome (frame R) or the exception text (frame E); the zygote then reports the child's
     exit status (frame S)."""
 
-    def __init__(self) -> None:
+    def __init__(self, variant: str = "mxnet") -> None:
         self.proc: subprocess.Popen | None = None
+        self.variant = variant
 
     def _start(self) -> None:
         self.proc = subprocess.Popen(
@@ -249,7 +269,7 @@ class _Zygote:
     def run(self, call: Call) -> Outcome:
         if self.proc is None or self.proc.poll() is not None:
             self._start()
-        payload = pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps((self.variant, call), protocol=pickle.HIGHEST_PROTOCOL)
         result: tuple | None = None
         try:
             _write_frame(self.proc.stdin.fileno(), b"C", payload)
@@ -298,9 +318,10 @@ def _zygote_main() -> None:
             code = 0
             try:
                 _perturb_malloc()
-                call = pickle.loads(target[:n])
+                variant, call = pickle.loads(target[:n])
                 try:
-                    kind, body = b"R", pickle.dumps(backend._run(call), protocol=pickle.HIGHEST_PROTOCOL)
+                    runner = np_backend if variant == np_backend.name else backend
+                    kind, body = b"R", pickle.dumps(runner._run(call), protocol=pickle.HIGHEST_PROTOCOL)
                 except Exception as err:
                     kind, body = b"E", f"{type(err).__name__}: {err}".encode()
                 gc.collect()
@@ -316,13 +337,13 @@ def _zygote_main() -> None:
 
 def _mapping_entry(loss: str, binding: Binding) -> dict[str, str]:
     """The migration-map entry of one loss: the documented Gluon block, called as ``run`` calls it."""
-    args = [slot.removeprefix("option:") for slot in binding.forward]
-    in_forward = [slot[7:] for slot in binding.forward if slot.startswith("option:")]
-    composition = "none: the documented block itself, not hybridized"
-    if in_forward:
-        composition += "; " + ", ".join(in_forward) + " passed positionally to forward (hybrid_forward's parameter)"
+    args = list(binding.forward)
+    composition = "none: the documented block itself (hybridized in mode compiled)"
     notes = [f"{name} is read as {dt} whatever the dtype" for (lo, name), dt in sorted(FIXED_INPUT_DTYPE.items()) if lo == loss]
-    notes += [f"{dt}: {why}" for (lo, dt), why in sorted(DTYPE_UNSUPPORTED.items()) if lo == loss]
+    notes += [
+        f"{name} (documented default {default!r}) is passed to the constructor only when another value is asked for"
+        for (lo, name), default in sorted(CTOR_DEFAULTS.items()) if lo == loss
+    ]
     if loss in ISOLATED:
         notes.append("run in a forked child process per call (lengths out of range corrupt the heap)")
     return {
@@ -335,10 +356,15 @@ def _mapping_entry(loss: str, binding: Binding) -> dict[str, str]:
 class MXNetBackend:
     name = "mxnet"
     version = mx.__version__
+    modes = MODES
 
-    def __init__(self) -> None:
+    def __init__(self, numpy_mode: bool = False) -> None:
         self.ctx = mx.cpu()
         self._zygote: _Zygote | None = None
+        #: MXNet's NumPy mode (mxnet.npx.set_np(), mxnet.np arrays): the "mxnet-np" variant
+        self.numpy_mode = numpy_mode
+        if numpy_mode:
+            self.name = "mxnet-np"
 
     def build_info(self) -> dict:
         feats = mx.runtime.Features()
@@ -355,7 +381,8 @@ class MXNetBackend:
             "blas": next((f for f in enabled if f.startswith("BLAS_")), None),
             "cuda": feats.is_enabled("CUDA"),
             "context": str(self.ctx),
-            "hybridized": False,
+            "hybridized": "in mode compiled only (block.hybridize())",
+            "numpy_mode": self.numpy_mode,
             # run in a fresh helper process, one forked child per call, with glibc's
             # M_PERTURB filling allocations with 0x7f (see ISOLATED)
             "isolated": sorted(ISOLATED),
@@ -373,31 +400,35 @@ class MXNetBackend:
             if call.loss.startswith("chainer."):
                 return f"{call.loss} is Chainer's API, not MXNet's; run it with --backend chainer"
             return f"no MXNet Gluon block for {call.loss}"
-        reason = DTYPE_UNSUPPORTED.get((call.loss, call.dtype))
-        if reason:
-            return reason
-        unknown = set(call.options) - set(binding.ctor) - {f[7:] for f in binding.forward if f.startswith("option:")}
+        unknown = set(call.options) - set(binding.ctor)
         if unknown:
-            return f"MXNet's {binding.cls} has no option {', '.join(sorted(unknown))}"
-        return None
+            return f"the documentation of {binding.cls} lists no option {', '.join(sorted(unknown))}"
+        return MODES.get(call.mode, f"unknown mode {call.mode!r}")
 
     # ------------------------------------------------------------------ running
 
     def _array(self, loss: str, name: str, value: np.ndarray, dtype: str):
         want = FIXED_INPUT_DTYPE.get((loss, name), dtype)
+        if self.numpy_mode:
+            return mx.np.array(np.asarray(value), ctx=self.ctx, dtype=want)
         return mx.nd.array(np.asarray(value), ctx=self.ctx, dtype=want)
 
     def _positional(self, binding: Binding, call: Call, arrays: dict) -> list:
-        args: list = []
-        for slot in binding.forward:
-            if slot.startswith("option:"):
-                args.append(call.options[slot[7:]])
-            else:
-                args.append(arrays.get(slot))
+        args = [arrays.get(slot) for slot in binding.forward]
         # trailing optional inputs the case leaves out take hybrid_forward's defaults
         while args and args[-1] is None:
             args.pop()
         return args
+
+    def _constructor_options(self, binding: Binding, call: Call) -> dict:
+        out = {}
+        for k in binding.ctor:
+            if k not in call.options:
+                continue
+            default = CTOR_DEFAULTS.get((call.loss, k), _NO_DEFAULT)
+            if default is _NO_DEFAULT or call.options[k] != default:
+                out[k] = call.options[k]
+        return out
 
     def run(self, call: Call) -> Outcome:
         if call.loss in ISOLATED:
@@ -408,14 +439,25 @@ class MXNetBackend:
         if not hasattr(os, "fork"):  # no fork (Windows): run in this process
             return self._run(call)
         if self._zygote is None:
-            self._zygote = _Zygote()
+            self._zygote = _Zygote(self.name)
         return self._zygote.run(call)
 
     def _run(self, call: Call) -> Outcome:
+        if not self.numpy_mode:
+            return self._run_mode(call)
+        mx.npx.set_np()
+        try:
+            return self._run_mode(call)
+        finally:
+            mx.npx.reset_np()
+
+    def _run_mode(self, call: Call) -> Outcome:
         binding = BINDINGS[call.loss]
-        block = getattr(gloss, binding.cls)(**{k: call.options[k] for k in binding.ctor if k in call.options})
+        block = getattr(gloss, binding.cls)(**self._constructor_options(binding, call))
+        if call.mode == "compiled":
+            block.hybridize()
         arrays = {k: self._array(call.loss, k, v, call.dtype) for k, v in call.inputs.items()}
-        wrt: Sequence[str] = tuple(call.wrt)
+        wrt: Sequence[str] = tuple(call.wrt) if call.mode != "forward" else ()
         for name in wrt:
             arrays[name].attach_grad()
         args = self._positional(binding, call, arrays)
@@ -429,10 +471,17 @@ class MXNetBackend:
         if wrt and call.cotangent is not None:
             ct = np.asarray(call.cotangent)
             if ct.size == out.size:
-                head = mx.nd.array(ct.reshape(out.shape), ctx=self.ctx, dtype=out.dtype)
+                head = self._array(call.loss, "", ct.reshape(out.shape), np.dtype(out.dtype).name)
+                if call.mode == "backward-twice":  # the same graph, differentiated a second time
+                    out.backward(head, retain_graph=True)
+                    mx.nd.waitall()
                 out.backward(head)
                 grads = {name: arrays[name].grad.asnumpy() for name in wrt}
         return Outcome(output, grads)
 
 
+_NO_DEFAULT = object()
+
 backend = MXNetBackend()
+#: MXNet's NumPy mode (mxnet.npx.set_np(), mxnet.np arrays)
+np_backend = MXNetBackend(numpy_mode=True)

@@ -7,7 +7,8 @@ Format (TOML, ``conformance/expectations/<backend>-<version>.toml``)::
     loss = "mxnet.gluon.loss.KLDivLoss"      # id or short name (required)
     options = { from_logits = false }         # subset the case's options must match
     dtype = ["float16"]                       # any of these dtypes (default: all)
-    check = "value"                           # value | shape | grad:NAME | invalid | repeat | inputs | glob
+    check = "value"                           # value | shape | grad:NAME | invalid | repeat | inputs | twice | hvp:NAME | glob
+    mode = ["forward"]                        # any of these modes (default: every mode)
     tags = ["extreme"]                        # the case has any of these tags (default: any)
     case = "extreme-*"                        # glob on the case name (default: any)
     reason = "loss.py sums over non-batch axes (F.sum(..., exclude=True)) where the docs say averaged"
@@ -15,6 +16,7 @@ Format (TOML, ``conformance/expectations/<backend>-<version>.toml``)::
     # a tolerance override instead of a deviation: the check is held to this tolerance
     tolerance = { ulps = 64 }
 
+An entry without ``mode`` applies in every mode (see ``conformance/protocol.py``).
 A listed deviation that occurs is reported as *known*; an unlisted failure fails the run;
 a listed deviation that no longer occurs is reported, and fails the run under
 ``--strict-expectations``. Every entry needs a ``reason``.
@@ -30,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from ..fixtures import FixtureCase
+from ..protocol import MODES
 from .tolerance import Tolerance
 
-KEYS = {"loss", "options", "dtype", "check", "tags", "case", "reason", "tolerance"}
+KEYS = {"loss", "options", "dtype", "check", "tags", "case", "reason", "tolerance", "mode"}
+
 
 
 class ExpectationError(Exception):
@@ -50,6 +54,7 @@ class Entry:
     tags: tuple[str, ...] = ()
     case: str = "*"
     tolerance: dict[str, float] | None = None
+    mode: tuple[str, ...] = ()
     matched: int = 0
 
     def describe(self) -> str:
@@ -59,14 +64,18 @@ class Entry:
         if self.dtype:
             parts.append("/".join(self.dtype))
         parts.append(self.check)
+        if self.mode:
+            parts.append("mode " + "/".join(self.mode))
         if self.tags:
             parts.append("tags " + "/".join(self.tags))
         if self.case != "*":
             parts.append(f"case {self.case}")
         return f"entry {self.number} ({' '.join(parts)})"
 
-    def matches(self, case: FixtureCase, check: str) -> bool:
+    def matches(self, case: FixtureCase, check: str, mode: str = "grad") -> bool:
         if self.loss.lower() not in (case.loss.lower(), case.short_loss.lower()):
+            return False
+        if self.mode and mode not in self.mode:
             return False
         if self.dtype and case.dtype not in self.dtype:
             return False
@@ -87,15 +96,15 @@ class Expectations:
     path: str
     entries: list[Entry]
 
-    def deviation_for(self, case: FixtureCase, check: str) -> Entry | None:
+    def deviation_for(self, case: FixtureCase, check: str, mode: str = "grad") -> Entry | None:
         for e in self.entries:
-            if e.tolerance is None and e.matches(case, check):
+            if e.tolerance is None and e.matches(case, check, mode):
                 return e
         return None
 
-    def tolerance_for(self, case: FixtureCase, check: str, base: Tolerance) -> Tolerance:
+    def tolerance_for(self, case: FixtureCase, check: str, base: Tolerance, mode: str = "grad") -> Tolerance:
         for e in self.entries:
-            if e.tolerance is not None and e.matches(case, check):
+            if e.tolerance is not None and e.matches(case, check, mode):
                 e.matched += 1
                 return base.with_override(e.tolerance.get("ulps"), e.tolerance.get("stability"), f"override: {e.reason}")
         return base
@@ -104,14 +113,18 @@ class Expectations:
         return [e for e in self.entries if e.matched == 0]
 
     def unmatchable(self, cases: list[FixtureCase], checks_for: Any) -> list[Entry]:
-        """Entries that match no (case, check) of the fixtures at all: a typo in a case
-        glob or an option value, which would otherwise never be reported."""
-        return [e for e in self.entries if not any(e.matches(c, chk) for c in cases for chk in checks_for(c))]
+        """Entries that match no (case, check, mode) of the fixtures at all: a typo in a
+        case glob or an option value, which would otherwise never be reported.
+        ``checks_for(case, mode)`` lists a case's checks in a mode."""
+        return [
+            e for e in self.entries
+            if not any(e.matches(c, chk, m) for c in cases for m in (e.mode or MODES) for chk in checks_for(c, m))
+        ]
 
 
 DTYPES = ("float16", "float32", "float64")
 TAGS = tuple(json.loads((Path(__file__).parent.parent / "fixtures_schema.json").read_text())["$defs"]["case"]["properties"]["tags"]["items"]["enum"])
-CHECKS = ("value", "shape", "repeat", "inputs", "invalid")
+CHECKS = ("value", "shape", "repeat", "inputs", "invalid", "twice")
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -123,6 +136,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "tolerance": (dict,),
     "dtype": (str, list),
     "tags": (str, list),
+    "mode": (str, list),
 }
 
 
@@ -131,7 +145,7 @@ def _check_types(path: Path, number: int, raw: dict[str, Any]) -> None:
         if key in raw and not isinstance(raw[key], types):
             want = " or ".join({str: "a string", list: "an array", dict: "a table"}[t] for t in types)
             raise ExpectationError(f"{path}: entry {number}: {key} must be {want}, got {raw[key]!r}")
-    for key in ("dtype", "tags"):
+    for key in ("dtype", "tags", "mode"):
         if isinstance(raw.get(key), list) and not all(isinstance(x, str) for x in raw[key]):
             raise ExpectationError(f"{path}: entry {number}: {key} must hold strings, got {raw[key]!r}")
     tol = raw.get("tolerance")
@@ -148,6 +162,10 @@ def _validated(path: Path, number: int, raw: dict[str, Any]) -> str:
     """Check an entry names things that exist (so a typo cannot silently match nothing,
     even under --strict-expectations) and return its loss as the documented id."""
     where = f"{path}: entry {number} ({raw['loss']})"
+    modes = raw.get("mode", ())
+    for m in (modes,) if isinstance(modes, str) else modes:
+        if m not in MODES:
+            raise ExpectationError(f"{where}: mode {m!r} is not one of {', '.join(MODES)}")
     try:
         from oracle import catalog
         from oracle.errors import UnknownLossError
@@ -176,7 +194,7 @@ def _validated(path: Path, number: int, raw: dict[str, Any]) -> str:
     for t in (tags,) if isinstance(tags, str) else tags:
         if t not in TAGS:
             raise ExpectationError(f"{where}: tag {t!r} is not one of {', '.join(TAGS)}")
-    names = [*CHECKS, *(f"grad:{n}" for n in spec.differentiable)]
+    names = [*CHECKS, *(f"{k}:{n}" for k in ("grad", "hvp") for n in spec.differentiable)]
     pattern = str(raw.get("check", "*"))
     if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
         raise ExpectationError(f"{where}: check {pattern!r} matches none of {', '.join(names)}")
@@ -211,6 +229,7 @@ def load(path: str | Path) -> Expectations:
             raise ExpectationError(f"{path}: entry {i} ({raw['loss']}): every entry needs a 'reason' naming its root cause")
         dtype = raw.get("dtype", ())
         tags = raw.get("tags", ())
+        mode = raw.get("mode", ())
         raw = dict(raw, loss=_validated(path, i, raw))
         entries.append(
             Entry(
@@ -223,6 +242,7 @@ def load(path: str | Path) -> Expectations:
                 tags=(tags,) if isinstance(tags, str) else tuple(tags),
                 case=raw.get("case", "*"),
                 tolerance=raw.get("tolerance"),
+                mode=(mode,) if isinstance(mode, str) else tuple(mode),
             )
         )
     return Expectations(str(path), entries)

@@ -1,10 +1,12 @@
 """Running fixture cases on a backend and turning what it returns into check results.
 
-A case is run once (plus once more for the repeat check) and its checks -- value, shape
-and dtype, one gradient check per differentiable input, repeat, inputs unchanged, or the
-invalid-input check -- all read that one run. Each backend call has a time limit; a
-backend that raises, hangs or returns the wrong type is reported against that case and
-the run goes on.
+A case is run in a mode (see :data:`protocol.MODES`) once (plus once more for the repeat
+check, or in mode ``backward-twice`` for the fresh single backward its second gradients
+are held to) and its checks -- value, shape and dtype, one gradient check per
+differentiable input, repeat, inputs unchanged, ``twice``, ``hvp:NAME``, or the
+invalid-input check -- all read that one run (:func:`checks_for` lists them per mode).
+Each backend call has a time limit; a backend that raises, hangs or returns the wrong type
+is reported against that case and the run goes on.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ from .tolerance import Tolerance, default
 PASS, FAIL, SKIP, KNOWN, ERROR = "pass", "fail", "skip", "known", "error"
 REPEAT_PASSES = "identical results on a second call"
 INPUTS_PASS = "inputs unchanged"
+TWICE_PASSES = "the second backward's gradients are identical to a single backward's on a fresh graph"
+#: the mode whose test ids carry no mode (ids as before modes existed)
+PLAIN_MODE = "grad"
+
+
+def check_id(case: FixtureCase, check: str, mode: str = PLAIN_MODE) -> str:
+    """A check's id: ``L2Loss[]-float32-extreme-017-grad:pred`` in mode ``grad`` (as ever),
+    ``L2Loss[]-float32-extreme-017[compiled]-grad:pred`` in any other mode."""
+    return f"{case.test_id}-{check}" if mode == PLAIN_MODE else f"{case.test_id}[{mode}]-{check}"
 
 
 @dataclass(slots=True)
@@ -50,6 +61,7 @@ class CheckResult:
     observed_text: str | None = None  # what the backend returned, as shown
     observed_element: tuple[Any, Any] | None = None  # or its worst element, (value, dtype)
     reason: str | None = None  # expectation reason, for known deviations
+    mode: str = PLAIN_MODE
 
     @property
     def observed(self) -> str | None:
@@ -61,7 +73,7 @@ class CheckResult:
 
     @property
     def test_id(self) -> str:
-        return f"{self.case.test_id}-{self.check}"
+        return check_id(self.case, self.check, self.mode)
 
     def to_json(self) -> dict[str, Any]:
         c = self.case
@@ -74,6 +86,7 @@ class CheckResult:
             "case": c.index,
             "name": c.name,
             "tags": list(c.tags),
+            "mode": self.mode,
             "check": self.check,
             "status": self.status,
             "verdict": self.verdict,
@@ -223,12 +236,17 @@ class time_limit:
 @dataclass(slots=True)
 class CaseRun:
     case: FixtureCase
+    mode: str = PLAIN_MODE
     unsupported: str | None = None
     outcome: Outcome | None = None
     output: np.ndarray | None = None
     grads: dict[str, np.ndarray] = field(default_factory=dict)
     error: str | None = None
     repeat_problem: str | None = None
+    #: mode hvp: the Hessian-vector products returned; mode backward-twice: how the second
+    #: backward's gradients differ from a single backward's (None: identical)
+    hvp: dict[str, np.ndarray] = field(default_factory=dict)
+    twice_problem: str | None = None
     mutated: list[str] = field(default_factory=list)
     backend_seconds: float = 0.0
     #: a failure that is never the documented rejection of an input: the worker ended or
@@ -245,12 +263,36 @@ class CaseRun:
     second: tuple[np.ndarray, dict[str, np.ndarray]] | None = field(default=None, repr=False)
 
 
-def make_call(case: FixtureCase, inputs: dict[str, np.ndarray] | None = None) -> Call:
-    if case.invalid is None:
+def make_call(case: FixtureCase, inputs: dict[str, np.ndarray] | None = None, mode: str = PLAIN_MODE) -> Call:
+    """The call of a case in a mode: in ``forward`` (and for invalid input) nothing to
+    differentiate; in ``hvp`` the direction too (:func:`direction_for`)."""
+    if case.invalid is None and mode != "forward":
         wrt, ct = case.vjp_inputs, case.cotangent
     else:
         wrt, ct = (), None
-    return new_call(case.loss, dict(case.options), inputs if inputs is not None else case.inputs, case.dtype, wrt, ct)
+    inputs = inputs if inputs is not None else case.inputs
+    direction = direction_for(case, inputs) if mode == "hvp" and wrt else None
+    return new_call(case.loss, dict(case.options), inputs, case.dtype, wrt, ct, mode, direction)
+
+
+def exact_hvp(case: FixtureCase) -> dict[str, Any]:
+    """The case's exact Hessian-vector products by input, when its fixture carries them
+    (``FixtureCase.hvp``, with the direction in ``FixtureCase.direction``); else empty."""
+    try:
+        return dict(getattr(case, "hvp", None) or {})
+    except Exception:
+        return {}
+
+
+def direction_for(case: FixtureCase, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The HVP direction of a case: the fixture's (``FixtureCase.direction``) when it has
+    one; otherwise ones of each differentiable input's shape and dtype -- a stand-in that
+    lets the backend run its second-order path, whose HVPs are then not judged (the check
+    ``hvp:NAME`` is skipped: no exact value to hold them to)."""
+    given = getattr(case, "direction", None)
+    if given:
+        return {k: np.asarray(v) for k, v in given.items()}
+    return {k: np.ones_like(inputs[k]) for k in case.vjp_inputs}
 
 
 def _as_array(value: Any, what: str) -> np.ndarray:
@@ -275,18 +317,26 @@ def _describe_exc(err: BaseException) -> str:
         return str(err)
     first = str(err).strip().splitlines()
     text = first[0] if first else ""
+    if text.endswith("Traceback (most recent call last):") and len(first) > 1:
+        # a C++ traceback in the message (MXNet): its last line says what failed
+        where = next((ln.strip() for ln in reversed(first) if ln.strip().startswith("File ")), "")
+        last = first[-1].strip()
+        last = last[len(type(err).__name__) + 2:] if last.startswith(type(err).__name__ + ": ") else last
+        text = text[: -len("Traceback (most recent call last):")] + last + (f" ({where})" if where else "")
     if len(text) > 300:
         text = text[:297] + "..."
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-def run_case(backend: Backend, case: FixtureCase, timeout: float = 60.0, *, limit: time_limit | None = None) -> CaseRun:
+def run_case(
+    backend: Backend, case: FixtureCase, timeout: float = 60.0, *, limit: time_limit | None = None, mode: str = PLAIN_MODE,
+) -> CaseRun:
     """Run one case (and its repeat call), each call limited to ``timeout`` seconds; a
     ``limit`` already entered (``armed=False``) serves many cases with one handler. The
     three phases -- :func:`prepare_run`, :func:`call_run`, :func:`finish_run` -- can also
     be taken for many cases at once, so that the backend's calls follow one another with
     nothing of the harness's in between (as ``Session`` does)."""
-    run = prepare_run(backend, case)
+    run = prepare_run(backend, case, mode)
     if limit is not None:
         call_run(backend, run, limit)
     else:  # (a supervisor enforces the limit on its worker itself)
@@ -295,13 +345,16 @@ def run_case(backend: Backend, case: FixtureCase, timeout: float = 60.0, *, limi
     return finish_run(run)
 
 
-def prepare_run(backend: Backend, case: FixtureCase) -> CaseRun:
-    """A case's calls, each with inputs of its own (copies of the fixture's: a backend that
-    modifies them is caught, and the repeat call is independent of the first), or why it
-    is not run: the backend does not support it, or ``supports()`` raised."""
-    run = CaseRun(case)
+def prepare_run(backend: Backend, case: FixtureCase, mode: str = PLAIN_MODE) -> CaseRun:
+    """A case's calls in a mode, each with inputs of its own (copies of the fixture's: a
+    backend that modifies them is caught, and the second call is independent of the first),
+    or why it is not run: the backend does not support it, or ``supports()`` raised. The
+    second call is the repeat (the same call again) in every mode but ``backward-twice``,
+    where it is the same case in mode ``grad``: the single backward on a fresh graph that
+    the second backward's gradients must equal."""
+    run = CaseRun(case, mode)
     inputs = case.inputs
-    call = make_call(case, {k: v.copy() for k, v in inputs.items()})
+    call = make_call(case, {k: v.copy() for k, v in inputs.items()}, mode)
     try:
         reason = backend.supports(call)
     except BaseException as err:
@@ -319,8 +372,9 @@ def prepare_run(backend: Backend, case: FixtureCase) -> CaseRun:
         run.unsupported = reason
         return run
     run.calls = [call]
-    if case.invalid is None:  # and the repeat check's identical second call
-        run.calls.append(make_call(case, {k: v.copy() for k, v in inputs.items()}))
+    if case.invalid is None:  # and the repeat check's identical second call (or the fresh backward)
+        second = PLAIN_MODE if mode == "backward-twice" else mode
+        run.calls.append(make_call(case, {k: v.copy() for k, v in inputs.items()}, second))
     return run
 
 
@@ -394,11 +448,52 @@ def finish_run(run: CaseRun) -> CaseRun:
     if run.returned and run.calls:  # (a worker's run reports what changed itself)
         original = run.case.inputs
         run.mutated = [k for k, v in run.calls[0].inputs.items() if not _same(v, original[k])]
+        if run.mode == "hvp" and run.outcome is not None:
+            hvp = run.outcome.hvp or {}
+            try:
+                run.hvp = {name: _kept(hvp[name], "the HVP for " + name) for name in run.calls[0].wrt if hvp.get(name) is not None}
+            except TypeError as err:
+                run.error = f"wrong return type: {err}"
+    if run.mode == "backward-twice":
+        return _finish_twice(run)
     if run.second is not None:
         out2, grads2 = run.second
         same = _same(out2, run.output) and all(name in grads2 and _same(grads2[name], g) for name, g in run.grads.items())
         if not same:
             run.repeat_problem = "a second identical call returned different results (state kept between calls?)"
+    return run
+
+
+def _finish_twice(run: CaseRun) -> CaseRun:
+    """Mode backward-twice: the second backward's gradients (``run.grads``) against a
+    single backward's on a fresh graph (the call in mode grad, ``run.second``), bitwise."""
+    problem, run.repeat_problem = run.repeat_problem, None
+    if not run.returned or run.error is not None:
+        return run
+    if run.second is None:
+        run.twice_problem = (problem or "the single backward it is compared with did not run").replace(
+            "a second identical call", "the same case in mode grad (a single backward)"
+        )
+        return run
+    _, fresh = run.second
+    differ = [name for name, g in run.grads.items() if name not in fresh or not _same(fresh[name], g)]
+    missing = [name for name in fresh if name not in run.grads]
+    if differ or missing:
+        parts = []
+        for name in differ:
+            g, f = run.grads[name], fresh.get(name)
+            if f is not None and f.shape == g.shape and g.size:
+                with np.errstate(all="ignore"):
+                    k = int(np.argmax(np.abs(g.astype(np.float64) - f.astype(np.float64)).ravel()))
+                    ratio = g.ravel()[k] / f.ravel()[k] if f.ravel()[k] else float("nan")
+                parts.append(
+                    f"{name}: second backward {g.ravel()[k]!r} where a single backward gives {f.ravel()[k]!r} "
+                    f"at flat index {k} (ratio {ratio:.6g})"
+                )
+            else:
+                parts.append(f"{name}: differs from a single backward's")
+        parts += [f"{name}: no gradient from the second backward" for name in missing]
+        run.twice_problem = "the second backward on the same graph gave other gradients (state kept in the graph?): " + "; ".join(parts)
     return run
 
 
@@ -415,11 +510,32 @@ def _same(a: Any, b: Any) -> bool:
     return a.shape == b.shape and (a.dtype is b.dtype or a.dtype == b.dtype) and a.tobytes() == b.tobytes()
 
 
-def checks_for(case: FixtureCase) -> tuple[str, ...]:
-    """The checks of a case, in order (:attr:`fixtures.FixtureCase.checks`): ``invalid``
-    for an invalid-input case; else ``value``, ``shape``, ``grad:NAME`` per
-    differentiable input, ``repeat``, ``inputs``."""
-    return case.checks
+def checks_for(case: FixtureCase, mode: str = PLAIN_MODE) -> tuple[str, ...]:
+    """The checks of a case in a mode, in order. Modes ``grad`` and ``compiled``:
+    :attr:`fixtures.FixtureCase.checks` (``invalid`` for an invalid-input case; else
+    ``value``, ``shape``, ``grad:NAME`` per differentiable input, ``repeat``, ``inputs``);
+    ``forward``: ``invalid``, or ``value``, ``shape``, ``repeat``, ``inputs``; ``hvp``:
+    ``value``, ``shape``, ``grad:NAME``, ``hvp:NAME``, ``repeat``, ``inputs``;
+    ``backward-twice``: ``value``, ``shape``, ``grad:NAME`` (the second backward's),
+    ``twice``, ``inputs``. Modes hvp and backward-twice have no checks (the case is not
+    run in them) for invalid input or a case with nothing to differentiate."""
+    if mode == PLAIN_MODE or mode == "compiled":
+        return case.checks
+    return _mode_checks(case.checks, mode)
+
+
+@functools.lru_cache(maxsize=4096)
+def _mode_checks(checks: tuple[str, ...], mode: str) -> tuple[str, ...]:
+    grads = tuple(c for c in checks if c.startswith("grad:"))
+    if mode == "forward":
+        return tuple(c for c in checks if not c.startswith("grad:"))
+    if checks == ("invalid",) or not grads:
+        return ()
+    if mode == "hvp":
+        return ("value", "shape", *grads, *(f"hvp:{c[5:]}" for c in grads), "repeat", "inputs")
+    if mode == "backward-twice":
+        return ("value", "shape", *grads, "twice", "inputs")
+    raise ValueError(f"unknown mode {mode!r}")
 
 
 def _inputs_label(case: FixtureCase, limit: int = 4) -> str:
@@ -442,8 +558,10 @@ def describe_failure(r: CheckResult, backend: str | None = None, options: Sequen
     expected, observed, error and tolerance, the fixture's note, and (given the backend as
     it was named on the command line) the command that repeats this one check."""
     c = r.case
+    mode = "" if r.mode == PLAIN_MODE else f" in mode {r.mode}"
     lines = [
-        f"{c.loss} [{c.options_label or 'documented defaults'}] {c.dtype} case {c.index:03d} '{c.name}' ({', '.join(c.tags)}): {r.check} {r.verdict}",
+        f"{c.loss} [{c.options_label or 'documented defaults'}] {c.dtype} case {c.index:03d} '{c.name}' ({', '.join(c.tags)}): "
+        f"{r.check}{mode} {r.verdict}",
     ]
     if r.message:
         lines.append(f"  {r.message}")
@@ -465,9 +583,15 @@ def describe_failure(r: CheckResult, backend: str | None = None, options: Sequen
 
 
 def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, batched: bool = True) -> CheckResult:
-    """The result of one check of one case run (before expectations are applied);
-    ``batched=False``: the vectorised pass already declined the array (see
+    """The result of one check of one case run in its mode (before expectations are
+    applied); ``batched=False``: the vectorised pass already declined the array (see
     :func:`compare.measure`)."""
+    result = _evaluate_check(run, check, tol, batched)
+    result.mode = run.mode
+    return result
+
+
+def _evaluate_check(run: CaseRun, check: str, tol: Tolerance | None, batched: bool) -> CheckResult:
     case = run.case
     tol = tol or default(case.dtype)
     if run.unsupported is not None:
@@ -494,12 +618,13 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
             problems.append(f"output shape {tuple(obs.shape)}, documented {shape}")
         if obs.dtype != _DTYPES[case.dtype]:
             problems.append(f"output dtype {obs.dtype}, expected the input dtype {case.dtype}")
-        for name, g in run.grads.items():
-            want = case.inputs[name]
-            if g.shape != want.shape:
-                problems.append(f"gradient for {name} has shape {tuple(g.shape)}, input has {want.shape}")
-            elif g.dtype != want.dtype:
-                problems.append(f"gradient for {name} has dtype {g.dtype}, input has {want.dtype}")
+        for what, arrays in (("gradient", run.grads), ("HVP", run.hvp)):
+            for name, g in arrays.items():
+                want = case.inputs[name]
+                if g.shape != want.shape:
+                    problems.append(f"{what} for {name} has shape {tuple(g.shape)}, input has {want.shape}")
+                elif g.dtype != want.dtype:
+                    problems.append(f"{what} for {name} has dtype {g.dtype}, input has {want.dtype}")
         if problems:
             return CheckResult(case, check, FAIL, compare.FAILS, "; ".join(problems), expected=str(shape), observed_text=str(tuple(obs.shape)))
         return CheckResult(case, check, PASS, compare.CONFORMS, _shape_message(shape, case.dtype))
@@ -507,6 +632,29 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
         if run.repeat_problem:
             return CheckResult(case, check, FAIL, compare.FAILS, run.repeat_problem)
         return CheckResult(case, check, PASS, compare.CONFORMS, REPEAT_PASSES)
+    if check == "twice":
+        if run.twice_problem:
+            return CheckResult(case, check, FAIL, compare.FAILS, run.twice_problem)
+        return CheckResult(case, check, PASS, compare.CONFORMS, TWICE_PASSES)
+    if check.startswith("hvp:"):
+        name = check[4:]
+        exact = exact_hvp(case).get(name)
+        if exact is None:
+            return CheckResult(
+                case, check, SKIP, "no exact value",
+                f"not checked: the fixture carries no exact Hessian-vector product for {name} "
+                "(the oracle does not compute second order yet); the backend's HVP was computed, not judged",
+            )
+        if name not in run.hvp:
+            return CheckResult(case, check, FAIL, compare.FAILS, f"the backend returned no HVP for {name}")
+        h = run.hvp[name]
+        if h.size != exact.hi.size:
+            return CheckResult(case, check, FAIL, compare.FAILS, f"HVP for {name} has {h.size} elements, expected {exact.hi.size}")
+        m = compare.measure(
+            h.reshape(exact.shape), exact.hi, exact.lo, case.dtype, tol, case.n_terms,
+            bounds=exact.bounds, text=exact.text, unit=exact.ulp(case.dtype), batched=batched,
+        )
+        return _from_measurement(case, check, m, tol)
     if check == "inputs":
         if run.mutated:
             return CheckResult(case, check, FAIL, compare.FAILS, f"the backend modified its input array(s): {', '.join(run.mutated)}")
@@ -555,11 +703,14 @@ def evaluate_checks(items: list[tuple[CaseRun, str, Tolerance | None]], *, batch
             try:
                 out.append(evaluate_check(run, check, tol, batched=batched))
             except Exception as err:  # a harness bug must not hide the other results
-                out.append(CheckResult(run.case, check, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}"))
+                out.append(CheckResult(
+                    run.case, check, ERROR, "error", f"lossconf could not evaluate this check: {type(err).__name__}: {err}",
+                    mode=run.mode,
+                ))
     return out
 
 
-def _from_measurement(case: FixtureCase, check: str, m: compare.Measurement, tol: Tolerance) -> CheckResult:
+def _from_measurement(case: FixtureCase, check: str, m: compare.Measurement, tol: Tolerance, mode: str = PLAIN_MODE) -> CheckResult:
     status = FAIL if m.verdict == compare.FAILS else PASS
     msg = m.message
     if status == FAIL and not msg:
@@ -567,7 +718,7 @@ def _from_measurement(case: FixtureCase, check: str, m: compare.Measurement, tol
     return CheckResult(
         case, check, status, m.verdict, msg, m.error_ulps, m.error_scale, m.bound, tol,
         list(m.worst_index) if m.worst_index is not None else None, m.expected,
-        observed_element=m.observed_element,
+        observed_element=m.observed_element, mode=mode,
     )
 
 
@@ -641,7 +792,30 @@ def entry_for(run: CaseRun) -> Entry:
     """A case's calls as one entry for :meth:`Supervisor.run_entries`: ``supports()``, then
     the call, made twice for a valid case (the repeat check) on fresh copies of its inputs."""
     case = run.case
-    return Entry(make_call(case), 1 if case.invalid is not None else 2, True)
+    times = 1 if case.invalid is not None or run.mode == "backward-twice" else 2
+    return Entry(make_call(case, mode=run.mode), times, True)
+
+
+def fresh_backward_entry(run: CaseRun) -> Entry | None:
+    """Mode backward-twice: the entry of the same case in mode grad, a single backward on a
+    fresh graph, which the second backward's gradients must equal (:func:`_finish_twice`);
+    None in other modes and for invalid input."""
+    if run.mode != "backward-twice" or run.case.invalid is not None:
+        return None
+    return Entry(make_call(run.case, mode=PLAIN_MODE), 1, False)
+
+
+def apply_fresh_backward(run: CaseRun, res: EntryResult) -> None:
+    """What a worker reported for :func:`fresh_backward_entry`, as ``run.second`` (or, when
+    it raised, ``run.repeat_problem``, which :func:`_finish_twice` words)."""
+    if not run.returned or not res.calls:
+        return
+    call = res.calls[0]
+    if call.outcome is None:
+        run.repeat_problem = f"a second identical call raised {call.error}"
+        return
+    grads = call.outcome.grads
+    run.second = (call.outcome.output, {n: grads[n] for n in run.grads if n in grads})
 
 
 def apply_entry(run: CaseRun, res: EntryResult) -> None:

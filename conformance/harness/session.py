@@ -1,5 +1,10 @@
-"""One conformance run: a backend, the selected fixture cases and checks, the
-expectations, and the results. Shared by the pytest plugin and ``lossconf run``."""
+"""One conformance run: a backend, the selected fixture cases, modes and checks, the
+expectations, and the results. Shared by the pytest plugin and ``lossconf run``.
+
+Every selected case is run in every selected mode the backend runs (``--mode``; by default
+every mode it declares, see :func:`protocol.supported_modes`); a mode is a dimension of the
+results like the dtype: each record names its mode, test ids of modes other than ``grad``
+carry it (``...-017[compiled]-grad:pred``), and the summary counts each mode."""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .. import fixtures as fx
-from ..protocol import Backend, build_info, mapping_of
+from ..protocol import MODES, Backend, build_info, mapping_of, supported_modes
 from ..worker.supervisor import BackendContractError, RunStopped, Supervisor
 from . import batch, compare
 from .expectations import ExpectationError, Expectations
@@ -31,6 +36,7 @@ from .runner import (
     INPUTS_PASS,
     KNOWN,
     PASS,
+    PLAIN_MODE,
     REPEAT_PASSES,
     SKIP,
     CaseRun,
@@ -38,12 +44,15 @@ from .runner import (
     _from_measurement,
     _shape_message,
     apply_entry,
+    apply_fresh_backward,
     call_run,
+    check_id,
     checks_for,
     entry_for,
     evaluate_check,
     evaluate_checks,
     finish_run,
+    fresh_backward_entry,
     interrupts_handled,
     prepare_run,
     time_limit,
@@ -129,6 +138,7 @@ class Filters:
     checks: list[str] = field(default_factory=list)
     #: ``--case`` patterns, matched against test ids and case names (:func:`case_pattern`)
     cases: list[str] = field(default_factory=list)
+    modes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.losses = [_resolve(x) for x in self.losses]
@@ -141,10 +151,10 @@ class Filters:
             return False
         if self.tags and not set(self.tags) & set(case.tags):
             return False
-        return not self.cases or any(self._item_matches(case, chk) for chk in case.checks)
+        return not self.cases or any(self._item_matches(case, chk, m) for m in MODES for chk in checks_for(case, m))
 
-    def _item_matches(self, case: fx.FixtureCase, check: str) -> bool:
-        item, name = f"{case.test_id}-{check}", case.name
+    def _item_matches(self, case: fx.FixtureCase, check: str, mode: str = PLAIN_MODE) -> bool:
+        item, name = check_id(case, check, mode), case.name
         return any(p.search(item) or p.search(name) for p in self._patterns)
 
     @property
@@ -153,14 +163,14 @@ class Filters:
         return bool(self.losses or self.dtypes or self.tags or self.cases)
 
     def describe(self) -> str:
-        parts = [f"--{k} {v}" for k in ("loss", "dtype", "tag", "check") for v in getattr(self, k + "s" if k != "loss" else "losses")]
+        parts = [f"--{k} {v}" for k in ("loss", "dtype", "tag", "check", "mode") for v in getattr(self, k + "s" if k != "loss" else "losses")]
         parts += [f"--case {v}" for v in self.cases]
         return " ".join(parts) or "(none)"
 
     def problems(self, cases: list[fx.FixtureCase]) -> list[str]:
         """Filter values that name nothing the fixtures have (a typo must not select
         nothing and pass)."""
-        out: list[str] = []
+        out: list[str] = [f"--mode {x!r} is not one of {', '.join(MODES)}" for x in self.modes if x not in MODES]
         if not (self.losses or self.dtypes or self.tags or self.checks or self.cases):
             return out
         losses = {c.loss.lower() for c in cases} | {c.short_loss.lower() for c in cases}
@@ -171,20 +181,26 @@ class Filters:
         out += [f"--dtype {x!r} is not one of {', '.join(sorted(dtypes))}" for x in self.dtypes if x not in dtypes]
         tags = {t for c in cases for t in c.tags}
         out += [f"--tag {x!r} is not one of {', '.join(sorted(tags))}" for x in self.tags if x not in tags]
-        names = {chk for c in cases for chk in checks_for(c)}
+        names = {chk for c in cases for mode in MODES for chk in checks_for(c, mode)}
         for x in self.checks:
             if not any(fnmatch.fnmatchcase(n, x) or n.split(":")[0] == x for n in names):
-                out.append(f"--check {x!r} matches no check (checks: value, shape, grad, grad:NAME, repeat, inputs, invalid)")
+                out.append(
+                    f"--check {x!r} matches no check (checks: value, shape, grad, grad:NAME, repeat, inputs, invalid, "
+                    "twice, hvp, hvp:NAME)"
+                )
         for x, p in zip(self.cases, self._patterns):
-            if not any(p.search(f"{c.test_id}-{chk}") or p.search(c.name) for c in cases for chk in c.checks):
+            if not any(
+                p.search(check_id(c, chk, m)) or p.search(c.name) for c in cases for m in MODES for chk in checks_for(c, m)
+            ):
                 out.append(f"--case {x!r} matches no test id or case name (`lossconf cases` lists them)")
         return out
 
-    def keep_check(self, check: str, case: fx.FixtureCase | None = None) -> bool:
-        """Whether a check is selected (``case``: also by the ``--case`` patterns)."""
+    def keep_check(self, check: str, case: fx.FixtureCase | None = None, mode: str = PLAIN_MODE) -> bool:
+        """Whether a check is selected (``case``: also by the ``--case`` patterns, matched
+        against its test id in ``mode``)."""
         if self.checks and not any(fnmatch.fnmatchcase(check, c) or check.split(":")[0] == c for c in self.checks):
             return False
-        return case is None or not self.cases or self._item_matches(case, check)
+        return case is None or not self.cases or self._item_matches(case, check, mode)
 
 
 def case_pattern(pattern: str) -> re.Pattern[str]:
@@ -208,20 +224,26 @@ class Session:
     runs: dict[tuple[str, int], CaseRun] = field(default_factory=dict)
     results: list[CheckResult] = field(default_factory=list)
     started: float = field(default_factory=time.time)
-    #: per case: its checks' results (before expectations), evaluated in one pass
-    pending: dict[tuple[str, int], dict[str, CheckResult]] = field(default_factory=dict)
+    #: per case and mode: its checks' results (before expectations), evaluated in one pass
+    pending: dict[tuple[str, int, str], dict[str, CheckResult]] = field(default_factory=dict)
     #: the run-wide deadline (``time.monotonic()``; ``lossconf run --max-time``)
     deadline: float | None = None
     #: why the run stopped before its end (--max-time, Ctrl-C), or None
     stopped: str | None = None
-    #: cases not run because the run stopped
-    not_run: set[tuple[str, int]] = field(default_factory=set)
+    #: cases (and modes) not run because the run stopped
+    not_run: set[tuple[str, int, str]] = field(default_factory=set)
     #: called with the number of cases just run (progress display)
     progress: Callable[[int], None] | None = None
+    #: the modes run, in the order of protocol.MODES
+    modes: tuple[str, ...] = (PLAIN_MODE,)
+    #: every mode -> None if the backend runs it, else why not (its ``modes``)
+    mode_support: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def open(cls, backend: Backend, directory: Path | None, filters: Filters, expectations: Expectations | None, timeout: float) -> Session:
         directory = Path(directory or fx.default_dir())
+        support = backend_modes(backend)
+        modes = select_modes(support, filters.modes, getattr(backend, "name", "?"))
         with collector_paused():
             every = fx.load(directory)
         if expectations is not None:
@@ -235,30 +257,41 @@ class Session:
         if problems:
             raise FilterError("; ".join(problems))
         cases = [c for c in every if filters.keep_case(c)] if filters.selects_cases else every
-        session = cls(backend, cases, fx.manifest_digest(directory), expectations, timeout)
-        if not any(filters.keep_check(chk, c) for c in cases for chk in checks_for(c)):
+        session = cls(backend, cases, fx.manifest_digest(directory), expectations, timeout, modes=modes, mode_support=support)
+        if not any(filters.keep_check(chk, c, mode) for c in cases for mode in modes for chk in checks_for(c, mode)):
             raise FilterError("the filters select no check: " + filters.describe())
         return session
 
-    def items(self, filters: Filters) -> list[tuple[fx.FixtureCase, str]]:
-        return [(c, chk) for c in self.cases for chk in checks_for(c) if filters.keep_check(chk, c)]
+    def items(self, filters: Filters) -> list[tuple[fx.FixtureCase, str, str]]:
+        """The selected (case, check, mode) items, case by case, each case's modes in the
+        order of protocol.MODES."""
+        return [
+            (c, chk, mode) for c in self.cases for mode in self.modes for chk in checks_for(c, mode)
+            if filters.keep_check(chk, c, mode)
+        ]
 
-    def _evaluated(self, case: fx.FixtureCase, check: str) -> CheckResult:
-        key = (case.file, case.index)
+    def _evaluated(self, case: fx.FixtureCase, check: str, mode: str) -> CheckResult:
+        key = (case.file, case.index, mode)
         cached = self.pending.get(key)
         if cached is None or check not in cached:
-            cached = self.pending[key] = self._evaluate_case(case, [*checks_for(case), *([check] if check not in checks_for(case) else [])])
+            checks = checks_for(case, mode)
+            cached = self.pending[key] = self._evaluate_cases([(case, mode, [*checks, *([check] if check not in checks else [])])])[0]
         if check not in cached:  # the run stopped before this case
-            return CheckResult(case, check, SKIP, "not run", f"not run: the run {self.stopped or 'stopped'}")
+            return CheckResult(case, check, SKIP, "not run", f"not run: the run {self.stopped or 'stopped'}", mode=mode)
         return cached.pop(check)
 
-    def _evaluate_case(self, case: fx.FixtureCase, checks: list[str]) -> dict[str, CheckResult]:
-        return self._evaluate_cases([(case, checks)])[0]
-
-    def _evaluate_cases(self, todo: list[tuple[fx.FixtureCase, Sequence[str]]]) -> list[dict[str, CheckResult]]:
+    def _evaluate_cases(self, todo: list[tuple[fx.FixtureCase, str, Sequence[str]]]) -> list[dict[str, CheckResult]]:
         """:meth:`_evaluate`; with a worker, in chunks of :data:`CHUNK` cases, so that the
         harness judges one chunk while the worker runs the next (every entry was sent at
-        once: the worker does not wait)."""
+        once: the worker does not wait). Every result carries its case's mode."""
+        results = self._evaluate_todo(todo)
+        for (_, mode, _), res in zip(todo, results):
+            if mode != PLAIN_MODE:
+                for r in res.values():
+                    r.mode = mode
+        return results
+
+    def _evaluate_todo(self, todo: list[tuple[fx.FixtureCase, str, Sequence[str]]]) -> list[dict[str, CheckResult]]:
         backend = self.backend
         if not isinstance(backend, Supervisor):
             return self._evaluate(todo)
@@ -267,9 +300,9 @@ class Session:
                 return self._evaluate(todo)
             return self._evaluate_chunks(backend, todo)
 
-    def _evaluate_chunks(self, backend: Supervisor, todo: list[tuple[fx.FixtureCase, Sequence[str]]]) -> list[dict[str, CheckResult]]:
+    def _evaluate_chunks(self, backend: Supervisor, todo: list[tuple[fx.FixtureCase, str, Sequence[str]]]) -> list[dict[str, CheckResult]]:
         runs = self.runs
-        pending = {(c.file, c.index): CaseRun(c) for c, _ in todo if (c.file, c.index) not in runs}
+        pending = {(c.file, c.index, m): CaseRun(c, m) for c, m, _ in todo if (c.file, c.index, m) not in runs}
         stream = self._worker_runs(backend, list(pending.values()))
         results: list[dict[str, CheckResult]] = []
         for at in range(0, len(todo), CHUNK):
@@ -279,8 +312,8 @@ class Session:
         return results
 
     def _evaluate(
-        self, todo: list[tuple[fx.FixtureCase, Sequence[str]]],
-        worker: tuple[Iterator[CaseRun], dict[tuple[str, int], CaseRun]] | None = None,
+        self, todo: list[tuple[fx.FixtureCase, str, Sequence[str]]],
+        worker: tuple[Iterator[CaseRun], dict[tuple[str, int, str], CaseRun]] | None = None,
     ) -> list[dict[str, CheckResult]]:
         """The listed checks of each case (its run made, or taken from earlier). The value
         and gradient checks are measured in one vectorised pass (a fixture file's case:
@@ -296,39 +329,39 @@ class Session:
         expectations, runs, backend = self.expectations, self.runs, self.backend
         # the runs in three phases: every case's calls prepared, then the backend's calls
         # one after another with nothing of the harness's in between, then what they did
-        failed: dict[tuple[str, int], Exception] = {}
+        failed: dict[tuple[str, int, str], Exception] = {}
         fresh: list[CaseRun] = []
         if isinstance(backend, Supervisor):
             if worker is None:
-                fresh = [CaseRun(case) for case, _ in todo if (case.file, case.index) not in runs]
+                fresh = [CaseRun(case, mode) for case, mode, _ in todo if (case.file, case.index, mode) not in runs]
                 stream = self._worker_runs(backend, fresh)  # (consumed to its end below)
             else:
                 stream, pending = worker
-                fresh = [pending[(case.file, case.index)] for case, _ in todo if (case.file, case.index) not in runs]
+                fresh = [pending[(case.file, case.index, mode)] for case, mode, _ in todo if (case.file, case.index, mode) not in runs]
             made = sum(1 for _ in (stream if worker is None else itertools.islice(stream, len(fresh))))
         else:
-            for case, _ in todo:
-                key = (case.file, case.index)
+            for case, mode, _ in todo:
+                key = (case.file, case.index, mode)
                 if key not in runs:
                     try:
-                        fresh.append(prepare_run(backend, case))
+                        fresh.append(prepare_run(backend, case, mode))
                     except BackendContractError:
                         raise
                     except Exception as err:  # a harness bug must not hide the other results
                         failed[key] = err
             made = self._call_in_process(backend, fresh, failed)
         for run in fresh[made:]:  # the run was stopped before these
-            self.not_run.add((run.case.file, run.case.index))
+            self.not_run.add((run.case.file, run.case.index, run.mode))
         for run in fresh[:made]:
-            key = (run.case.file, run.case.index)
+            key = (run.case.file, run.case.index, run.mode)
             if key not in failed:
                 try:
                     runs[key] = finish_run(run)
                 except Exception as err:
                     failed[key] = err
         not_run = self.not_run
-        for n, (case, checks) in enumerate(todo):
-            key = (case.file, case.index)
+        for n, (case, mode, checks) in enumerate(todo):
+            key = (case.file, case.index, mode)
             run = runs.get(key)
             if run is None and key in not_run:
                 results.append({})
@@ -342,7 +375,7 @@ class Session:
                 continue
             tol0 = default(case.dtype)
             measured = run.unsupported is None and run.error is None
-            if measured and expectations is None and case.source is not None:
+            if measured and expectations is None and case.source is not None and mode in _USUAL_MODES:
                 res = _usual(run, checks, tol0, n, items, where_items)
                 if res is not None:
                     results.append(res)
@@ -350,7 +383,7 @@ class Session:
             res = dict.fromkeys(checks)  # type: ignore[arg-type]
             results.append(res)
             for chk in checks:
-                tol = tol0 if expectations is None else expectations.tolerance_for(case, chk, tol0)
+                tol = tol0 if expectations is None else expectations.tolerance_for(case, chk, tol0, mode)
                 if measured and (chk == "value" or chk.startswith("grad:")):
                     obs = run.output if chk == "value" else run.grads.get(chk[5:])
                     item = batch.item_for(case, chk, obs, tol)
@@ -395,9 +428,9 @@ class Session:
             results[n][chk] = result
         noted = [run for run in fresh if run.detail or run.printed]
         if noted:  # what the worker saw: in the messages of the case's failures
-            where = {(c.file, c.index): n for n, (c, _) in enumerate(todo)}
+            where = {(c.file, c.index, m): n for n, (c, m, _) in enumerate(todo)}
             for run in noted:
-                for res in results[where[(run.case.file, run.case.index)]].values():
+                for res in results[where[(run.case.file, run.case.index, run.mode)]].values():
                     if res is not None and res.status in (FAIL, ERROR):
                         res.message += _worker_notes(run)
         return results
@@ -418,7 +451,7 @@ class Session:
                     except KeyboardInterrupt:
                         raise
                     except Exception as err:  # (call_run reports the backend's own errors)
-                        failed[(run.case.file, run.case.index)] = err
+                        failed[(run.case.file, run.case.index, run.mode)] = err
                     if deadline is not None and time.monotonic() > deadline:  # its result is not to be trusted
                         self.stopped = MAX_TIME
                         break
@@ -436,9 +469,23 @@ class Session:
         ends early when the run stops (--max-time, Ctrl-C)."""
         progress = self.progress
         backend.deadline = self.deadline
+        entries, owners = [], []  # owners: per entry, (its run, whether it is the run's last entry)
+        for i, run in enumerate(fresh):
+            entries.append(entry_for(run))
+            fresh_grad = fresh_backward_entry(run)  # mode backward-twice: the single backward it is held to
+            owners.append((i, fresh_grad is None))
+            if fresh_grad is not None:
+                entries.append(fresh_grad)
+                owners.append((i, True))
         try:
-            for i, res in backend.run_entries([entry_for(run) for run in fresh]):
-                apply_entry(fresh[i], res)
+            for j, res in backend.run_entries(entries):
+                i, last = owners[j]
+                if j and owners[j - 1][0] == i:  # the second entry of a run: its fresh backward
+                    apply_fresh_backward(fresh[i], res)
+                else:
+                    apply_entry(fresh[i], res)
+                if not last:
+                    continue
                 if progress is not None:
                     progress(1)
                 yield fresh[i]
@@ -454,19 +501,21 @@ class Session:
         then only applies expectations and records."""
         pending, every_check = self.pending, not (filters.checks or filters.cases)
         todo = [
-            (case, case.checks) for case in self.cases
-            if (case.file, case.index) not in pending and (every_check or any(filters.keep_check(chk, case) for chk in case.checks))
+            (case, mode, checks) for case in self.cases for mode in self.modes
+            for checks in (checks_for(case, mode),)
+            if checks and (case.file, case.index, mode) not in pending
+            and (every_check or any(filters.keep_check(chk, case, mode) for chk in checks))
         ]
-        for (case, _), res in zip(todo, self._evaluate_cases(todo)):
-            self.pending[(case.file, case.index)] = res
+        for (case, mode, _), res in zip(todo, self._evaluate_cases(todo)):
+            self.pending[(case.file, case.index, mode)] = res
 
-    def check(self, case: fx.FixtureCase, check: str) -> CheckResult:
-        return self._record(case, check, self._evaluated(case, check))
+    def check(self, case: fx.FixtureCase, check: str, mode: str = PLAIN_MODE) -> CheckResult:
+        return self._record(case, check, self._evaluated(case, check, mode))
 
     def _record(self, case: fx.FixtureCase, check: str, result: CheckResult) -> CheckResult:
         """Apply the expectations to a check's result and keep it."""
         if self.expectations is not None and result.status in (FAIL, ERROR):
-            entry = self.expectations.deviation_for(case, check)
+            entry = self.expectations.deviation_for(case, check, result.mode)
             if entry is not None:
                 entry.matched += 1
                 result.status = KNOWN
@@ -480,15 +529,16 @@ class Session:
         keep = filters.keep_check if (filters.checks or filters.cases) else None
         pending = self.pending
         for case in self.cases:  # the order of items(filters)
-            res = pending.pop((case.file, case.index), None)
-            if res is None:  # no check of it selected
-                continue
-            if keep is None and self.expectations is None:  # (each case's results are in check order)
-                self.results.extend(res.values())
-                continue
-            for check in checks_for(case):
-                if (keep is None or keep(check, case)) and check in res:
-                    self._record(case, check, res.pop(check))
+            for mode in self.modes:
+                res = pending.pop((case.file, case.index, mode), None)
+                if res is None:  # no check of it selected
+                    continue
+                if keep is None and self.expectations is None:  # (each case's results are in check order)
+                    self.results.extend(res.values())
+                    continue
+                for check in checks_for(case, mode):
+                    if (keep is None or keep(check, case, mode)) and check in res:
+                        self._record(case, check, res.pop(check))
         return self.results
 
     def unused_expectations(self) -> list:
@@ -496,21 +546,22 @@ class Session:
         case and check they match; entries for what the run did not cover say nothing."""
         if not self.expectations:
             return []
-        ran = [(r.case, r.check) for r in self.results if r.status != SKIP]
-        return [e for e in self.expectations.unused() if any(e.matches(c, k) for c, k in ran)]
+        ran = [(r.case, r.check, r.mode) for r in self.results if r.status != SKIP]
+        return [e for e in self.expectations.unused() if any(e.matches(c, k, m) for c, k, m in ran)]
 
     # ------------------------------------------------------------------ reporting
 
     def backend_seconds(self) -> float:
         return sum(r.backend_seconds for r in self.runs.values())
 
-    def summary(self) -> dict[str, dict[str, Any]]:
-        """Per loss: counts by status and the worst value/grad errors in ULPs per dtype."""
+    def summary(self, by: str = "loss") -> dict[str, dict[str, Any]]:
+        """Per loss (``by="mode"``: per mode): counts by status and the worst value/grad
+        errors in ULPs per dtype."""
         table: dict[str, dict[str, Any]] = defaultdict(
             lambda: {PASS: 0, "stable": 0, FAIL: 0, ERROR: 0, SKIP: 0, KNOWN: 0, "worst": {}, "worst_grad": {}}
         )
         for r in self.results:
-            row = table[r.case.loss]
+            row = table[r.case.loss if by == "loss" else r.mode]
             row[r.status] += 1
             if r.status == PASS and r.verdict == "within stability bound":
                 row["stable"] += 1
@@ -538,6 +589,8 @@ class Session:
                 "fixtures_digest": self.fixtures_digest,
                 "policy_version": POLICY_VERSION,
                 "expectations": self.expectations.path if self.expectations else None,
+                "modes": list(self.modes),
+                "modes_not_run": {m: why for m, why in self.mode_support.items() if m not in self.modes},
                 "python": platform.python_version(),
                 "numpy": np.__version__,
                 "platform": platform.platform(terse=True),
@@ -589,6 +642,36 @@ def _worker_notes(run: CaseRun) -> str:
         text = run.printed if len(run.printed) <= 2000 else run.printed[:1000] + "\n[...]\n" + run.printed[-1000:]
         out += "\n  the backend's output:\n    " + text.rstrip().replace("\n", "\n    ")
     return out
+
+
+def backend_modes(backend: Backend) -> dict[str, str | None]:
+    """:func:`protocol.supported_modes`, its ValueError as a BackendError (exit 3)."""
+    try:
+        return supported_modes(backend)
+    except ValueError as err:
+        from ..backends import BackendError
+
+        raise BackendError(f"backend {getattr(backend, 'name', '?')}: {err}") from None
+
+
+def select_modes(support: dict[str, str | None], wanted: Sequence[str], name: str) -> tuple[str, ...]:
+    """The modes to run: those of ``wanted`` (``--mode``; empty: every mode the backend
+    runs), in the order of protocol.MODES. A wanted mode the backend does not run is a
+    FilterError naming the backend's reason."""
+    bad = [m for m in wanted if m not in MODES]
+    if bad:
+        raise FilterError("; ".join(f"--mode {m!r} is not one of {', '.join(MODES)}" for m in bad))
+    declined = [f"--mode {m}: backend {name} does not run it: {support[m]}" for m in wanted if support.get(m) is not None]
+    if declined:
+        raise FilterError("; ".join(declined))
+    modes = tuple(m for m in MODES if (m in wanted if wanted else support.get(m) is None))
+    if not modes:
+        raise FilterError(f"backend {name} runs no mode ({'; '.join(f'{m}: {why}' for m, why in support.items())})")
+    return modes
+
+
+#: modes whose checks are a fixture case's usual ones (FixtureCase.checks), which _usual may take
+_USUAL_MODES = frozenset((PLAIN_MODE, "compiled"))
 
 
 def _usual(
@@ -687,6 +770,24 @@ def format_summary(session: Session) -> list[str]:
         f"{'total':<30} {totals[PASS]:>5} {totals['stable']:>6} {totals[FAIL]:>5} {totals[ERROR]:>5} "
         f"{totals[SKIP]:>5} {totals[KNOWN]:>5}"
     )
+    by_mode = session.summary(by="mode")
+    if len(session.modes) > 1 or session.modes != (PLAIN_MODE,):
+        for mode in session.modes:
+            row = by_mode.get(mode)
+            if row is None:
+                continue
+            worst = "/".join(_g(row["worst"].get(d)) for d in ("float16", "float32", "float64"))
+            worst_g = "/".join(_g(row["worst_grad"].get(d)) for d in ("float16", "float32", "float64"))
+            lines.append(
+                f"{'mode ' + mode:<30} {row[PASS]:>5} {row['stable']:>6} {row[FAIL]:>5} {row[ERROR]:>5} "
+                f"{row[SKIP]:>5} {row[KNOWN]:>5}  {worst:<28} {worst_g}"
+            )
+    not_run: dict[str, list[str]] = defaultdict(list)  # one line per reason
+    for mode, why in session.mode_support.items():
+        if mode not in session.modes and why is not None:
+            not_run[why].append(mode)
+    for why, modes in not_run.items():
+        lines.append(f"mode{'s' if len(modes) > 1 else ''} {'/'.join(modes)} not run: {why}")
     for e in session.unused_expectations():
         lines.append(f"expectation no longer needed: {e.describe()}: {e.reason}")
     return lines

@@ -128,7 +128,7 @@ class Worker:
         spec = msg.get("backend")
         try:
             from ..backends import BackendError, load_backend
-            from ..protocol import build_info, mapping_of
+            from ..protocol import build_info, mapping_of, supported_modes
 
             try:
                 self.backend = load_backend(str(spec))
@@ -153,11 +153,16 @@ class Worker:
                 mapping = mapping_of(self.backend)
             except BaseException as err:
                 mapping = {"mapping_error": f"mapping() raised {_describe(err)}"}
+            try:
+                modes = supported_modes(self.backend)
+            except ValueError as err:
+                self.send({"type": "fatal", "message": f"backend {name}: {err}"})
+                return False
         except BaseException as err:
             self.send({"type": "fatal", "message": f"backend {spec!r} could not be loaded: {_describe(err)}"})
             return False
         self.send({"type": "ready", "protocol": wire.PROTOCOL, "name": name, "version": str(version), "build": build,
-                   "mapping": mapping})
+                   "mapping": mapping, "modes": modes})
         return True
 
     def run(self, msg: dict[str, Any], body: bytearray) -> None:

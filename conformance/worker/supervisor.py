@@ -230,6 +230,16 @@ class Supervisor:
     def build_info(self) -> dict[str, Any]:
         return dict((self.info or self.ready()).get("build") or {})
 
+    @property
+    def modes(self) -> dict[str, str | None]:
+        """The modes the worker's backend runs (:func:`conformance.protocol.supported_modes`
+        as the worker read it: every mode -> None, or the reason it does not); a worker that
+        sends none runs mode grad only."""
+        got = (self.info or self.ready()).get("modes")
+        if not isinstance(got, dict):
+            return {"grad": None}
+        return {str(k): (None if v is None else str(v)) for k, v in got.items()}
+
     def mapping(self) -> dict[str, Any]:
         """The backend's migration map as the worker read it (:func:`conformance.protocol.mapping_of`):
         what it could read, and its error, if any, raised for the results to record."""

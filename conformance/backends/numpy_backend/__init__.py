@@ -2,11 +2,15 @@
 gradients, numerically stable, computing in the input dtype.
 
 It is the reference example of a backend (see README.md): ``supports`` and ``run`` are all
-the protocol asks. The kernels live one module per loss beside this file, each with
+the protocol asks. Modes: ``forward`` (the kernel with nothing to differentiate), ``grad``,
+and ``backward-twice`` -- NumPy keeps no graph, so differentiating "the same graph" again
+is the analytic gradient evaluated a second time, which is what ``run`` does (a kernel
+that kept state between the two would be caught). ``compiled`` and ``hvp`` are not run,
+for the reasons in ``MODES``. The kernels live one module per loss beside this file, each with
 ``LOSS_ID`` and ``run(inputs, options, cotangent, wrt) -> (output, grads)``.
 
 bfloat16 (``ml_dtypes.bfloat16``) is computed through float32 and rounded once
-(:func:`run_bfloat16`): NumPy has no bfloat16 arithmetic of its own (ml_dtypes' ufuncs
+(in ``run``): NumPy has no bfloat16 arithmetic of its own (ml_dtypes' ufuncs
 cast each operation through float32 and round after every one, which is the naive
 one-term-at-a-time evaluation the ``long`` fixture cases catch).
 
@@ -36,9 +40,20 @@ def _kernels() -> dict:
     return found
 
 
+#: the modes of the protocol this backend runs (None) or why not
+MODES: dict[str, str | None] = {
+    "forward": None,
+    "grad": None,
+    "compiled": "NumPy has no graph or JIT compiler: its kernels only ever run eagerly, so there is no compiled path to check",
+    "hvp": "the NumPy kernels compute values and analytic first derivatives only; they have no second derivatives",
+    "backward-twice": None,
+}
+
+
 class NumpyBackend:
     name = "numpy"
     version = np.__version__
+    modes = MODES
 
     def __init__(self) -> None:
         self.kernels = _kernels()
@@ -75,13 +90,18 @@ class NumpyBackend:
     def supports(self, call: Call) -> str | None:
         if call.loss not in self.kernels:
             return f"no NumPy kernel for {call.loss}"
-        return None
+        return MODES.get(call.mode, f"unknown mode {call.mode!r}")
 
     def run(self, call: Call) -> Outcome:
         kernel = self.kernels[call.loss]
-        if any(_is_bfloat16(v) for v in (*call.inputs.values(), call.cotangent)):
-            return run_bfloat16(kernel, call)
-        output, grads = kernel.run(dict(call.inputs), dict(call.options), call.cotangent, tuple(call.wrt))
+        bf16 = any(_is_bfloat16(v) for v in (*call.inputs.values(), call.cotangent))
+        inputs = {k: _up(v) for k, v in call.inputs.items()} if bf16 else dict(call.inputs)
+        cotangent = _up(call.cotangent) if bf16 else call.cotangent
+        output, grads = kernel.run(dict(inputs), dict(call.options), cotangent, tuple(call.wrt))
+        if call.mode == "backward-twice" and call.wrt:  # the gradient formula evaluated a second time
+            _, grads = kernel.run(dict(inputs), dict(call.options), cotangent, tuple(call.wrt))
+        if bf16:  # computed in float32, rounded once (ml_dtypes' round-to-nearest-even cast)
+            return Outcome(np.asarray(output).astype(_BF16), {k: np.asarray(g).astype(_BF16) for k, g in grads.items()})
         return Outcome(output, grads)
 
 
@@ -92,17 +112,9 @@ def _is_bfloat16(x: object) -> bool:
     return isinstance(x, np.ndarray) and x.dtype == _BF16
 
 
-def run_bfloat16(kernel, call: Call) -> Outcome:
-    """A bfloat16 call computed in float32 (every bfloat16 is a float32) and the output and
-    gradients rounded once to bfloat16 (ml_dtypes' round-to-nearest-even cast)."""
-
-    def up(x):
-        return x.astype(np.float32) if _is_bfloat16(x) else x
-
-    output, grads = kernel.run(
-        {k: up(v) for k, v in call.inputs.items()}, dict(call.options), up(call.cotangent), tuple(call.wrt)
-    )
-    return Outcome(np.asarray(output).astype(_BF16), {k: np.asarray(g).astype(_BF16) for k, g in grads.items()})
+def _up(x: object) -> object:
+    """A bfloat16 array as float32 (exact: every bfloat16 is a float32); anything else as is."""
+    return x.astype(np.float32) if _is_bfloat16(x) else x
 
 
 backend = NumpyBackend()
