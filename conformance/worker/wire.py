@@ -140,7 +140,8 @@ class Body:
             self.size += pad
         desc = {"dtype": name, "shape": list(a.shape), "offset": self.size}
         if a.nbytes:
-            self.parts.append(a.data if a.ndim else a.tobytes())
+            # bfloat16 (a dtype numpy's buffer protocol cannot export) goes as its raw bytes
+            self.parts.append(a.data if a.ndim and a.dtype.kind != "V" else a.tobytes())
             self.size += a.nbytes
         return desc
 
