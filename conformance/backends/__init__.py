@@ -18,6 +18,7 @@ BUILTIN = {
     "mxnet": ("conformance.backends.mxnet_backend", "backend", "mxnet==1.9.1 numpy==1.23.5"),
     "mxnet-np": ("conformance.backends.mxnet_backend", "np_backend", "mxnet==1.9.1 numpy==1.23.5"),
     "chainer": ("conformance.backends.chainer_backend", "backend", "chainer==7.8.1 (build with setuptools<70)"),
+    "torch": ("conformance.backends.torch_backend", "backend", "torch==2.13.0"),
 }
 
 

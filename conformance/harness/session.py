@@ -747,12 +747,12 @@ def _job(run: CaseRun, check: str, tol: Tolerance) -> compare.Job | None:
 
 def format_summary(session: Session) -> list[str]:
     """The one-screen terminal summary, a line per loss. 'stable' counts passes that
-    needed the stability bound; value errors are in ULPs, gradient errors normwise in eps."""
+    needed the stability bound; value errors are in ULPs, gradient errors in eps x the element's term scale."""
     summ = session.summary()
     lines = [
         f"lossconf: backend {session.backend.name} {session.backend.version} -- {len(session.results)} checks",
         f"{'loss':<30} {'pass':>5} {'(stbl)':>6} {'fail':>5} {'error':>5} {'skip':>5} {'known':>5}"
-        "  worst value ULP f16/f32/f64   worst grad eps*norm f16/f32/f64",
+        "  worst value ULP f16/f32/f64   worst grad eps*scale f16/f32/f64",
     ]
     totals: dict[str, int] = defaultdict(int)
     keys = (PASS, "stable", FAIL, ERROR, SKIP, KNOWN)

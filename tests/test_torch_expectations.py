@@ -1,0 +1,342 @@
+"""The torch backend and its expectation file ``conformance/expectations/torch-2.13.0.toml``.
+
+* The full conformance run over the fixtures has no unexplained failure and no unused entry
+  (what ``lossconf run torch --strict-expectations`` gates on).
+* Every failing check matches exactly one entry, so removing any one entry makes the run
+  fail on exactly the checks that entry covered (the backend's runs are reused).
+* Every entry's reason names a file of torch's source, and the root causes the entries
+  name are exercised directly on torch's own functions (so the reasons stay true: a torch
+  that fixes one makes its test fail here).
+* The migration map (``MAPPING``) covers every documented loss, with the documented fields.
+* Modes: ``forward`` and ``backward-twice`` agree with ``grad``; ``hvp`` agrees with a
+  central difference of the VJP; ``compiled`` (``torch.compile``) agrees with eager.
+* Bad input: an option value without a torch mapping, an unknown dtype or mode is declined
+  by ``supports()`` with a one-line reason; a missing or broken torch surfaces as
+  ``ModuleNotFoundError`` for ``torch`` (this test runs without torch too).
+
+Everything but the last test is skipped when torch cannot be imported (run it with
+``tox -e torch``). The run takes about 20 s (the compiled test compiles one graph).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance.harness import expectations as ex
+from conformance.harness.runner import make_call
+from conformance.protocol import Call
+from tests import expectation_checks as xc
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTATIONS = ROOT / "conformance" / "expectations" / "torch-2.13.0.toml"
+
+needs_torch = xc.needs_backend("torch", "torch", "run `tox -e torch` (pip install torch==2.13.0)")
+
+MX = "mxnet.gluon.loss."
+
+
+@pytest.fixture(scope="module")
+def session():
+    return xc.checked_session("torch", EXPECTATIONS)
+
+
+@pytest.fixture(scope="module")
+def F():
+    import torch.nn.functional as functional
+
+    return functional
+
+
+@needs_torch
+def test_no_unexplained_failure_and_no_unused_entry(session):
+    xc.assert_no_unexplained_failure_and_no_unused_entry(session)
+
+
+@needs_torch
+def test_every_failure_matches_exactly_one_entry(session):
+    xc.assert_every_failure_matches_exactly_one_entry(session)
+
+
+@needs_torch
+def test_removing_an_entry_fails_exactly_its_checks(session):
+    xc.assert_removing_an_entry_fails_exactly_its_checks(session, EXPECTATIONS)
+
+
+@needs_torch
+def test_reasons_name_torch_source():
+    for e in ex.load(EXPECTATIONS).entries:
+        assert any(s in e.reason for s in ("torch/nn/functional.py", "aten/src/ATen/", "derivatives.yaml")), (
+            f"{e.describe()}: the reason names no file of torch's source"
+        )
+
+
+# ------------------------------------------------- the causes, exercised on torch itself
+
+
+@needs_torch
+def test_cause_mean_sums_in_the_input_dtype():
+    import torch
+
+    assert torch.isinf(torch.full((1, 2), 3e38, dtype=torch.float32).mean(1)).all()
+    assert torch.isfinite(torch.full((1, 2), 6e4, dtype=torch.float16).mean(1)).all()  # float16: summed in float32
+
+
+@needs_torch
+def test_cause_log_softmax_has_no_log1p(F):
+    import torch
+
+    # exact loss log(1 + e^-40) = 4.2e-18, far above float32's smallest normal
+    assert F.cross_entropy(torch.tensor([[40.0, 0.0]]), torch.tensor([0]), reduction="none").item() == 0
+
+
+@needs_torch
+def test_cause_cosine_embedding_epsilon(F):
+    import torch
+
+    u = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    loss = F.cosine_embedding_loss(u, 2 * u, torch.tensor([1.0], dtype=torch.float64), reduction="none").item()
+    assert 1e-13 < loss < 1e-11  # exactly 0 for parallel vectors; EPSILON = 1e-12 shifts it
+    zero = F.cosine_embedding_loss(torch.zeros(1, 2), torch.ones(1, 2), torch.tensor([1.0]), reduction="none")
+    assert zero.item() == 1.0  # cos(0, v) is 0/0, taken as 0
+    assert F.cosine_embedding_loss(u, u, torch.tensor([0.5], dtype=torch.float64), reduction="none").item() == 0
+
+
+@needs_torch
+def test_cause_soft_margin_loss_overflows(F):
+    import torch
+
+    x = torch.tensor([-100.0], requires_grad=True)
+    loss = F.soft_margin_loss(x, torch.tensor([1.0]), reduction="none")
+    assert torch.isinf(loss).all()
+    (g,) = torch.autograd.grad(loss, x, torch.ones(1))
+    assert torch.isnan(g).all()
+
+
+@needs_torch
+def test_cause_zero_times_minus_inf(F):
+    import torch
+
+    inf = float("inf")
+    assert torch.isnan(F.kl_div(torch.tensor([-inf]), torch.tensor([0.0]), reduction="none")).all()
+    ce = F.cross_entropy(torch.tensor([[-inf, 0.0]]), torch.tensor([[0.0, 1.0]]), reduction="none")
+    assert torch.isnan(ce).all()
+
+
+@needs_torch
+def test_cause_binary_cross_entropy_clamps(F):
+    import torch
+
+    x = torch.tensor([0.0], dtype=torch.float64, requires_grad=True)
+    loss = F.binary_cross_entropy(x, torch.tensor([1.0], dtype=torch.float64), reduction="none")
+    assert loss.item() == 100.0  # documented: +inf
+    (g,) = torch.autograd.grad(loss, x, torch.ones(1, dtype=torch.float64))
+    assert g.item() == pytest.approx(-1e12)  # (x - y) / max(x (1 - x), 1e-12); documented: -inf
+
+
+@needs_torch
+def test_cause_ctc_loss_cpu_is_float_and_double_only_and_checks_no_labels(F):
+    import torch
+
+    lp = torch.zeros(3, 1, 3).log_softmax(2)
+    args = (torch.tensor([[2]]), torch.tensor([3]), torch.tensor([1]))
+    with pytest.raises(NotImplementedError, match="ctc_loss_cpu.*Half"):
+        F.ctc_loss(lp.half(), *args, blank=2, reduction="none")
+    # the label 2 is the blank (documented as reserved): accepted
+    assert torch.isfinite(F.ctc_loss(lp, *args, blank=2, reduction="none")).all()
+
+
+@needs_torch
+def test_cause_ctc_loss_has_no_double_backward(F):
+    """Mode hvp of CTCLoss fails: torch has no derivative of _ctc_loss_backward."""
+    import torch
+
+    x = torch.zeros(3, 1, 3, dtype=torch.float64, requires_grad=True)
+    loss = F.ctc_loss(x.log_softmax(2), torch.tensor([[0]]), torch.tensor([3]), torch.tensor([1]), blank=2, reduction="none")
+    (g,) = torch.autograd.grad(loss.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="_ctc_loss_backward is not implemented"):
+        torch.autograd.grad(g.sum(), x)
+
+
+@needs_torch
+def test_cause_smooth_l1_beta_zero_is_l1(F):
+    import torch
+
+    a, b = torch.tensor([0.3, -2.0]), torch.tensor([0.0, 0.0])
+    assert torch.equal(F.smooth_l1_loss(a, b, beta=0.0, reduction="none"), F.l1_loss(a, b, reduction="none"))
+
+
+@needs_torch
+def test_cause_unchecked_labels(F):
+    import torch
+
+    x = torch.tensor([0.5, -0.25])
+    F.hinge_embedding_loss(x * 0.5, -torch.ones(2), margin=1.0, reduction="none")
+    F.soft_margin_loss(x, torch.tensor([0.0, 2.0]), reduction="none")
+    F.binary_cross_entropy_with_logits(x, torch.tensor([2.0, float("nan")]), reduction="none")
+    F.poisson_nll_loss(x, torch.tensor([-1.0, 1.0]), reduction="none")
+    F.kl_div(x, torch.tensor([1.5, 0.5]), reduction="none")
+    F.cross_entropy(torch.tensor([[0.5, -0.25]]), torch.tensor([[1.5, -0.5]]), reduction="none")
+    # and a 1-D input is one unbatched instance
+    assert F.cross_entropy(torch.tensor([0.5, -0.25, 1.0]), torch.tensor(0)).shape == ()
+
+
+@needs_torch
+def test_cause_float16_overflows_and_underflows(F):
+    import torch
+
+    assert torch.tensor(1e-8, dtype=torch.float16).item() == 0  # poisson_nll_loss's eps in float16
+    assert torch.isinf(torch.tensor([300.0], dtype=torch.float16) ** 2).all()
+    x = torch.tensor([[6e4, -6e4]], dtype=torch.float16, requires_grad=True)
+    loss = F.mse_loss(x, torch.tensor([[-6e4, 6e4]], dtype=torch.float16), reduction="none").mean(1)
+    (g,) = torch.autograd.grad(loss, x, torch.ones(1, dtype=torch.float16))
+    assert torch.isinf(g).all()  # 2 * (x - y) overflows
+
+
+# ----------------------------------------------------------------------- migration map
+
+
+@needs_torch
+def test_mapping_covers_every_documented_loss():
+    from conformance.backends.torch_backend import FORWARD, MAPPING
+    from oracle import catalog
+
+    assert set(MAPPING) == set(catalog.loss_ids()) == set(FORWARD)
+    for loss, entry in MAPPING.items():
+        assert set(entry) == {"call", "composition", "notes", "unsupported"}, loss
+        assert "F." in entry["call"], loss
+        for option, rule in entry["unsupported"].items():
+            assert option in {o.name for o in catalog.spec(loss).options}, (loss, option)
+            assert rule["mapped"] and rule["why"]
+
+
+@needs_torch
+def test_mapping_is_recorded_as_the_protocol_reads_it():
+    from conformance.backends.torch_backend import MAPPING, backend
+    from conformance.protocol import mapping_of
+
+    recorded = mapping_of(backend)
+    assert "mapping_error" not in recorded
+    assert set(recorded["mapping"]) == set(MAPPING)
+    sce = recorded["mapping"]["chainer.functions.softmax_cross_entropy"]
+    assert sce["call"].startswith("F.cross_entropy(") and "only the documented" in sce["unsupported"]["reduce"]
+
+
+# ------------------------------------------------------------------------------ modes
+
+
+def _regular(session, loss: str, dtype: str = "float64"):
+    for case in session.cases:
+        if case.loss == loss and case.dtype == dtype and case.invalid is None and "regular" in case.tags:
+            return case
+    raise LookupError(loss)
+
+
+@needs_torch
+@pytest.mark.parametrize("loss", [MX + "SoftmaxCrossEntropyLoss", MX + "TripletLoss", MX + "CTCLoss", "chainer.functions.softmax_cross_entropy"])
+def test_forward_and_backward_twice_agree_with_grad(session, loss):
+    from conformance.backends.torch_backend import backend
+
+    call = make_call(_regular(session, loss))
+    grad = backend.run(call)
+    forward = backend.run(dataclasses.replace(call, mode="forward"))
+    assert forward.grads == {} and np.array_equal(forward.output, grad.output)
+    twice = backend.run(dataclasses.replace(call, mode="backward-twice"))
+    for name in call.wrt:
+        assert np.array_equal(twice.grads[name], grad.grads[name])  # not twice the gradient
+
+
+@needs_torch
+@pytest.mark.parametrize("loss", [MX + "SDMLLoss", MX + "HuberLoss", MX + "KLDivLoss", MX + "CosineEmbeddingLoss", MX + "L1Loss"])
+def test_hvp_is_the_derivative_of_the_vjp(session, loss):
+    from conformance.backends.torch_backend import backend
+
+    case = _regular(session, loss)
+    call = make_call(case)
+    rng = np.random.default_rng(7)
+    direction = {n: rng.standard_normal(call.inputs[n].shape) for n in call.wrt}
+    out = backend.run(dataclasses.replace(call, mode="hvp", direction=direction))
+    h = 1e-6
+
+    def vjp_at(sign):
+        moved = {k: v + sign * h * direction[k] if k in direction else v for k, v in call.inputs.items()}
+        return backend.run(dataclasses.replace(call, inputs=moved)).grads
+
+    plus, minus = vjp_at(1), vjp_at(-1)
+    for name in call.wrt:
+        fd = (plus[name] - minus[name]) / (2 * h)
+        assert out.hvp[name].shape == call.inputs[name].shape
+        np.testing.assert_allclose(out.hvp[name], fd, atol=1e-6 * (1 + np.abs(fd).max()))
+
+
+@needs_torch
+def test_compiled_agrees_with_eager(session):
+    from conformance.backends.torch_backend import backend
+
+    call = make_call(_regular(session, MX + "HuberLoss"))
+    compiled = dataclasses.replace(call, mode="compiled")
+    reason = backend.supports(compiled)
+    if reason is not None:
+        assert reason.startswith("torch.compile does not work here")
+        pytest.skip(reason)
+    eager, out = backend.run(call), backend.run(compiled)
+    np.testing.assert_allclose(out.output, eager.output, rtol=1e-14)
+    np.testing.assert_allclose(out.grads["pred"], eager.grads["pred"], rtol=1e-14)
+
+
+@needs_torch
+def test_bfloat16_round_trip():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    from conformance.backends.torch_backend import backend
+
+    bf = ml_dtypes.bfloat16
+    call = Call(MX + "L2Loss", {"weight": 1.0, "batch_axis": 0},
+                {"pred": np.array([[0.5, -1.25], [2.0, 3.0]], bf), "label": np.array([[0.0, 1.0], [1.0, -1.0]], bf)},
+                "bfloat16", ("pred",), np.ones(2, bf))
+    assert backend.supports(call) is None
+    out = backend.run(call)
+    assert out.output.dtype == bf and out.grads["pred"].dtype == bf
+    d = call.inputs["pred"].astype(np.float64) - call.inputs["label"].astype(np.float64)
+    np.testing.assert_array_equal(out.output.astype(np.float64), (d * d).mean(axis=1) / 2)  # exact in bfloat16 here
+
+
+# -------------------------------------------------------------------------- bad input
+
+
+@needs_torch
+@pytest.mark.parametrize("change, words", [
+    ({"options": {"reduce": "sum"}}, "option reduce='sum' has no torch mapping"),
+    ({"options": {"soft_target_loss": "mse"}}, "option soft_target_loss='mse' has no torch mapping"),
+    ({"dtype": "int8"}, "dtype 'int8'"),
+    ({"mode": "sideways"}, "mode 'sideways'"),
+    ({"loss": "mxnet.gluon.loss.NoSuchLoss"}, "no torch mapping for mxnet.gluon.loss.NoSuchLoss"),
+])
+def test_supports_declines_with_a_one_line_reason(change, words):
+    from conformance.backends.torch_backend import backend
+
+    call = Call("chainer.functions.softmax_cross_entropy", {}, {"x": np.zeros((2, 3)), "t": np.zeros(2)}, "float64")
+    reason = backend.supports(dataclasses.replace(call, **change))
+    assert reason and words in reason and "\n" not in reason
+
+
+@needs_torch
+def test_build_info():
+    import torch
+
+    from conformance.backends.torch_backend import backend
+
+    info = backend.build_info()
+    assert info["torch"] == torch.__version__ and backend.version == "2.13.0"
+    assert info["device"] == "cpu" and isinstance(info["num_threads"], int)
+    assert math.isfinite(info["num_threads"])
+    json.dumps(info)  # provenance is JSON
+
+
+@pytest.mark.parametrize("how", ["missing", "broken"])
+def test_import_failure_names_torch(monkeypatch, how):
+    xc.assert_import_failure_names_framework(monkeypatch, how, "torch", "partially initialized module", "torch==2.13.0")
