@@ -286,7 +286,9 @@ def _huge_ulps(results):
 
 @pytest.mark.parametrize("backend", [d.Wrapped(), vb.reversed_sums, vb.float64_then_rounded], ids=lambda b: b.name)
 def test_no_record_reports_an_error_above_1e30_ulp(backend):
-    cases = fx.load()
+    # not the long cases: there a sequential float16 sum (reversed-sums) stagnates by design,
+    # past the n <= 60 for which tolerance.py bounds recursive summation (test_long_reductions.py)
+    cases = [c for c in fx.load() if "long" not in c.tags]
     s = Session(backend, cases, "test", None, 60.0)
     f = Filters()
     s.prepare(f)
