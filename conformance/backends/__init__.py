@@ -19,6 +19,7 @@ BUILTIN = {
     "mxnet-np": ("conformance.backends.mxnet_backend", "np_backend", "mxnet==1.9.1 numpy==1.23.5"),
     "chainer": ("conformance.backends.chainer_backend", "backend", "chainer==7.8.1 (build with setuptools<70)"),
     "torch": ("conformance.backends.torch_backend", "backend", "torch==2.13.0"),
+    "jax": ("conformance.backends.jax_backend", "backend", "jax==0.10.2 jaxlib==0.10.2 optax==0.2.8"),
 }
 
 
