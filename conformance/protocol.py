@@ -206,3 +206,23 @@ def mapping_of(backend: Backend) -> dict[str, Any]:
     if bad:
         result["mapping_error"] = "mapping() entries left out: " + "; ".join(bad)
     return result
+
+
+def as_array(value: Any, what: str) -> np.ndarray:
+    """A value a backend returned as a numpy array (numpy arrays and scalars, mxnet NDArray
+    and cupy through ``asnumpy``/``get``, chainer.Variable through ``.array``); TypeError
+    naming ``what`` for anything else. Shared by the in-process runner and the Python worker."""
+    if type(value) is np.ndarray:
+        return value
+    for attr in ("asnumpy", "get"):  # mxnet NDArray / cupy
+        if hasattr(value, attr) and not isinstance(value, np.ndarray):
+            try:
+                value = getattr(value, attr)()
+                break
+            except Exception:
+                pass
+    if hasattr(value, "array") and not isinstance(value, np.ndarray):  # chainer.Variable
+        value = value.array
+    if not isinstance(value, (np.ndarray, np.generic, float, int)):
+        raise TypeError(f"{what} is a {type(value).__name__}, not an array")
+    return np.asarray(value)

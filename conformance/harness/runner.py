@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..fixtures import FixtureCase
-from ..protocol import Backend, Call, Outcome, new_call
+from ..protocol import Backend, Call, Outcome, as_array, new_call
 from ..worker.supervisor import BackendContractError, Entry, EntryResult, Supervisor, WorkerCallError
 from . import compare
 from .tolerance import Tolerance, default
@@ -295,21 +295,6 @@ def direction_for(case: FixtureCase, inputs: dict[str, np.ndarray]) -> dict[str,
     return {k: np.ones_like(inputs[k]) for k in case.vjp_inputs}
 
 
-def _as_array(value: Any, what: str) -> np.ndarray:
-    if type(value) is np.ndarray:
-        return value
-    for attr in ("asnumpy", "get"):  # mxnet NDArray / cupy
-        if hasattr(value, attr) and not isinstance(value, np.ndarray):
-            try:
-                value = getattr(value, attr)()
-                break
-            except Exception:
-                pass
-    if hasattr(value, "array") and not isinstance(value, np.ndarray):  # chainer.Variable
-        value = value.array
-    if not isinstance(value, (np.ndarray, np.generic, float, int)):
-        raise TypeError(f"{what} is a {type(value).__name__}, not an array")
-    return np.asarray(value)
 
 
 def _describe_exc(err: BaseException) -> str:
@@ -500,7 +485,7 @@ def _finish_twice(run: CaseRun) -> CaseRun:
 def _kept(value: Any, what: str) -> np.ndarray:
     """A backend's result as an array of the harness's own (a copy: the backend may hand
     out a buffer it writes again on its next call)."""
-    return _as_array(value, what).copy()
+    return as_array(value, what).copy()
 
 
 def _same(a: Any, b: Any) -> bool:

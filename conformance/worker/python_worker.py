@@ -29,9 +29,7 @@ import traceback
 import warnings
 from typing import Any
 
-import numpy as np
-
-from ..protocol import Outcome, new_call
+from ..protocol import Outcome, as_array, new_call
 from . import wire
 
 HEAD = TAIL = 2000  # bytes of a case's captured output returned (its beginning and its end)
@@ -56,23 +54,6 @@ def _tb(err: BaseException) -> str:
     return text[-4000:]
 
 
-def _as_array(value: Any, what: str) -> np.ndarray:
-    """A returned value as a numpy array (mxnet NDArray, cupy, chainer.Variable,
-    scalars); TypeError for anything else."""
-    if type(value) is np.ndarray:
-        return value
-    for attr in ("asnumpy", "get"):
-        if hasattr(value, attr) and not isinstance(value, np.ndarray):
-            try:
-                value = getattr(value, attr)()
-                break
-            except Exception:
-                pass
-    if hasattr(value, "array") and not isinstance(value, np.ndarray):
-        value = value.array
-    if not isinstance(value, (np.ndarray, np.generic, float, int)):
-        raise TypeError(f"{what} is a {type(value).__name__}, not an array")
-    return np.asarray(value)
 
 
 class Capture:
@@ -225,9 +206,9 @@ class Worker:
             try:
                 if not isinstance(outcome, Outcome):
                     raise TypeError(f"run() returned a {type(outcome).__name__}, not a conformance.protocol.Outcome")
-                output = _as_array(outcome.output, "the output")
-                grads = {n: _as_array(g, "the gradient for " + n) for n, g in (outcome.grads or {}).items() if g is not None}
-                hvp = {n: _as_array(g, "the HVP for " + n) for n, g in (outcome.hvp or {}).items() if g is not None}
+                output = as_array(outcome.output, "the output")
+                grads = {n: as_array(g, "the gradient for " + n) for n, g in (outcome.grads or {}).items() if g is not None}
+                hvp = {n: as_array(g, "the HVP for " + n) for n, g in (outcome.hvp or {}).items() if g is not None}
                 done = wire.outcome_json(output, grads, hvp, out)
             except BaseException as err:
                 calls.append({"error": {"kind": "return", "message": f"wrong return type: {err}"}, "seconds": seconds})
