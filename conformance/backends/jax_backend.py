@@ -533,6 +533,8 @@ def _numpy(value: Any) -> np.ndarray:
 class JaxBackend:
     name = "jax"
     version = jax.__version__
+    #: every mode of the protocol (see the module docstring for what each runs in JAX)
+    modes: tuple[str, ...] = MODES
 
     def __init__(self) -> None:
         #: one jax.jit object per (loss, options, mode, wrt); JAX caches its executables per shapes
