@@ -32,10 +32,12 @@ dtype or shape JAX changes is left for the harness's shape check to report. The 
 given to the pullback in the output's dtype and shape (JAX requires the cotangent's type to
 be the output's); when the element counts differ no gradient is returned.
 
-**Modes** (``call.mode``). JAX has no gradient tape; every mode runs through XLA. Running the
-losses op by op (JAX's "eager" mode) compiles every primitive for every new shape (about 1 s
-per call of a new shape here), so the loss itself is always ``jax.jit``-ed, and the modes
-differ in what is compiled together:
+**Modes** (``call.mode``; the backend declares all five, :attr:`JaxBackend.modes`). JAX has
+no gradient tape; every mode runs through XLA. Running the losses op by op (JAX's "eager"
+mode) compiles every primitive for every new shape: measured over the fixtures it costs more
+than jitting (0.67 s CPU per case for ``jax.vjp`` op by op against 0.40 s for ``jax.jit`` of
+the whole VJP, benchmarks/README.md), so the loss itself is always ``jax.jit``-ed, and the
+modes differ in what is compiled together:
 
 * ``forward``: ``jax.jit(loss)(inputs)``, no differentiation;
 * ``grad``: ``out, pullback = jax.vjp(jax.jit(loss), *wrt)`` and ``pullback(cotangent)``:
@@ -44,16 +46,13 @@ differ in what is compiled together:
 * ``compiled``: ``jax.jit`` of the whole ``vjp`` and pullback: one XLA computation in which
   XLA may fuse and reorder forward and backward;
 * ``hvp``: ``jax.jit`` of ``jax.jvp(lambda w: vjp(loss, w)(cotangent), (wrt,),
-  (direction,))``: the derivative of the VJP in the direction (jvp of vjp);
-* ``backward-twice``: the ``grad`` path with the pullback called twice; the second
-  result is returned.
-
-**Speed.** A ``jax.jit`` object is made once per (loss, options, mode, inputs
-differentiated), options static (closed over), inputs and cotangent as arguments; JAX's own
-cache then holds one compiled executable per (shapes, dtypes), so one trace and one
-compilation serve every call of a (loss, options, shapes, dtype, mode) group -- the repeat
-call and every case of the same shapes. Compilation (XLA on the CPU) dominates the run: see
-benchmarks/README.md.
+  (call.direction,))``: the derivative of the VJP in the direction (jvp of vjp, forward over
+  reverse), returned as :attr:`Outcome.hvp`, with the VJP (the jvp's primal) as the grads;
+* ``backward-twice``: JAX is functional: ``jax.vjp`` returns the pullback as a pure function
+  that closes over the forward's residuals, with no graph to free and no ``.grad`` to
+  accumulate into, so "the same graph differentiated a second time" is the same pullback
+  called twice; the second result is returned (the harness compares it, bitwise, with a
+  single pullback's in mode ``grad``).
 
 ``build_info()`` records the versions, the x64 flag, the devices and ``XLA_FLAGS``.
 """
@@ -519,6 +518,13 @@ def _dtype(name: str) -> Any:
     return jnp.bfloat16 if name == "bfloat16" else np.dtype(name)
 
 
+def _as_dtype(value: Any, dt: Any) -> np.ndarray:
+    """A float input (float16/32/64 or ml_dtypes' bfloat16, whose NumPy kind is 'V') in the
+    call's dtype; integer and boolean inputs as given."""
+    a = np.asarray(value)
+    return a.astype(dt) if jnp.issubdtype(a.dtype, jnp.floating) else a
+
+
 def _cotangent(out: jax.Array, ct: Any) -> jax.Array | None:
     """The cotangent in the output's dtype and shape, or None when the element counts differ."""
     if ct is None or math.prod(np.shape(ct)) != out.size:
@@ -620,10 +626,7 @@ class JaxBackend:
 
     def run(self, call: Call) -> Outcome:
         dt = _dtype(call.dtype)
-        arrays = {
-            k: (np.asarray(v).astype(dt) if np.asarray(v).dtype.kind == "f" else np.asarray(v))
-            for k, v in call.inputs.items() if v is not None
-        }
+        arrays = {k: _as_dtype(v, dt) for k, v in call.inputs.items() if v is not None}
         wrt = tuple(call.wrt)
         w = tuple(arrays[k] for k in wrt)
         others = {k: v for k, v in arrays.items() if k not in wrt}
@@ -648,7 +651,7 @@ class JaxBackend:
             if grads is not None:
                 outcome.grads = {k: _numpy(g) for k, g in zip(wrt, grads)}
             return outcome
-        direction = tuple(np.asarray(call.direction[k]).astype(dt) for k in wrt)
+        direction = tuple(_as_dtype(call.direction[k], dt) for k in wrt)
         out, grads, hv = fn(w, others, ct, direction)
         outcome = Outcome(_numpy(out))
         if grads is not None:
