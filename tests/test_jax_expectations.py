@@ -1,15 +1,19 @@
 """The jax backend and its expectation file ``conformance/expectations/jax-0.10.2.toml``.
 
-* The full conformance run over the fixtures has no unexplained failure and no unused entry
-  (what ``lossconf run jax --strict-expectations`` gates on).
+* The full conformance run over the fixtures, in every mode, has no unexplained failure and
+  no unused entry (what ``lossconf run jax --strict-expectations`` gates on).
 * Every failing check matches exactly one entry, so removing any one entry makes the run
   fail on exactly the checks that entry covered -- verified by re-evaluating the known
   deviations without each entry in turn (the backend's runs are reused, not repeated).
 * Every entry names its place in jax's or optax's source.
+* Every mode is declared, run and judged; the HVP check exists and is never passed without
+  an exact HVP to hold it to.
 * The modes: ``forward`` returns the ``grad`` mode's value; ``compiled`` (one ``jax.jit``
   of value and VJP) agrees with ``grad`` and with the oracle; ``backward-twice`` returns
-  the same VJP as ``grad``; ``hvp`` agrees with a central difference of the VJP, and for
-  L2Loss equals the Hessian of the documented formula times the direction, computed by hand.
+  the same VJP as ``grad``, bitwise; ``hvp`` (through the harness's call, with its
+  ``direction``) agrees with a central difference of the VJP for every loss, follows the
+  direction (linear in it, and another direction gives another HVP), and for L2Loss equals
+  the Hessian of the documented formula times the direction, computed by hand.
 * bfloat16 inputs run in bfloat16 and come back as ml_dtypes' bfloat16.
 * One jitted function serves every call of a (loss, options, mode) group: a second case of
   the same shapes does not trace again.
@@ -18,8 +22,12 @@
 * A missing or broken JAX surfaces as ``ModuleNotFoundError`` for ``jax`` (this test runs
   without JAX too).
 
-Everything but the last test is skipped when JAX cannot be imported (run it with
-``tox -e jax``).
+Everything but the import-failure test is skipped when JAX cannot be imported (run it with
+``tox -e jax``). The ``test_full_run_*`` tests share one in-process session of every case in
+every mode (the cost of a second full run, benchmarks/README.md): ``tox -e jax`` leaves them
+out (``-k "not full_run"``), because its strict ``lossconf run`` is the same gate as the first
+of them; run them with ``pytest tests/test_jax_expectations.py`` when the expectation file
+changes.
 """
 
 from __future__ import annotations
@@ -64,17 +72,17 @@ def _with_mode(call: Call, mode: str, direction=None) -> Call:
 
 
 @needs_jax
-def test_no_unexplained_failure_and_no_unused_entry(session):
+def test_full_run_no_unexplained_failure_and_no_unused_entry(session):
     xc.assert_no_unexplained_failure_and_no_unused_entry(session)
 
 
 @needs_jax
-def test_every_failure_matches_exactly_one_entry(session):
+def test_full_run_every_failure_matches_exactly_one_entry(session):
     xc.assert_every_failure_matches_exactly_one_entry(session)
 
 
 @needs_jax
-def test_removing_an_entry_fails_exactly_its_checks(session):
+def test_full_run_removing_an_entry_fails_exactly_its_checks(session):
     xc.assert_removing_an_entry_fails_exactly_its_checks(session, EXPECTATIONS)
 
 
@@ -201,7 +209,7 @@ def test_backward_twice_is_a_second_call_of_the_same_pullback(cases):
 
 
 @needs_jax
-def test_every_mode_is_declared_and_run(session):
+def test_full_run_every_mode_is_declared_and_run(session):
     from conformance.backends.jax_backend import backend
 
     assert supported_modes(backend) == {m: None for m in MODES}
