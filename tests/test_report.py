@@ -55,7 +55,7 @@ def test_report_writes_html_markdown_and_json(tmp_path):
         assert base64.b64decode(p).startswith(b"\x89PNG\r\n\x1a\n")
 
     # the matrix, the libm-style table, the regime table, the invalid-input table
-    for text in ("Matrix: loss × option set × dtype", "libm style", "ULP-error histograms", "by value regime",
+    for text in ("Matrix: loss × option set × mode × dtype", "libm style", "ULP-error histograms", "by value regime",
                  "Invalid input: raised or silently returned", "Cross-framework"):
         assert text in html
     assert 'title="mxnet.gluon.loss.L2Loss">L2Loss<' in html
@@ -221,7 +221,7 @@ def test_truncated_results_are_named(tmp_path, capsys):
         (lambda d: d["provenance"]["backend"].update(name="?"), "results from an unknown backend"),
         (lambda d: d["provenance"].pop("backend"), "results from an unknown backend"),
         (lambda d: d.pop("provenance"), "has no provenance, so its backend is unknown"),
-        (lambda d: d["records"][3].update(status="great"), "record 3 ("),
+        (lambda d: d["records"][3].update(status=42), "record 3 ("),  # a status that is no name (a new name is shown)
         (lambda d: d["records"][5].pop("dtype"), "lacks dtype"),
         (lambda d: d.update(records={}), "'records' is not a list"),
     ],
