@@ -417,29 +417,12 @@ class Summary:
         return sorted({d for row, cells in self.matrix.items() if row[2] == mode for d in cells}, key=_dtype_key)
 
     def modes_not_run(self) -> dict[str, str]:
-        """Every mode the results say was not run (``provenance.modes_not_run``), with the
-        reason: the backend's own (it does not run that mode), or, where the backend runs
-        it but the run did not select it, that. Modes with records are left out."""
-        declared = self.br.provenance.get("modes_not_run")
-        if not isinstance(declared, dict):
-            return {}
-        ran = set(self.modes())
-        out = {}
-        for m in sorted(declared, key=_mode_key):
-            if m in ran:
-                continue
-            why = declared[m]
-            out[str(m)] = (
-                str(why) if why else f"the backend runs it, but this run did not select it (lossconf run {self.br.name} --mode {m})"
-            )
-        return out
+        """Every mode the results say was not run, with the reason (:func:`modes_not_run`)."""
+        return modes_not_run(self.br, set(self.modes()))
 
     def not_run_groups(self) -> list[tuple[list[str], str]]:
         """:meth:`modes_not_run` as (modes, reason): modes with the same reason together."""
-        groups: dict[str, list[str]] = {}
-        for m, why in self.modes_not_run().items():
-            groups.setdefault(why, []).append(m)
-        return [(ms, why) for why, ms in groups.items()]
+        return group_reasons(self.modes_not_run())
 
     def loss_mode_cells(self, loss: str) -> dict[str, dict[str, Cell]]:
         """mode -> dtype -> the cell of every check of ``loss`` (all option sets)."""
@@ -449,6 +432,30 @@ class Summary:
                 for d, c in cells.items():
                     out[mode][d].merge(c)
         return out
+
+
+def modes_not_run(br: BackendResults, ran: set[str]) -> dict[str, str]:
+    """Every mode the results say was not run (``provenance.modes_not_run``) and not in
+    ``ran`` (the modes with records), with the reason: the backend's own (it does not run
+    that mode), or, where the backend runs it but the run did not select it, that."""
+    declared = br.provenance.get("modes_not_run")
+    if not isinstance(declared, dict):
+        return {}
+    out = {}
+    for m in sorted(declared, key=_mode_key):
+        if m in ran:
+            continue
+        why = declared[m]
+        out[str(m)] = str(why) if why else f"the backend runs it, but this run did not select it (lossconf run {br.name} --mode {m})"
+    return out
+
+
+def group_reasons(reasons: dict[str, str]) -> list[tuple[list[str], str]]:
+    """mode -> reason as (modes, reason), the modes with the same reason together."""
+    groups: dict[str, list[str]] = {}
+    for m, why in reasons.items():
+        groups.setdefault(why, []).append(m)
+    return [(ms, why) for why, ms in groups.items()]
 
 
 def fmt_ulps(x: float | None) -> str:
