@@ -99,7 +99,7 @@ def test_failures_are_drilled_down_with_inputs_expected_and_observed(tmp_path):
     # the cross-framework table shows both backends side by side; only numpy conforms
     cross = html[html.index('id="cross"'):html.index('id="invalid"')]
     assert f"<th>numpy {np.__version__}" in cross and f"<th>numpy-regressed {np.__version__}" in cross
-    assert cross.count('<td class="small">numpy ') == cross.count("<tr><td class=\"loss\"")
+    assert cross.count('<td class="small conf">numpy ') == cross.count("<tr><td class=\"loss\"")
 
     # the invalid-input table: raised by numpy, silently returned by the regressed backend
     inv = html[html.index('id="invalid"'):html.index("</section>", html.index('id="invalid"'))]

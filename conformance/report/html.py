@@ -283,13 +283,22 @@ def _cross_view(sums: list[Summary]) -> dict[str, Any]:
         per_backend = []
         conforming = []
         for s in sums:
-            lines = []
+            lines: list[dict[str, Any]] = []
             good = []
             for m in modes[id(s)]:
                 cells = s.matrix.get((loss, opts, m))
                 if not cells:
                     continue
-                lines.append({"mode": m, "badges": _badges(cells, dts)})
+                badges = _badges(cells, dts)
+                # modes whose badges are the same share a line (hover a badge for its counts)
+                same = next((ln for ln in lines if [(b["cls"], b["dtype"], b["worst"]) for b in ln["badges"]]
+                             == [(b["cls"], b["dtype"], b["worst"]) for b in badges]), None)
+                if same is None:
+                    lines.append({"mode": m, "badges": badges})
+                else:
+                    same["mode"] += f", {m}"
+                    for old, new in zip(same["badges"], badges):
+                        old["title"] += f"; {m}: {new['title'].split(': ', 1)[1]}"
                 if _conforms(cells):
                     good.append(m)
             per_backend.append(lines or None)
