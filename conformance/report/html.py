@@ -3,7 +3,8 @@
 
 The page leads with what a reader must act on: per backend, its failing checks grouped
 by cause and shown in full; then its known deviations, one row per root cause; then the
-matrix of loss x option set (x mode) x dtype with pass counts and a legend; then the
+matrix of loss x option set x (mode x dtype) with pass counts and a legend (a mode not
+run: one column with its reason); then the
 details (summary, cross-framework table, invalid-input table folded by loss, per-backend
 error tables, plots and the drill-down to every failing check); and last, the migration
 map (:mod:`.migration`, ``templates/migration.html.j2``), linked from the top."""
