@@ -22,11 +22,13 @@ from pathlib import Path
 
 from conformance import cli, report
 from conformance.backends import load_backend
+from conformance.backends.numpy_backend import backend as NUMPY_BACKEND
 from conformance.harness import expectations as ex
 from conformance.harness.session import Filters, Session
 from conformance.protocol import MODES
 from conformance.report import migration
 from tests import results_helpers as rh
+from tests.defect_backends import Wrapped
 
 LOSS = "mxnet.gluon.loss.L2Loss"
 NUMPY_MODES = ("forward", "grad", "backward-twice")  # the modes the numpy backend runs
@@ -219,3 +221,41 @@ def test_an_unknown_outcome_is_shown_by_its_name(tmp_path):
     m = migration.render_markdown(migration.build(report.load_all([path])))
     assert "❔ other outcome: raised — grad: float32" in m
     assert f"outcome (value): raised: {message}" in m
+
+
+NO_COMPILE = "compiled: this backend's graph compiler does not work here (RuntimeError: no C++ compiler)"
+
+
+class CompiledDeclined(Wrapped):
+    """The numpy backend, declaring mode compiled but declining every call of it with one
+    reason -- as the torch backend does where torch.compile does not work."""
+
+    name = "numpy-compiled-declined"
+    modes = {**NUMPY_BACKEND.modes, "compiled": None}
+
+    def supports(self, call):
+        return NO_COMPILE if call.mode == "compiled" else super().supports(call)
+
+
+def test_a_mode_whose_every_check_was_skipped_shows_the_reason_not_a_column(tmp_path):
+    filters = Filters(losses=[LOSS], modes=["grad", "compiled"])
+    session = Session.open(CompiledDeclined(), None, filters, None, 60.0)
+    session.run_all(filters)
+    path = tmp_path / "declined.json"
+    session.write(path)
+    recs = rh.read(path)["records"]
+    compiled = [r for r in recs if r["mode"] == "compiled"]
+    assert compiled and all(r["status"] == "skip" and r["message"] == NO_COMPILE for r in compiled)
+    html = render(tmp_path / "out", path)
+    part = matrix_of(html, "numpy-compiled-declined 0")
+    assert re.findall(r'<th class="mode" colspan="\d+">([^<]+)</th>', part) == ["grad"]
+    assert '<th class="mode not-run" rowspan="2">compiled</th>' in part
+    assert f"– not run: every check skipped: {NO_COMPILE}</td>" in htmllib.unescape(part)
+    assert "modes run: <b>grad</b>" in part
+    # the row totals still count the skipped checks
+    totals = [int(n) for n in re.findall(r'<td class="n">(\d+)</td></tr>', part)]
+    assert sum(totals) == len(recs)
+    md = (tmp_path / "out" / report.MARKDOWN_FILE).read_text()
+    assert f"- mode compiled not run: every check skipped: {NO_COMPILE}" in md
+    m = migration.render_markdown(migration.build(report.load_all([path])))
+    assert f"· unsupported: {NO_COMPILE} — " in m

@@ -175,16 +175,15 @@ def _backend_view(s: Summary, inputs: dict, plots: _Plots) -> dict[str, Any]:
             "cause": g.cause, "count": g.count, "losses": g.losses, "checks": g.checks, "dtypes": g.dtypes,
             "modes": g.modes, "shown": cases[:MAX_CASES_SHOWN], "folded": cases[MAX_CASES_SHOWN:],
         })
-    mode_cols = [{"mode": m, "dtypes": s.mode_dtypes(m)} for m in s.modes()]
+    mode_cols = [{"mode": m, "dtypes": s.mode_dtypes(m)} for m in s.shown_modes()]
     rows = []
     last = None
     for loss, opts in s.option_rows():
         groups = []
-        nchecks = 0
         for mc in mode_cols:
             cells = s.matrix.get((loss, opts, mc["mode"])) or {}
             groups.append([cell_view(cells.get(d)) for d in mc["dtypes"]])
-            nchecks += sum(c.total for c in cells.values())
+        nchecks = sum(c.total for m in s.modes() for c in (s.matrix.get((loss, opts, m)) or {}).values())
         rows.append({"loss": loss, "first": loss != last, "options": opts or "defaults", "groups": groups, "checks": nchecks})
         last = loss
     drill = []
@@ -235,7 +234,7 @@ def _backend_view(s: Summary, inputs: dict, plots: _Plots) -> dict[str, Any]:
         "dtypes": s.dtypes,
         "has_modes": s.has_modes,
         "mode_cols": mode_cols,
-        "modes_run": ", ".join(m for m in s.modes() if m),
+        "modes_run": ", ".join(m for m in s.shown_modes() if m),
         "not_run": [{"modes": ", ".join(ms), "why": why} for ms, why in s.not_run_groups()],
         "matrix": rows,
         "libm": [
@@ -312,7 +311,7 @@ def _cross_view(sums: list[Summary]) -> dict[str, Any]:
         last = loss
     heads = []
     for s in sums:
-        heads.append({"label": s.br.label, "modes": ", ".join(m for m in modes[id(s)] if m),
+        heads.append({"label": s.br.label, "modes": ", ".join(m for m in s.shown_modes() if m),
                       "not_run": [{"modes": ", ".join(ms), "why": why} for ms, why in s.not_run_groups()]})
     return {"rows": rows, "heads": heads, "has_modes": any(s.has_modes or s.modes_not_run() for s in sums)}
 

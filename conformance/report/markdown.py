@@ -78,7 +78,7 @@ def render_markdown(backends: list[BackendResults], sums: list[Summary]) -> str:
     out.append("|---|---:|" + "---:|" * len(order) + "---:|---|")
     for s in sums:
         t = s.totals
-        modes = ", ".join(m for m in s.modes() if m) or "(not recorded)"
+        modes = ", ".join(m for m in s.shown_modes() if m) or "(not recorded)"
         out.append(
             f"| {_md(s.br.label)} | {t.total} | " + " | ".join(str(t.counts[c]) for c in order)
             + f" | {fmt_ulps(t.worst)} | {_md(modes)} |"
@@ -105,7 +105,7 @@ def render_markdown(backends: list[BackendResults], sums: list[Summary]) -> str:
         if not s.br.records:
             out += ["No records: this results file holds no checks.", ""]
             continue
-        modes = s.modes()
+        modes = s.shown_modes()
         heads = [m or "(no mode)" for m in modes] if s.has_modes else s.dtypes
         out.append("| loss | " + " | ".join(heads) + " | failing checks |")
         out.append("|---|" + "---|" * len(heads) + "---:|")

@@ -420,9 +420,30 @@ class Summary:
         """Every mode the results say was not run, with the reason (:func:`modes_not_run`)."""
         return modes_not_run(self.br, set(self.modes()))
 
+    def skipped_modes(self) -> dict[str, str]:
+        """The modes run whose every check the backend skipped (e.g. torch's compiled mode
+        where ``torch.compile`` does not work: every call declined with that reason), with
+        the skip reasons -- unless every mode was skipped whole."""
+        out = {}
+        for m in self.modes():
+            cell = Cell()
+            for (_, _, mode), cells in self.matrix.items():
+                if mode == m:
+                    for c in cells.values():
+                        cell.merge(c)
+            if cell.total and cell.counts[UNSUPPORTED] == cell.total:
+                out[m] = "every check skipped: " + " / ".join(cell.skipped_why)
+        return {} if len(out) == len(self.modes()) else out
+
+    def shown_modes(self) -> list[str]:
+        """The modes shown as columns: those run, but for the ones skipped whole."""
+        skipped = self.skipped_modes()
+        return [m for m in self.modes() if m not in skipped]
+
     def not_run_groups(self) -> list[tuple[list[str], str]]:
-        """:meth:`modes_not_run` as (modes, reason): modes with the same reason together."""
-        return group_reasons(self.modes_not_run())
+        """:meth:`modes_not_run` and :meth:`skipped_modes` as (modes, reason): modes with
+        the same reason together."""
+        return group_reasons({**self.modes_not_run(), **self.skipped_modes()})
 
     def loss_mode_cells(self, loss: str) -> dict[str, dict[str, Cell]]:
         """mode -> dtype -> the cell of every check of ``loss`` (all option sets)."""
