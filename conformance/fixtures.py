@@ -284,7 +284,7 @@ MAX_NUMBER_CHARS = 512
 NUMBER_CHARS = b"0123456789+-.eainf\n"
 #: a file name the manifest may list: a plain name inside the fixtures folder
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.json")
-FLOAT_DTYPES = ("float16", "float32", "float64")
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 class _Unusable(ValueError):
@@ -987,7 +987,7 @@ def _consistency(name: str, cases: list[Any]) -> list[Problem]:
                 continue  # the schema reports it
             if int(np.prod(arr["shape"], dtype=np.int64)) != len(arr["data"]):
                 problems.append(Problem(name, f"{key}: {len(arr['data'])} values for shape {arr['shape']}", label))
-            elif arr.get("dtype") in ("float16", "float32", "float64"):
+            elif arr.get("dtype") in FLOAT_DTYPES:
                 for s in arr["data"]:
                     if not isinstance(s, str) or s in ("nan", "inf", "-inf"):
                         continue

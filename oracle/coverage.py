@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from . import catalog
-from .cases import DTYPES, TAGS, option_variants
+from .cases import FIXTURE_DTYPES as DTYPES
+from .cases import TAGS, option_variants
 
 
 def required_cells(loss_id: str) -> list[tuple[str, Any]]:

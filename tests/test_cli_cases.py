@@ -46,8 +46,8 @@ def test_cases_lists_what_the_filters_select(capsys):
     code, out, _ = run_cli(capsys, "cases", "--loss", "L2Loss", "--tag", "extreme")
     assert code == 0
     listed = [ln.split()[0] for ln in out.splitlines()[:-1]]
-    assert listed == want and len(want) == 3
-    assert out.splitlines()[-1].startswith("3 case(s), 15 check(s)")
+    assert listed == want and len(want) == 4  # float16, float32, float64, bfloat16
+    assert out.splitlines()[-1].startswith("4 case(s), 20 check(s)")
 
 
 def test_cases_checks_and_json(capsys):
@@ -76,7 +76,7 @@ def test_case_pattern_matches_where_a_word_starts(capsys):
     [
         (["cases", "--case", "NoSuchThing"], "--case 'NoSuchThing' matches no test id or case name"),
         (["cases", "--loss", "L2Loss", "--case", "HingeLoss"], "the filters select no case"),
-        (["show", "extreme"], "matches 93 cases"),
+        (["show", "extreme"], "matches 124 cases"),
         (["show", "nope"], "--case 'nope' matches no test id"),
     ],
 )

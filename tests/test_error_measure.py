@@ -286,7 +286,9 @@ def _huge_ulps(results):
 
 @pytest.mark.parametrize("backend", [d.Wrapped(), vb.reversed_sums, vb.float64_then_rounded], ids=lambda b: b.name)
 def test_no_record_reports_an_error_above_1e30_ulp(backend):
-    cases = fx.load()
+    # not the long cases: there a sequential float16 sum (reversed-sums) stagnates by design,
+    # past the n <= 60 for which tolerance.py bounds recursive summation (test_long_reductions.py)
+    cases = [c for c in fx.load() if "long" not in c.tags]
     s = Session(backend, cases, "test", None, 60.0)
     f = Filters()
     s.prepare(f)
@@ -308,7 +310,10 @@ def test_correct_variants_pass_and_what_logaddexp_shows():
     # arguments (-30) are rounded inside each pairwise logaddexp: a relative error of
     # 30 u per term, beyond the default 4 roundings per term; the oracle's per-case
     # ``roundings`` is where that belongs (see tolerance.py)
-    assert fails["numpy-logaddexp"] == {"SoftmaxCrossEntropyLoss[]-float64-tiny-098-value"}
+    # (and the same tiny case in bfloat16, derived from float32's: exp arguments of -30 in 8 bits)
+    assert fails["numpy-logaddexp"] == {
+        "SoftmaxCrossEntropyLoss[]-float64-tiny-098-value", "SoftmaxCrossEntropyLoss[]-bfloat16-tiny-139-value"
+    }
     # without the shift its rounding is at the largest logit's scale, not the
     # shift-invariant term scale: the extreme and a regular case fail
     assert "SoftmaxCrossEntropyLoss[]-float64-regular-076-value" in fails["numpy-logaddexp-unshifted"]

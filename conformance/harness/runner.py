@@ -671,7 +671,7 @@ def _evaluate_check(run: CaseRun, check: str, tol: Tolerance | None, batched: bo
     raise ValueError(f"unknown check {check!r}")
 
 
-_DTYPES = {d: np.dtype(d) for d in ("float16", "float32", "float64")}
+_DTYPES = {d: np.dtype(d) for d in ("float16", "bfloat16", "float32", "float64")}
 
 
 @functools.lru_cache(maxsize=1024)
