@@ -102,8 +102,10 @@ class NumpyBackend:
         output, grads = kernel.run(dict(inputs), dict(call.options), cotangent, tuple(call.wrt))
         if call.mode == "backward-twice" and call.wrt:  # the gradient formula evaluated a second time
             _, grads = kernel.run(dict(inputs), dict(call.options), cotangent, tuple(call.wrt))
-        if bf16:  # computed in float64, rounded once (ml_dtypes' round-to-nearest-even cast)
-            return Outcome(np.asarray(output).astype(_BF16), {k: np.asarray(g).astype(_BF16) for k, g in grads.items()})
+        if bf16:  # computed in float64, rounded once (ml_dtypes' round-to-nearest-even cast;
+            # beyond bfloat16's range that is +-inf, the correct rounding, not a warning)
+            with np.errstate(over="ignore"):
+                return Outcome(np.asarray(output).astype(_BF16), {k: np.asarray(g).astype(_BF16) for k, g in grads.items()})
         return Outcome(output, grads)
 
 
