@@ -436,11 +436,63 @@ def long_shape(n: int, options: dict[str, Any]) -> tuple[int, int]:
     return (n, 1) if options.get("batch_axis", 0) in (1, -1) else (1, n)
 
 
-def limit_cases(spec: LossSpec, inputs: Callable[[str], dict[str, Any]], note: str) -> Iterator[Case]:
+def limit_cases(
+    spec: LossSpec, inputs: Callable[..., dict[str, Any]], note: str, skip: Sequence[str] = ()
+) -> Iterator[Case]:
     """Cases tagged ``limit`` (+-inf inputs whose documented value is a limit), for every
     dtype, with the default options and crossed with each documented option value
-    (:func:`long_variants`); ``inputs(dtype)`` gives 2 x 2 inputs (square, so batch_axis 1
-    needs no other shape)."""
+    (:func:`long_variants`; ``skip``: options whose other values rule the infinities out,
+    e.g. from_sigmoid=True, where pred is a probability); ``inputs(dtype)`` or, if it takes
+    two arguments, ``inputs(dtype, options)`` gives square inputs (so batch_axis 1 needs no
+    other shape)."""
+    import inspect
+
+    two = len(inspect.signature(inputs).parameters) == 2
     for dtype in DTYPES:
-        for opts in [{}, *long_variants(spec)]:
-            yield Case(f"limit-{variant_name(opts)}-{dtype}", inputs(dtype), dtype, opts, tags=("limit",), note=note)
+        for opts in [{}, *long_variants(spec, skip)]:
+            x = inputs(dtype, opts) if two else inputs(dtype)
+            yield Case(f"limit-{variant_name(opts)}-{dtype}", x, dtype, opts, tags=("limit",), note=note)
+
+
+# ---------------------------------------------------------------- option values x regimes, pairwise
+
+#: the value regimes each documented option value is crossed with (``long`` and ``limit``
+#: are crossed where a loss builds them: :func:`long_variants`, :func:`limit_cases`)
+CROSSED_TAGS: tuple[str, ...] = ("extreme", "tiny", "kink")
+
+
+def _option_value(spec: LossSpec, case: Case, name: str) -> Any:
+    return case.options[name] if name in case.options else spec.option(name).default
+
+
+def regime_crossings(spec: LossSpec, cases: Sequence[Case], accepts: Callable[[Case], bool]) -> Iterator[Case]:
+    """Each documented option value (the default too) crossed with each regime of
+    :data:`CROSSED_TAGS` the loss has, pairwise: for a (tag, option = value) pair that no case covers (a case with the tag
+    and the option at that value), a float32 case with the inputs of the loss's first
+    float32 case of that tag that ``accepts`` (the oracle evaluates it without an input
+    error) once the option is moved to the value, named ``<tag>-x-<option>=<value>-float32``
+    and tagged like its source; bfloat16 gets it through :func:`bfloat16_cases`. A pair no
+    such case accepts (an option that changes what the inputs must be, e.g. sparse_label
+    with integer labels) stays uncovered: ``oracle.coverage`` lists it."""
+    seen = {c.name for c in cases}
+    for tag in CROSSED_TAGS:
+        sources = [c for c in cases if tag in c.tags and c.dtype == "float32" and c.invalid is None]
+        if not sources:
+            continue
+        defaults = [{o.name: o.default} for o in spec.options]
+        for variant in [*defaults, *long_variants(spec)]:
+            (name, value), = variant.items()
+            if any(tag in c.tags and c.invalid is None and _option_value(spec, c, name) == value for c in cases):
+                continue
+            for src in sources:
+                opts = {**src.options, name: value}
+                keep_ct = name != "batch_axis" and src.cotangent is not None
+                case = Case(
+                    f"{tag}-x-{variant_name(variant)}-float32", dict(src.inputs), "float32", opts, src.tags,
+                    src.cotangent if keep_ct else None, None,
+                    f"the inputs of {src.name} with {variant_name(variant)} (option value x regime, pairwise)",
+                )
+                if case.name not in seen and accepts(case):
+                    seen.add(case.name)
+                    yield case
+                    break

@@ -24,8 +24,8 @@ import numpy as np
 
 from . import __version__, catalog, precision
 from .api import evaluate
-from .cases import Case, cotangent_for, rng_for, with_bfloat16
-from .errors import OracleError
+from .cases import Case, cotangent_for, regime_crossings, rng_for, with_bfloat16
+from .errors import InputError, OracleError
 
 FORMAT = "lossconf-fixtures"
 FORMAT_VERSION = 1
@@ -178,13 +178,25 @@ def render_loss(loss_id: str, limit: int | None = None) -> tuple[str, str]:
         "loss": loss_id,
         "provenance": provenance(),
     }
+    spec = catalog.spec(loss_id)
+    base = list(module.cases())
+    base += list(regime_crossings(spec, base, lambda c: _accepts(loss_id, c)))
     lines = []
-    for index, case in enumerate(with_bfloat16(catalog.spec(loss_id), module.cases())):
+    for index, case in enumerate(with_bfloat16(spec, base)):
         if limit is not None and index >= limit:
             break
         lines.append(json.dumps(encode_case(loss_id, index, case), separators=(",", ":"), allow_nan=False))
     text = json.dumps(head, separators=(",", ":"))[:-1] + ',"cases":[\n' + ",\n".join(lines) + "\n]}\n"
     return file_name(loss_id), text
+
+
+def _accepts(loss_id: str, case: Case) -> bool:
+    """Whether the oracle evaluates a case's forward without an input error."""
+    try:
+        evaluate(loss_id, case.inputs, case.options, wrt=(), dtypes=proof_dtypes(case.dtype))
+    except InputError:
+        return False
+    return True
 
 
 def _render_job(args: tuple[str, int | None, int]) -> tuple[str, str, str]:
