@@ -404,6 +404,11 @@ def with_bfloat16(spec: LossSpec, cases: Iterator[Case]) -> list[Case]:
     return base + list(bfloat16_cases(spec, base))
 
 
+#: the batch of the soft-target cases at low precision (float16, bfloat16): 1024 samples of
+#: 4 classes; where the loss averages over the batch (chainer's reduce='mean') a long
+#: reduction of per-sample losses of about log 4, whose float16 running sum passes 1024
+SOFT_BATCH = (1024, 4)
+
 #: reduction lengths of the ``long`` cases: 16384 (a float16 sum of ones, accumulated one
 #: term at a time in float16, stagnates at 2048; of 2**-k terms at 2048 * 2**-k) and 4096
 #: (already past it, a quarter of the size for the option crossings)

@@ -515,6 +515,16 @@ def cases() -> Iterator[C.Case]:
             rng = C.rng_for(LOSS_ID, f"{name}-{dtype}")
             yield C.Case(f"{name}-{dtype}", _soft(rng, shape, dtype), dtype, opts, tags=("shape",))
 
+        # --- soft targets at low precision with a large batch (bfloat16 derived from float16)
+        if dtype == "float16":
+            for stl in ("cross-entropy", "kl-divergence"):
+                rng = C.rng_for(LOSS_ID, f"soft-large-batch-{stl}-{dtype}")
+                yield C.Case(
+                    f"soft-large-batch-{stl}-{dtype}", _soft(rng, C.SOFT_BATCH, dtype), dtype,
+                    {"soft_target_loss": stl}, tags=("long",),
+                    note="soft targets, 1024 instances averaged (reduce='mean'): a long reduction in float16",
+                )
+
         # --- shapes
         rng = C.rng_for(LOSS_ID, f"shapes-{dtype}")
         yield C.Case(

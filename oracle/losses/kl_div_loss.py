@@ -196,6 +196,15 @@ def _tiny(dtype: str) -> float:
     return {"float16": 2.0**-20, "float32": 1.0e-30, "float64": 1.0e-300}[dtype]
 
 
+def _soft_large_batch() -> Iterator[C.Case]:
+    """Soft targets at low precision with a large batch: 1024 samples of 4 classes in float16
+    and bfloat16 (one loss per sample, each a sum over the classes)."""
+    for dt in ("float16", "bfloat16"):
+        rng = C.rng_for(SPEC.id, f"soft-large-batch-{dt}")
+        yield C.Case(f"soft-large-batch-{dt}", _inputs(rng, {}, C.SOFT_BATCH, dt), dt, {},
+                     note="soft targets, a batch of 1024 at low precision")
+
+
 def cases() -> Iterator[C.Case]:
     sid = SPEC.id
     for dtype in C.DTYPES:
@@ -341,6 +350,7 @@ def cases() -> Iterator[C.Case]:
             tags=("invalid",), invalid="axis must be a dimension of pred (from_logits=False)",
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    yield from _soft_large_batch()
 
 
 def _subnormal(dtype: str):

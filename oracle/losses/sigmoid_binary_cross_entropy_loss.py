@@ -294,7 +294,7 @@ def cases() -> Iterator[C.Case]:
             f"extreme-logits-{dtype}",
             {
                 "pred": C.in_dtype([[big, -big, big], [-big, big, -big]], dtype),
-                "label": C.in_dtype([[1.0, 1.0, 1.0], [1.0, 0.5, 0.0]], dtype),
+                "label": C.in_dtype([[1.0, 0.0, 0.0], [1.0, 0.5, 0.25]], dtype),
                 "pos_weight": C.in_dtype([[0.5, 3.0, 0.25]], dtype),
             },
             dtype,

@@ -335,6 +335,15 @@ def _inputs(rng, opts: dict, shape: tuple, dtype: str) -> dict:
     return {"pred": pred, "label": label}
 
 
+def _soft_large_batch() -> Iterator[C.Case]:
+    """Soft targets at low precision with a large batch: 1024 samples of 4 classes in float16
+    and bfloat16 (one loss per sample, each a sum over the classes)."""
+    for dt in ("float16", "bfloat16"):
+        rng = C.rng_for(SPEC.id, f"soft-large-batch-{dt}")
+        yield C.Case(f"soft-large-batch-{dt}", _inputs(rng, {"sparse_label": False}, C.SOFT_BATCH, dt), dt, {"sparse_label": False},
+                     note="soft targets, a batch of 1024 at low precision")
+
+
 def cases() -> Iterator[C.Case]:
     sid = SPEC.id
     for dtype in C.DTYPES:
@@ -527,6 +536,7 @@ def cases() -> Iterator[C.Case]:
             tags=("invalid",), invalid="axis (classes) and batch_axis must be different dimensions",
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    yield from _soft_large_batch()
 
 
 def _subnormal(dtype: str):
