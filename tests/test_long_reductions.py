@@ -25,9 +25,10 @@ def cases() -> list[fx.FixtureCase]:
 def run(backend, cases, tag: str, check: str = "value") -> dict[str, str]:
     f = Filters(sorted(LOSSES), [], [tag])
     session = Session(backend, [c for c in cases if f.keep_case(c)], "test", None, 10.0)
-    results = [session.check(c, chk) for c, chk in session.items(f) if chk == check]
+    session.prepare(f)
+    results = [session.check(c, chk, m) for c, chk, m in session.items(f) if chk == check]
     assert results, f"no {tag} case"
-    return {f"{r.case.test_id}": (r.status, r.message) for r in results}
+    return {r.test_id: (r.status, r.message) for r in results}
 
 
 def test_long_cases_exist_for_each_low_precision_dtype(cases):
