@@ -464,8 +464,11 @@ class RunningSumInDtype(Wrapped):
 
     defect = "the mean accumulated one term at a time in the input dtype"
     LOSSES = {"mxnet.gluon.loss.L1Loss": np.abs, "mxnet.gluon.loss.L2Loss": lambda d: d * d / 2}
+    CHAINER_SCE = "chainer.functions.softmax_cross_entropy"
 
     def run(self, call: Call) -> Outcome:
+        if call.loss == self.CHAINER_SCE:
+            return self._chainer_mean(call)
         out = self.inner.run(call)
         term = self.LOSSES.get(call.loss)
         if term is None or call.inputs.get("sample_weight") is not None:
@@ -482,3 +485,47 @@ class RunningSumInDtype(Wrapped):
         rows = np.moveaxis(terms, axis, 0).reshape(pred.shape[axis], per_sample)
         running = np.add.accumulate(rows, axis=1, dtype=dt)[:, -1]
         return Outcome(running.astype(dt), out.grads)
+
+    def _chainer_mean(self, call: Call) -> Outcome:
+        """chainer's softmax_cross_entropy with soft targets and reduce='mean': the
+        per-instance losses (the reference's reduce='no') summed one at a time in the input
+        dtype, then divided by the number of instances; gradients as the reference."""
+        out = self.inner.run(call)
+        o = call.options
+        x, t = call.inputs["x"], call.inputs["t"]
+        if o.get("reduce", "mean") != "mean" or t.shape != x.shape or o.get("class_weight") is not None:
+            return out
+        per = self.inner.run(replace(call, options={**o, "reduce": "no"}, wrt=(), cotangent=None)).output
+        dt = x.dtype
+        running = np.add.accumulate(np.asarray(per, dtype=dt).ravel(), dtype=dt)[-1]
+        n = x.size // x.shape[1]
+        return Outcome(np.asarray(np.float64(running) / n).astype(dt), out.grads)
+
+
+class MXNetFormulaAtInfinity(Wrapped):
+    """SigmoidBinaryCrossEntropyLoss (from_sigmoid=False, no pos_weight) and LogisticLoss
+    evaluated with MXNet's stable formula relu(x) - x * z + softrelu(-|x|) (z the 0/1 label)
+    taken literally at an infinite logit: inf - inf or 0 * inf is nan (the sample's mean
+    too), where the documented formula has a limit; finite logits as the reference. Only the
+    ``limit`` cases have infinite logits."""
+
+    defect = "relu(x) - x * z + softrelu(-|x|) at x = +-inf (nan)"
+    LOSSES = ("mxnet.gluon.loss.SigmoidBinaryCrossEntropyLoss", "mxnet.gluon.loss.LogisticLoss")
+
+    def run(self, call: Call) -> Outcome:
+        out = self.inner.run(call)
+        if call.loss not in self.LOSSES or call.options.get("from_sigmoid") or call.inputs.get("pos_weight") is not None:
+            return out
+        x = np.asarray(call.inputs["pred"]).astype(np.float64)
+        z = np.asarray(call.inputs["label"]).astype(np.float64).reshape(x.shape)
+        if call.loss.endswith("LogisticLoss") and call.options.get("label_format", "signed") == "signed":
+            z = (z + 1) / 2
+        with np.errstate(invalid="ignore", over="ignore"):
+            elem = np.maximum(x, 0) - x * z + np.log1p(np.exp(-np.abs(x)))
+        axis = call.options.get("batch_axis", 0) % x.ndim
+        bad = np.isnan(np.moveaxis(elem, axis, 0).reshape(x.shape[axis], -1)).any(axis=1)
+        if not bad.any():
+            return out
+        value = np.array(out.output, copy=True)
+        value[bad] = np.nan
+        return Outcome(value, out.grads)

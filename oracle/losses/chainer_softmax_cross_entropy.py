@@ -520,9 +520,11 @@ def cases() -> Iterator[C.Case]:
             for stl in ("cross-entropy", "kl-divergence"):
                 rng = C.rng_for(LOSS_ID, f"soft-large-batch-{stl}-{dtype}")
                 yield C.Case(
-                    f"soft-large-batch-{stl}-{dtype}", _soft(rng, C.SOFT_BATCH, dtype), dtype,
+                    f"soft-large-batch-{stl}-{dtype}", _soft(rng, C.SOFT_BATCH, dtype, sigma=0.05), dtype,
                     {"soft_target_loss": stl}, tags=("long",),
-                    note="soft targets, 1024 instances averaged (reduce='mean'): a long reduction in float16",
+                    note="soft targets, 1024 instances averaged (reduce='mean'): a long reduction in float16 "
+                    "of per-instance losses near log 4 (logits near 0), which a running float16 sum rounds "
+                    "the same way at every step (to 1.5 past 512, to 1 past 1024)",
                 )
 
         # --- shapes
