@@ -8,7 +8,7 @@
   the long cases;
 * ``MXNetFormulaAtInfinity`` evaluates SigmoidBCELoss and LogisticLoss with MXNet's stable
   formula at infinite logits (nan): its value check fails on every limit case of the two
-  losses with the default options, and passes the other cases.""" 
+  losses with the default options, and passes the other cases."""
 
 from __future__ import annotations
 
