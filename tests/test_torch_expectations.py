@@ -163,7 +163,7 @@ def test_every_mode_is_declared_and_run(session):
 @needs_torch
 def test_ctc_hvp_is_the_known_deviation(session):
     ctc = [r for r in session.results if r.mode == "hvp" and r.case.loss == MX + "CTCLoss"
-           and r.case.dtype != "float16" and r.check != "invalid"]
+           and r.case.dtype not in ("float16", "bfloat16") and r.check != "invalid"]  # no CTC kernel for those
     assert ctc and all(r.status == KNOWN for r in ctc)
     assert all("_ctc_loss_backward is not implemented" in r.message for r in ctc if r.check == "value")
 
