@@ -26,6 +26,7 @@ from . import __version__, catalog, precision
 from .api import evaluate
 from .cases import Case, cotangent_for, rng_for
 from .errors import OracleError
+from .hvp import NoSecondDerivative, evaluate_hvp
 
 FORMAT = "lossconf-fixtures"
 FORMAT_VERSION = 1
@@ -129,7 +130,53 @@ def encode_case(loss_id: str, index: int, case: Case) -> dict:
             entry["hi"] = encode_exact(g.hi)
         vjp[name] = entry
     record["vjp"] = vjp
+    _encode_second_order(record, loss_id, index, case, r, ct)
     return record
+
+
+def direction_for(loss_id: str, case: Case, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """The case's HVP direction: for each differentiable input, standard normal numbers
+    drawn from the case's own stream (``<case>/direction``), rounded to the case dtype."""
+    rng = rng_for(loss_id, case.name + "/direction")
+    out = {}
+    for name in names:
+        shape = np.shape(case.inputs[name])
+        out[name] = np.array([rng.gauss(0.0, 1.0) for _ in range(int(np.prod(shape)))], dtype=np.float64).astype(
+            case.dtype
+        ).reshape(shape)
+    return out
+
+
+def _encode_second_order(record: dict, loss_id: str, index: int, case: Case, r: Any, ct: np.ndarray) -> None:
+    """``direction`` and ``hvp`` (oracle.hvp) of a case; ``no_hvp`` (the reason) where the
+    VJP is not differentiable along the direction at the case's point."""
+    spec = catalog.spec(loss_id)
+    names = [n for n in spec.differentiable if case.inputs.get(n) is not None]
+    if not names:
+        return
+    direction = direction_for(loss_id, case, names)
+    record["direction"] = {k: encode_array(v, "float", case.dtype) for k, v in direction.items()}
+    if any(g.at_kink.any() for g in r.grads.values()):
+        record["no_hvp"] = "the VJP is at a kink (an interval): the first derivative jumps, its derivative is a Dirac measure"
+        return
+    try:
+        h = evaluate_hvp(
+            loss_id, case.inputs, case.options, direction={k: v.astype(np.float64) for k, v in direction.items()},
+            cotangent=ct.astype(np.float64), dtypes=(case.dtype,),
+        )
+    except NoSecondDerivative as why:
+        record["no_hvp"] = str(why).split(": ", 1)[-1]
+        return
+    except OracleError as err:
+        raise OracleError(f"{file_name(loss_id)} case {index} ({case.name}): hvp: {err}") from None
+    hvp = {}
+    for name, g in h.items():
+        entry: dict[str, Any] = {"shape": list(np.shape(g.lo)), "value": encode_exact(g.value), "scale": encode_scale(g.scale)}
+        if g.at_kink.any():
+            entry["lo"] = encode_exact(g.lo)
+            entry["hi"] = encode_exact(g.hi)
+        hvp[name] = entry
+    record["hvp"] = hvp
 
 
 def _json_options(options: dict) -> dict:

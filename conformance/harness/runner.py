@@ -628,7 +628,7 @@ def _evaluate_check(run: CaseRun, check: str, tol: Tolerance | None, batched: bo
             return CheckResult(
                 case, check, SKIP, "no exact value",
                 f"not checked: the fixture carries no exact Hessian-vector product for {name} "
-                "(the oracle does not compute second order yet); the backend's HVP was computed, not judged",
+                f"({case.raw.get('no_hvp', 'none recorded')}); the backend's HVP was computed, not judged",
             )
         if name not in run.hvp:
             return CheckResult(case, check, FAIL, compare.FAILS, f"the backend returned no HVP for {name}")
@@ -637,7 +637,7 @@ def _evaluate_check(run: CaseRun, check: str, tol: Tolerance | None, batched: bo
             return CheckResult(case, check, FAIL, compare.FAILS, f"HVP for {name} has {h.size} elements, expected {exact.hi.size}")
         m = compare.measure(
             h.reshape(exact.shape), exact.hi, exact.lo, case.dtype, tol, case.n_terms,
-            bounds=exact.bounds, text=exact.text, unit=exact.ulp(case.dtype), batched=batched,
+            scale=exact.scale, bounds=exact.bounds, text=exact.text, unit=exact.ulp(case.dtype), batched=batched,
         )
         return _from_measurement(case, check, m, tol)
     if check == "inputs":
