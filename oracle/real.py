@@ -547,7 +547,11 @@ def with_terms(x: object, *terms: object) -> Real:
     """``x`` with the term magnitude of a floating-point sum of ``terms`` (the sum of their
     magnitudes, one rounding each): ``x_j - max(x)`` evaluated as the documented
     ``x_j - logsumexp(x)`` adds ``|x_j|`` and ``|m|`` whatever the shift (see
-    :func:`oracle.arrays.log_softmax_terms`)."""
+    :func:`oracle.arrays.log_softmax_terms`). Its t-derivative likewise gets the term
+    magnitude of the terms' t-derivatives (``|v_j| + |v_m|`` for the tangent of
+    ``x_j - logsumexp(x)``), not that of the shifted difference, which is exactly 0 where
+    ``x_j`` is the maximum: second order is held to the same documented formula as the
+    value and the VJP."""
     x = real(x)
     if x.b is None:
         return x
@@ -559,6 +563,24 @@ def with_terms(x: object, *terms: object) -> Real:
     out = Real(x.b, None, mag)
     out.log_of = x.log_of
     out.t = x.t
+    if x.t is not None or any(real(t).t is not None for t in terms):
+        out.t = with_terms(tangent(x), *(tangent(t) for t in terms))
+    return out
+
+
+def with_tangent_terms(x: object, *terms: object) -> Real:
+    """``x`` (value and scale unchanged) whose t-derivative carries the term magnitude of a
+    floating-point sum of ``terms`` (t-derivatives): for a log-probability evaluated as
+    ``-log1p(sum_j exp(x_j - x_k))`` the documented ``x_k - logsumexp(x)`` has the
+    t-derivative ``v_k - sum_j p_j v_j``, whose terms are O(|v|) where the shifted form's
+    are tiny (see :func:`with_terms`)."""
+    x = real(x)
+    if x.b is None or x.t is None or x.t.b is None:
+        return x
+    out = Real(x.b, x.s, x.mag)
+    out.leaf = x.leaf
+    out.log_of = x.log_of
+    out.t = with_terms(x.t, *terms)
     return out
 
 

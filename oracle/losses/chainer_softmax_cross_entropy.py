@@ -266,6 +266,12 @@ def _log_softmax_rows(rows: np.ndarray) -> np.ndarray:
                 continue
             s = R.fsum(R.exp(r[j] - r[k]) for j in range(c) if j != k and not R.isinf(r[j]))
             out[i, k] = -R.log1p(s)
+        # second order: the t-derivative is held to the documented x_k - logsumexp(x), whose
+        # terms v_k and p_j v_j are O(|v|) (oracle.real.with_tangent_terms)
+        moving = [R.exp(out[i, j]) * R.tangent(r[j]) for j in range(c) if not R.isinf(r[j])]
+        for k in range(c):
+            if not R.isinf(r[k]):
+                out[i, k] = R.with_tangent_terms(out[i, k], R.tangent(r[k]), *moving)
     return out
 
 
