@@ -370,6 +370,18 @@ def recompute_cases(name: str, loss_id: str, cases: list[dict], sample: int | No
         pairs = [("value", c["expected"]["value"], r.value)]
         pairs += [(f"vjp:{k}", v["value"], r.grads[k].value) for k, v in c["vjp"].items()]
         pairs += [(f"vjp:{k}:{b}", v[b], getattr(r.grads[k], b)) for k, v in c["vjp"].items() for b in ("lo", "hi") if b in v]
+        if "hvp" in c:  # second order, re-proven along the recorded direction
+            try:
+                h = evaluate_hvp(
+                    loss_id, inputs, opts,
+                    direction={k: _decode_input(v).astype(np.float64) for k, v in c["direction"].items()},
+                    cotangent=ct, precision_bits=precision.VERIFY_PRECISION_BITS, dtypes=(c["dtype"],),
+                )
+            except (OracleError, NoSecondDerivative) as err:
+                problems.append(f"{label}: hvp: the oracle now gives none: {err}")
+                h = {}
+            pairs += [(f"hvp:{k}", v["value"], h[k].value) for k, v in c["hvp"].items() if k in h]
+            pairs += [(f"hvp:{k}:{b}", v[b], getattr(h[k], b)) for k, v in c["hvp"].items() if k in h for b in ("lo", "hi") if b in v]
         for what, recorded, fresh in pairs:
             for i, (text, val) in enumerate(zip(recorded, np.asarray(fresh, dtype=object).ravel())):
                 if not _agree(text, val, digits):

@@ -7,6 +7,7 @@ is not at a kink."""
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from pathlib import Path
@@ -168,3 +169,18 @@ def test_fixtures_carry_the_hvp_of_every_case_off_a_kink():
                 assert c["no_hvp"], (path.name, c["name"])
                 assert kinked or any(w in c["no_hvp"] for w in ("domain", "not finite", "unbounded")), c["no_hvp"]
     assert seen > 800
+
+
+def test_verify_recompute_re_proves_the_recorded_hvp():
+    """``lossconf fixtures verify --recompute`` re-derives each sampled case's HVP along its
+    recorded direction: the committed ones agree, an altered digit is reported by name."""
+    from oracle.fixtures import recompute_cases
+
+    data = json.loads((FIXTURES / "l2_loss.json").read_text())
+    cases = [c for c in data["cases"] if "hvp" in c][:2]
+    assert recompute_cases("l2_loss.json", data["loss"], cases) == []
+    bad = copy.deepcopy(cases)
+    value = bad[0]["hvp"]["pred"]["value"]
+    value[0] = repr(float(value[0]) * 1.001)
+    problems = recompute_cases("l2_loss.json", data["loss"], bad)
+    assert len(problems) == 1 and "hvp:pred[0]" in problems[0], problems
