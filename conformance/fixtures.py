@@ -250,6 +250,17 @@ class FixtureCase:
             return {k: data.exact(shape, a, b, None if la < 0 else (la, ha), sa, r) for k, shape, a, b, la, ha, sa, r in exact[7]}
         return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("vjp", {}).items()}
 
+    @cached_property
+    def hvp(self) -> dict[str, ExactArray]:
+        """The exact Hessian-vector products by input (``hvp``; empty where the fixture has
+        none: ``no_hvp`` says why), along :attr:`direction`."""
+        return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("hvp", {}).items()}
+
+    @cached_property
+    def direction(self) -> dict[str, np.ndarray]:
+        """The HVP direction by differentiable input (``direction``), in the case dtype."""
+        return {k: decode_array(v) for k, v in self.raw.get("direction", {}).items()}
+
 
 def checks_of(valid: bool, vjp_inputs: tuple[str, ...]) -> tuple[str, ...]:
     """The checks of a valid or invalid-input case with these differentiable inputs."""

@@ -408,8 +408,9 @@ class KeepsGraphState(ModeWrapped):
 
 
 class WrongHVP(ModeWrapped):
-    """Runs mode hvp and returns a Hessian-vector product that is plainly wrong (zeros).
-    While the fixtures carry no exact HVPs the check hvp:NAME must be skipped, never passed."""
+    """Runs mode hvp and returns a Hessian-vector product that is plainly wrong (zeros):
+    the check hvp:NAME fails wherever the fixture's exact HVP is not 0, and is skipped
+    (never passed) where the fixture has none (no_hvp)."""
 
     defect = "a wrong second derivative"
     modes = {**ModeWrapped.modes, "hvp": None}

@@ -20,10 +20,14 @@ than batch_axis are averaged out"::
 deviations from the documented text, not part of the oracle.)
 
 Scale (tolerance model): term i contributes ``|label_i log label_i| + label_i * c_i`` with
-``c_i = |pred_i|`` (from_logits) or, from_logits=False, the scale is shift-invariant: the
-terms after subtracting the maximum logit, which is what a stable log-sum-exp adds,
-``c_i = |pred_i - m| + |log sum_k exp(pred_k - m)|`` with m the maximum of pred_i's softmax
-slice (= |log p_i|). A uniform logit offset changes neither the loss nor its scale.
+``c_i = |pred_i|`` (from_logits) or, from_logits=False, ``c_i = |pred_i| +
+|logsumexp(pred)|`` over pred_i's softmax slice.
+The term scale follows ``/work/shared/DESIGN.md`` ("for softmax cross-entropy, |x_t| +
+|logsumexp(x)|"), the magnitudes of the terms the documented formula adds, which is what
+backward stability under a relative input perturbation allows (a logit of 1000 perturbed by
+eps moves the loss by 1000 eps); issue 11 item 3 requires that "logaddexp instead of max-
+shift" is a correct variant that passes everything, which a shift-invariant scale denied
+(ruling of issue 13; see oracle.arrays.log_softmax_terms).
 
 Gradient, with s_i = cotangent[b] * d out[b] / d t_i and P = softmax(pred, axis):
 
