@@ -635,7 +635,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--expectations", help="expectation file of known deviations (TOML)")
     p.add_argument("--strict-expectations", action="store_true", help="fail when a listed deviation no longer occurs")
     p.add_argument("--loss", action="append", help="only this loss: documented id, short name or alias (repeatable)")
-    p.add_argument("--dtype", action="append", choices=("float16", "float32", "float64"), help="only this dtype (repeatable)")
+    p.add_argument("--dtype", action="append", choices=("float16", "bfloat16", "float32", "float64"), help="only this dtype (repeatable)")
     p.add_argument(
         "--tag", action="append",
         help="only cases with this tag: regular, extreme, tiny, boundary, kink, singular, tie, label, shape, invalid (repeatable)",
@@ -684,7 +684,7 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
     """The filters of ``lossconf run``, for the commands that look at cases."""
     p.add_argument("--fixtures", help="fixtures directory (default: the checkout's fixtures/)")
     p.add_argument("--loss", action="append", help="only this loss: documented id, short name or alias (repeatable)")
-    p.add_argument("--dtype", action="append", choices=("float16", "float32", "float64"), help="only this dtype (repeatable)")
+    p.add_argument("--dtype", action="append", choices=("float16", "bfloat16", "float32", "float64"), help="only this dtype (repeatable)")
     p.add_argument("--tag", action="append", help="only cases with this tag: regular, extreme, tiny, boundary, kink, singular, tie, label, shape, invalid (repeatable)")
     p.add_argument("--check", action="append", help="only cases with this check: value, shape, grad or grad:NAME, repeat, inputs, invalid (repeatable)")
 
@@ -832,7 +832,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--loss", action="append", help="only this loss: documented id, short name or alias (repeatable; default: every loss)")
     lv.add_argument("--examples", type=_at_least_one, default=50, help="examples drawn per loss (default 50)")
     lv.add_argument("--seed", type=int, help="hypothesis seed, for a repeatable run (default: a random one, printed)")
-    lv.add_argument("--dtype", action="append", choices=("float16", "float32", "float64"), help="only this dtype (repeatable)")
+    lv.add_argument("--dtype", action="append", choices=("float16", "bfloat16", "float32", "float64"), help="only this dtype (repeatable)")
     lv.add_argument("--expectations", help="expectation file of known deviations (TOML)")
     lv.add_argument("--call-timeout", type=_seconds, default=60.0, help="seconds allowed per backend call (default 60)")
     lv.add_argument(

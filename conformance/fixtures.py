@@ -250,6 +250,17 @@ class FixtureCase:
             return {k: data.exact(shape, a, b, None if la < 0 else (la, ha), sa, r) for k, shape, a, b, la, ha, sa, r in exact[7]}
         return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("vjp", {}).items()}
 
+    @cached_property
+    def hvp(self) -> dict[str, ExactArray]:
+        """The exact Hessian-vector products by input (``hvp``; empty where the fixture has
+        none: ``no_hvp`` says why), along :attr:`direction`."""
+        return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("hvp", {}).items()}
+
+    @cached_property
+    def direction(self) -> dict[str, np.ndarray]:
+        """The HVP direction by differentiable input (``direction``), in the case dtype."""
+        return {k: decode_array(v) for k, v in self.raw.get("direction", {}).items()}
+
 
 def checks_of(valid: bool, vjp_inputs: tuple[str, ...]) -> tuple[str, ...]:
     """The checks of a valid or invalid-input case with these differentiable inputs."""
@@ -284,7 +295,7 @@ MAX_NUMBER_CHARS = 512
 NUMBER_CHARS = b"0123456789+-.eainf\n"
 #: a file name the manifest may list: a plain name inside the fixtures folder
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.json")
-FLOAT_DTYPES = ("float16", "float32", "float64")
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 class _Unusable(ValueError):
@@ -987,7 +998,7 @@ def _consistency(name: str, cases: list[Any]) -> list[Problem]:
                 continue  # the schema reports it
             if int(np.prod(arr["shape"], dtype=np.int64)) != len(arr["data"]):
                 problems.append(Problem(name, f"{key}: {len(arr['data'])} values for shape {arr['shape']}", label))
-            elif arr.get("dtype") in ("float16", "float32", "float64"):
+            elif arr.get("dtype") in FLOAT_DTYPES:
                 for s in arr["data"]:
                     if not isinstance(s, str) or s in ("nan", "inf", "-inf"):
                         continue

@@ -54,6 +54,8 @@ def convert_inputs(loss_id: str, inputs: Mapping[str, Any]) -> dict[str, np.ndar
                 )
             out[inp.name] = arr.astype(np.int64)
         else:
+            if arr.dtype == precision.numpy_dtype("bfloat16"):
+                arr = arr.astype(np.float64)  # exact: every bfloat16 is a float64
             if arr.dtype.kind not in "fiub" and arr.dtype != object:
                 raise InputError(
                     f"{spec.id}: input {inp.name} has dtype {arr.dtype}; expected real numbers"

@@ -170,15 +170,37 @@ def log_softmax_terms(x: Array, axis: int) -> tuple[Array, Array]:
     x - logsumexp(x): with |x| ~ 1e300 the latter cancels away an O(1) result at any fixed
     working precision.
 
-    The term scale of class j is ``|x_j - m| + |log sum exp(x - m)|``: the magnitudes of the
-    two terms a stable log-sum-exp adds once the maximum is subtracted. It is shift-invariant
-    (a uniform offset of the logits changes neither the loss nor its scale), unlike
-    ``|x_j| + |logsumexp(x)|``, which a uniform offset of 1000 inflates to 2000 around a
-    loss of 1e-13. As x_j - m <= 0 <= log sum exp(x - m), it equals ``|log p_j|``."""
+    The term scale of class j is ``|x_j| + |logsumexp(x)|`` (plus the error the terms of
+    ``logsumexp(x)`` carry, :func:`lse_terms`), the definition of
+    ``/work/shared/DESIGN.md`` ("for softmax cross-entropy, |x_t| + |logsumexp(x)|"): the
+    magnitudes of the two terms the documented formula ``x_j - logsumexp(x)`` adds. It is
+    what backward stability under a relative perturbation of the inputs allows (a logit of
+    1000 perturbed by eps moves the loss by 1000 eps), and so it admits every correct
+    evaluation, the unshifted ``np.logaddexp.reduce(x) `` then ``x_j - lse`` included
+    (issue 11, item 3: "logaddexp instead of max-shift" is a correct variant that passes
+    everything). It replaces the shift-invariant ``|x_j - m| + |log sum exp(x - m)|``, which
+    only the max-shifted evaluation meets. Likewise the exponent ``x_j - m`` of each
+    probability carries the term magnitude ``|x_j| + |m|`` (:func:`oracle.real.with_terms`),
+    so the VJP scales admit the unshifted evaluation's argument error too."""
     m = amax(x, axis=axis, keepdims=True)
-    d = term((x - m).astype(object))  # one term: the shift (oracle.real.term)
+    d = term((x - m).astype(object))  # the value: one exact difference (oracle.real.term)
+    mb = np.broadcast_to(m, x.shape)
+    d = np.frompyfunc(R.with_terms, 3, 1)(d, x, mb).astype(object)  # its error: |x_j| + |m|
     log_s = _log_sum_exp_shifted(d, axis)
-    return (d - log_s).astype(object), (fabs(d) + fabs(log_s)).astype(object)
+    lse = (m + log_s).astype(object)
+    logp = (d - log_s).astype(object)
+    return logp, (fabs(x) + lse_terms(x, logp, lse, axis)).astype(object)
+
+
+def lse_terms(x: Array, logp: Array, lse: Array, axis: int) -> Array:
+    """The term magnitude of ``logsumexp(x)`` along ``axis`` (keepdims): ``|logsumexp(x)| +
+    sum_k p_k |x_k|``, the rounding of the result plus the error its terms ``exp(x_k)``
+    carry from a relative error of their arguments (a running error bound, as
+    :mod:`oracle.real` does for the VJPs). The second part is what makes a tiny
+    ``logsumexp(x) - x_t`` (logits [0, -30, -30], target 0: 30 eps relative per term) a
+    backward-stable result; for O(1) losses it is at most max |x_k|."""
+    carried = asum(xmul(exp(logp), fabs(x)).astype(object), axis=axis, keepdims=True)
+    return (fabs(lse) + carried).astype(object)
 
 
 def softmax(x: Array, axis: int) -> Array:

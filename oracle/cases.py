@@ -16,11 +16,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from .catalog import LossSpec
 
 DTYPES: tuple[str, ...] = ("float16", "float32", "float64")
+#: every fixture dtype: :data:`DTYPES` (which the loss modules' cases iterate) and bfloat16,
+#: whose cases are derived from the float32 ones (:func:`bfloat16_cases`)
+FIXTURE_DTYPES: tuple[str, ...] = (*DTYPES, "bfloat16")
 
 #: The value regimes a case may be tagged with, and what each means.
 TAGS: dict[str, str] = {
@@ -35,6 +39,8 @@ TAGS: dict[str, str] = {
     "shape": "minimum or higher-rank shapes, other batch axes, sample_weight shapes",
     "subnormal": "exact results (values or VJP elements) that are subnormal numbers of the case dtype",
     "invalid": "input the documentation rules out; the case records what should happen",
+    "long": "a long reduction (up to 16384 terms) where accumulating one term at a time in the dtype stagnates",
+    "limit": "+-inf inputs where the documented value is defined by its limit",
 }
 
 
@@ -56,7 +62,7 @@ class Case:
         unknown = set(self.tags) - set(TAGS)
         if unknown:
             raise ValueError(f"case {self.name}: unknown tags {sorted(unknown)}")
-        if self.dtype not in DTYPES:
+        if self.dtype not in FIXTURE_DTYPES:
             raise ValueError(f"case {self.name}: unknown dtype {self.dtype!r}")
 
 
@@ -90,7 +96,9 @@ def rng_for(loss_id: str, name: str) -> random.Random:
 
 def in_dtype(values: Any, dtype: str) -> np.ndarray:
     """Values rounded to ``dtype`` (so the fixture holds exact values of that dtype)."""
-    return np.asarray(values, dtype=np.float64).astype(dtype)
+    from .precision import numpy_dtype
+
+    return np.asarray(values, dtype=np.float64).astype(numpy_dtype(dtype))
 
 
 def mp_apply(fn: Any, values: Any) -> np.ndarray:
@@ -345,3 +353,154 @@ def per_sample_weight(rng: random.Random, shape: tuple[int, int], options: dict[
 
 def iter_dtypes(dtypes: Sequence[str] = DTYPES) -> Iterator[str]:
     yield from dtypes
+
+
+# ---------------------------------------------------------------- bfloat16, long reductions, limits
+
+
+def bfloat16_cases(spec: LossSpec, cases: Sequence[Case]) -> Iterator[Case]:
+    """The bfloat16 cases of a loss, derived from its float32 cases: bfloat16 has float32's
+    exponent range, so every float32 regime (extreme, tiny, kink, limit, long, shape, label,
+    invalid) is one of bfloat16 too; each float input is correctly rounded to bfloat16
+    (:func:`oracle.precision.round_array`), integer inputs and options are kept. The
+    ``subnormal`` cases are left out: their inputs are built so that float32 results are
+    subnormal, which rounding the inputs to 8 bits does not preserve. The ``long`` cases
+    come from the float16 ones instead (a float32 case's 1 + 2**-24 is within bfloat16's
+    tolerance of 1; a bfloat16 running sum of ones stagnates at 256, so only those of at
+    most :data:`LONG_CROSSED` elements with the default options are derived, which keeps
+    the fixtures small: the option values are crossed with the long regime in float16)."""
+    from .precision import round_array
+
+    top = float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
+
+    def to_bf16(v: Any) -> np.ndarray:
+        """Correctly rounded, except that a finite value beyond bfloat16's largest (a float32
+        near its max rounds up to inf) becomes that largest value, keeping the case finite."""
+        x = np.asarray(v, dtype=np.float64)
+        r = round_array(x, "bfloat16")
+        over = np.isfinite(x) & ~np.isfinite(r.astype(np.float64))
+        return np.where(over, np.sign(x) * top, r.astype(np.float64)).astype(r.dtype) if over.any() else r
+
+    kinds = {i.name: i.kind for i in spec.inputs}
+    for case in cases:
+        source = "float16" if "long" in case.tags else "float32"
+        if case.dtype != source or "subnormal" in case.tags:
+            continue
+        if "long" in case.tags and (
+            case.options or max(np.size(v) for v in case.inputs.values() if v is not None) > LONG_CROSSED
+        ):
+            continue  # the option crossings of a long reduction stay float16's (fixtures/ under 20 MB)
+        inputs = {
+            k: (v if v is None or kinds.get(k) == "int" else to_bf16(v))
+            for k, v in case.inputs.items()
+        }
+        ct = None if case.cotangent is None else to_bf16(case.cotangent)
+        name = case.name.replace(source, "bfloat16") if source in case.name else f"{case.name}-bfloat16"
+        note = (case.note + " " if case.note else "") + f"(the {source} case's inputs rounded to bfloat16)"
+        yield Case(name, inputs, "bfloat16", dict(case.options), case.tags, ct, case.invalid, note)
+
+
+def with_bfloat16(spec: LossSpec, cases: Iterator[Case]) -> list[Case]:
+    """A loss's cases followed by their bfloat16 versions (:func:`bfloat16_cases`), so the
+    earlier cases keep their index."""
+    base = list(cases)
+    return base + list(bfloat16_cases(spec, base))
+
+
+#: the batch of the soft-target cases at low precision (float16, bfloat16): 1024 samples of
+#: 4 classes; where the loss averages over the batch (chainer's reduce='mean') a long
+#: reduction of per-sample losses of about log 4, whose float16 running sum passes 1024
+SOFT_BATCH = (1024, 4)
+
+#: reduction lengths of the ``long`` cases: 16384 (a float16 sum of ones, accumulated one
+#: term at a time in float16, stagnates at 2048; of 2**-k terms at 2048 * 2**-k) and 4096
+#: (already past it, a quarter of the size for the option crossings)
+LONG = 16384
+LONG_CROSSED = 4096
+
+
+def stagnating(dtype: str, n: int, term: Callable[[float], float] | None = None) -> np.ndarray:
+    """A (1, n) row of magnitudes whose sum a one-term-at-a-time accumulation in ``dtype``
+    gets wrong by far more than the tolerance: float16 (and bfloat16): all ones (the running
+    sum stagnates at 2048 * the term, bfloat16 at 256 * the term); float32: a 1 followed by
+    2**-24 (each later term is half an ULP of the running sum, so ties-to-even drops it:
+    the sum stays 1 instead of 1 + (n - 1) 2**-24)."""
+    if dtype == "float32":
+        row = [1.0] + [2.0**-24] * (n - 1)
+    else:
+        row = [1.0] * n
+    return in_dtype([row], dtype)
+
+
+def long_variants(spec: LossSpec, skip: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The option variants a ``long`` or ``limit`` regime is crossed with (pairwise: each
+    documented option value once, not their product): :func:`option_variants` without
+    the defaults (the regime's own case has them)."""
+    return [o for o in option_variants(spec, skip) if o]
+
+
+def long_shape(n: int, options: dict[str, Any]) -> tuple[int, int]:
+    """(1, n): one sample with n elements to average; (n, 1) where batch_axis is 1."""
+    return (n, 1) if options.get("batch_axis", 0) in (1, -1) else (1, n)
+
+
+def limit_cases(
+    spec: LossSpec, inputs: Callable[..., dict[str, Any]], note: str, skip: Sequence[str] = ()
+) -> Iterator[Case]:
+    """Cases tagged ``limit`` (+-inf inputs whose documented value is a limit), for every
+    dtype, with the default options and crossed with each documented option value
+    (:func:`long_variants`; ``skip``: options whose other values rule the infinities out,
+    e.g. from_sigmoid=True, where pred is a probability); ``inputs(dtype)`` or, if it takes
+    two arguments, ``inputs(dtype, options)`` gives square inputs (so batch_axis 1 needs no
+    other shape)."""
+    import inspect
+
+    two = len(inspect.signature(inputs).parameters) == 2
+    for dtype in DTYPES:
+        for opts in [{}, *long_variants(spec, skip)]:
+            x = inputs(dtype, opts) if two else inputs(dtype)
+            yield Case(f"limit-{variant_name(opts)}-{dtype}", x, dtype, opts, tags=("limit",), note=note)
+
+
+# ---------------------------------------------------------------- option values x regimes, pairwise
+
+#: the value regimes each documented option value is crossed with (``long`` and ``limit``
+#: are crossed where a loss builds them: :func:`long_variants`, :func:`limit_cases`)
+CROSSED_TAGS: tuple[str, ...] = ("extreme", "tiny", "kink")
+
+
+def _option_value(spec: LossSpec, case: Case, name: str) -> Any:
+    return case.options[name] if name in case.options else spec.option(name).default
+
+
+def regime_crossings(spec: LossSpec, cases: Sequence[Case], accepts: Callable[[Case], bool]) -> Iterator[Case]:
+    """Each documented option value (the default too) crossed with each regime of
+    :data:`CROSSED_TAGS` the loss has, pairwise: for a (tag, option = value) pair that no case covers (a case with the tag
+    and the option at that value), a float32 case with the inputs of the loss's first
+    float32 case of that tag that ``accepts`` (the oracle evaluates it without an input
+    error) once the option is moved to the value, named ``<tag>-x-<option>=<value>-float32``
+    and tagged like its source; bfloat16 gets it through :func:`bfloat16_cases`. A pair no
+    such case accepts (an option that changes what the inputs must be, e.g. sparse_label
+    with integer labels) stays uncovered: ``oracle.coverage`` lists it."""
+    seen = {c.name for c in cases}
+    for tag in CROSSED_TAGS:
+        sources = [c for c in cases if tag in c.tags and c.dtype == "float32" and c.invalid is None]
+        if not sources:
+            continue
+        defaults = [{o.name: o.default} for o in spec.options]
+        for variant in [*defaults, *long_variants(spec)]:
+            (name, value), = variant.items()
+            if any(tag in c.tags and c.invalid is None and _option_value(spec, c, name) == value for c in cases):
+                continue
+            for src in sources:
+                opts = {**src.options, name: value}
+                keep_ct = name != "batch_axis" and src.cotangent is not None
+                case = Case(
+                    f"{tag}-x-{variant_name(variant)}-float32", dict(src.inputs), "float32", opts, src.tags,
+                    src.cotangent if keep_ct else None, None,
+                    f"the inputs of {src.name} with {variant_name(variant)} (option value x regime, pairwise)",
+                )
+                if case.name not in seen and accepts(case):
+                    seen.add(case.name)
+                    yield case
+                    break

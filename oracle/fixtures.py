@@ -24,8 +24,9 @@ import numpy as np
 
 from . import __version__, catalog, precision
 from .api import evaluate
-from .cases import Case, cotangent_for, rng_for
-from .errors import OracleError
+from .cases import Case, cotangent_for, regime_crossings, rng_for, with_bfloat16
+from .errors import InputError, OracleError
+from .hvp import NoSecondDerivative, evaluate_hvp
 
 FORMAT = "lossconf-fixtures"
 FORMAT_VERSION = 1
@@ -37,7 +38,7 @@ def file_name(loss_id: str) -> str:
 
 def format_input(value: Any, dtype: str) -> str:
     """Shortest decimal that round-trips to the value in ``dtype``."""
-    v = np.asarray(value, dtype=dtype)[()]
+    v = np.asarray(value, dtype=precision.numpy_dtype(dtype))[()]
     if np.isnan(v):
         return "nan"
     if np.isinf(v):
@@ -78,6 +79,25 @@ def _condition(value: np.ndarray, scale: np.ndarray) -> str:
     return mpmath.nstr(worst, 6, min_fixed=-3, max_fixed=6)
 
 
+def proof_dtypes(dtype: str) -> tuple[str, ...]:
+    """The dtypes whose rounding a case's proof settles: its own, except for bfloat16, whose
+    cases prove the 40 digits and the rounding to float32. With 8-bit inputs and
+    cotangents, exact values exactly halfway between two bfloat16 numbers are common (a
+    product of two 8-bit numbers divided by 12), and no enclosure that is not a point can
+    tell which side of such a tie the value lies on, so proving the bfloat16 rounding would
+    raise the precision to the cap for nothing; the written bfloat16 ``rounded`` value is
+    that of the proven decimal (the harness's 4-ULP tolerance does not depend on the side)."""
+    return ("float32",) if dtype == "bfloat16" else (dtype,)
+
+
+def hvp_proof_dtypes(dtype: str) -> tuple[str, ...]:
+    """The dtypes whose rounding an HVP's proof settles: the case's own, but none for
+    bfloat16 (only the 40 digits, which are all an ``hvp`` entry records): with 8-bit inputs,
+    directions and cotangents its exact HVPs are often rationals that lie exactly on a
+    float32 rounding boundary, which no enclosure that is not a point can place."""
+    return () if dtype == "bfloat16" else (dtype,)
+
+
 def encode_case(loss_id: str, index: int, case: Case) -> dict:
     """Evaluate one case with the oracle and encode it."""
     spec = catalog.spec(loss_id)
@@ -102,12 +122,13 @@ def encode_case(loss_id: str, index: int, case: Case) -> dict:
             return record
         raise AssertionError(f"{loss_id} case {case.name}: marked invalid but the oracle accepted it")
     try:
-        shape = evaluate(loss_id, case.inputs, case.options, wrt=(), dtypes=(case.dtype,)).shape
+        proven = proof_dtypes(case.dtype)
+        shape = evaluate(loss_id, case.inputs, case.options, wrt=(), dtypes=proven).shape
         ct = case.cotangent
         if ct is None:
             ct = cotangent_for(rng_for(loss_id, case.name + "/cotangent"), shape, case.dtype)
-        ct = np.asarray(ct, dtype=case.dtype).reshape(shape)
-        r = evaluate(loss_id, case.inputs, case.options, cotangent=ct.astype(np.float64), dtypes=(case.dtype,))
+        ct = np.asarray(ct, dtype=precision.numpy_dtype(case.dtype)).reshape(shape)
+        r = evaluate(loss_id, case.inputs, case.options, cotangent=ct.astype(np.float64), dtypes=proven)
     except OracleError as err:
         raise OracleError(f"{file_name(loss_id)} case {index} ({case.name}): {err}") from None
     record["expected"] = {
@@ -129,7 +150,53 @@ def encode_case(loss_id: str, index: int, case: Case) -> dict:
             entry["hi"] = encode_exact(g.hi)
         vjp[name] = entry
     record["vjp"] = vjp
+    _encode_second_order(record, loss_id, index, case, r, ct)
     return record
+
+
+def direction_for(loss_id: str, case: Case, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """The case's HVP direction: for each differentiable input, standard normal numbers
+    drawn from the case's own stream (``<case>/direction``), rounded to the case dtype."""
+    rng = rng_for(loss_id, case.name + "/direction")
+    out = {}
+    for name in names:
+        shape = np.shape(case.inputs[name])
+        out[name] = np.array([rng.gauss(0.0, 1.0) for _ in range(int(np.prod(shape)))], dtype=np.float64).astype(
+            precision.numpy_dtype(case.dtype)
+        ).reshape(shape)
+    return out
+
+
+def _encode_second_order(record: dict, loss_id: str, index: int, case: Case, r: Any, ct: np.ndarray) -> None:
+    """``direction`` and ``hvp`` (oracle.hvp) of a case; ``no_hvp`` (the reason) where the
+    VJP is not differentiable along the direction at the case's point."""
+    spec = catalog.spec(loss_id)
+    names = [n for n in spec.differentiable if case.inputs.get(n) is not None]
+    if not names:
+        return
+    direction = direction_for(loss_id, case, names)
+    record["direction"] = {k: encode_array(v, "float", case.dtype) for k, v in direction.items()}
+    if any(g.at_kink.any() for g in r.grads.values()):
+        record["no_hvp"] = "the VJP is at a kink (an interval): the first derivative jumps, its derivative is a Dirac measure"
+        return
+    try:
+        h = evaluate_hvp(
+            loss_id, case.inputs, case.options, direction={k: v.astype(np.float64) for k, v in direction.items()},
+            cotangent=ct.astype(np.float64), dtypes=hvp_proof_dtypes(case.dtype),
+        )
+    except NoSecondDerivative as why:
+        record["no_hvp"] = str(why).split(": ", 1)[-1]
+        return
+    except OracleError as err:
+        raise OracleError(f"{file_name(loss_id)} case {index} ({case.name}): hvp: {err}") from None
+    hvp = {}
+    for name, g in h.items():
+        entry: dict[str, Any] = {"shape": list(np.shape(g.lo)), "value": encode_exact(g.value), "scale": encode_scale(g.scale)}
+        if g.at_kink.any():
+            entry["lo"] = encode_exact(g.lo)
+            entry["hi"] = encode_exact(g.hi)
+        hvp[name] = entry
+    record["hvp"] = hvp
 
 
 def _json_options(options: dict) -> dict:
@@ -166,13 +233,25 @@ def render_loss(loss_id: str, limit: int | None = None) -> tuple[str, str]:
         "loss": loss_id,
         "provenance": provenance(),
     }
+    spec = catalog.spec(loss_id)
+    base = list(module.cases())
+    base += list(regime_crossings(spec, base, lambda c: _accepts(loss_id, c)))
     lines = []
-    for index, case in enumerate(module.cases()):
+    for index, case in enumerate(with_bfloat16(spec, base)):
         if limit is not None and index >= limit:
             break
         lines.append(json.dumps(encode_case(loss_id, index, case), separators=(",", ":"), allow_nan=False))
     text = json.dumps(head, separators=(",", ":"))[:-1] + ',"cases":[\n' + ",\n".join(lines) + "\n]}\n"
     return file_name(loss_id), text
+
+
+def _accepts(loss_id: str, case: Case) -> bool:
+    """Whether the oracle evaluates a case's forward without an input error."""
+    try:
+        evaluate(loss_id, case.inputs, case.options, wrt=(), dtypes=proof_dtypes(case.dtype))
+    except InputError:
+        return False
+    return True
 
 
 def _render_job(args: tuple[str, int | None, int]) -> tuple[str, str, str]:
@@ -311,7 +390,7 @@ def recompute_cases(name: str, loss_id: str, cases: list[dict], sample: int | No
         try:
             ct = None if "cotangent" not in c else _decode_input(c["cotangent"]).astype(np.float64)
             r = evaluate(
-                loss_id, inputs, opts, cotangent=ct, precision_bits=precision.VERIFY_PRECISION_BITS, dtypes=(c["dtype"],)
+                loss_id, inputs, opts, cotangent=ct, precision_bits=precision.VERIFY_PRECISION_BITS, dtypes=proof_dtypes(c["dtype"])
             )
         except OracleError as err:
             if "invalid" not in c:
@@ -323,6 +402,18 @@ def recompute_cases(name: str, loss_id: str, cases: list[dict], sample: int | No
         pairs = [("value", c["expected"]["value"], r.value)]
         pairs += [(f"vjp:{k}", v["value"], r.grads[k].value) for k, v in c["vjp"].items()]
         pairs += [(f"vjp:{k}:{b}", v[b], getattr(r.grads[k], b)) for k, v in c["vjp"].items() for b in ("lo", "hi") if b in v]
+        if "hvp" in c:  # second order, re-proven along the recorded direction
+            try:
+                h = evaluate_hvp(
+                    loss_id, inputs, opts,
+                    direction={k: _decode_input(v).astype(np.float64) for k, v in c["direction"].items()},
+                    cotangent=ct, precision_bits=precision.VERIFY_PRECISION_BITS, dtypes=hvp_proof_dtypes(c["dtype"]),
+                )
+            except (OracleError, NoSecondDerivative) as err:
+                problems.append(f"{label}: hvp: the oracle now gives none: {err}")
+                h = {}
+            pairs += [(f"hvp:{k}", v["value"], h[k].value) for k, v in c["hvp"].items() if k in h]
+            pairs += [(f"hvp:{k}:{b}", v[b], getattr(h[k], b)) for k, v in c["hvp"].items() if k in h for b in ("lo", "hi") if b in v]
         for what, recorded, fresh in pairs:
             for i, (text, val) in enumerate(zip(recorded, np.asarray(fresh, dtype=object).ravel())):
                 if not _agree(text, val, digits):

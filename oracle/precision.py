@@ -1,6 +1,11 @@
 """Precision, held in one place: the working precision of every oracle evaluation, the
 precision cap and the floor of its proofs, the exact decimal encoding of results, and
-correct rounding of exact values to float16, float32 and float64.
+correct rounding of exact values to float16, bfloat16, float32 and float64.
+
+bfloat16 (8-bit significand with the hidden bit, float32's exponent range, subnormals down
+to 2**-133) is rounded like the IEEE formats: :class:`FloatFormat` describes it exactly,
+and its numpy representation is ``ml_dtypes.bfloat16`` (importing this module registers
+the dtype name ``"bfloat16"`` with numpy, so ``np.dtype("bfloat16")`` works).
 
 The working precision is a setting (``LOSSCONF_PRECISION_BITS`` in the environment, or
 :func:`set_working_precision`), never a constant scattered in the loss modules. Every
@@ -36,6 +41,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import ml_dtypes  # noqa: F401  (registers numpy's "bfloat16" dtype name)
 import mpmath
 import numpy as np
 from mpmath import mpf
@@ -199,6 +205,8 @@ class FloatFormat:
 
 FORMATS: dict[str, FloatFormat] = {
     "float16": FloatFormat("float16", 11, -14, 15),
+    # bfloat16: float32's exponent range with an 8-bit significand (ml_dtypes.bfloat16)
+    "bfloat16": FloatFormat("bfloat16", 8, -126, 127),
     "float32": FloatFormat("float32", 24, -126, 127),
     "float64": FloatFormat("float64", 53, -1022, 1023),
 }
@@ -258,6 +266,11 @@ def round_array(values: np.ndarray, dtype: str) -> np.ndarray:
     """Round an object array of exact values to a numpy array of ``dtype``."""
     flat = [round_to(v, dtype) for v in np.asarray(values, dtype=object).ravel()]
     return np.array(flat, dtype=np.float64).astype(dtype).reshape(np.shape(values))
+
+
+def numpy_dtype(dtype: str) -> np.dtype:
+    """The numpy dtype of a fixture dtype name (``bfloat16`` is ``ml_dtypes.bfloat16``)."""
+    return np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(dtype)
 
 
 def is_representable(x: float, dtype: str) -> bool:

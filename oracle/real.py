@@ -83,7 +83,7 @@ _MAG_INF = mpmath.libmp.finf
 class Real:
     """An enclosure of one real number (see the module docstring)."""
 
-    __slots__ = ("b", "s", "mag", "log_of", "leaf")
+    __slots__ = ("b", "s", "mag", "log_of", "leaf", "t")
 
     def __init__(self, b: arb | None, s: float | None = None, mag: tuple | None = None):
         self.b = b  # the ball, or None for a special value
@@ -93,6 +93,9 @@ class Real:
         self.log_of: tuple[Real, int] | None = None
         #: an input or constant: exact, no rounding error of its own (see the docstring)
         self.leaf = False
+        #: the t-derivative (a Real without a tangent of its own), or None for an exact 0:
+        #: set on inputs by :func:`oracle.hvp.evaluate_hvp` (forward mode, see :func:`tangent`)
+        self.t: Real | None = None
         if mag is None:
             mag = _mag_of_arb(b) if b is not None else (mpmath.libmp.fnan if s != s else _MAG_INF)
         self.mag = mag
@@ -109,8 +112,8 @@ class Real:
 
     @property
     def is_zero(self) -> bool:
-        """Proven exactly zero (a point at 0)."""
-        return self.b is not None and self.b.is_zero()
+        """Proven exactly zero (a point at 0, with no t-derivative)."""
+        return self.b is not None and self.b.is_zero() and (self.t is None or self.t.is_zero)
 
     def bounds(self) -> tuple[mpf, mpf]:
         """Lower and upper bound, exact mpf."""
@@ -142,6 +145,8 @@ class Real:
             return Real(None, -self.s, self.mag)
         out = Real(-self.b, None, self.mag)
         out.leaf = self.leaf
+        if self.t is not None:
+            out.t = -self.t
         if self.log_of is not None:
             out.log_of = (self.log_of[0], -self.log_of[1])
         return out
@@ -153,6 +158,14 @@ class Real:
         if self.b is None:
             return Real(None, abs(self.s), self.mag)
         b = self.b
+        if self.t is not None:  # the germ's sign (value, then t-derivative) decides
+            try:
+                c = self._cmp(0)
+            except Undecided:  # a sign the enclosure does not tell: no derivative known
+                out = Real(abs(b), None, self.mag)
+                out.t = NAN
+                return out
+            return -self if c < 0 else (self if c > 0 else Real(arb(0), None, fzero))
         if b >= 0:
             return Real(b, None, self.mag)
         if b <= 0:
@@ -167,6 +180,8 @@ class Real:
         if self.b is None or o.b is None:
             return Real(None, _special(self) + _special(o), mag)
         out = Real(self.b + o.b, None, mag)
+        if self.t is not None or o.t is not None:
+            out.t = self.t if o.t is None else (o.t if self.t is None else self.t + o.t)
         # x + 0 is x exactly: it keeps what is known of x (that it is a log)
         if o.log_of is not None and self.b.is_zero():
             out.log_of = o.log_of
@@ -196,7 +211,10 @@ class Real:
         if self.b is None or o.b is None:
             return Real(None, _special(self) * _special(o, self), _mag_mul(self.mag, o.mag))
         b = self.b * o.b
-        return Real(b, None, _mag_product(self, o, _mag_of_arb(b)))
+        out = Real(b, None, _mag_product(self, o, _mag_of_arb(b)))
+        if self.t is not None or o.t is not None:
+            out.t = _tsum(None if self.t is None else self.t * _plain(o), None if o.t is None else _plain(self) * o.t)
+        return out
 
     __rmul__ = __mul__
 
@@ -220,7 +238,11 @@ class Real:
         mag = mpf_add(mpf_div(self.mag, ob, _MAG_BITS, round_up),
                       mpf_div(mpf_mul(_mag_of_arb(q), excess, _MAG_BITS, round_up), ob, _MAG_BITS, round_up),
                       _MAG_BITS, round_up)
-        return Real(q, None, mag)
+        out = Real(q, None, mag)
+        if self.t is not None or o.t is not None:  # (a/b)' = a'/b - (a/b) b'/b
+            po = _plain(o)
+            out.t = _tsum(None if self.t is None else self.t / po, None if o.t is None else -(_plain(out) * o.t / po))
+        return out
 
     def __rtruediv__(self, other: object) -> Real:
         if isinstance(other, np.ndarray):
@@ -253,7 +275,9 @@ class Real:
             return (a > c) - (a < c)
         d = self.b - o.b
         if d.is_zero():
-            return 0
+            if self.t is None and o.t is None:
+                return 0
+            return _germ_cmp(self, o)
         if d > 0:
             return 1
         if d < 0:
@@ -383,8 +407,7 @@ NAN = Real(None, math.nan)
 
 
 # ------------------------------------------------------------------ elementary functions
-def exp(x: object) -> Real:
-    x = real(x)
+def _exp_value(x: Real) -> Real:
     if x.log_of is not None:  # exp(+-log a) = a or 1/a, exactly
         a, sign = x.log_of
         out = a if sign > 0 else 1 / a
@@ -395,8 +418,7 @@ def exp(x: object) -> Real:
     return _fresh(e, _carried(x, _mag_of_arb(e)))
 
 
-def expm1(x: object) -> Real:
-    x = real(x)
+def _expm1_value(x: Real) -> Real:
     if x.log_of is not None:
         e = exp(x) - 1
         return _fresh(e.b, _carried(x, _mag_of_arb(e.b + 1)))
@@ -408,8 +430,7 @@ def expm1(x: object) -> Real:
     return _fresh(e, _carried(x, _mag_of_arb(e + 1)))
 
 
-def log(x: object) -> Real:
-    x = real(x)
+def _log_value(x: Real) -> Real:
     if x.b is None:
         return Real(None, x.s if x.s > 0 else math.nan)
     if x.b.is_zero():
@@ -426,8 +447,7 @@ def log(x: object) -> Real:
     return out
 
 
-def log1p(x: object) -> Real:
-    x = real(x)
+def _log1p_value(x: Real) -> Real:
     if x.b is None:
         return Real(None, x.s if x.s > 0 else math.nan)
     if x.b.is_zero():
@@ -445,8 +465,7 @@ def log1p(x: object) -> Real:
     return out
 
 
-def sqrt(x: object) -> Real:
-    x = real(x)
+def _sqrt_value(x: Real) -> Real:
     if x.b is None:
         return Real(None, x.s if x.s > 0 else math.nan)
     if x.b.is_zero():
@@ -457,6 +476,36 @@ def sqrt(x: object) -> Real:
         raise Undecided(f"sqrt of {x}, an enclosure that contains 0")
     r = x.b.sqrt()
     return _fresh(r, _carried(x, _inverse(_mag_of_arb(2 * r))))
+
+
+def exp(x: object) -> Real:
+    x = real(x)
+    out = _exp_value(_plain(x))
+    return _chain(out, x, lambda: _plain(out))
+
+
+def expm1(x: object) -> Real:
+    x = real(x)
+    out = _expm1_value(_plain(x))
+    return _chain(out, x, lambda: _exp_value(_plain(x)))
+
+
+def log(x: object) -> Real:
+    x = real(x)
+    out = _log_value(_plain(x))
+    return _chain(out, x, lambda: 1 / _plain(x))
+
+
+def log1p(x: object) -> Real:
+    x = real(x)
+    out = _log1p_value(_plain(x))
+    return _chain(out, x, lambda: 1 / (1 + _plain(x)))
+
+
+def sqrt(x: object) -> Real:
+    x = real(x)
+    out = _sqrt_value(_plain(x))
+    return _chain(out, x, lambda: 1 / (2 * _plain(out)))
 
 
 def pi() -> Real:
@@ -490,6 +539,48 @@ def term(x: object) -> Real:
         return x
     out = Real(x.b, None, _mag_of_arb(x.b))
     out.log_of = x.log_of
+    out.t = x.t
+    return out
+
+
+def with_terms(x: object, *terms: object) -> Real:
+    """``x`` with the term magnitude of a floating-point sum of ``terms`` (the sum of their
+    magnitudes, one rounding each): ``x_j - max(x)`` evaluated as the documented
+    ``x_j - logsumexp(x)`` adds ``|x_j|`` and ``|m|`` whatever the shift (see
+    :func:`oracle.arrays.log_softmax_terms`). Its t-derivative likewise gets the term
+    magnitude of the terms' t-derivatives (``|v_j| + |v_m|`` for the tangent of
+    ``x_j - logsumexp(x)``), not that of the shifted difference, which is exactly 0 where
+    ``x_j`` is the maximum: second order is held to the same documented formula as the
+    value and the VJP."""
+    x = real(x)
+    if x.b is None:
+        return x
+    mag = fzero
+    for t in terms:
+        t = real(t)
+        m = _mag_of_arb(t.b) if t.b is not None else _MAG_INF
+        mag = mpf_add(mag, m, _MAG_BITS, round_up)
+    out = Real(x.b, None, mag)
+    out.log_of = x.log_of
+    out.t = x.t
+    if x.t is not None or any(real(t).t is not None for t in terms):
+        out.t = with_terms(tangent(x), *(tangent(t) for t in terms))
+    return out
+
+
+def with_tangent_terms(x: object, *terms: object) -> Real:
+    """``x`` (value and scale unchanged) whose t-derivative carries the term magnitude of a
+    floating-point sum of ``terms`` (t-derivatives): for a log-probability evaluated as
+    ``-log1p(sum_j exp(x_j - x_k))`` the documented ``x_k - logsumexp(x)`` has the
+    t-derivative ``v_k - sum_j p_j v_j``, whose terms are O(|v|) where the shifted form's
+    are tiny (see :func:`with_terms`)."""
+    x = real(x)
+    if x.b is None or x.t is None or x.t.b is None:
+        return x
+    out = Real(x.b, x.s, x.mag)
+    out.leaf = x.leaf
+    out.log_of = x.log_of
+    out.t = with_terms(x.t, *terms)
     return out
 
 
@@ -521,3 +612,93 @@ def isint(x: object) -> bool:
 
 def fabs(x: object) -> Real:
     return abs(real(x))
+
+
+# ------------------------------------------------------------------ forward mode (t-derivatives)
+# A Real may carry ``t``, its derivative along a line x + t v of the inputs at t = 0 (itself a
+# Real, with its own enclosure and term magnitude), so that a loss module's VJP code, run
+# unchanged on inputs that carry the direction v, yields the Hessian-vector product as the
+# t-derivative of each VJP element (:mod:`oracle.hvp`). A branch on computed values is then
+# decided on the germ at t = 0+: by the values, and where they are exactly equal, by the
+# t-derivatives (x + t v just after 0): the right derivative along v. Such decisions are
+# counted (:data:`GERM`), so that the caller knows when the left derivative (direction -v)
+# may differ, or when a tie survives to first order.
+
+#: counters of the current evaluation: "ties" (comparisons decided by t-derivatives) and
+#: "flat" (exactly equal values with exactly equal, nonzero t-derivatives: undecided at first order)
+GERM = {"ties": 0, "flat": 0}
+
+
+def reset_germ() -> None:
+    GERM["ties"] = 0
+    GERM["flat"] = 0
+
+
+def _germ_cmp(a: Real, b: Real) -> int:
+    """Order of two germs whose values are exactly equal: by their t-derivatives."""
+    ta = a.t if a.t is not None else Real(arb(0), None, fzero)
+    tb = b.t if b.t is not None else Real(arb(0), None, fzero)
+    d = ta.b - tb.b
+    if d.is_zero():
+        if not (ta.b.is_zero() and tb.b.is_zero()):
+            GERM["flat"] += 1
+        return 0
+    GERM["ties"] += 1
+    if d > 0:
+        return 1
+    if d < 0:
+        return -1
+    raise Undecided(f"cannot order the t-derivatives {ta} and {tb} at {flint.ctx.prec} bits")
+
+
+def _plain(x: Real) -> Real:
+    """``x`` without its t-derivative (the same value, magnitude and exactness facts)."""
+    if x.t is None:
+        return x
+    out = Real(x.b, x.s, x.mag)
+    out.leaf = x.leaf
+    out.log_of = x.log_of
+    return out
+
+
+def _tsum(a: Real | None, b: Real | None) -> Real | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+def _chain(out: Real, x: Real, derivative) -> Real:
+    """``out = f(x)`` with t-derivative f'(x) x.t (NaN where f' is not finite there)."""
+    if x.t is None:
+        return out
+    if out.b is None or x.b is None:
+        out.t = NAN
+        return out
+    try:
+        d = derivative()
+    except (ZeroDivisionError, Undecided):
+        out.t = NAN
+        return out
+    if d.b is None:
+        out.t = NAN
+        return out
+    out.t = x.t * d
+    return out
+
+
+def tangent(x: object) -> Real:
+    """The t-derivative of ``x`` (an exact 0 when it carries none)."""
+    x = real(x)
+    return x.t if x.t is not None else Real(arb(0), None, fzero)
+
+
+def with_tangent(x: object, t: object) -> Real:
+    """A copy of ``x`` whose t-derivative is ``t`` (an input moving along a direction)."""
+    x = real(x)
+    out = Real(x.b, x.s, x.mag)
+    out.leaf = x.leaf
+    out.log_of = x.log_of
+    out.t = _plain(real(t))
+    return out

@@ -408,8 +408,9 @@ class KeepsGraphState(ModeWrapped):
 
 
 class WrongHVP(ModeWrapped):
-    """Runs mode hvp and returns a Hessian-vector product that is plainly wrong (zeros).
-    While the fixtures carry no exact HVPs the check hvp:NAME must be skipped, never passed."""
+    """Runs mode hvp and returns a Hessian-vector product that is plainly wrong (zeros):
+    the check hvp:NAME fails wherever the fixture's exact HVP is not 0, and is skipped
+    (never passed) where the fixture has none (no_hvp)."""
 
     defect = "a wrong second derivative"
     modes = {**ModeWrapped.modes, "hvp": None}
@@ -453,3 +454,79 @@ compiled_drops_weight = CompiledDropsWeight()
 keeps_graph_state = KeepsGraphState()
 wrong_hvp = WrongHVP()
 float16_accumulation = Float16Accumulation()
+
+
+class RunningSumInDtype(Wrapped):
+    """L1Loss and L2Loss: the mean over the non-batch axes accumulated one term at a time in
+    the input dtype (``np.add.accumulate``, a rounding to the dtype after every addition)
+    instead of pairwise or in a wider type; gradients as the reference. A float16 running
+    sum of ones stagnates at 2048, a float32 one drops terms below half an ULP of the sum:
+    only the ``long`` cases can see it."""
+
+    defect = "the mean accumulated one term at a time in the input dtype"
+    LOSSES = {"mxnet.gluon.loss.L1Loss": np.abs, "mxnet.gluon.loss.L2Loss": lambda d: d * d / 2}
+    CHAINER_SCE = "chainer.functions.softmax_cross_entropy"
+
+    def run(self, call: Call) -> Outcome:
+        if call.loss == self.CHAINER_SCE:
+            return self._chainer_mean(call)
+        out = self.inner.run(call)
+        term = self.LOSSES.get(call.loss)
+        if term is None or call.inputs.get("sample_weight") is not None:
+            return out
+        pred = call.inputs["pred"]
+        dt = pred.dtype
+        label = call.inputs["label"].reshape(pred.shape)
+        axis = call.options.get("batch_axis", 0) % pred.ndim
+        per_sample = pred.size // pred.shape[axis]
+        w = call.options.get("weight")
+        wide = np.float64 if dt == np.float64 else np.float32  # each term right, only the sum wrong
+        scale = wide((1.0 if w is None else w) / per_sample)
+        terms = (term(pred.astype(wide) - label.astype(wide)) * scale).astype(dt)
+        rows = np.moveaxis(terms, axis, 0).reshape(pred.shape[axis], per_sample)
+        running = np.add.accumulate(rows, axis=1, dtype=dt)[:, -1]
+        return Outcome(running.astype(dt), out.grads)
+
+    def _chainer_mean(self, call: Call) -> Outcome:
+        """chainer's softmax_cross_entropy with soft targets and reduce='mean': the
+        per-instance losses (the reference's reduce='no') summed one at a time in the input
+        dtype, then divided by the number of instances; gradients as the reference."""
+        out = self.inner.run(call)
+        o = call.options
+        x, t = call.inputs["x"], call.inputs["t"]
+        if o.get("reduce", "mean") != "mean" or t.shape != x.shape or o.get("class_weight") is not None:
+            return out
+        per = self.inner.run(replace(call, options={**o, "reduce": "no"}, wrt=(), cotangent=None)).output
+        dt = x.dtype
+        running = np.add.accumulate(np.asarray(per, dtype=dt).ravel(), dtype=dt)[-1]
+        n = x.size // x.shape[1]
+        return Outcome(np.asarray(np.float64(running) / n).astype(dt), out.grads)
+
+
+class MXNetFormulaAtInfinity(Wrapped):
+    """SigmoidBinaryCrossEntropyLoss (from_sigmoid=False, no pos_weight) and LogisticLoss
+    evaluated with MXNet's stable formula relu(x) - x * z + softrelu(-|x|) (z the 0/1 label)
+    taken literally at an infinite logit: inf - inf or 0 * inf is nan (the sample's mean
+    too), where the documented formula has a limit; finite logits as the reference. Only the
+    ``limit`` cases have infinite logits."""
+
+    defect = "relu(x) - x * z + softrelu(-|x|) at x = +-inf (nan)"
+    LOSSES = ("mxnet.gluon.loss.SigmoidBinaryCrossEntropyLoss", "mxnet.gluon.loss.LogisticLoss")
+
+    def run(self, call: Call) -> Outcome:
+        out = self.inner.run(call)
+        if call.loss not in self.LOSSES or call.options.get("from_sigmoid") or call.inputs.get("pos_weight") is not None:
+            return out
+        x = np.asarray(call.inputs["pred"]).astype(np.float64)
+        z = np.asarray(call.inputs["label"]).astype(np.float64).reshape(x.shape)
+        if call.loss.endswith("LogisticLoss") and call.options.get("label_format", "signed") == "signed":
+            z = (z + 1) / 2
+        with np.errstate(invalid="ignore", over="ignore"):
+            elem = np.maximum(x, 0) - x * z + np.log1p(np.exp(-np.abs(x)))
+        axis = call.options.get("batch_axis", 0) % x.ndim
+        bad = np.isnan(np.moveaxis(elem, axis, 0).reshape(x.shape[axis], -1)).any(axis=1)
+        if not bad.any():
+            return out
+        value = np.array(out.output, copy=True)
+        value[bad] = np.nan
+        return Outcome(value, out.grads)

@@ -24,6 +24,7 @@ import pytest
 
 from conformance import fixtures as fx
 from conformance.harness import expectations as ex
+from conformance.harness.runner import PASS
 from conformance.protocol import Call
 from tests import expectation_checks as xc
 
@@ -72,6 +73,24 @@ def test_build_info():
     for key in ("chainerx_available", "cupy_available", "config"):
         assert key in info
     assert info["config"]["debug"] is False
+
+
+@needs_chainer
+def test_the_soft_target_eps_is_a_deviation_the_softmax_term_scale_admits(session):
+    """loss/softmax_cross_entropy.py _soft_target_loss (line 251) computes
+    t * (log(t + eps) - log_y) with eps = 1e-7: on the one-hot KL case the value is about
+    1e-7 above the exact KL of 0.17 (10 float32 ULP). That is a real deviation, but DESIGN.md's
+    softmax term scale |x_t| + |logsumexp(x)| + sum_k p_k |x_k| admits it, so the value
+    check passes and no entry covers it (the expectation file says so)."""
+    found = [
+        r for r in session.results
+        if r.case.name == "boundary-onehot-kl-float32" and r.check == "value" and r.mode in ("forward", "grad")
+    ]
+    assert found
+    for r in found:
+        assert r.status == PASS, r.test_id
+        exact, observed = float(r.expected), float(r.observed)
+        assert observed - exact > 5 * float(np.spacing(np.float32(exact))), (r.test_id, exact, observed)
 
 
 def _oracle(loss, inputs, options, wrt):

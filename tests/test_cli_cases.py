@@ -26,6 +26,13 @@ def records(file: str) -> list[dict]:
     return json.loads((FIXTURES / file).read_text())["cases"]
 
 
+#: every case tagged extreme, in every fixture file
+N_EXTREME = sum(
+    "extreme" in c["tags"] for f in FIXTURES.glob("*.json") if f.name not in ("MANIFEST.json", "schema.json")
+    for c in json.loads(f.read_text())["cases"]
+)
+
+
 def l2_id(rec: dict) -> str:
     """The test id of an L2Loss case with no options set (the format the README documents)."""
     assert rec["given_options"] == []
@@ -42,18 +49,27 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_cases_lists_what_the_filters_select(capsys):
-    want = [l2_id(r) for r in records("l2_loss.json") if "extreme" in r["tags"] and not r["given_options"]]
+    extreme = [r for r in records("l2_loss.json") if "extreme" in r["tags"]]
+    want = [l2_id(r) for r in extreme if not r["given_options"]]
+    assert len(want) == 4  # float16, float32, float64, bfloat16
+    # and the option-value crossings (one documented option moved each: extreme-x-<option>=<value>)
+    crossed = [r for r in extreme if r["given_options"]]
+    assert crossed and all(len(r["given_options"]) == 1 and "-x-" in r["name"] for r in crossed)
     code, out, _ = run_cli(capsys, "cases", "--loss", "L2Loss", "--tag", "extreme")
     assert code == 0
     listed = [ln.split()[0] for ln in out.splitlines()[:-1]]
-    assert listed == want and len(want) == 3
-    assert out.splitlines()[-1].startswith("3 case(s), 15 check(s)")
+    assert [i for i in listed if i.startswith("L2Loss[]-")] == want and len(listed) == len(extreme)
+    assert out.splitlines()[-1].startswith(f"{len(extreme)} case(s), {5 * len(extreme)} check(s)")
 
 
 def test_cases_checks_and_json(capsys):
     code, out, _ = run_cli(capsys, "cases", "--loss", "L2Loss", "--tag", "extreme", "--check", "grad", "--checks")
     assert code == 0
-    assert out.split() == [l2_id(r) + "-grad:pred" for r in records("l2_loss.json") if "extreme" in r["tags"]]
+    extreme = [r for r in records("l2_loss.json") if "extreme" in r["tags"]]
+    assert len(out.split()) == len(extreme)  # one grad check per case, the option crossings too
+    assert [i for i in out.split() if i.startswith("L2Loss[]-")] == [
+        l2_id(r) + "-grad:pred" for r in extreme if not r["given_options"]
+    ]
     code, out, _ = run_cli(capsys, "cases", "--loss", "L2Loss", "--dtype", "float64", "--json")
     doc = json.loads(out)
     assert [d["index"] for d in doc] == [r["index"] for r in records("l2_loss.json") if r["dtype"] == "float64"]
@@ -76,7 +92,7 @@ def test_case_pattern_matches_where_a_word_starts(capsys):
     [
         (["cases", "--case", "NoSuchThing"], "--case 'NoSuchThing' matches no test id or case name"),
         (["cases", "--loss", "L2Loss", "--case", "HingeLoss"], "the filters select no case"),
-        (["show", "extreme"], "matches 93 cases"),
+        (["show", "extreme"], f"matches {N_EXTREME} cases"),
         (["show", "nope"], "--case 'nope' matches no test id"),
     ],
 )
@@ -95,7 +111,7 @@ def test_cases_on_a_missing_fixtures_directory_exit_3(capsys, tmp_path):
 
 
 def extreme_l2(dtype: str) -> dict:
-    (rec,) = [r for r in records("l2_loss.json") if "extreme" in r["tags"] and r["dtype"] == dtype]
+    (rec,) = [r for r in records("l2_loss.json") if "extreme" in r["tags"] and r["dtype"] == dtype and not r["given_options"]]
     return rec
 
 

@@ -286,7 +286,9 @@ def _huge_ulps(results):
 
 @pytest.mark.parametrize("backend", [d.Wrapped(), vb.reversed_sums, vb.float64_then_rounded], ids=lambda b: b.name)
 def test_no_record_reports_an_error_above_1e30_ulp(backend):
-    cases = fx.load()
+    # not the long cases: there a sequential float16 sum (reversed-sums) stagnates by design,
+    # past the n <= 60 for which tolerance.py bounds recursive summation (test_long_reductions.py)
+    cases = [c for c in fx.load() if "long" not in c.tags]
     s = Session(backend, cases, "test", None, 60.0)
     f = Filters()
     s.prepare(f)
@@ -304,14 +306,12 @@ def test_correct_variants_pass_and_what_logaddexp_shows():
         s = Session(backend, cases, "test", None, 60.0)
         s.prepare(f)
         fails[backend.name] = {r.test_id for r in (s.check(c, k, m) for c, k, m in s.items(f)) if r.status != PASS}
-    # logaddexp of the shifted logits passes everything but the tiny loss whose exp
-    # arguments (-30) are rounded inside each pairwise logaddexp: a relative error of
-    # 30 u per term, beyond the default 4 roundings per term; the oracle's per-case
-    # ``roundings`` is where that belongs (see tolerance.py)
-    assert fails["numpy-logaddexp"] == {"SoftmaxCrossEntropyLoss[]-float64-tiny-098-value"}
-    # without the shift its rounding is at the largest logit's scale, not the
-    # shift-invariant term scale: the extreme and a regular case fail
-    assert "SoftmaxCrossEntropyLoss[]-float64-regular-076-value" in fails["numpy-logaddexp-unshifted"]
+    # both pass everything (the ruling on issue 11 item 3): the unshifted one rounds at
+    # the largest logit's scale, which DESIGN.md's term scale |x_t| + |logsumexp(x)| allows,
+    # and the tiny loss whose exp arguments (-30) are rounded inside each pairwise logaddexp
+    # (30 eps relative per term) is within the error those terms carry into logsumexp,
+    # sum_k p_k |x_k| (oracle.arrays.lse_terms)
+    assert fails == {"numpy-logaddexp": set(), "numpy-logaddexp-unshifted": set()}
 
 
 def test_32_ulp_fails_at_least_90_percent_of_the_well_conditioned_value_checks():

@@ -72,3 +72,14 @@ def test_binary_zero_label_depends_on_pred():
 def test_labels_outside_format_raise(label, fmt):
     with pytest.raises(oracle.InputError, match="LogisticLoss"):
         oracle.evaluate(ID, {"pred": [[0.5]], "label": label}, {"label_format": fmt})
+
+
+def test_infinite_pred_gives_the_formulas_limit_and_nan_is_rejected():
+    """pred = +-inf: the margin pred * s is +-inf and the value the formula's limit (0 or
+    +inf), the derivative its limit (0 or -s); nan stays an input error."""
+    inf = float("inf")
+    r = oracle.evaluate(ID, {"pred": [[inf, -inf], [-inf, inf]], "label": [[1.0, -1.0], [1.0, 1.0]]}, {})
+    assert r.value[0] == 0 and mpmath.isinf(r.value[1]) and r.value[1] > 0
+    assert [float(v) for v in r.grads["pred"].lo.ravel()] == [0.0, 0.0, -0.5, 0.0]
+    with pytest.raises(oracle.InputError, match="LogisticLoss"):
+        oracle.evaluate(ID, {"pred": [[float("nan")]], "label": [[1.0]]}, {})

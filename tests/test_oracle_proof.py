@@ -167,21 +167,23 @@ def test_decimal_encoding_is_correctly_rounded_ties_to_even():
 def test_vjp_term_scale_of_softmax_cross_entropy():
     """The documented running-error rule (oracle/real.py) re-derived by hand for
     s (p_k - y_k), p_k = exp(d_k - L), d_k = x_k - m, L = log1p(r), r = sum_{j != top} e^{d_j}:
-    |s| (p_k (1 + |d_k| + L + mag(r) / (1 + r)) + y_k), mag(r) = sum e^{d_j} (1 + |d_j|);
-    and shift-invariant (logits + 1000 give the same scales)."""
-    pred = [0.5, -1.0, 2.0]
-    with mpmath.workprec(200):
-        x = [mpmath.mpf(v) for v in pred]
-        m = max(x)
-        d = [v - m for v in x]
-        rest = [v for v in d if v != 0]
-        r = mpmath.fsum(mpmath.exp(v) for v in rest)
-        mag_r = mpmath.fsum(mpmath.exp(v) * (1 + abs(v)) for v in rest)
-        big_l = mpmath.log1p(r)
-        p = [mpmath.exp(v - big_l) for v in d]
-        want = [2 * (p[k] * (1 + abs(d[k]) + big_l + mag_r / (1 + r)) + (1 if k == 2 else 0)) for k in range(3)]
+    |s| (p_k (1 + c_k + L + mag(r) / (1 + r)) + y_k), mag(r) = sum e^{d_j} (1 + c_j), where
+    c_k = |x_k| + |m| is the exponent's error term of the documented x_k - logsumexp(x)
+    (DESIGN.md's |x_t| + |logsumexp(x)|, the ruling on issue 11 item 3)."""
     for offset in (0.0, 1000.0):
-        r_ = oracle.evaluate("SoftmaxCELoss", {"pred": [[v + offset for v in pred]], "label": [2]}, cotangent=[-2.0])
+        pred = [0.5 + offset, -1.0 + offset, 2.0 + offset]
+        with mpmath.workprec(200):
+            x = [mpmath.mpf(v) for v in pred]
+            m = max(x)
+            d = [v - m for v in x]
+            c = [abs(v) + abs(m) for v in x]
+            rest = [j for j in range(3) if d[j] != 0]
+            r = mpmath.fsum(mpmath.exp(d[j]) for j in rest)
+            mag_r = mpmath.fsum(mpmath.exp(d[j]) * (1 + c[j]) for j in rest)
+            big_l = mpmath.log1p(r)
+            p = [mpmath.exp(v - big_l) for v in d]
+            want = [2 * (p[k] * (1 + c[k] + big_l + mag_r / (1 + r)) + (1 if k == 2 else 0)) for k in range(3)]
+        r_ = oracle.evaluate("SoftmaxCELoss", {"pred": [pred], "label": [2]}, cotangent=[-2.0])
         for got, w in zip(r_.grads["pred"].scale[0], want):
             assert abs(got - w) <= 1e-7 * w, (offset, got, w)
 

@@ -93,10 +93,26 @@ def test_probability_boundary_has_no_eps():
         ({"pred": [[0.5]], "label": [[1.0000001]]}, {}),
         ({"pred": [[0.5]], "label": [[-1e-9]]}, {"from_sigmoid": True}),
         ({"pred": [[1.0000001]], "label": [[1.0]]}, {"from_sigmoid": True}),
-        ({"pred": [[float("inf")]], "label": [[1.0]]}, {}),
+        ({"pred": [[float("nan")]], "label": [[1.0]]}, {}),
+        ({"pred": [[float("inf")]], "label": [[1.0]]}, {"from_sigmoid": True}),
         ({"pred": [[0.5, 0.5]], "label": [[1.0, 1.0]], "pos_weight": [[1.0, 2.0, 3.0]]}, {}),
     ],
 )
 def test_invalid_inputs_raise(inputs, opts):
     with pytest.raises(oracle.InputError, match="SigmoidBinaryCrossEntropyLoss"):
         oracle.evaluate(ID, inputs, opts)
+
+
+def test_infinite_logits_give_the_formulas_limit():
+    """The documented formula's limit at +-inf logits (the module docstring's decision):
+    0 where the label agrees, +inf otherwise; the derivative (1 - label) at +inf and
+    -label * pos_weight at -inf -- the limits of the finite-logit values."""
+    inf = float("inf")
+    r = oracle.evaluate(ID, {"pred": [[inf, -inf], [inf, -inf]], "label": [[1.0, 0.0], [0.25, 0.5]],
+                             "pos_weight": [[1.0, 3.0]]}, {})
+    assert r.value[0] == 0 and mpmath.isinf(r.value[1]) and r.value[1] > 0
+    g = r.grads["pred"].lo  # cotangent of ones, mean over 2 elements: a factor 1/2
+    assert [float(v) for v in g.ravel()] == [0.0, 0.0, (1 - 0.25) / 2, -0.5 * 3.0 / 2]
+    # the limit of the finite-logit values
+    big = oracle.evaluate(ID, {"pred": [[40.0, -40.0]], "label": [[0.25, 0.5]], "pos_weight": [[1.0, 3.0]]}, {})
+    assert [float(v) for v in big.grads["pred"].lo.ravel()] == pytest.approx([(1 - 0.25) / 2, -0.5 * 3.0 / 2], abs=1e-15)

@@ -12,7 +12,7 @@ import pytest
 
 from conformance import fixtures as fx
 from conformance.backends import load_backend
-from conformance.harness.session import CHUNK, Filters, Session
+from conformance.harness.session import CHUNK, Filters, Session, backend_modes
 from conformance.worker.supervisor import Supervisor
 
 FILTERS = Filters(["L2Loss", "SoftmaxCrossEntropyLoss", "SigmoidBinaryCrossEntropyLoss"], ["float16", "float32"])
@@ -60,3 +60,23 @@ def test_every_case_of_the_reference_backend_over_the_wire_in_chunks_gives_the_i
     assert len(every) > 2 * CHUNK  # judged in chunks while the worker ran the rest
     assert over == inside
     assert again == inside[: len(again)]
+
+
+def test_the_hvp_mode_over_the_wire_gives_the_in_process_results():
+    """Mode hvp: the HVPs a worker returns are judged against the fixture's exact HVPs as in
+    process (a zero HVP passes where the exact one is 0 and fails elsewhere), never read as
+    "the backend returned no HVP"."""
+    spec = "tests.defect_backends:WrongHVP"
+    support = backend_modes(load_backend(spec))
+    cases = [c for c in CASES if c.short_loss == "L2Loss" or c.dtype == "float32"]
+
+    def session(backend) -> Session:
+        return Session(backend, cases, "test", None, 30.0, modes=("hvp",), mode_support=support)
+
+    inside = records(session(load_backend(spec)))
+    with Supervisor(spec, call_timeout=30.0) as sup:
+        over = records(session(sup))
+    hvp = [r for r in inside if "-hvp:" in r[0]]
+    assert {r[1] for r in hvp} >= {"pass", "fail"}
+    assert not any("returned no HVP" in r[3] for r in over)
+    assert over == inside

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from conformance.protocol import Call, Outcome, new_call
@@ -23,6 +24,9 @@ from tests.defect_backends import SCE, Wrapped
 
 CHAINER_SCE = "chainer.functions.softmax_cross_entropy"
 _lock = threading.Lock()
+
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
 
 
 class ReversedSums(Wrapped):
@@ -74,7 +78,8 @@ class Float64ThenRounded(Wrapped):
     def run(self, call: Call) -> Outcome:
         if call.dtype == "float64":
             return self.inner.run(call)
-        wide = {k: (v.astype(np.float64) if np.asarray(v).dtype.kind == "f" else v) for k, v in call.inputs.items()}
+        wide = {k: (v.astype(np.float64) if np.asarray(v).dtype.kind == "f" or np.asarray(v).dtype == BF16 else v)
+                for k, v in call.inputs.items()}
         ct = None if call.cotangent is None else np.asarray(call.cotangent).astype(np.float64)
         out = self.inner.run(new_call(call.loss, call.options, wide, "float64", call.wrt, ct, call.mode, call.direction))
         with np.errstate(over="ignore"):
@@ -168,9 +173,11 @@ class Perturbed(Wrapped):
 
 
 def move(a: Any, k: int) -> np.ndarray:
-    """``a`` moved by ``k`` of its dtype's ULPs away from zero (infinities and nan kept)."""
+    """``a`` moved by ``k`` of its dtype's ULPs away from zero (infinities and nan kept);
+    bfloat16 (``ml_dtypes``, dtype kind 'V') in bfloat16's own ULPs (``np.spacing`` of a
+    bfloat16 array is its bfloat16 spacing, 2**-7 at 1)."""
     a = np.asarray(a)
-    if a.dtype.kind != "f":
+    if a.dtype.kind != "f" and a.dtype != BF16:
         return a
     with np.errstate(all="ignore"):
         wide = a.astype(np.float64)

@@ -42,9 +42,16 @@ reshaped to the output's shape (same number of elements), because ``backward`` n
 head gradient of the output's shape; if the element counts differ no gradient is
 returned.
 
-Dtypes: every loss is called in every fixture dtype (float16, float32, float64); where
-MXNet 1.9.1 rejects one (CTCLoss, SDMLLoss and CosineEmbeddingLoss are float32-only in
+Dtypes: every loss is called in every fixture dtype (float16, bfloat16, float32, float64);
+where MXNet 1.9.1 rejects one (CTCLoss, SDMLLoss and CosineEmbeddingLoss are float32-only in
 its code) the error is MXNet's finding, listed with its cause in the expectation file.
+bfloat16 is MXNet's own bfloat16 dtype, the one its Python API names
+(``mxnet/ndarray/ndarray.py``: ``np.dtype([('bfloat16', np.uint16)])`` in
+``_DTYPE_NP_TO_MX``, type flag 12): the inputs are made as float32 NDArrays (which hold
+every bfloat16 value exactly) and cast with ``astype`` to it; an output or gradient in it
+comes back bit for bit as ``ml_dtypes.bfloat16``. Whatever MXNet's operators do with it
+(run, or reject it: in MXNet 1.9.1 bfloat16 kernels exist for a oneDNN subset) is MXNet's
+finding.
 
 ``mxnet-np`` is the same backend in MXNet's NumPy mode: ``mxnet.npx.set_np()`` for the
 call (reset after it), the inputs as ``mxnet.np`` arrays; the Gluon losses then take
@@ -81,6 +88,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from ..protocol import Call, Outcome
@@ -100,6 +108,11 @@ except Exception as _err:  # e.g. MXNet 1.9.1 under numpy >= 1.24 (np.bool was r
 
 
 PREFIX = "mxnet.gluon.loss."
+
+
+#: MXNet's bfloat16 as its Python API names it (mxnet/ndarray/ndarray.py, _DTYPE_NP_TO_MX:
+#: ``np.dtype([('bfloat16', np.uint16)]): 12``); the fixtures' bfloat16 is ml_dtypes'
+MX_BFLOAT16 = np.dtype([("bfloat16", np.uint16)])
 
 
 @dataclass(frozen=True)
@@ -409,6 +422,10 @@ class MXNetBackend:
 
     def _array(self, loss: str, name: str, value: np.ndarray, dtype: str):
         want = FIXED_INPUT_DTYPE.get((loss, name), dtype)
+        if want == "bfloat16" or np.dtype(want) == MX_BFLOAT16:  # float32 holds it exactly
+            wide = np.asarray(value).astype(np.float32)
+            made = mx.np.array(wide, ctx=self.ctx) if self.numpy_mode else mx.nd.array(wide, ctx=self.ctx, dtype="float32")
+            return made.astype(MX_BFLOAT16)
         if self.numpy_mode:
             return mx.np.array(np.asarray(value), ctx=self.ctx, dtype=want)
         return mx.nd.array(np.asarray(value), ctx=self.ctx, dtype=want)
@@ -466,18 +483,31 @@ class MXNetBackend:
                 out = block(*args)
         else:
             out = block(*args)
-        output = out.asnumpy()  # synchronizes: errors of asynchronous operators surface here
+        output = _numpy(out)  # synchronizes: errors of asynchronous operators surface here
         grads: dict[str, np.ndarray] = {}
         if wrt and call.cotangent is not None:
             ct = np.asarray(call.cotangent)
             if ct.size == out.size:
-                head = self._array(call.loss, "", ct.reshape(out.shape), np.dtype(out.dtype).name)
+                head = self._array(call.loss, "", ct.reshape(out.shape), _dtype_name(out.dtype))
                 if call.mode == "backward-twice":  # the same graph, differentiated a second time
                     out.backward(head, retain_graph=True)
                     mx.nd.waitall()
                 out.backward(head)
-                grads = {name: arrays[name].grad.asnumpy() for name in wrt}
+                grads = {name: _numpy(arrays[name].grad) for name in wrt}
         return Outcome(output, grads)
+
+
+def _dtype_name(dtype: Any) -> str:
+    """A dtype MXNet reports as a fixture dtype name (its bfloat16 as ``bfloat16``)."""
+    return "bfloat16" if np.dtype(dtype) == MX_BFLOAT16 else np.dtype(dtype).name
+
+
+def _numpy(a: Any) -> np.ndarray:
+    """``a.asnumpy()``, MXNet's bfloat16 (uint16 bit patterns) viewed as ml_dtypes' bfloat16."""
+    out = a.asnumpy()
+    if out.dtype == MX_BFLOAT16:
+        return out.view(np.uint16).view(ml_dtypes.bfloat16)
+    return out
 
 
 _NO_DEFAULT = object()

@@ -125,7 +125,7 @@ def measure(
         fast = conforming_many([(obs, hi, lo, unit, dtype, tol, n_terms, scale, bounds, text, roundings)])[0]
         if fast is not None:
             return fast
-    obs_dtype = obs.dtype if obs.dtype.kind == "f" else np.dtype(np.float64)
+    obs_dtype = obs.dtype if obs.dtype.kind == "f" or obs.dtype == np.dtype("bfloat16") else np.dtype(np.float64)
     obs = obs.astype(np.float64)
     over = overflow_of(hi, lo, dtype)
     # the exact value as the dtype rounds it: beyond the dtype's range it is +-inf, and
@@ -174,7 +174,7 @@ def measure(
 
 
 #: the next narrower format, for recognising a result computed in it
-_NARROWER = {"float64": "float32", "float32": "float16"}
+_NARROWER = {"float64": "float32", "float32": "float16", "float16": "bfloat16"}
 
 
 def _diagnose(obs, hi, err, scaled, bad, dtype, tol, bound) -> str:

@@ -122,7 +122,7 @@ class Expectations:
         ]
 
 
-DTYPES = ("float16", "float32", "float64")
+DTYPES = ("float16", "bfloat16", "float32", "float64")
 TAGS = tuple(json.loads((Path(__file__).parent.parent / "fixtures_schema.json").read_text())["$defs"]["case"]["properties"]["tags"]["items"]["enum"])
 CHECKS = ("value", "shape", "repeat", "inputs", "invalid", "twice")
 

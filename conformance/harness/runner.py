@@ -276,25 +276,19 @@ def make_call(case: FixtureCase, inputs: dict[str, np.ndarray] | None = None, mo
 
 
 def exact_hvp(case: FixtureCase) -> dict[str, Any]:
-    """The case's exact Hessian-vector products by input, when its fixture carries them
-    (``FixtureCase.hvp``, with the direction in ``FixtureCase.direction``); else empty."""
-    try:
-        return dict(getattr(case, "hvp", None) or {})
-    except Exception:
-        return {}
+    """The case's exact Hessian-vector products by input (``FixtureCase.hvp``, along
+    ``FixtureCase.direction``); empty where the fixture has none (``no_hvp`` says why)."""
+    return dict(case.hvp)
 
 
 def direction_for(case: FixtureCase, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The HVP direction of a case: the fixture's (``FixtureCase.direction``) when it has
-    one; otherwise ones of each differentiable input's shape and dtype -- a stand-in that
-    lets the backend run its second-order path, whose HVPs are then not judged (the check
-    ``hvp:NAME`` is skipped: no exact value to hold them to)."""
-    given = getattr(case, "direction", None)
-    if given:
-        return {k: np.asarray(v) for k, v in given.items()}
+    """The HVP direction of a case: the fixture's (``FixtureCase.direction``), the direction
+    along which its exact HVP was proven. A fixture folder without directions (an older
+    format) gets ones of each differentiable input's shape and dtype: the backend's
+    second-order path runs, and ``hvp:NAME`` is skipped (no exact value to hold it to)."""
+    if case.direction:
+        return {k: np.asarray(v) for k, v in case.direction.items()}
     return {k: np.ones_like(inputs[k]) for k in case.vjp_inputs}
-
-
 
 
 def _describe_exc(err: BaseException) -> str:
@@ -628,7 +622,7 @@ def _evaluate_check(run: CaseRun, check: str, tol: Tolerance | None, batched: bo
             return CheckResult(
                 case, check, SKIP, "no exact value",
                 f"not checked: the fixture carries no exact Hessian-vector product for {name} "
-                "(the oracle does not compute second order yet); the backend's HVP was computed, not judged",
+                f"({case.raw.get('no_hvp', 'none recorded')}); the backend's HVP was computed, not judged",
             )
         if name not in run.hvp:
             return CheckResult(case, check, FAIL, compare.FAILS, f"the backend returned no HVP for {name}")
@@ -637,7 +631,7 @@ def _evaluate_check(run: CaseRun, check: str, tol: Tolerance | None, batched: bo
             return CheckResult(case, check, FAIL, compare.FAILS, f"HVP for {name} has {h.size} elements, expected {exact.hi.size}")
         m = compare.measure(
             h.reshape(exact.shape), exact.hi, exact.lo, case.dtype, tol, case.n_terms,
-            bounds=exact.bounds, text=exact.text, unit=exact.ulp(case.dtype), batched=batched,
+            scale=exact.scale, bounds=exact.bounds, text=exact.text, unit=exact.ulp(case.dtype), batched=batched,
         )
         return _from_measurement(case, check, m, tol)
     if check == "inputs":
@@ -671,7 +665,7 @@ def _evaluate_check(run: CaseRun, check: str, tol: Tolerance | None, batched: bo
     raise ValueError(f"unknown check {check!r}")
 
 
-_DTYPES = {d: np.dtype(d) for d in ("float16", "float32", "float64")}
+_DTYPES = {d: np.dtype(d) for d in ("float16", "bfloat16", "float32", "float64")}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -830,6 +824,8 @@ def apply_entry(run: CaseRun, res: EntryResult) -> None:
     run.output = out.output
     wrt = make_wrt(run.case)
     run.grads = {n: g for n, g in out.grads.items() if n in wrt}
+    if run.mode == "hvp":  # (as finish_run keeps them in process)
+        run.hvp = {n: h for n, h in (out.hvp or {}).items() if n in wrt and h is not None}
     run.mutated = first.mutated
     if len(calls) < 2:
         return

@@ -5,7 +5,8 @@ JSON Schema of every message in ``conformance/worker/messages.schema.json``):
 
 * a **frame** is ``u32 header length | u64 body length | header | body``, both lengths
   little-endian; the header is one JSON object in UTF-8, the body raw bytes;
-* an **array** is a JSON object ``{"dtype": "float32", "shape": [2, 3], "offset": 0}`` in
+* an **array** (dtype names: float16, bfloat16 -- 2 bytes, the upper half of a float32,
+  ``ml_dtypes.bfloat16`` in numpy -- float32, float64, the integer types and bool) is a JSON object ``{"dtype": "float32", "shape": [2, 3], "offset": 0}`` in
   the header: its elements are ``prod(shape)`` values of that dtype, little-endian, C order,
   at byte ``offset`` of the frame's body (offsets are multiples of 8);
 * nothing is pickled; a backend is named by a spec string and options are plain JSON.
@@ -37,7 +38,7 @@ MAX_BODY = 1 << 40
 DTYPES: dict[str, np.dtype] = {
     name: np.dtype(name).newbyteorder("<")
     for name in (
-        "float16", "float32", "float64", "int8", "int16", "int32", "int64",
+        "float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
         "uint8", "uint16", "uint32", "uint64", "bool",
     )
 }
@@ -139,7 +140,8 @@ class Body:
             self.size += pad
         desc = {"dtype": name, "shape": list(a.shape), "offset": self.size}
         if a.nbytes:
-            self.parts.append(a.data if a.ndim else a.tobytes())
+            # bfloat16 (a dtype numpy's buffer protocol cannot export) goes as its raw bytes
+            self.parts.append(a.data if a.ndim and a.dtype.kind != "V" else a.tobytes())
             self.size += a.nbytes
         return desc
 

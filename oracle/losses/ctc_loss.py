@@ -26,16 +26,20 @@ Gradient (through the softmax):  d out[n] / d pred[n, t, k] =
 
 Scale (for the tolerance model): -log p = sum_t lse_t - log sum_pi exp(sum_t x[t, pi_t]),
 so a path's score adds up the terms x[t, pi_t] - lse_t; a rounding error in a path's
-score reaches the result weighted by that path's posterior probability. The scale is
-shift-invariant: the terms after subtracting the maximum logit, which is what a stable
-log-sum-exp adds. With m_t = max_k x[t, k] (a per-frame offset changes neither -log p nor
-the scale), it is the posterior-expected magnitude of the shifted terms plus the value:
+score reaches the result weighted by that path's posterior probability. The scale is the
+posterior-expected magnitude of those terms plus the value:
 
     scale[n] = |weight * sample_weight[n]| *
-               (sum_{t < T_n} (|lse_t - m_t| + sum_k gamma_t(k) |x[t, k] - m_t|) + |-log p|)
+               (sum_{t < T_n} (|lse_t| + sum_k (gamma_t(k) + y[t, k]) |x[t, k]|) + |-log p|)
 
-(for one frame and a one-symbol label this is softmax cross-entropy's |x_t - m| +
-|log sum exp(x - m)|, plus the value). n_terms is T * C, the number of pred elements
+(sum_k y[t, k] |x[t, k]| is the error the terms of lse_t carry, oracle.arrays.lse_terms; for
+one frame and a one-symbol label this is softmax cross-entropy's scale, plus the value).
+The term scale follows ``/work/shared/DESIGN.md`` ("for softmax cross-entropy, |x_t| +
+|logsumexp(x)|"), the magnitudes of the terms the documented formula adds, which is what
+backward stability under a relative input perturbation allows (a logit of 1000 perturbed by
+eps moves the loss by 1000 eps); issue 11 item 3 requires that "logaddexp instead of max-
+shift" is a correct variant that passes everything, which a shift-invariant scale denied
+(ruling of issue 13; see oracle.arrays.log_softmax_terms). n_terms is T * C, the number of pred elements
 reduced into one output.
 """
 
@@ -359,8 +363,8 @@ def forward(x: dict, options: dict) -> Forward:
         nll, y, gamma, lse = _sample_ctc(ntc[n], seqs[n], frames[n], n_class - 1)
         terms = mpf(0)
         for t in range(frames[n]):
-            top = max(ntc[n, t])  # the shift-invariant terms: |x - max| and |lse - max|
-            terms += abs(lse[t] - top) + R.fsum(gamma[t][k] * abs(ntc[n, t, k] - top) for k in range(n_class))
+            # the terms of log y_tk = x_tk - logsumexp(x_t) (DESIGN.md: |x| + |logsumexp(x)|)
+            terms += abs(lse[t]) + R.fsum((gamma[t][k] + y[t][k]) * abs(ntc[n, t, k]) for k in range(n_class))
             for k in range(n_class):
                 dnll[n, t, k] = y[t][k] - gamma[t][k]
         value[n] = f * nll

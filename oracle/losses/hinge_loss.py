@@ -192,6 +192,11 @@ def cases() -> Iterator[C.Case]:
         invalid_label_at=(1, 2), invalid_label_shape=(2, 2), invalid_sample_weight_shape=(3, 1),
     )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    yield from C.limit_cases(
+        SPEC,
+        lambda dtype: {"pred": C.in_dtype([[np.inf, -np.inf], [-np.inf, 0.5]], dtype), "label": C.in_dtype([[1.0, -1.0], [1.0, 1.0]], dtype)},
+        "max(0, margin - pred * label) at pred * label = +inf is 0 and at -inf is +inf (the limits of the documented formula)",
+    )
 
 
 def _subnormal(dtype: str):

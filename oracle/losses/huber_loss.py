@@ -198,6 +198,11 @@ def cases() -> Iterator[C.Case]:
             )
         yield from GEN.invalid_shapes(rng, dtype)
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    yield from C.limit_cases(
+        SPEC,
+        lambda dtype: {"pred": C.in_dtype([[np.inf, -np.inf], [1.0, 0.5]], dtype), "label": C.in_dtype([[1.0, -1.0], [np.inf, 0.25]], dtype)},
+        "an infinite |label - pred| is on the linear branch: +inf, the derivative the limit +-1 (times the normalisation)",
+    )
 
 
 def _subnormal(dtype: str):

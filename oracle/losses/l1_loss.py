@@ -156,6 +156,27 @@ def cases() -> Iterator[C.Case]:
             invalid="batch_axis must be an axis of pred",
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    yield from _long()
+    yield from C.limit_cases(
+        SPEC,
+        lambda dtype: {"pred": C.in_dtype([[np.inf, -np.inf], [1.0, 0.5]], dtype), "label": C.in_dtype([[1.0, -1.0], [np.inf, 0.25]], dtype)},
+        "|label - pred| with an infinite pred or label is +inf; its derivative is the sign, the limit from finite inputs",
+    )
+
+
+def _long() -> Iterator[C.Case]:
+    """Long reductions: |pred - 0| averaged over 16384 elements, where a running sum in the
+    dtype stagnates (:func:`oracle.cases.stagnating`); then each option value crossed with a
+    4096-long float16 reduction."""
+    for dtype in ("float16", "float32"):
+        pred = C.stagnating(dtype, C.LONG)
+        yield C.Case(f"long-{dtype}", {"pred": pred, "label": C.in_dtype(np.zeros(pred.shape), dtype)}, dtype,
+                     tags=("long",), note="a sum accumulated one term at a time in the dtype stagnates")
+    for opts in C.long_variants(SPEC):
+        shape = C.long_shape(C.LONG_CROSSED, opts)
+        yield C.Case(f"long-{C.variant_name(opts)}-float16",
+                     {"pred": C.in_dtype(np.ones(shape), "float16"), "label": C.in_dtype(np.zeros(shape), "float16")},
+                     "float16", opts, tags=("long",))
 
 
 def _subnormal(dtype: str):

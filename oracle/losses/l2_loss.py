@@ -77,6 +77,23 @@ def cases() -> Iterator[C.Case]:
         )
         yield from GEN.invalid_shapes(rng, dtype)
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    yield from _long()
+
+
+def _long():
+    """Long reductions of (pred - 0)**2 / 2 over 4096 elements where a running sum in the
+    dtype stagnates (float32: a 1 then terms of 2**-24 relative, pred = 2**-12), each option
+    value crossed with it in float16."""
+    for dtype in ("float16", "float32"):
+        row = [[1.0] * C.LONG_CROSSED] if dtype == "float16" else [[1.0] + [2.0**-12] * (C.LONG_CROSSED - 1)]
+        pred = C.in_dtype(row, dtype)
+        yield C.Case(f"long-{dtype}", {"pred": pred, "label": C.in_dtype(np.zeros(pred.shape), dtype)}, dtype,
+                     tags=("long",), note="a sum accumulated one term at a time in the dtype stagnates")
+    for opts in C.long_variants(SPEC):
+        shape = C.long_shape(C.LONG_CROSSED, opts)
+        yield C.Case(f"long-{C.variant_name(opts)}-float16",
+                     {"pred": C.in_dtype(np.ones(shape), "float16"), "label": C.in_dtype(np.zeros(shape), "float16")},
+                     "float16", opts, tags=("long",))
 
 
 def _subnormal(dtype: str):

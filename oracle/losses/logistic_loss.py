@@ -16,6 +16,14 @@ with the shared Loss conventions (:mod:`oracle.conventions`): times sample_weigh
 weight, mean over every axis but batch_axis; out has shape (batch_size,).
 
 Gradient: d elem / d pred = -s * sigmoid(-pred * s).
+
+Infinite pred (the ``limit`` cases). The seed documentation
+(``shared/seeds/002_b33df37e53c3c88b.txt``, with the formula from the installed docstring
+"L = \\sum_i \\log(1 + \\exp(- {pred}_i \\cdot {label}_i))") sets no bound on pred ("pred:
+prediction tensor with arbitrary shape"), and with s = +-1 the margin pred * s is +-inf,
+never 0 * inf. Decision: pred = +-inf is accepted, and the value is the formula's limit:
+log(1 + exp(-inf)) = 0 for a margin of +inf, +inf for a margin of -inf; the derivative is
+the limit of -s * sigmoid(-pred * s): 0 and -s. nan is rejected.
 """
 
 from __future__ import annotations
@@ -82,7 +90,8 @@ SPEC = LossSpec(
             "If the label_format is 'signed', all label values should be either -1 or 1. If "
             "the label_format is 'binary', all label values should be either 0 or 1.",
             "Any other label value (including 0 for 'signed', -1 for 'binary', soft labels "
-            "and nan) is rejected. pred must be a finite real number.",
+            "and nan) is rejected. pred is a real number or +-inf (the value is then the "
+            "formula's limit: 0 for pred * s = +inf, +inf for -inf); nan is rejected.",
         ),
     ),
 )
@@ -100,7 +109,7 @@ def forward(x: dict, options: dict) -> Forward:
     fmt = options["label_format"]
     allowed, expected = _ALLOWED[fmt]
     G.require_values(SPEC.id, "label", label, allowed, expected)
-    G.require_finite(SPEC.id, "pred", pred)
+    G.require_not_nan(SPEC.id, "pred", pred)
     s = label if fmt == "signed" else _obj(2 * label - 1)
     margin = _obj(pred * s)
     dpred = _obj(-s * A.sigmoid(-margin))
@@ -237,6 +246,17 @@ def cases() -> Iterator[C.Case]:
             invalid="sample_weight must be broadcastable to the shape of pred",
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    yield from C.limit_cases(
+        SPEC,
+        lambda dtype, opts: {
+            "pred": C.in_dtype([[np.inf, -np.inf], [-np.inf, np.inf]], dtype),
+            "label": C.in_dtype([[1.0, -1.0], [1.0, 1.0]] if opts.get("label_format", "signed") == "signed"
+                                else [[1.0, 0.0], [1.0, 1.0]], dtype),
+        },
+        "pred of +-inf: the margin pred * s is +-inf; the value is the formula's limit (row 0: margins "
+        "+inf, exactly 0; row 1: +inf), "
+        "the derivative its limit (0 or -s)",
+    )
 
 
 def _subnormal(dtype: str):

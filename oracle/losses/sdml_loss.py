@@ -19,12 +19,15 @@ labels_ik), d/dx1_ik = 2 * sum_j G_ij (x1_ik - x2_jk) and d/dx2_jk = -2 * sum_i 
 (x1_ik - x2_jk).
 
 Scale (tolerance model), per row i: weight times sum_j [labels_ij*|log labels_ij| +
-labels_ij*(|d_ij - dmin_i| + |log_s_i|) + |labels_ij - p_ij|*d_ij], dmin_i = min_j d_ij and
-log_s_i = log sum_j exp(-(d_ij - dmin_i)): the terms of the KL sum, plus the error the
-rounding of each d_ij carries into the loss. The log_softmax part is scaled as softmax
-cross-entropy's: the scale is shift-invariant: the terms after subtracting the maximum
-logit (-dmin_i), which is what a stable log-sum-exp adds (= labels_ij*|log p_ij|); a common
-offset of a row's distances changes neither the loss nor that part of the scale.
+labels_ij*(|d_ij| + |logsumexp_j(-d_ij)|) + |labels_ij - p_ij|*d_ij]: the terms of the KL
+sum, plus the error the rounding of each d_ij carries into the loss. The log_softmax part
+is scaled as softmax cross-entropy's (logits -d_ij).
+The term scale follows ``/work/shared/DESIGN.md`` ("for softmax cross-entropy, |x_t| +
+|logsumexp(x)|"), the magnitudes of the terms the documented formula adds, which is what
+backward stability under a relative input perturbation allows (a logit of 1000 perturbed by
+eps moves the loss by 1000 eps); issue 11 item 3 requires that "logaddexp instead of max-
+shift" is a correct variant that passes everything, which a shift-invariant scale denied
+(ruling of issue 13; see oracle.arrays.log_softmax_terms).
 """
 
 from __future__ import annotations

@@ -19,6 +19,19 @@ absent; ``label`` read row-major into pred's shape; pos_weight broadcast to pred
 then the shared Loss conventions (:mod:`oracle.conventions`): times sample_weight and
 weight, mean over every axis but batch_axis; out has shape (batch_size,).
 
+Infinite logits (from_sigmoid=False; the ``limit`` cases). The seed documentation
+(``shared/seeds/001_96463d9bf6ba4199.txt``) gives "prob = \\frac{1}{1 + \\exp(-{pred})}" and
+"L = - \\sum_i {label}_i * \\log({prob}_i) + (1 - {label}_i) * \\log(1 - {prob}_i)" and
+sets no bound on pred ("pred: prediction tensor with arbitrary shape"). Decision: a logit of
++-inf is accepted and its value is the limit of the documented formula as the logit goes to
++-inf, which exists for every label in [0, 1]: prob = 1 (0), so with the 0 * log(0) = 0
+convention this module already applies to from_sigmoid=True (a term with a zero coefficient
+is identically zero) ``elem = a * softplus(-pred) + b * softplus(pred)`` is 0 where the
+label agrees (pred = +inf with b = 0, pred = -inf with a = 0) and +inf otherwise; the
+derivative is the limit of ``b * sigmoid(pred) - a * sigmoid(-pred)``: b at +inf, -a at -inf
+(finite). nan is still rejected. (Earlier readings rejected infinite logits; that reading
+had no text behind it.)
+
 Gradient of elem with respect to pred::
 
     from_sigmoid=False:  b * sigmoid(pred) - a * sigmoid(-pred)
@@ -123,9 +136,11 @@ SPEC = LossSpec(
             "If from_sigmoid is True ... L = - sum_i label_i * log(pred_i) ...; from_sigmoid: "
             "Whether the input is from the output of sigmoid.",
             "With from_sigmoid=True pred is a sigmoid output, so it must lie in [0, 1]; "
-            "anything else is rejected. With from_sigmoid=False pred is a logit and must be "
-            "a finite real number (the formula's log(1 - prob) is undefined for an infinite "
-            "logit paired with its own label).",
+            "anything else is rejected. With from_sigmoid=False pred is a logit: any real "
+            "number or +-inf (prob = 1/(1+exp(-pred)) is 1 or 0 there, and the value is the "
+            "formula's limit, with 0 * log(0) = 0 for a term whose coefficient is zero: 0 "
+            "where the label agrees, +inf otherwise; the derivative is its limit, "
+            "(1 - label) at +inf and -label * pos_weight at -inf); nan is rejected.",
         ),
     ),
 )
@@ -185,9 +200,10 @@ def forward(x: dict, options: dict) -> Forward:
         t2 = _obj(-A.xlog1py(b, -pred))
         dpred = _obj(_coef_over_u(b, 1 - pred) - _coef_over_u(a, pred))
     else:
-        G.require_finite(SPEC.id, "pred", pred)
-        t1 = _obj(a * A.softplus(-pred))
-        t2 = _obj(b * A.softplus(pred))
+        G.require_not_nan(SPEC.id, "pred", pred)
+        # xmul: a zero coefficient times softplus(+inf) is 0 (the limit at an infinite logit)
+        t1 = _obj(A.xmul(a, A.softplus(-pred)))
+        t2 = _obj(A.xmul(b, A.softplus(pred)))
         dpred = _obj(b * A.sigmoid(pred) - a * A.sigmoid(-pred))
     elem = _obj(t1 + t2)
     scale = _obj(A.fabs(t1) + A.fabs(t2))
@@ -411,6 +427,16 @@ def cases() -> Iterator[C.Case]:
             invalid="sample_weight must be broadcastable to the shape of pred",
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    yield from C.limit_cases(
+        SPEC,
+        lambda dtype: {
+            "pred": C.in_dtype([[np.inf, np.inf, np.inf], [-np.inf, np.inf, -np.inf]], dtype),
+            "label": C.in_dtype([[1.0, 1.0, 1.0], [1.0, 0.5, 0.0]], dtype),
+        },
+        "logits of +-inf: prob = 1 or 0; the value is the formula's limit (0 where the label agrees: "
+        "row 0 is exactly 0, +inf otherwise), the derivative its limit (1 - label at +inf, -label at -inf)",
+        skip=("from_sigmoid",),
+    )
 
 
 def _subnormal(dtype: str):

@@ -36,13 +36,15 @@ the weighted label wl_j = sw_j * label_j:
                        dense  d/dpred_k = s * ((sum_j wl_j) * P_k - wl_k)
     from_logits=True:  sparse d/dpred_k = -s * sw * [k == t];  dense d/dpred_k = -s * wl_k
 
-Scale (tolerance model): the scale is shift-invariant: the terms after subtracting the
-maximum logit, which is what a stable log-sum-exp adds. With m = max_j pred_j on the
-position's class slice, class j contributes ``|pred_j - m| + |log sum_k exp(pred_k - m)|``
-(= |log p_j|, both terms having one sign): the target's for a sparse label, the label-
-weighted sum over j for a dense one. A uniform logit offset changes neither the loss nor
-its scale ([1000, 970, 970] has the scale of [0, -30, -30]: about the loss, 1.9e-13, not
-2000). With from_logits=True the terms are |pred_t| (sparse) and sum_j |label_j pred_j|.
+Scale (tolerance model): class j contributes ``|pred_j| + |logsumexp(pred)|`` over the
+position's class slice: the target's for a sparse label, the label-weighted sum over j for
+a dense one. The term scale follows ``/work/shared/DESIGN.md`` ("for softmax cross-entropy, |x_t| +
+|logsumexp(x)|"), the magnitudes of the terms the documented formula adds, which is what
+backward stability under a relative input perturbation allows (a logit of 1000 perturbed by
+eps moves the loss by 1000 eps); issue 11 item 3 requires that "logaddexp instead of max-
+shift" is a correct variant that passes everything, which a shift-invariant scale denied
+(ruling of issue 13; see oracle.arrays.log_softmax_terms).
+With from_logits=True the terms are |pred_t| (sparse) and sum_j |label_j pred_j|.
 """
 
 from __future__ import annotations
@@ -335,6 +337,15 @@ def _inputs(rng, opts: dict, shape: tuple, dtype: str) -> dict:
     return {"pred": pred, "label": label}
 
 
+def _soft_large_batch() -> Iterator[C.Case]:
+    """Soft targets at low precision with a large batch: 1024 samples of 4 classes in float16
+    and bfloat16 (one loss per sample, each a sum over the classes)."""
+    for dt in ("float16", "bfloat16"):
+        rng = C.rng_for(SPEC.id, f"soft-large-batch-{dt}")
+        yield C.Case(f"soft-large-batch-{dt}", _inputs(rng, {"sparse_label": False}, C.SOFT_BATCH, dt), dt, {"sparse_label": False},
+                     note="soft targets, a batch of 1024 at low precision")
+
+
 def cases() -> Iterator[C.Case]:
     sid = SPEC.id
     for dtype in C.DTYPES:
@@ -527,6 +538,7 @@ def cases() -> Iterator[C.Case]:
             tags=("invalid",), invalid="axis (classes) and batch_axis must be different dimensions",
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    yield from _soft_large_batch()
 
 
 def _subnormal(dtype: str):

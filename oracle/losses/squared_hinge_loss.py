@@ -91,6 +91,11 @@ def cases() -> Iterator[C.Case]:
         invalid_label_at=(0, 1), invalid_label_shape=(3, 3), invalid_sample_weight_shape=(2, 2),
     )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    yield from C.limit_cases(
+        SPEC,
+        lambda dtype: {"pred": C.in_dtype([[np.inf, -np.inf], [-np.inf, 0.5]], dtype), "label": C.in_dtype([[1.0, -1.0], [1.0, 1.0]], dtype)},
+        "max(0, margin - pred * label)**2 at pred * label = +inf is 0 and at -inf is +inf (the limits of the documented formula)",
+    )
 
 
 def _subnormal(dtype: str):

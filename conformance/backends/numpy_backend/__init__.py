@@ -9,6 +9,13 @@ that kept state between the two would be caught). ``compiled`` and ``hvp`` are n
 for the reasons in ``MODES``. The kernels live one module per loss beside this file, each with
 ``LOSS_ID`` and ``run(inputs, options, cotangent, wrt) -> (output, grads)``.
 
+bfloat16 (``ml_dtypes.bfloat16``) is computed through float64 and rounded once to bfloat16
+(in ``run``): NumPy has no bfloat16 arithmetic of its own (ml_dtypes' ufuncs cast each
+operation through float32 and round after every one, the naive one-term-at-a-time
+evaluation the ``long`` fixture cases catch). Not through float32: bfloat16 has float32's
+range, so a float32 intermediate overflows where the exact result is a finite bfloat16
+(L2Loss's extreme case: pred - label beyond float32's max gives an infinite gradient).
+
 ``mapping()`` (the migration map) names each kernel's ``run`` as the call, the first
 paragraph of its module docstring after the title (the formula) as the composition, and
 the title as the note.
@@ -20,6 +27,7 @@ import importlib
 import inspect
 import pkgutil
 
+import ml_dtypes
 import numpy as np
 
 from ...protocol import Call, Outcome
@@ -88,10 +96,29 @@ class NumpyBackend:
 
     def run(self, call: Call) -> Outcome:
         kernel = self.kernels[call.loss]
-        output, grads = kernel.run(dict(call.inputs), dict(call.options), call.cotangent, tuple(call.wrt))
+        bf16 = any(_is_bfloat16(v) for v in (*call.inputs.values(), call.cotangent))
+        inputs = {k: _up(v) for k, v in call.inputs.items()} if bf16 else dict(call.inputs)
+        cotangent = _up(call.cotangent) if bf16 else call.cotangent
+        output, grads = kernel.run(dict(inputs), dict(call.options), cotangent, tuple(call.wrt))
         if call.mode == "backward-twice" and call.wrt:  # the gradient formula evaluated a second time
-            _, grads = kernel.run(dict(call.inputs), dict(call.options), call.cotangent, tuple(call.wrt))
+            _, grads = kernel.run(dict(inputs), dict(call.options), cotangent, tuple(call.wrt))
+        if bf16:  # computed in float64, rounded once (ml_dtypes' round-to-nearest-even cast;
+            # beyond bfloat16's range that is +-inf, the correct rounding, not a warning)
+            with np.errstate(over="ignore"):
+                return Outcome(np.asarray(output).astype(_BF16), {k: np.asarray(g).astype(_BF16) for k, g in grads.items()})
         return Outcome(output, grads)
+
+
+_BF16 = np.dtype(ml_dtypes.bfloat16)
+
+
+def _is_bfloat16(x: object) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype == _BF16
+
+
+def _up(x: object) -> object:
+    """A bfloat16 array as float64 (exact); anything else as is."""
+    return x.astype(np.float64) if _is_bfloat16(x) else x
 
 
 backend = NumpyBackend()

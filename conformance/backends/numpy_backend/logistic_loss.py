@@ -6,7 +6,8 @@ s = label ('signed', -1/1) or s = 2 * label - 1 ('binary', 0/1),
     elem = log(1 + exp(-pred * s)) = softplus(-pred * s)
 
 then * sample_weight * weight, mean over every axis but batch_axis. Computed in the input
-dtype; softplus(m) = max(m, 0) + log1p(exp(-|m|)) never overflows.
+dtype; softplus(m) = max(m, 0) + log1p(exp(-|m|)) never overflows, and at m = +-inf it is
+the formula's limit (0 or +inf; the derivative 0 or -s).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
     neg = -1 if fmt == "signed" else 0
     ok = (label == neg) | (label == 1)
     C.require(LOSS_ID, "label", label, ok, f"values {neg} or 1 (label_format={fmt!r})")
-    C.require(LOSS_ID, "pred", pred, np.isfinite(pred), "finite real numbers")
+    C.require(LOSS_ID, "pred", pred, ~np.isnan(pred), "real numbers or +-inf")
     positive = label == 1
     # margin m = pred * s is exact (s = +-1): -m is -pred or pred
     m = np.where(positive, pred, -pred)

@@ -7,7 +7,8 @@ a = label * pos_weight and b = 1 - label:
     from_sigmoid=True:   elem = -(a * log(pred) + b * log1p(-pred)),  0 * log(0) = 0, no eps
 
 then * sample_weight * weight, mean over every axis but batch_axis. Everything is computed
-in the input dtype; softplus(x) = max(x, 0) + log1p(exp(-|x|)) never overflows.
+in the input dtype; softplus(x) = max(x, 0) + log1p(exp(-|x|)) never overflows. A logit of
++-inf gives the formula's limit (a term whose coefficient is 0 is 0, not 0 * inf).
 """
 
 from __future__ import annotations
@@ -68,9 +69,11 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
                 inner = (pred - label) / (pred * (one - pred))
                 delem = np.where((pred > 0) & (pred < 1), inner, delem)
         else:
-            C.require(LOSS_ID, "pred", pred, np.isfinite(pred), "finite real numbers (logits)")
+            C.require(LOSS_ID, "pred", pred, ~np.isnan(pred), "real numbers or +-inf (logits)")
             sp_pos, sp_neg = _softplus_pair(pred)
-            elem = a * sp_neg + b * sp_pos
+            zero = np.zeros((), dt)
+            # a zero coefficient weighs nothing, even times softplus(+-inf) = inf (the limit)
+            elem = np.where(a == 0, zero, a * sp_neg) + np.where(b == 0, zero, b * sp_pos)
             sig_pos, sig_neg = _sigmoid_pair(pred)
             delem = b * sig_pos - a * sig_neg
 

@@ -1,0 +1,93 @@
+"""The ``long`` and ``limit`` fixture cases catch the defects only they can see
+(``tests/defect_backends.py``):
+
+* ``RunningSumInDtype`` accumulates a mean one term at a time in the input dtype: its value
+  check fails on every long case of L1Loss and L2Loss in float16, bfloat16 and float32, and
+  on chainer's softmax_cross_entropy soft targets (cross-entropy) averaged over a batch of
+  1024 (float16, bfloat16), while it passes the short cases; the numpy backend, which sums pairwise, passes
+  the long cases;
+* ``MXNetFormulaAtInfinity`` evaluates SigmoidBCELoss and LogisticLoss with MXNet's stable
+  formula at infinite logits (nan): its value check fails on every limit case of the two
+  losses with the default options, and passes the other cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import fixtures as fx
+from conformance.backends.numpy_backend import backend as numpy_backend
+from conformance.harness.runner import FAIL, PASS
+from conformance.harness.session import Filters, Session
+from tests import defect_backends as d
+
+LOSSES = {"L1Loss", "L2Loss"}
+CHAINER_SCE = "chainer.functions.softmax_cross_entropy"
+LIMIT_LOSSES = {"SigmoidBCELoss", "LogisticLoss"}
+
+
+@pytest.fixture(scope="module")
+def cases() -> list[fx.FixtureCase]:
+    return fx.load(losses=LOSSES)
+
+
+def run(backend, cases, tag: str, check: str = "value", losses=LOSSES) -> dict[str, str]:
+    f = Filters(sorted(losses), [], [tag])
+    session = Session(backend, [c for c in cases if f.keep_case(c)], "test", None, 10.0)
+    session.prepare(f)
+    results = [session.check(c, chk, m) for c, chk, m in session.items(f) if chk == check]
+    assert results, f"no {tag} case"
+    return {r.test_id: (r.status, r.message) for r in results}
+
+
+def test_long_cases_exist_for_each_low_precision_dtype(cases):
+    long = [c for c in cases if "long" in c.tags]
+    assert {c.dtype for c in long} >= {"float16", "float32", "bfloat16"}
+    assert max(max(a.size for a in c.inputs.values()) for c in long) >= 16384
+
+
+def test_running_sum_in_dtype_is_caught_on_every_long_case(cases):
+    got = run(d.RunningSumInDtype(), cases, "long")
+    assert all(status == FAIL for status, _ in got.values()), got
+
+
+def test_running_sum_in_dtype_passes_the_short_cases(cases):
+    got = run(d.RunningSumInDtype(), cases, "regular")
+    assert all(status == PASS for status, _ in got.values()), {k: v for k, v in got.items() if v[0] != PASS}
+
+
+def test_numpy_passes_the_long_cases(cases):
+    for check in ("value", "grad:pred"):
+        got = run(numpy_backend, cases, "long", check)
+        assert all(status == PASS for status, _ in got.values()), {k: v for k, v in got.items() if v[0] != PASS}
+
+
+def test_running_sum_in_dtype_is_caught_on_the_soft_target_batches():
+    cases = fx.load(losses={CHAINER_SCE})
+    got = run(d.RunningSumInDtype(), cases, "long", losses={CHAINER_SCE})
+    # the cross-entropy batches: losses near log 4 that a running float16 sum rounds the same
+    # way at every step. (The kl-divergence batches are held to the scale of their terms,
+    # sum t log t and -sum t log y, each about 1.4 where the difference is 0.14: the running
+    # sum's error stays within that bound, as a correct evaluation's may.)
+    ce = {k: v for k, v in got.items() if "cross-entropy" in k}
+    assert any("]-float16-" in k for k in ce) and any("]-bfloat16-" in k for k in ce)
+    assert all(status == FAIL for status, _ in ce.values()), ce
+    regular = run(d.RunningSumInDtype(), cases, "regular", losses={CHAINER_SCE})
+    assert all(status == PASS for status, _ in regular.values())
+
+
+def test_formula_at_infinity_is_caught_on_the_limit_cases():
+    cases = fx.load(losses=LIMIT_LOSSES)
+    limit = [c for c in cases if "limit" in c.tags]
+    assert {c.dtype for c in limit} == {"float16", "bfloat16", "float32", "float64"}
+    got = run(d.MXNetFormulaAtInfinity(), cases, "limit", losses=LIMIT_LOSSES)
+    assert all(status == FAIL for status, _ in got.values()), {k: v for k, v in got.items() if v[0] != FAIL}
+    for tag in ("regular", "extreme", "tiny"):
+        other = run(d.MXNetFormulaAtInfinity(), cases, tag, losses=LIMIT_LOSSES)
+        assert all(status == PASS for status, _ in other.values()), {k: v for k, v in other.items() if v[0] != PASS}
+
+
+def test_numpy_passes_the_limit_cases():
+    cases = fx.load(losses=LIMIT_LOSSES)
+    for check in ("value", "grad:pred"):
+        got = run(numpy_backend, cases, "limit", check, losses=LIMIT_LOSSES)
+        assert all(status == PASS for status, _ in got.values()), {k: v for k, v in got.items() if v[0] != PASS}
