@@ -329,7 +329,8 @@ def test_tox_runs_jax_on_request_not_by_default():
     ini.read(ROOT / "tox.ini")
     envlist = [e.strip() for e in ini["tox"]["envlist"].split(",")]
     assert "jax" not in envlist and "report" in envlist
-    assert "25 min" in (ROOT / "tox.ini").read_text().split("[testenv:jax]")[1].split("[testenv:")[0]
+    section = (ROOT / "tox.ini").read_text().split("[testenv:jax]")[1].split("[testenv:")[0]
+    assert "Not in the default envlist" in section and "s CPU" in section  # the measured cost
     runs = [line.strip() for line in ini["testenv:jax"]["commands"].splitlines() if line.strip().startswith("lossconf run jax")]
     assert len(runs) == 1 and "--strict-expectations" in runs[0] and "jax-0.10.2.toml" in runs[0]
     assert not any(f in runs[0] for f in ("--mode", "--dtype", "--tag", "--loss", "--case"))
