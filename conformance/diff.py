@@ -38,7 +38,7 @@ from typing import Any
 
 from .report import BackendResults, ResultsError, _num, fmt_ulps, load
 
-FAILING = ("fail", "error")
+FAILING = ("fail", "error", "raised")  # "raised": on a documented +inf (conformance.harness.runner.RAISED)
 MAX_TEXT = 200  # lines per category in the text output
 MAX_MD = 100  # lines per category in the Markdown
 

@@ -33,10 +33,12 @@ from .runner import (
     _DTYPES,
     ERROR,
     FAIL,
+    FAILING,
     INPUTS_PASS,
     KNOWN,
     PASS,
     PLAIN_MODE,
+    RAISED,
     REPEAT_PASSES,
     SKIP,
     CaseRun,
@@ -431,7 +433,7 @@ class Session:
             where = {(c.file, c.index, m): n for n, (c, m, _) in enumerate(todo)}
             for run in noted:
                 for res in results[where[(run.case.file, run.case.index, run.mode)]].values():
-                    if res is not None and res.status in (FAIL, ERROR):
+                    if res is not None and res.status in FAILING:
                         res.message += _worker_notes(run)
         return results
 
@@ -514,8 +516,8 @@ class Session:
 
     def _record(self, case: fx.FixtureCase, check: str, result: CheckResult) -> CheckResult:
         """Apply the expectations to a check's result and keep it."""
-        if self.expectations is not None and result.status in (FAIL, ERROR):
-            entry = self.expectations.deviation_for(case, check, result.mode)
+        if self.expectations is not None and result.status in FAILING:
+            entry = self.expectations.deviation_for(case, check, result.mode, result.status)
             if entry is not None:
                 entry.matched += 1
                 result.status = KNOWN
@@ -558,7 +560,7 @@ class Session:
         """Per loss (``by="mode"``: per mode): counts by status and the worst value/grad
         errors in ULPs per dtype."""
         table: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {PASS: 0, "stable": 0, FAIL: 0, ERROR: 0, SKIP: 0, KNOWN: 0, "worst": {}, "worst_grad": {}}
+            lambda: {PASS: 0, "stable": 0, FAIL: 0, ERROR: 0, RAISED: 0, SKIP: 0, KNOWN: 0, "worst": {}, "worst_grad": {}}
         )
         for r in self.results:
             row = table[r.case.loss if by == "loss" else r.mode]
@@ -747,28 +749,30 @@ def _job(run: CaseRun, check: str, tol: Tolerance) -> compare.Job | None:
 
 def format_summary(session: Session) -> list[str]:
     """The one-screen terminal summary, a line per loss. 'stable' counts passes that
-    needed the stability bound; value errors are in ULPs, gradient errors in eps x the element's term scale."""
+    needed the stability bound; 'raised' counts checks of cases whose documented value is
+    +inf on which the backend raised (:data:`runner.RAISED`); value errors are in ULPs,
+    gradient errors in eps x the element's term scale."""
     summ = session.summary()
     lines = [
         f"lossconf: backend {session.backend.name} {session.backend.version} -- {len(session.results)} checks",
-        f"{'loss':<30} {'pass':>5} {'(stbl)':>6} {'fail':>5} {'error':>5} {'skip':>5} {'known':>5}"
+        f"{'loss':<30} {'pass':>5} {'(stbl)':>6} {'fail':>5} {'error':>5} {'raised':>6} {'skip':>5} {'known':>5}"
         "  worst value ULP f16/f32/f64   worst grad eps*scale f16/f32/f64",
     ]
     totals: dict[str, int] = defaultdict(int)
-    keys = (PASS, "stable", FAIL, ERROR, SKIP, KNOWN)
+    keys = (PASS, "stable", FAIL, ERROR, RAISED, SKIP, KNOWN)
     for loss in sorted(summ, key=lambda x: x.rsplit(".", 1)[-1].lower()):
         row = summ[loss]
         worst = "/".join(_g(row["worst"].get(d)) for d in ("float16", "float32", "float64"))
         worst_g = "/".join(_g(row["worst_grad"].get(d)) for d in ("float16", "float32", "float64"))
         lines.append(
             f"{loss.rsplit('.', 1)[-1]:<30} {row[PASS]:>5} {row['stable']:>6} {row[FAIL]:>5} {row[ERROR]:>5} "
-            f"{row[SKIP]:>5} {row[KNOWN]:>5}  {worst:<28} {worst_g}"
+            f"{row[RAISED]:>6} {row[SKIP]:>5} {row[KNOWN]:>5}  {worst:<28} {worst_g}"
         )
         for k in keys:
             totals[k] += row[k]
     lines.append(
         f"{'total':<30} {totals[PASS]:>5} {totals['stable']:>6} {totals[FAIL]:>5} {totals[ERROR]:>5} "
-        f"{totals[SKIP]:>5} {totals[KNOWN]:>5}"
+        f"{totals[RAISED]:>6} {totals[SKIP]:>5} {totals[KNOWN]:>5}"
     )
     by_mode = session.summary(by="mode")
     if len(session.modes) > 1 or session.modes != (PLAIN_MODE,):
@@ -780,7 +784,7 @@ def format_summary(session: Session) -> list[str]:
             worst_g = "/".join(_g(row["worst_grad"].get(d)) for d in ("float16", "float32", "float64"))
             lines.append(
                 f"{'mode ' + mode:<30} {row[PASS]:>5} {row['stable']:>6} {row[FAIL]:>5} {row[ERROR]:>5} "
-                f"{row[SKIP]:>5} {row[KNOWN]:>5}  {worst:<28} {worst_g}"
+                f"{row[RAISED]:>6} {row[SKIP]:>5} {row[KNOWN]:>5}  {worst:<28} {worst_g}"
             )
     not_run: dict[str, list[str]] = defaultdict(list)  # one line per reason
     for mode, why in session.mode_support.items():

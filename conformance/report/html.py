@@ -172,7 +172,7 @@ def _backend_view(s: Summary, inputs: dict, plots: _Plots) -> dict[str, Any]:
     drill = []
     per_loss: dict[str, list[dict]] = defaultdict(list)
     for r in br.records:
-        if r["status"] in ("fail", "error", "known"):
+        if r["status"] in ("fail", "error", "raised", "known"):
             per_loss[r["loss"]].append(r)
     for loss in sorted(per_loss, key=lambda x: (short(x).lower(), x)):
         recs = sorted(

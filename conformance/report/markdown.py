@@ -102,7 +102,7 @@ def render_markdown(backends: list[BackendResults], sums: list[Summary]) -> str:
             nf = sum(c.counts[FAILS] for c in cells.values())
             out.append(f"| {_md(short(loss))} | " + " | ".join(_md_cell(cells.get(d)) for d in s.dtypes) + f" | {nf} |")
         out.append("")
-        fails = [r for r in s.br.records if r["status"] in ("fail", "error")]
+        fails = [r for r in s.br.records if r["status"] in ("fail", "error", "raised")]
         if fails:
             out += [f"<details><summary>{len(fails)} failing check(s)</summary>", ""]
             for r in fails[:MAX_MD_LIST]:

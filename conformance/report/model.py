@@ -20,7 +20,9 @@ REPORT_VERSION = 1
 
 HTML_FILE, MARKDOWN_FILE, JSON_FILE = "index.html", "summary.md", "report.json"
 
-STATUSES = ("pass", "fail", "error", "skip", "known")
+STATUSES = ("pass", "fail", "error", "raised", "skip", "known")
+#: statuses that fail a run ("raised": on a documented +inf, conformance.harness.runner.RAISED)
+FAILING = ("fail", "error", "raised")
 REQUIRED = ("id", "loss", "options_label", "dtype", "check", "status", "verdict")
 DTYPE_ORDER = ("float16", "float32", "float64")
 
@@ -195,7 +197,7 @@ def load_all(paths: list[str | Path]) -> list[BackendResults]:
 
 def category(rec: dict[str, Any]) -> str:
     s = rec["status"]
-    if s in ("fail", "error"):
+    if s in FAILING:
         return FAILS
     if s == "known":
         return KNOWN
@@ -371,7 +373,7 @@ def _inputs_lookup(backends: list[BackendResults], fixtures_dir: str | None) -> 
     wanted: dict[str, set[str]] = defaultdict(set)
     for br in backends:
         for r in br.records:
-            if r["status"] in ("fail", "error", "known"):
+            if r["status"] in (*FAILING, "known"):
                 wanted[str(br.provenance.get("fixtures_digest", ""))].add(r["loss"])
     if not wanted:
         return {}
@@ -533,7 +535,7 @@ def failure_groups(br: BackendResults) -> list[Group]:
     first, then the most checks, then by loss."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in br.records:
-        if r["status"] in ("fail", "error"):
+        if r["status"] in FAILING:
             groups.setdefault((r["loss"], failure_kind(r)), []).append(r)
     out = [Group(kind, recs, loss, ", ".join(_check_order(recs))) for (loss, kind), recs in groups.items()]
     out.sort(key=lambda g: (min(map(_severity, g.records)), -g.count, short(g.loss).lower(), g.loss, g.cause))
