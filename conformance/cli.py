@@ -894,11 +894,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare two results files; exit 1 on a regression",
         description=(
             "Compare two results files (or two report.json) check by check. A regression is: a check "
-            "that passed (or was a known deviation, or unsupported) and now fails or errors, including "
+            "that passed (or was a known deviation, or unsupported) and now fails, errors or raises where "
+            "the documented value is +inf, including "
             "invalid input that raised and is now silently returned; an error that grew by more than "
             "--factor over max(old error, 1 ULP), or became inf/nan; a check no longer supported; a "
             "check that ran before and is missing now (unless --allow-removed). "
-            "Exit codes: 0 no regression, 1 regression, 2 an input cannot be read or the Markdown cannot be written."
+            "Exit codes: 0 no regression, 1 regression, 2 an input cannot be read, is a results file marked "
+            "incomplete (a run stopped at --max-time or by Ctrl-C), or the Markdown cannot be written."
         ),
     )
     d.add_argument("old", help="baseline results JSON")
