@@ -300,3 +300,31 @@ def test_a_call_the_wire_cannot_carry_is_an_error_of_its_entry_and_the_others_ru
         (call,) = results[i].calls
         assert call.kind == "protocol" and "lossconf cannot send this call to the worker" in call.error and what in call.error
     assert results[4].supports_kind == "protocol" and "complex128" in results[4].supports_error
+
+
+@pytest.mark.parametrize("in_process", [False, True])
+def test_ctrl_c_while_judging_keeps_the_records_judged_so_far(monkeypatch, tmp_path, in_process):
+    """A Ctrl-C in the harness's own judging (here: the third chunk's vectorised pass) stops
+    the run with exit 130; the chunks judged before it are written, marked incomplete."""
+    from conformance.harness import batch
+
+    monkeypatch.setattr(session_module, "CHUNK", 4)
+    real, seen = batch.measure_rows, []
+
+    def interrupted(items):
+        seen.append(len(items))
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+        return real(items)
+
+    monkeypatch.setattr(batch, "measure_rows", interrupted)
+    out = tmp_path / "results.json"
+    args = ["run", "numpy", *SELECT, "--mode", "grad", "--results", str(out), "-q"]
+    code = main([*args, *(["--in-process"] if in_process else [])])
+    assert code == 130
+    doc = json.loads(out.read_text())
+    assert doc["complete"] is False and doc["stopped"] == session_module.INTERRUPTED
+    judged = {r["id"].rsplit("-", 1)[0] for r in doc["records"] if r["check"] == "value"}
+    assert judged == {c.test_id for c in CASES[:8]}  # two chunks of 4 cases, every check of each
+    assert len(doc["records"]) == sum(len(c.checks) for c in CASES[:8])
+    assert {r["status"] for r in doc["records"]} == {"pass"}

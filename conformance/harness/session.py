@@ -296,7 +296,9 @@ class Session:
     def _evaluate_todo(self, todo: list[tuple[fx.FixtureCase, str, Sequence[str]]]) -> list[dict[str, CheckResult]]:
         backend = self.backend
         if not isinstance(backend, Supervisor):
-            return self._evaluate(todo)
+            if len(todo) <= CHUNK:
+                return self._evaluate(todo)
+            return self._chunked(todo, self._evaluate)
         with collector_paused():  # (no backend code runs in this process)
             if len(todo) <= CHUNK:
                 return self._evaluate(todo)
@@ -306,11 +308,35 @@ class Session:
         runs = self.runs
         pending = {(c.file, c.index, m): CaseRun(c, m) for c, m, _ in todo if (c.file, c.index, m) not in runs}
         stream = self._worker_runs(backend, list(pending.values()))
+        try:
+            results = self._chunked(todo, lambda part: self._evaluate(part, (stream, pending)))
+            if self.stopped is None:
+                for _ in stream:  # (ends the generator: nothing is left)
+                    pass
+        finally:
+            stream.close()  # (stopped early: the worker mid-entry is discarded)
+        return results
+
+    def _chunked(
+        self, todo: list[tuple[fx.FixtureCase, str, Sequence[str]]],
+        evaluate: Callable[[list[tuple[fx.FixtureCase, str, Sequence[str]]]], list[dict[str, CheckResult]]],
+    ) -> list[dict[str, CheckResult]]:
+        """``evaluate`` over ``todo`` :data:`CHUNK` cases at a time. A Ctrl-C while a chunk
+        is judged (the CLI's run: :func:`runner.interrupts_handled`) stops the run there:
+        the chunks judged before it are kept (and recorded), the rest are not run; the
+        same when the run stopped during a chunk's calls (--max-time, Ctrl-C)."""
         results: list[dict[str, CheckResult]] = []
-        for at in range(0, len(todo), CHUNK):
-            results += self._evaluate(todo[at : at + CHUNK], (stream, pending))
-        for _ in stream:  # (ends the generator: nothing is left)
-            pass
+        try:
+            for at in range(0, len(todo), CHUNK):
+                results += evaluate(todo[at : at + CHUNK])
+                if self.stopped is not None:
+                    break
+        except KeyboardInterrupt:
+            if not interrupts_handled():
+                raise
+            self.stopped = INTERRUPTED
+        for case, mode, _ in todo[len(results):]:
+            self.not_run.add((case.file, case.index, mode))
         return results
 
     def _evaluate(
