@@ -510,19 +510,6 @@ def isnan(x: object) -> bool:
     return x.b is None and x.s != x.s
 
 
-def isfinite(x: object) -> bool:
-    return real(x).b is not None
-
-
-def isint(x: object) -> bool:
-    x = real(x)
-    return x.b is not None and x.b.is_exact() and x.b.is_integer()
-
-
-def fabs(x: object) -> Real:
-    return abs(real(x))
-
-
 # ------------------------------------------------------------------ values a formula proves
 def known_exactly(x: Real, q: flint.fmpq) -> Real:
     """``x`` with its enclosure replaced by the rational ``q`` that the formula proves it
@@ -538,4 +525,21 @@ def known_exactly(x: Real, q: flint.fmpq) -> Real:
     b = arb(q)
     if not x.b.overlaps(b):
         raise AssertionError(f"known_exactly: the enclosure {x} excludes the value {q} the formula gives")
-    return Real(b, None, x.mag)
+    out = Real(b, None, x.mag)
+    t = getattr(x, "t", None)  # (a forward-mode t-derivative, where Real carries one, is x's)
+    if t is not None:
+        out.t = t
+    return out
+
+
+def isfinite(x: object) -> bool:
+    return real(x).b is not None
+
+
+def isint(x: object) -> bool:
+    x = real(x)
+    return x.b is not None and x.b.is_exact() and x.b.is_integer()
+
+
+def fabs(x: object) -> Real:
+    return abs(real(x))

@@ -693,6 +693,11 @@ def _evaluate_check(run: CaseRun, check: str, tol: Tolerance | None, batched: bo
 _DTYPES = {d: np.dtype(d) for d in ("float16", "float32", "float64")}
 
 
+@functools.lru_cache(maxsize=1024)
+def _shape_message(shape: tuple[int, ...], dtype: str) -> str:
+    return f"shape {shape}, dtype {dtype}"
+
+
 def documented_infinity(case: FixtureCase) -> str | None:
     """Where a valid case's exact value is +inf (``"element [0] of 2"``), or None: a case
     on which a raise is recorded as :data:`RAISED`, not as an error."""
@@ -707,11 +712,6 @@ def documented_infinity(case: FixtureCase) -> str | None:
         return None
     shown = ", ".join(str([int(j) for j in np.unravel_index(i, case.expected.shape)]) for i in where[:4])
     return f"element{'s' if len(where) > 1 else ''} {shown}{', ...' if len(where) > 4 else ''} of {len(texts)}"
-
-
-@functools.lru_cache(maxsize=1024)
-def _shape_message(shape: tuple[int, ...], dtype: str) -> str:
-    return f"shape {shape}, dtype {dtype}"
 
 
 def evaluate_checks(items: list[tuple[CaseRun, str, Tolerance | None]], *, batched: bool = True) -> list[CheckResult]:

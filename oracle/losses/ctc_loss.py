@@ -37,28 +37,6 @@ the scale), it is the posterior-expected magnitude of the shifted terms plus the
 (for one frame and a one-symbol label this is softmax cross-entropy's |x_t - m| +
 |log sum exp(x - m)|, plus the value). n_terms is T * C, the number of pred elements
 reduced into one output.
-
-Values the formula proves (:func:`_known_dnll`, :func:`oracle.real.known_exactly`). Some
-VJP elements are rational numbers that no enclosure can prove: an exact 0 by symmetry
-(a ball around 0 never shrinks to a point) and a dyadic value that is a rounding tie of a
-float format (the two ends of any ball around it round apart; e.g. -3/4 * 0.3 is halfway
-between two float64 numbers). Where the inputs make y - gamma rational, it is computed
-exactly instead, and the enclosure is checked to contain it:
-
-* a *tied* frame (its logits all equal) has y[t, k] = 1/C exactly, whatever the logit;
-* a valid path occupies state s at frame t iff s is reachable from the start and can
-  reach the end, which depends on the label and T_n only (every y > 0). As
-  sum_s alpha_t(s) beta_t(s) = p at every t, gamma_t(k) = 0 exactly when no such state
-  has symbol k, and 1 exactly when all of them do (the empty label: the blank at every
-  frame; a label with exactly its needed frames: one alignment);
-* a sample whose frames are all tied has y = 1/C everywhere: alpha, beta, p and gamma are
-  rational, and the recursion is run in exact rational arithmetic (python-flint fmpq).
-
-So y - gamma is exact for a tied frame with gamma 0 or 1, and for every frame of an
-all-tied sample (its symmetric zeros included). Elsewhere it is a ratio of sums of
-products of exponentials of unequal logits, which the enclosures prove by narrowing; a
-rational value there that these rules missed would still raise OracleError at the cap
-(naming the element), never be written unproven.
 """
 
 from __future__ import annotations
@@ -433,8 +411,30 @@ def _rational_gamma(ext: list[int], skip: list[bool], t_n: int, n_class: int) ->
 
 
 def _known_dnll(xs: np.ndarray, seq: list[int], t_n: int, blank: int) -> list[list[fmpq | None]]:
-    """y[t, k] - gamma_t(k) where the formula proves it rational (the exact value), else
-    None; see "Values the formula proves" in the module docstring."""
+    """y[t, k] - gamma_t(k) where the formula proves it rational (its exact value), else
+    None (:func:`oracle.real.known_exactly` puts it in place of the enclosure).
+
+    Some VJP elements are rational numbers that no enclosure can prove: an exact 0 by
+    symmetry (a ball around 0 never shrinks to a point) and a dyadic value that is a
+    rounding tie of a float format (the two ends of any ball around it round apart; e.g.
+    -3/4 * 0.3 is halfway between two float64 numbers). Where the inputs make y - gamma rational, it is computed
+    exactly instead, and the enclosure is checked to contain it:
+
+    * a *tied* frame (its logits all equal) has y[t, k] = 1/C exactly, whatever the logit;
+    * a valid path occupies state s at frame t iff s is reachable from the start and can
+      reach the end, which depends on the label and T_n only (every y > 0). As
+      sum_s alpha_t(s) beta_t(s) = p at every t, gamma_t(k) = 0 exactly when no such state
+      has symbol k, and 1 exactly when all of them do (the empty label: the blank at every
+      frame; a label with exactly its needed frames: one alignment);
+    * a sample whose frames are all tied has y = 1/C everywhere: alpha, beta, p and gamma are
+      rational, and the recursion is run in exact rational arithmetic (python-flint fmpq).
+
+    So y - gamma is exact for a tied frame with gamma 0 or 1, and for every frame of an
+    all-tied sample (its symmetric zeros included). Elsewhere it is a ratio of sums of
+    products of exponentials of unequal logits, which the enclosures prove by narrowing; a
+    rational value there that these rules missed would still raise OracleError at the cap
+    (naming the element), never be written unproven.
+    """
     n_class = xs.shape[1]
     if t_n == 0:
         return []
@@ -479,17 +479,19 @@ def forward(x: dict, options: dict) -> Forward:
                 dnll[(n, *idx)] = R.NAN
             continue
         nll, y, gamma, lse = _sample_ctc(ntc[n], seqs[n], frames[n], n_class - 1)
-        known = _known_dnll(ntc[n], seqs[n], frames[n], n_class - 1)
         terms = mpf(0)
         for t in range(frames[n]):
             top = max(ntc[n, t])  # the shift-invariant terms: |x - max| and |lse - max|
             terms += abs(lse[t] - top) + R.fsum(gamma[t][k] * abs(ntc[n, t, k] - top) for k in range(n_class))
             for k in range(n_class):
                 dnll[n, t, k] = y[t][k] - gamma[t][k]
-                if known[t][k] is not None and isinstance(dnll[n, t, k], R.Real):
-                    dnll[n, t, k] = R.known_exactly(dnll[n, t, k], known[t][k])
         value[n] = f * nll
         scale[n] = abs(f) * (terms + abs(nll))
+        # the elements the formula proves rational, exactly (see _known_dnll)
+        for t, row in enumerate(_known_dnll(ntc[n], seqs[n], frames[n], n_class - 1)):
+            for k, q in enumerate(row):
+                if q is not None and isinstance(dnll[n, t, k], R.Real):
+                    dnll[n, t, k] = R.known_exactly(dnll[n, t, k], q)
 
     def vjp(ct: np.ndarray) -> dict[str, Gradient]:
         g = A.zeros(ntc.shape)
