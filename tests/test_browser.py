@@ -116,6 +116,60 @@ def test_the_screenshot_of_the_top_shows_the_failures_in_red(tmp_path):
     assert red > 0.02 * WIDTH * HEIGHT  # failing rows fill a good part of the first screen
 
 
+#: the five-backend report (tests/test_report_frameworks.py): per backend in the matrix, the
+#: modes it ran (column groups) and did not run (with the reason), as the browser laid them out
+PROBE_MODES = """<script>
+const backends = [...document.querySelectorAll('#matrix h3')].map(h => {
+  let t = h.nextElementSibling;
+  while (t && !t.querySelector('table.matrix')) t = t.nextElementSibling;
+  const table = t.querySelector('table.matrix');
+  const shown = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+  return {label: h.innerText,
+          modes: [...table.querySelectorAll('th.mode:not(.not-run)')].filter(shown).map(th => th.innerText),
+          not_run: [...table.querySelectorAll('td.not-run')].filter(shown).map(td => td.innerText),
+          cells: [...table.querySelectorAll('td.cell')].filter(shown).length};
+});
+const map = [...document.querySelectorAll('#migration table.migration-overview th')].map(th => th.innerText);
+const probe = document.createElement('pre');
+probe.id = 'lossconf-probe';
+probe.textContent = JSON.stringify({backends, map});
+document.body.appendChild(probe);
+</script>"""
+
+
+@needs_chromium
+def test_the_five_backends_and_their_modes_are_drawn(tmp_path):
+    from tests import test_report_frameworks as fw
+
+    if fw.missing():
+        pytest.skip(f"cannot import {', '.join(fw.missing())}: set LOSSCONF_FRAMEWORK_PYTHON (tests/test_report_frameworks.py)")
+    page = fw.five_backend_report().read_text(encoding="utf-8")
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", PROBE_MODES + "</body>"), encoding="utf-8")
+    proc = browse(probed, "--dump-dom", "--virtual-time-budget=5000")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = re.search(r'<pre id="lossconf-probe">(.*?)</pre>', proc.stdout, re.S)
+    assert m, "the browser did not run the probe: " + proc.stdout[:300]
+    import html
+
+    seen = json.loads(html.unescape(m.group(1)))
+    labels = fw.labels()
+    assert [b["label"] for b in seen["backends"]] == labels
+    assert seen["map"] == ["loss", *labels]
+    docs = [fw.read(p) for p in fw.results()]
+    for b in seen["backends"]:
+        mine = [d for d in docs if fw.label(d) == b["label"]]
+        ran = {r["mode"] for d in mine for r in d["records"]}
+        assert b["modes"] == [x for x in ("forward", "grad", "compiled", "hvp", "backward-twice") if x in ran], b["label"]
+        not_run = {why or "" for d in mine for x, why in (d["provenance"].get("modes_not_run") or {}).items() if x not in ran}
+        assert len(b["not_run"]) == len(not_run), b["label"]
+        for text, why in zip(sorted(b["not_run"]), sorted(not_run)):
+            assert why in " ".join(text.split()) or not why, (b["label"], text)
+        assert b["cells"] > 0
+    torch = next(b for b in seen["backends"] if b["label"].startswith("torch "))
+    assert "compiled" in torch["modes"] and not torch["not_run"]  # the compiled sample, merged
+
+
 def main(argv: list[str]) -> int:
     """Write the screenshot of the top of the sample report to argv[0]."""
     if chromium() is None:

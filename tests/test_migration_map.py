@@ -24,7 +24,7 @@ import pytest
 from conformance import cli, report
 from conformance.harness import expectations as ex
 from conformance.harness.session import Filters, Session
-from conformance.protocol import Call, mapping_of
+from conformance.protocol import MODES, Call, mapping_of
 from conformance.report import migration
 from oracle.catalog import loss_ids
 from tests.defect_backends import NanForExtreme
@@ -291,7 +291,11 @@ def test_a_planted_record_changes_its_cell(tmp_path):
     assert before.startswith("✅ conforms — grad: float16, float32, float64 (")
     (hinge,) = option_row(loss_section(md, "HingeLoss"), "")
     n = sum(1 for r in doc["records"] if r["loss"] == MX + "HingeLoss" and r["options_label"] == "")
-    assert hinge == f"✅ conforms — grad: float16, float32, float64; compiled: float64 ({n}/{n} checks pass)"
+    # the modes the run did not select (numpy's own reasons, or "not selected"), but compiled, now run
+    not_run = [m for m in MODES if m in doc["provenance"]["modes_not_run"] and m != "compiled"]
+    assert not_run and "grad" not in not_run
+    assert hinge == (f"✅ conforms — grad: float16, float32, float64; compiled: float64 ({n}/{n} checks pass)"
+                     f"<br>➖ not run — {', '.join(not_run)}")
 
 
 def test_a_mapping_written_in_the_build_information_is_read_too(tmp_path):
@@ -306,7 +310,7 @@ def test_a_mapping_written_in_the_build_information_is_read_too(tmp_path):
                                                     "unsupported": {"weight": {"mapped": [None], "why": "weight=None only"}}}}
     del b["mapping"]
     md = markdown(write(doc, tmp_path / "torch.json"))
-    assert "| torch 0 | `F.mse_loss(pred, label, reduction='none')`<br>composition: halved<br>not mapped: weight: weight=None only |" in md
+    assert "| torch 0 | `F.mse_loss(pred, label, reduction='none')`<br>composition: halved<br>not mapped: weight: weight=None only<br>modes run: grad<br>" in md
 
 
 # ------------------------------------------------------------------ the command and the report
@@ -360,7 +364,7 @@ def test_the_html_report_has_the_same_map(tmp_path):
     assert "defect.hinge(pred * label, margin)" in text and "not mapped: dtype: float16 has no kernel" in text
     # the same verdict lines as the Markdown, cell by cell
     md = markdown(*results())
-    for line in re.findall(r"(?:✅|☑️|⚠️|❌|➖) ([a-z ]+ — [^(<]+\([^)]*\))", md):
+    for line in re.findall(r"(?:✅|☑️|⚠️|❌|➖) ([a-z ]+ — [^(<|]+\([^)]*\))", md):
         assert line in text, line
     # the merged report.json keeps the mapping, so the map can be drawn from it again
     again = markdown(tmp_path / "a" / report.JSON_FILE)

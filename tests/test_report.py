@@ -55,7 +55,7 @@ def test_report_writes_html_markdown_and_json(tmp_path):
         assert base64.b64decode(p).startswith(b"\x89PNG\r\n\x1a\n")
 
     # the matrix, the libm-style table, the regime table, the invalid-input table
-    for text in ("Matrix: loss × option set × dtype", "libm style", "ULP-error histograms", "by value regime",
+    for text in ("Matrix: loss × option set × mode × dtype", "libm style", "ULP-error histograms", "by value regime",
                  "Invalid input: raised or silently returned", "Cross-framework"):
         assert text in html
     assert 'title="mxnet.gluon.loss.L2Loss">L2Loss<' in html
@@ -99,7 +99,7 @@ def test_failures_are_drilled_down_with_inputs_expected_and_observed(tmp_path):
     # the cross-framework table shows both backends side by side; only numpy conforms
     cross = html[html.index('id="cross"'):html.index('id="invalid"')]
     assert f"<th>numpy {np.__version__}" in cross and f"<th>numpy-regressed {np.__version__}" in cross
-    assert cross.count('<td class="small">numpy ') == cross.count("<tr><td class=\"loss\"")
+    assert cross.count('<td class="small conf">numpy ') == cross.count("<tr><td class=\"loss\"")
 
     # the invalid-input table: raised by numpy, silently returned by the regressed backend
     inv = html[html.index('id="invalid"'):html.index("</section>", html.index('id="invalid"'))]
@@ -221,7 +221,7 @@ def test_truncated_results_are_named(tmp_path, capsys):
         (lambda d: d["provenance"]["backend"].update(name="?"), "results from an unknown backend"),
         (lambda d: d["provenance"].pop("backend"), "results from an unknown backend"),
         (lambda d: d.pop("provenance"), "has no provenance, so its backend is unknown"),
-        (lambda d: d["records"][3].update(status="great"), "record 3 ("),
+        (lambda d: d["records"][3].update(status=42), "record 3 ("),  # a status that is no name (a new name is shown)
         (lambda d: d["records"][5].pop("dtype"), "lacks dtype"),
         (lambda d: d.update(records={}), "'records' is not a list"),
     ],

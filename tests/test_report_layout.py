@@ -218,9 +218,13 @@ def test_results_with_modes_get_a_mode_column(tmp_path):
     assert cli.main(["report", str(edited), "--out", str(out), "--fixtures", str(rh.fixtures_dir())]) == 0
     html = (out / report.HTML_FILE).read_text()
     matrix = section(html, 'id="matrix"', 'id="summary"')
-    assert "<th>mode</th>" in matrix
-    assert matrix.count("<td>forward</td>") == matrix.count("<td>compiled</td>") > 0
+    # a column group per mode (then one column per dtype under it), in the protocol's order
+    assert re.findall(r'<th class="mode" colspan="3">(\w+)</th>', matrix) == ["forward", "compiled"]
+    assert matrix.count('<th title="float32">f32</th>') == 2
     assert "modes forward, compiled" in section(html, 'id="failures"', 'id="known"')
+    cross = section(html, 'id="cross"', 'id="invalid"')
+    # the two modes' records are the same here, so their badges are: one line names both
+    assert cross.count('<span class="mode-name">forward, compiled</span>') == cross.count('<tr><td class="loss"') > 0
 
 
 def test_markup_in_results_is_escaped(tmp_path):

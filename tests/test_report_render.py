@@ -33,7 +33,9 @@ FIGURES = st.one_of(st.sampled_from(EDGES), st.floats(min_value=0.0, allow_nan=F
 STATUS_VERDICT = [
     ("pass", "conforms"), ("pass", "within stability bound"), ("fail", "fails"), ("known", "fails"),
     ("error", "error"), ("skip", "unsupported"), ("pass", "raised"), ("fail", "silently returned"),
+    ("raised", "raised"),  # an outcome this report does not know (a newer harness's): shown by its name
 ]
+MODES = [None, "forward", "grad", "compiled", "hvp", "backward-twice"]  # None: results written before modes
 LOSSES = ["mxnet.gluon.loss.L2Loss", "mxnet.gluon.loss.CTCLoss", "chainer.functions.softmax_cross_entropy"]
 TAGS = ["regular", "tiny", "extreme", "boundary", "kink", "singular", "tie", "label", "shape", "subnormal"]
 
@@ -48,6 +50,7 @@ def records(draw, n_max=8):
         status, verdict = draw(st.sampled_from(STATUS_VERDICT))
         tag = draw(st.sampled_from(TAGS))
         ulps, scale = draw(FIGURES), draw(FIGURES)
+        mode = draw(st.sampled_from(MODES))
         out.append({
             "id": f"{loss.rsplit('.', 1)[-1]}[]-{dtype}-{tag}-{i:03d}-{check}", "loss": loss, "options": {},
             "options_label": draw(st.sampled_from(["", "axis=1", "weight=0.5"])), "dtype": dtype, "case": i,
@@ -57,15 +60,21 @@ def records(draw, n_max=8):
             "worst_index": draw(st.sampled_from([None, [], [0], [1, 2]])), "expected": draw(st.sampled_from([None, "0", "1e-320", "inf"])),
             "observed": draw(st.sampled_from([None, "0e+00", "-7.2e-18", "nan", "inf", "4.9e-324"])),
             "message": draw(st.sampled_from(["", "error beyond tolerance in 1 element(s)"])), "reason": None,
+            **({"mode": mode} if mode else {}),
         })
+        if mode:
+            out[-1]["id"] = out[-1]["id"].replace(f"-{i:03d}-", f"-{i:03d}[{mode}]-")
     return out
 
 
-def results_file(path: Path, backend: str, recs: list) -> Path:
+def results_file(path: Path, backend: str, recs: list, not_run: dict | None = None) -> Path:
+    modes = sorted({r["mode"] for r in recs if r.get("mode")})
     path.write_text(json.dumps({
         "format": report.RESULTS_FORMAT, "format_version": report.RESULTS_VERSION,
         "provenance": {"backend": {"name": backend, "version": "1.0", "build": {}}, "fixtures_digest": "0" * 64,
-                       "policy_version": "2", "created": "2026-01-01T00:00:00Z", "expectations": None},
+                       "policy_version": "2", "created": "2026-01-01T00:00:00Z", "expectations": None,
+                       **({"modes": modes, "modes_not_run": {m: why for m, why in (not_run or {}).items() if m not in modes}}
+                          if not_run is not None else {})},
         "unused_expectations": [], "records": recs,
     }))
     return path
@@ -73,11 +82,12 @@ def results_file(path: Path, backend: str, recs: list) -> Path:
 
 @pytest.mark.skipif(not HAVE_MPL, reason="matplotlib is not installed here (pip install '.[report]')")
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(records(), min_size=1, max_size=3))
-def test_every_figure_renders(parts):
+@given(st.lists(records(), min_size=1, max_size=3),
+       st.one_of(st.none(), st.dictionaries(st.sampled_from(MODES[1:]), st.sampled_from([None, "no such path <here>"]))))
+def test_every_figure_renders(parts, not_run):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        paths = [results_file(tmp / f"r{i}.json", f"backend{i}", recs) for i, recs in enumerate(parts)]
+        paths = [results_file(tmp / f"r{i}.json", f"backend{i}", recs, not_run) for i, recs in enumerate(parts)]
         files = report.render(paths, tmp / "out")
         html = files["html"].read_text()
         measured = [r for recs in parts for r in recs if r["check"] == "value" or r["check"].startswith("grad:")]

@@ -6,8 +6,9 @@ that ``lossconf run --results`` writes) and renders, into one output directory:
   :mod:`.html`. It leads with what matters: per backend its failing checks grouped by
   cause, shown in full (inputs, expected, observed, error, the computed tolerance, the
   command that repeats each); then the known deviations, one row per root cause; then
-  the matrix loss x option set (x mode) x dtype with pass counts and a legend; then the
-  details: a summary, the cross-framework table, the invalid-input table folded by loss,
+  the matrix loss x option set x (mode x dtype) with pass counts and a legend, where a
+  mode the backend did not run is one column with the reason its results give; then the
+  details: a summary, the cross-framework table (a line per mode), the invalid-input table folded by loss,
   and per backend a libm-style table, ULP-error histograms, the worst error by value
   regime and a drill-down to every failing check; and last the migration map
   (:mod:`.migration`: per loss and option set, each backend's call and its verdicts);
@@ -21,6 +22,12 @@ from the clock; PNGs are written without software metadata by a fixed matplotlib
 
 Given no results files, ``lossconf report`` first runs the backends (default: numpy), each
 in its own ``lossconf run`` process, writing ``<out>/results-<backend>.json``.
+
+Results files of one backend (name and version) with disjoint checks -- ``tox -e torch``'s
+eager modes and its compiled sample -- are one backend: its records together, its modes
+from both, unused expectation entries once. A status the report does not know (a newer
+harness's outcome, e.g. ``raised``) is shown by its name as an "other outcome", never
+dropped and never an error.
 
 Bad input ends with exit code 2 and one line naming the file: not JSON or truncated,
 another format or format version, a results file that does not name its backend, a

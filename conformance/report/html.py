@@ -3,7 +3,8 @@
 
 The page leads with what a reader must act on: per backend, its failing checks grouped
 by cause and shown in full; then its known deviations, one row per root cause; then the
-matrix of loss x option set (x mode) x dtype with pass counts and a legend; then the
+matrix of loss x option set x (mode x dtype) with pass counts and a legend (a mode not
+run: one column with its reason); then the
 details (summary, cross-framework table, invalid-input table folded by loss, per-backend
 error tables, plots and the drill-down to every failing check); and last, the migration
 map (:mod:`.migration`, ``templates/migration.html.j2``), linked from the top."""
@@ -26,6 +27,7 @@ from .model import (
     KNOWN,
     MAX_DRILL,
     MAX_GROUP_ROWS,
+    OTHER,
     STABLE,
     UNSUPPORTED,
     BackendResults,
@@ -56,7 +58,7 @@ MAX_CASES_SHOWN = 12  # case ids listed inline per known-deviation cause (the re
 MAX_IDS_AT_TOP = 30  # failing case ids named per cause in the table at the top
 #: the verdict symbols in the HTML: plain text symbols that every font has (the Markdown
 #: summary uses emoji, which GitHub renders)
-HTML_MARK = {CONFORMS: "✓", STABLE: "≈", KNOWN: "⚠", FAILS: "✗", UNSUPPORTED: "–"}
+HTML_MARK = {CONFORMS: "✓", STABLE: "≈", KNOWN: "⚠", FAILS: "✗", OTHER: "?", UNSUPPORTED: "–"}
 
 
 class TemplateUnavailable(Exception):
@@ -82,7 +84,21 @@ def _environment():
     env.filters["short"] = short
     env.filters["slug"] = slug
     env.filters["clip"] = _clip
+    env.filters["dtype_short"] = dtype_short
+    env.filters["breakable"] = breakable
     return env
+
+
+def dtype_short(d: str) -> str:
+    """float16 -> f16, bfloat16 -> bf16 (the matrix's column heads under a mode)."""
+    return str(d).replace("bfloat", "bf").replace("float", "f")
+
+
+def breakable(text: str) -> Any:
+    """An option set, escaped, that may wrap after its commas (``<wbr>``)."""
+    from markupsafe import Markup, escape
+
+    return Markup(",<wbr>").join(escape(part) for part in str(text).split(","))
 
 
 def slug(text: str) -> str:
@@ -106,6 +122,7 @@ def cell_view(cell: Cell | None) -> dict[str, Any] | None:
         "worst": fmt_ulps(cell.worst),
         "nfail": cell.counts[FAILS],
         "nknown": cell.counts[KNOWN],
+        "other": ", ".join(f"{n} {name}" for name, n in sorted(cell.others.items())),
         "title": cell.title(),
     }
 
@@ -146,7 +163,7 @@ def _backend_view(s: Summary, inputs: dict, plots: _Plots) -> dict[str, Any]:
     for g in failure_groups(br):
         fails.append({
             "loss": g.loss, "check": g.check, "cause": g.cause, "count": g.count, "dtypes": g.dtypes,
-            "modes": g.modes, "cases": len(g.cases()),
+            "modes": g.modes, "cases": len(g.cases()), "cls": g.category, "mark": HTML_MARK[g.category],
             "case_ids": [f"{cid} ({', '.join(chks)})" if "," in g.check else cid for cid, chks in g.cases()][:MAX_IDS_AT_TOP], "more_ids": max(0, len(g.cases()) - MAX_IDS_AT_TOP),
             "rows": [_record_view(br, r, inputs) for r in g.records[:MAX_GROUP_ROWS]],
             "more": max(0, g.count - MAX_GROUP_ROWS),
@@ -158,30 +175,35 @@ def _backend_view(s: Summary, inputs: dict, plots: _Plots) -> dict[str, Any]:
             "cause": g.cause, "count": g.count, "losses": g.losses, "checks": g.checks, "dtypes": g.dtypes,
             "modes": g.modes, "shown": cases[:MAX_CASES_SHOWN], "folded": cases[MAX_CASES_SHOWN:],
         })
+    mode_cols = [{"mode": m, "dtypes": s.mode_dtypes(m)} for m in s.shown_modes()]
     rows = []
     last = None
-    for row in s.rows():
-        loss, opts, mode = row
-        cells = s.matrix[row]
-        rows.append({
-            "loss": loss, "first": loss != last, "options": opts or "defaults", "mode": mode,
-            "cells": [cell_view(cells.get(d)) for d in s.dtypes],
-            "checks": sum(c.total for c in cells.values()),
-        })
+    for loss, opts in s.option_rows():
+        groups = []
+        for mc in mode_cols:
+            cells = s.matrix.get((loss, opts, mc["mode"])) or {}
+            groups.append([cell_view(cells.get(d)) for d in mc["dtypes"]])
+        nchecks = sum(c.total for m in s.modes() for c in (s.matrix.get((loss, opts, m)) or {}).values())
+        rows.append({"loss": loss, "first": loss != last, "options": opts or "defaults", "groups": groups, "checks": nchecks})
         last = loss
     drill = []
     per_loss: dict[str, list[dict]] = defaultdict(list)
     for r in br.records:
-        if r["status"] in ("fail", "error", "raised", "known"):
+        if category(r) in (FAILS, OTHER, KNOWN):
             per_loss[r["loss"]].append(r)
     for loss in sorted(per_loss, key=lambda x: (short(x).lower(), x)):
         recs = sorted(
             per_loss[loss],
             key=lambda r: (r["status"] == "known", _dtype_key(r["dtype"]), r["options_label"], r.get("case", 0), r["check"]),
         )
-        nf = sum(1 for r in recs if r["status"] != "known")
+        nf = sum(1 for r in recs if category(r) == FAILS)
+        others: dict[str, int] = defaultdict(int)
+        for r in recs:
+            if category(r) == OTHER:
+                others[str(r["status"])] += 1
         drill.append({
-            "loss": loss, "nfail": nf, "nknown": len(recs) - nf,
+            "loss": loss, "nfail": nf, "nknown": sum(1 for r in recs if r["status"] == "known"),
+            "other": ", ".join(f"{n} {name}" for name, n in sorted(others.items())),
             "rows": [_record_view(br, r, inputs) for r in recs[:MAX_DRILL]], "more": max(0, len(recs) - MAX_DRILL),
         })
     unused = []
@@ -206,10 +228,14 @@ def _backend_view(s: Summary, inputs: dict, plots: _Plots) -> dict[str, Any]:
         "nlosses": len(s.by_loss),
         "fails": fails,
         "nfail": t.counts[FAILS],
+        "other": ", ".join(f"{n} {name}" for name, n in sorted(t.others.items())),
         "known": known,
         "nknown": t.counts[KNOWN],
         "dtypes": s.dtypes,
         "has_modes": s.has_modes,
+        "mode_cols": mode_cols,
+        "modes_run": ", ".join(m for m in s.shown_modes() if m),
+        "not_run": [{"modes": ", ".join(ms), "why": why} for ms, why in s.not_run_groups()],
         "matrix": rows,
         "libm": [
             {"loss": loss, "cells": [
@@ -229,35 +255,65 @@ def _backend_view(s: Summary, inputs: dict, plots: _Plots) -> dict[str, Any]:
     }
 
 
+def _badges(cells: dict[str, Cell], dts: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for d in dts:
+        c = cells.get(d)
+        if c is None or c.total == 0:
+            continue
+        out.append({"cls": c.category, "title": f"{d}: {c.title()}", "dtype": dtype_short(d),
+                    "worst": fmt_ulps(c.worst) if c.worst is not None else ""})
+    return out
+
+
+def _conforms(cells: dict[str, Cell]) -> bool:
+    cats = {c.category for c in cells.values() if c.total}
+    return bool(cats) and cats <= {CONFORMS, STABLE}
+
+
 def _cross_view(sums: list[Summary]) -> dict[str, Any]:
-    rows_keys = sorted({row for s in sums for row in s.matrix}, key=_row_key)
+    """Loss x option set rows, one column per backend; in a cell, one line per mode the
+    backend ran for that row, with a badge per dtype."""
+    keys = sorted({row[:2] for s in sums for row in s.matrix}, key=_row_key)
     dts = sorted({d for s in sums for d in s.dtypes}, key=_dtype_key)
+    modes = {id(s): s.modes() for s in sums}
     rows = []
     last = None
-    for row in rows_keys:
-        loss, opts, mode = row
+    for loss, opts in keys:
         per_backend = []
         conforming = []
         for s in sums:
-            cells = s.matrix.get(row)
-            if not cells:
-                per_backend.append(None)
-                continue
-            badges = []
-            for d in dts:
-                c = cells.get(d)
-                if c is None or c.total == 0:
+            lines: list[dict[str, Any]] = []
+            good = []
+            for m in modes[id(s)]:
+                cells = s.matrix.get((loss, opts, m))
+                if not cells:
                     continue
-                badges.append({"cls": c.category, "title": f"{d}: {c.title()}", "dtype": d.replace("float", "f"),
-                               "worst": fmt_ulps(c.worst) if c.worst is not None else ""})
-            per_backend.append(badges)
-            cats = {c.category for c in cells.values() if c.total}
-            if cats and cats <= {CONFORMS, STABLE}:
+                badges = _badges(cells, dts)
+                # modes whose badges are the same share a line (hover a badge for its counts)
+                same = next((ln for ln in lines if [(b["cls"], b["dtype"], b["worst"]) for b in ln["badges"]]
+                             == [(b["cls"], b["dtype"], b["worst"]) for b in badges]), None)
+                if same is None:
+                    lines.append({"mode": m, "badges": badges})
+                else:
+                    same["mode"] += f", {m}"
+                    for old, new in zip(same["badges"], badges):
+                        old["title"] += f"; {m}: {new['title'].split(': ', 1)[1]}"
+                if _conforms(cells):
+                    good.append(m)
+            per_backend.append(lines or None)
+            if lines and len(good) == len(lines):
                 conforming.append(s.br.label)
-        rows.append({"loss": loss, "first": loss != last, "options": opts or "defaults", "mode": mode,
+            elif good and any(good):
+                conforming.append(f"{s.br.label} ({', '.join(good)})")
+        rows.append({"loss": loss, "first": loss != last, "options": opts or "defaults",
                      "backends": per_backend, "conforming": ", ".join(conforming) or "none"})
         last = loss
-    return {"rows": rows, "has_modes": any(s.has_modes for s in sums)}
+    heads = []
+    for s in sums:
+        heads.append({"label": s.br.label, "modes": ", ".join(m for m in s.shown_modes() if m),
+                      "not_run": [{"modes": ", ".join(ms), "why": why} for ms, why in s.not_run_groups()]})
+    return {"rows": rows, "heads": heads, "has_modes": any(s.has_modes or s.modes_not_run() for s in sums)}
 
 
 def _invalid_view(sums: list[Summary]) -> dict[str, Any]:
@@ -308,6 +364,21 @@ def _invalid_view(sums: list[Summary]) -> dict[str, Any]:
 # ------------------------------------------------------------------ the page
 
 
+def _legend_order(sums: list[Summary]) -> tuple[str, ...]:
+    """The legend's categories: OTHER (outcomes this renderer does not know) only when
+    some check has one."""
+    if any(s.totals.counts[OTHER] for s in sums):
+        return (*LEGEND_ORDER[:4], OTHER, *LEGEND_ORDER[4:])
+    return LEGEND_ORDER
+
+
+def _legend_label(c: str, sums: list[Summary]) -> str:
+    if c != OTHER:
+        return CATEGORY_LABEL[c]
+    names = sorted({name for s in sums for name in s.totals.others})
+    return f"{CATEGORY_LABEL[OTHER]} ({', '.join(names)})"
+
+
 def render_html(backends: list[BackendResults], sums: list[Summary], inputs: dict) -> str:
     """The self-contained HTML page (byte-identical for the same results)."""
     env = _environment()
@@ -320,9 +391,9 @@ def render_html(backends: list[BackendResults], sums: list[Summary], inputs: dic
         "digests_differ": len(digests) > 1,
         "empty": total == 0,
         "sources": ", ".join(x for b in backends for x in b.sources),
-        "legend": [{"cls": c, "mark": HTML_MARK[c], "label": CATEGORY_LABEL[c]} for c in LEGEND_ORDER],
+        "legend": [{"cls": c, "mark": HTML_MARK[c], "label": _legend_label(c, sums)} for c in _legend_order(sums)],
         "mark_fails": HTML_MARK[FAILS],
-        "legend_order": LEGEND_ORDER,
+        "legend_order": _legend_order(sums),
         "category_label": CATEGORY_LABEL,
         "json_file": JSON_FILE,
     }

@@ -31,6 +31,7 @@ from .model import (
     CONFORMS,
     FAILS,
     KNOWN,
+    OTHER,
     STABLE,
     UNSUPPORTED,
     BackendResults,
@@ -38,7 +39,9 @@ from .model import (
     _clip,
     category,
     failure_kind,
+    group_reasons,
     load_all,
+    modes_not_run,
     provenance_line,
     short,
 )
@@ -81,8 +84,8 @@ class Cause:
     count: int
 
     def line(self) -> str:
-        what = {FAILS: "fails", KNOWN: "known deviation", UNSUPPORTED: "unsupported"}[self.kind]
-        chk = f" ({', '.join(self.checks)})" if self.kind == FAILS else ""
+        what = {FAILS: "fails", KNOWN: "known deviation", UNSUPPORTED: "unsupported"}.get(self.kind, "outcome")
+        chk = f" ({', '.join(self.checks)})" if self.kind in (FAILS, OTHER) else ""
         return f"{what}{chk}: {self.text} — {self.count} check{'s' if self.count != 1 else ''}"
 
 
@@ -127,6 +130,9 @@ class Row:
     options: str
     invalid_only: bool
     cells: list[list[Verdict] | None]
+    #: per backend: the modes it did not run for this option set (those it ran for others,
+    #: and those it does not run at all), where it ran any
+    not_run: list[list[str]] = field(default_factory=list)
 
 
 @dataclass
@@ -142,6 +148,9 @@ class CallEntry:
     notes: str = ""
     unsupported: dict[str, str] = field(default_factory=dict)
     why: list[str] = field(default_factory=list)
+    #: the modes the backend ran (for any loss), and the modes it did not run, with why
+    modes: list[str] = field(default_factory=list)
+    modes_not_run: list[tuple[list[str], str]] = field(default_factory=list)
 
 
 @dataclass
@@ -213,6 +222,8 @@ def _verdicts(recs: list[dict[str, Any]]) -> list[Verdict]:
                 kinds.setdefault((KNOWN, str(r.get("reason") or "(no reason given)")), []).append(r)
             elif c == UNSUPPORTED:
                 kinds.setdefault((UNSUPPORTED, str(r.get("message") or "(no reason given)")), []).append(r)
+            elif c == OTHER:  # an outcome this renderer does not know: by its name
+                kinds.setdefault((OTHER, f"{r['status']}: {failure_kind(r)}"), []).append(r)
         # passes within the stability bound group with conforming ones (counted apart)
         key = (CONFORMS if worst == STABLE else worst, tuple(sorted(kinds, key=lambda k: (CATEGORIES.index(k[0]), k[1]))))
         g = grouped.setdefault(key, {"pairs": [], "passed": 0, "stable": 0, "ran": 0, "skipped": 0, "causes": defaultdict(list)})
@@ -229,6 +240,8 @@ def _verdicts(recs: list[dict[str, Any]]) -> list[Verdict]:
         for k in kinds:
             rr = g["causes"][k]
             text = str(rr[0].get("message") or rr[0].get("verdict") or "") if k[0] == FAILS else k[1]
+            if k[0] == OTHER:
+                text = f"{rr[0]['status']}: {rr[0].get('message') or rr[0].get('verdict') or ''}"
             checks = tuple(dict.fromkeys(str(r["check"]) for r in rr))
             causes.append(Cause(k[0], _clip(text, MAX_CAUSE), checks, len(rr)))
         shown = STABLE if worst == CONFORMS and g["stable"] else worst
@@ -254,16 +267,23 @@ def build(backends: list[BackendResults]) -> MigrationMap:
             by_loss[(loss, i)].append(r)
             options[loss][opts] = options[loss].get(opts, True) and r["check"] == "invalid"
     mappings = [recorded_mapping(br) for br in backends]
+    ran = [sorted({mode_of(r) for r in br.records}, key=_mode_key) for br in backends]
+    not_run = [modes_not_run(br, set(ran[i])) for i, br in enumerate(backends)]
     losses = []
     for loss in sorted(options, key=lambda x: (short(x).lower(), x)):
         calls = []
         for i in range(len(backends)):
-            calls.append(_call_entry(loss, by_loss.get((loss, i), []), mappings[i][0]))
+            call = _call_entry(loss, by_loss.get((loss, i), []), mappings[i][0])
+            call.modes, call.modes_not_run = ran[i], group_reasons(not_run[i])
+            calls.append(call)
         rows = []
         for opts, invalid_only in sorted(options[loss].items(), key=_row_key):
-            rows.append(Row(opts, invalid_only, [
-                _verdicts(recs[(loss, i, opts)]) if (loss, i, opts) in recs else None for i in range(len(backends))
-            ]))
+            cells = [_verdicts(recs[(loss, i, opts)]) if (loss, i, opts) in recs else None for i in range(len(backends))]
+            missing = []
+            for i in range(len(backends)):
+                here = {mode_of(r) for r in recs.get((loss, i, opts), ())}
+                missing.append([m for m in MODE_ORDER if here and m not in here and (m in ran[i] or m in not_run[i])])
+            rows.append(Row(opts, invalid_only, cells, missing))
         overall = []
         for i in range(len(backends)):
             rs = by_loss.get((loss, i), [])
@@ -308,7 +328,7 @@ def _md_call(c: CallEntry) -> str:
     if c.status == NO_COUNTERPART:
         return f"{CATEGORY_MARK[UNSUPPORTED]} **no counterpart**: " + _md("; ".join(c.why))
     if c.status == NOT_RECORDED:
-        return "(checks ran; the results record no mapping for this loss)"
+        return "<br>".join(["(checks ran; the results record no mapping for this loss)", *_md_modes(c)])
     if c.status == NOT_RUN:
         return "not run"
     parts = [_code(c.call)]
@@ -318,18 +338,36 @@ def _md_call(c: CallEntry) -> str:
         parts.append("notes: " + _md(c.notes))
     for opt, why in c.unsupported.items():
         parts.append(f"not mapped: {_md(opt)}: {_md(why)}")
+    parts += _md_modes(c)
     return "<br>".join(parts)
 
 
-def _md_cell(cell: list[Verdict] | None, call: CallEntry) -> str:
+def _md_modes(c: CallEntry) -> list[str]:
+    out = [f"modes run: {_md(', '.join(c.modes))}"] if c.modes else []
+    for ms, why in c.modes_not_run:
+        out.append(f"{CATEGORY_MARK[UNSUPPORTED]} not run: {_md(', '.join(ms))}: {_md(why)}")
+    return out
+
+
+def _label(v: Verdict) -> str:
+    """The verdict's label; an outcome this renderer does not know by its name."""
+    if v.category == OTHER:
+        names = sorted({c.text.split(":", 1)[0] for c in v.causes if c.kind == OTHER})
+        return f"{CATEGORY_LABEL[OTHER]}: {', '.join(names)}"
+    return CATEGORY_LABEL[v.category]
+
+
+def _md_cell(cell: list[Verdict] | None, call: CallEntry, not_run: list[str]) -> str:
     if cell is None:
         return NOT_RUN
     if call.status == NO_COUNTERPART:
         return f"{CATEGORY_MARK[UNSUPPORTED]} no counterpart"
     lines = []
     for v in cell:
-        head = f"{CATEGORY_MARK[v.category]} {CATEGORY_LABEL[v.category]} — {_md(v.where)} ({v.counts})"
+        head = f"{CATEGORY_MARK[v.category]} {_md(_label(v))} — {_md(v.where)} ({v.counts})"
         lines.append(head + "".join(f"<br>· {_md(c.line())}" for c in v.causes))
+    if not_run:
+        lines.append(f"{CATEGORY_MARK[UNSUPPORTED]} not run — {', '.join(not_run)}")
     return "<br>".join(lines)
 
 
@@ -338,7 +376,8 @@ def render_markdown(m: MigrationMap) -> str:
     out.append(
         "For every documented loss and option set: the call each framework uses, and per dtype and mode "
         "whether it conforms to the documented loss, with the cause of each deviation "
-        "(a record without a mode ran in mode grad)."
+        "(a record without a mode ran in mode grad). The modes a framework did not run are named "
+        "in each cell (\"not run\"), and with the reason in the call table."
     )
     out += ["", _md(m.provenance), "", LEGEND, ""]
     for p in m.problems:
@@ -370,7 +409,8 @@ def render_markdown(m: MigrationMap) -> str:
             name = _code(row.options) if row.options else "defaults"
             if row.invalid_only:
                 name += " (invalid input)"
-            out.append(f"| {name} | " + " | ".join(_md_cell(c, call) for c, call in zip(row.cells, lm.calls)) + " |")
+            cells = [_md_cell(c, call, nr) for c, call, nr in zip(row.cells, lm.calls, row.not_run)]
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
 
@@ -392,7 +432,7 @@ def html_view(m: MigrationMap) -> dict[str, Any]:
         if cell is None:
             return None
         return [{
-            "cls": v.category, "mark": HTML_MARK[v.category], "label": CATEGORY_LABEL[v.category],
+            "cls": v.category, "mark": HTML_MARK[v.category], "label": _label(v),
             "where": v.where, "counts": v.counts, "causes": [{"cls": c.kind, "line": c.line()} for c in v.causes],
         } for v in cell]
 
@@ -411,11 +451,13 @@ def html_view(m: MigrationMap) -> dict[str, Any]:
             "calls": [{
                 "status": c.status, "call": c.call, "composition": c.composition, "notes": c.notes,
                 "unsupported": list(c.unsupported.items()), "why": "; ".join(c.why),
+                "modes": ", ".join(c.modes), "not_run": [{"modes": ", ".join(ms), "why": why} for ms, why in c.modes_not_run],
             } for c in lm.calls],
             "rows": [{
                 "options": r.options or "defaults", "invalid_only": r.invalid_only,
                 "cells": [None if c is None else (NO_COUNTERPART if call.status == NO_COUNTERPART else verdicts(c))
                           for c, call in zip(r.cells, lm.calls)],
+                "not_run": [", ".join(nr) for nr in r.not_run],
             } for r in lm.rows],
         })
     return {"labels": m.labels, "losses": losses, "problems": m.problems}

@@ -20,20 +20,22 @@ REPORT_VERSION = 1
 
 HTML_FILE, MARKDOWN_FILE, JSON_FILE = "index.html", "summary.md", "report.json"
 
-STATUSES = ("pass", "fail", "error", "raised", "skip", "known")
-#: statuses that fail a run ("raised": on a documented +inf, conformance.harness.runner.RAISED)
-FAILING = ("fail", "error", "raised")
+STATUSES = ("pass", "fail", "error", "skip", "known")  # the statuses the harness writes today
 REQUIRED = ("id", "loss", "options_label", "dtype", "check", "status", "verdict")
-DTYPE_ORDER = ("float16", "float32", "float64")
+DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 
-# verdict categories of the report, worst first (a cell shows the worst of its checks)
-FAILS, KNOWN, STABLE, CONFORMS, UNSUPPORTED = "fails", "known", "stable", "conforms", "unsupported"
-CATEGORIES = (FAILS, KNOWN, STABLE, CONFORMS, UNSUPPORTED)
+# verdict categories of the report, worst first (a cell shows the worst of its checks).
+# OTHER holds the checks whose status is none of STATUSES (an outcome a newer harness
+# writes, e.g. "raised"): they are shown by their status name, never dropped, and rank
+# after failures (someone must look at them) but before known deviations.
+FAILS, OTHER, KNOWN, STABLE, CONFORMS, UNSUPPORTED = "fails", "other", "known", "stable", "conforms", "unsupported"
+CATEGORIES = (FAILS, OTHER, KNOWN, STABLE, CONFORMS, UNSUPPORTED)
 CATEGORY_LABEL = {
     CONFORMS: "conforms",
     STABLE: "within stability bound",
     KNOWN: "known deviation",
     FAILS: "fails",
+    OTHER: "other outcome",
     UNSUPPORTED: "unsupported",
 }
 CATEGORY_COLOUR = {  # background colours (colour-blind-safe ordering: blue..orange..red)
@@ -41,9 +43,10 @@ CATEGORY_COLOUR = {  # background colours (colour-blind-safe ordering: blue..ora
     STABLE: "#e3f0a8",
     KNOWN: "#fdd49e",
     FAILS: "#f4a3a3",
+    OTHER: "#d9c8ee",
     UNSUPPORTED: "#e4e4e4",
 }
-CATEGORY_MARK = {CONFORMS: "✅", STABLE: "☑️", KNOWN: "⚠️", FAILS: "❌", UNSUPPORTED: "➖"}
+CATEGORY_MARK = {CONFORMS: "✅", STABLE: "☑️", KNOWN: "⚠️", FAILS: "❌", OTHER: "❔", UNSUPPORTED: "➖"}
 
 # ULP-error histogram bins (upper edges), in the spirit of the libm accuracy tables
 BIN_EDGES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0, 65536.0)
@@ -130,8 +133,8 @@ def _check_part(path: Path, where: str, prov: Any, records: Any) -> None:
         missing = [k for k in REQUIRED if k not in rec]
         if missing:
             raise ResultsError(f"{path}: {where}record {i} ({rec.get('id', '?')}) lacks {', '.join(missing)}")
-        if rec["status"] not in STATUSES:
-            raise ResultsError(f"{path}: {where}record {i} ({rec['id']}) has unknown status {rec['status']!r}")
+        if not isinstance(rec["status"], str) or not rec["status"].strip():
+            raise ResultsError(f"{path}: {where}record {i} ({rec['id']}) has a malformed status {rec['status']!r}")
         try:
             _num(rec.get("error_ulps"))
         except (TypeError, ValueError):
@@ -172,7 +175,9 @@ def load(path: str | Path) -> list[BackendResults]:
 
 def load_all(paths: list[str | Path]) -> list[BackendResults]:
     """Every backend of every file, in the order given; the same backend (name and
-    version) from several files is merged if the files hold different checks."""
+    version) from several files is merged if the files hold different checks -- e.g. a
+    run of torch's eager modes and a run of its compiled mode on a sample (``tox -e
+    torch``): one backend whose records hold every mode, counted once (see :func:`_merge`)."""
     merged: dict[str, BackendResults] = {}
     for p in paths:
         for part in load(p):
@@ -186,10 +191,42 @@ def load_all(paths: list[str | Path]) -> list[BackendResults]:
                     f"{p}: holds checks of backend {part.label} that {', '.join(have.sources)} already holds; "
                     "give one results file per backend (or per disjoint selection)"
                 )
-            have.records = have.records + part.records
-            have.sources = have.sources + part.sources
-            have.unused_expectations = have.unused_expectations + part.unused_expectations
+            merged[part.label] = _merge(have, part)
     return list(merged.values())
+
+
+def _merge(a: BackendResults, b: BackendResults) -> BackendResults:
+    """Two disjoint runs of one backend as one: their records and sources; the provenance
+    of the first, with the modes of both (a mode one run did not select is not "not run"
+    if the other ran it) and both run dates; the unused expectation entries once each,
+    and only those that neither run used (an entry is used where a known deviation
+    carries its reason)."""
+    records = a.records + b.records
+    prov = dict(a.provenance)
+    modes = [*(a.provenance.get("modes") or []), *(b.provenance.get("modes") or [])]
+    ran = {mode_of(r) for r in records} | set(modes)
+    if modes or "modes" in prov:
+        prov["modes"] = sorted(dict.fromkeys(modes), key=_mode_key)
+    not_run: dict[str, Any] = {}
+    for part in (a, b):
+        for m, why in (part.provenance.get("modes_not_run") or {}).items():
+            if m not in ran:
+                not_run[m] = not_run.get(m) or why  # a reason of the backend's own over "not selected"
+    if not_run or "modes_not_run" in prov:
+        prov["modes_not_run"] = {m: not_run[m] for m in sorted(not_run, key=_mode_key)}
+    dates = list(dict.fromkeys(str(x.provenance.get("created")) for x in (a, b) if x.provenance.get("created")))
+    if len(dates) > 1:
+        prov["created"] = " and ".join(dates)
+    used = {str(r.get("reason")) for r in records if r["status"] == "known"}
+    unused: list[Any] = []
+    seen: set[str] = set()
+    for u in a.unused_expectations + b.unused_expectations:
+        key = json.dumps(u, sort_keys=True, default=str)
+        if key in seen or (isinstance(u, dict) and str(u.get("reason")) in used):
+            continue
+        seen.add(key)
+        unused.append(u)
+    return BackendResults(a.source, prov, unused, records, a.sources + b.sources)
 
 
 # ============================================================== aggregation
@@ -197,12 +234,14 @@ def load_all(paths: list[str | Path]) -> list[BackendResults]:
 
 def category(rec: dict[str, Any]) -> str:
     s = rec["status"]
-    if s in FAILING:
+    if s in ("fail", "error"):
         return FAILS
     if s == "known":
         return KNOWN
     if s == "skip":
         return UNSUPPORTED
+    if s != "pass":
+        return OTHER  # an outcome this renderer does not know: shown by its name
     return STABLE if rec.get("verdict") == "within stability bound" else CONFORMS
 
 
@@ -234,12 +273,32 @@ class Cell:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
     worst: float | None = None
     worst_id: str | None = None
+    #: checks of category OTHER by their status name (e.g. {"raised": 2})
+    others: dict[str, int] = field(default_factory=dict)
+    #: why the checks skipped as unsupported were not run (the skip messages, first seen first)
+    skipped_why: dict[str, None] = field(default_factory=dict)
 
     def add(self, rec: dict[str, Any]) -> None:
-        self.counts[category(rec)] += 1
+        cat = category(rec)
+        self.counts[cat] += 1
+        if cat == OTHER:
+            self.others[str(rec["status"])] = self.others.get(str(rec["status"]), 0) + 1
+        elif cat == UNSUPPORTED and len(self.skipped_why) < 3:
+            self.skipped_why.setdefault(_clip(str(rec.get("message") or "no reason given"), 200), None)
         e = _err(rec)
         if e is not None and (self.worst is None or _rank(e) > _rank(self.worst)):
             self.worst, self.worst_id = e, rec["id"]
+
+    def merge(self, other: Cell) -> None:
+        for k in CATEGORIES:
+            self.counts[k] += other.counts[k]
+        for k, n in other.others.items():
+            self.others[k] = self.others.get(k, 0) + n
+        for k in other.skipped_why:
+            if len(self.skipped_why) < 3:
+                self.skipped_why.setdefault(k, None)
+        if other.worst is not None and (self.worst is None or _rank(other.worst) > _rank(self.worst)):
+            self.worst, self.worst_id = other.worst, other.worst_id
 
     @property
     def category(self) -> str | None:
@@ -252,10 +311,23 @@ class Cell:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def other_names(self) -> str:
+        """The status names of the checks of category OTHER: ``raised`` or ``raised, timeout``."""
+        return ", ".join(sorted(self.others))
+
     def title(self) -> str:
-        parts = [f"{self.counts[c]} {CATEGORY_LABEL[c]}" for c in CATEGORIES if self.counts[c]]
+        parts = []
+        for c in CATEGORIES:
+            if not self.counts[c]:
+                continue
+            if c == OTHER:
+                parts += [f"{n} {name}" for name, n in sorted(self.others.items())]
+            else:
+                parts.append(f"{self.counts[c]} {CATEGORY_LABEL[c]}")
         if self.worst_id:
             parts.append(f"worst: {self.worst_id}")
+        if self.skipped_why and self.counts[UNSUPPORTED]:
+            parts.append("skipped: " + " / ".join(self.skipped_why))
         return "; ".join(parts)
 
 
@@ -328,8 +400,83 @@ class Summary:
     def rows(self) -> list[tuple[str, str, str]]:
         return sorted(self.matrix, key=_row_key)
 
+    def option_rows(self) -> list[tuple[str, str]]:
+        """(loss, option set) of every row, whatever its modes."""
+        return sorted({row[:2] for row in self.matrix}, key=_row_key)
+
     def losses(self) -> list[str]:
         return sorted(self.by_loss, key=lambda x: (short(x).lower(), x))
+
+    def modes(self) -> list[str]:
+        """The modes this backend's records ran, in the protocol's order ("" for records
+        written before calls had modes)."""
+        return sorted({row[2] for row in self.matrix}, key=_mode_key)
+
+    def mode_dtypes(self, mode: str) -> list[str]:
+        """The dtypes checked in ``mode``."""
+        return sorted({d for row, cells in self.matrix.items() if row[2] == mode for d in cells}, key=_dtype_key)
+
+    def modes_not_run(self) -> dict[str, str]:
+        """Every mode the results say was not run, with the reason (:func:`modes_not_run`)."""
+        return modes_not_run(self.br, set(self.modes()))
+
+    def skipped_modes(self) -> dict[str, str]:
+        """The modes run whose every check the backend skipped (e.g. torch's compiled mode
+        where ``torch.compile`` does not work: every call declined with that reason), with
+        the skip reasons -- unless every mode was skipped whole."""
+        out = {}
+        for m in self.modes():
+            cell = Cell()
+            for (_, _, mode), cells in self.matrix.items():
+                if mode == m:
+                    for c in cells.values():
+                        cell.merge(c)
+            if cell.total and cell.counts[UNSUPPORTED] == cell.total:
+                out[m] = "every check skipped: " + " / ".join(cell.skipped_why)
+        return {} if len(out) == len(self.modes()) else out
+
+    def shown_modes(self) -> list[str]:
+        """The modes shown as columns: those run, but for the ones skipped whole."""
+        skipped = self.skipped_modes()
+        return [m for m in self.modes() if m not in skipped]
+
+    def not_run_groups(self) -> list[tuple[list[str], str]]:
+        """:meth:`modes_not_run` and :meth:`skipped_modes` as (modes, reason): modes with
+        the same reason together."""
+        return group_reasons({**self.modes_not_run(), **self.skipped_modes()})
+
+    def loss_mode_cells(self, loss: str) -> dict[str, dict[str, Cell]]:
+        """mode -> dtype -> the cell of every check of ``loss`` (all option sets)."""
+        out: dict[str, dict[str, Cell]] = defaultdict(lambda: defaultdict(Cell))
+        for (lo, _, mode), cells in self.matrix.items():
+            if lo == loss:
+                for d, c in cells.items():
+                    out[mode][d].merge(c)
+        return out
+
+
+def modes_not_run(br: BackendResults, ran: set[str]) -> dict[str, str]:
+    """Every mode the results say was not run (``provenance.modes_not_run``) and not in
+    ``ran`` (the modes with records), with the reason: the backend's own (it does not run
+    that mode), or, where the backend runs it but the run did not select it, that."""
+    declared = br.provenance.get("modes_not_run")
+    if not isinstance(declared, dict):
+        return {}
+    out = {}
+    for m in sorted(declared, key=_mode_key):
+        if m in ran:
+            continue
+        why = declared[m]
+        out[str(m)] = str(why) if why else f"the backend runs it, but this run did not select it (lossconf run {br.name} --mode {m})"
+    return out
+
+
+def group_reasons(reasons: dict[str, str]) -> list[tuple[list[str], str]]:
+    """mode -> reason as (modes, reason), the modes with the same reason together."""
+    groups: dict[str, list[str]] = {}
+    for m, why in reasons.items():
+        groups.setdefault(why, []).append(m)
+    return [(ms, why) for why, ms in groups.items()]
 
 
 def fmt_ulps(x: float | None) -> str:
@@ -373,7 +520,7 @@ def _inputs_lookup(backends: list[BackendResults], fixtures_dir: str | None) -> 
     wanted: dict[str, set[str]] = defaultdict(set)
     for br in backends:
         for r in br.records:
-            if r["status"] in (*FAILING, "known"):
+            if r["status"] in ("fail", "error", "known"):
                 wanted[str(br.provenance.get("fixtures_digest", ""))].add(r["loss"])
     if not wanted:
         return {}
@@ -481,6 +628,8 @@ def _severity(rec: dict[str, Any]) -> int:
     msg = str(rec.get("message") or "")
     if rec["status"] == "error":
         return 0
+    if category(rec) == OTHER:
+        return 3
     if rec["check"] == "invalid":
         return 5
     if rec["check"] in ("repeat", "inputs"):
@@ -504,6 +653,13 @@ class Group:
     @property
     def count(self) -> int:
         return len(self.records)
+
+    @property
+    def category(self) -> str:
+        """The worst category of its checks (FAILS; OTHER for an outcome this renderer does
+        not know; KNOWN for a group of known deviations)."""
+        cats = {category(r) for r in self.records}
+        return next((c for c in CATEGORIES if c in cats), UNSUPPORTED)
 
     @property
     def dtypes(self) -> list[str]:
@@ -535,8 +691,10 @@ def failure_groups(br: BackendResults) -> list[Group]:
     first, then the most checks, then by loss."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in br.records:
-        if r["status"] in FAILING:
+        if r["status"] in ("fail", "error"):
             groups.setdefault((r["loss"], failure_kind(r)), []).append(r)
+        elif category(r) == OTHER:  # an outcome this renderer does not know: by its name, never dropped
+            groups.setdefault((r["loss"], f"outcome {r['status']!r}: {failure_kind(r)}"), []).append(r)
     out = [Group(kind, recs, loss, ", ".join(_check_order(recs))) for (loss, kind), recs in groups.items()]
     out.sort(key=lambda g: (min(map(_severity, g.records)), -g.count, short(g.loss).lower(), g.loss, g.cause))
     return out
