@@ -270,6 +270,8 @@ class Installed:
     constructor: list[Param]
     forward: list[Param]
     quotes: dict[str, list[Quote]] = field(default_factory=dict)
+    #: the def lines themselves (quoted where the code lacks a documented name)
+    signatures: tuple[Quote, ...] = ()
 
 
 @cache
@@ -300,10 +302,12 @@ def installed(loss_id: str) -> tuple[Installed, Listing] | None:
             for p in _params(sig["params"]):
                 quotes.setdefault(p.name, []).append(Quote(f"{fname}:{sig['line']}", sig["text"]))
         ctor, fwd = _params(entry["constructor"]["params"]), _params(entry["forward"]["params"])
+        sigs = tuple(dict.fromkeys(Quote(f"{fname}:{entry[part]['line']}", entry[part]["text"])
+                                   for part in ("constructor", "forward")))
         if entry["kind"] == "function":  # positional parameters are the inputs
             ctor, fwd = [p for p in fwd if p.default is not None], [p for p in fwd if p.default is None]
         return (
-            Installed(label, ctor, fwd, quotes),
+            Installed(label, ctor, fwd, quotes, sigs),
             _docstring_listing(f"{label} docstring", entry, fname, entry["kind"] == "function"),
         )
     return None
@@ -432,7 +436,7 @@ def divergences(loss_id: str) -> list[Divergence]:
     def add(name: str, kind: str, detail: str) -> None:
         quotes = list(doc.quotes.get(name, []))
         if code:
-            quotes += code.quotes.get(name, [])
+            quotes += code.quotes.get(name, []) or (list(code.signatures) if kind in ("code-lacks", "placement") else [])
         out.append(Divergence(loss_id, name, kind, detail, tuple(dict.fromkeys(quotes))))
 
     for name in names:
@@ -505,7 +509,7 @@ DECISIONS: dict[str, str] = {
         "The seed page 001 (an older rendering: its method table shows hybrid_forward(F, pred, "
         "label[, sample_weight])) lists no pos_weight; the installed 1.9.1 docstring lists it under "
         "Inputs ('pos_weight: a weighting tensor of positive examples') and its formulas multiply "
-        "the positive term by pos_weight. Decision: pos_weight is a documented optional forward "
+        "the positive term by pos_weight. Therefore pos_weight is a documented optional forward "
         "input (the newer document adds it, none removes it); without it the loss is the seed "
         "page's formula (pos_weight = 1). See the readings 'pos_weight shape' and 'pos_weight in "
         "the from_sigmoid=False formula'."
@@ -514,7 +518,7 @@ DECISIONS: dict[str, str] = {
         "No document lists sample_weight for CTCLoss (its Inputs list names pred, label, "
         "pred_lengths, label_lengths; its constructor signature has no batch_axis either); MXNet "
         "1.9.1's hybrid_forward takes it last and applies the shared _apply_weighting ('Per sample "
-        "weighting'). Decision: kept in the catalog as an optional input with that shared meaning "
+        "weighting'). Therefore kept in the catalog as an optional input with that shared meaning "
         "(see the reading 'sample_weight'), because it is the one convention every Gluon loss "
         "shares; cases without it check the documented API alone. A framework that fails only the "
         "cases passing it deviates from MXNet's code, not from the documentation, and the "
@@ -526,7 +530,7 @@ DECISIONS: dict[str, str] = {
     "TripletLoss:sample_weight:code-lacks": (
         "Documented: forward(pred, positive, negative, sample_weight=None). MXNet 1.9.1's "
         "hybrid_forward(self, F, pred, positive, negative) (mxnet/gluon/loss.py:793) lacks it and "
-        "returns _apply_weighting(F, loss, self._weight, None) (loss.py:799). Decision: the "
+        "returns _apply_weighting(F, loss, self._weight, None) (loss.py:799). The "
         "documentation is the truth, so sample_weight is an input of the oracle (an earlier reading "
         "dropped it because the code lacks it; issue 13 reversed that). The fixtures carry "
         "sample_weight cases; MXNet 1.9.1 fails them with a TypeError, listed as its finding in "
@@ -534,7 +538,7 @@ DECISIONS: dict[str, str] = {
     ),
     "TripletLoss:sample_weight:documents-disagree": (
         "The forward signature lists sample_weight; the Inputs lists (seed 002 and the 1.9.1 "
-        "docstring) name only pred, positive and negative. Decision: a list that leaves an input "
+        "docstring) name only pred, positive and negative. Therefore a list that leaves an input "
         "out does not remove it from the signature that documents it; its meaning is the shared "
         "Loss convention applied to a loss that is per sample: one weight per sample (see the "
         "reading 'sample_weight')."
@@ -543,7 +547,7 @@ DECISIONS: dict[str, str] = {
         "epsilon is documented under the constructor's Parameters ('epsilon (float, default "
         "1e-08) - This is to avoid calculating log(0)') and in forward's signature (forward(pred, "
         "target, sample_weight=None, epsilon=1e-08)); MXNet 1.9.1's __init__ lacks it (its **kwargs "
-        "go to Block, which rejects it) and its hybrid_forward takes it. Decision: an option of the "
+        "go to Block, which rejects it) and its hybrid_forward takes it. Therefore an option of the "
         "catalog (a scalar documented with the constructor's Parameters), default 1e-08; adapters "
         "pass it where the Parameters list puts it, the constructor, so MXNet 1.9.1 rejects a "
         "non-default epsilon: its finding. See the reading 'epsilon is an option'."
