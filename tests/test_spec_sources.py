@@ -138,3 +138,16 @@ def test_the_captured_signatures_are_the_installed_ones(framework):
     assert json.loads(json.dumps(got)) == committed, (
         f"re-capture: python -m oracle.spec_sources capture {framework}"
     )
+
+
+def test_a_changed_default_is_a_divergence(monkeypatch):
+    real = catalog.spec
+    huber = real("HuberLoss")
+    rho = next(o for o in huber.options if o.name == "rho")
+    changed = dataclasses.replace(
+        huber, options=tuple(dataclasses.replace(o, default=2.0) if o is rho else o for o in huber.options)
+    )
+    monkeypatch.setattr(catalog, "spec", lambda name: changed if real(name).id == huber.id else real(name))
+    found = [d for d in S.divergences(huber.id) if d.kind == "default"]
+    assert [d.name for d in found] == ["rho"] and "catalog: 2.0" in found[0].detail
+    assert S.divergences(huber.id) != [] and S.DECISIONS.get(found[0].key) is None
