@@ -547,7 +547,7 @@ DECISIONS: dict[str, str] = {
         "epsilon is documented under the constructor's Parameters ('epsilon (float, default "
         "1e-08) - This is to avoid calculating log(0)') and in forward's signature (forward(pred, "
         "target, sample_weight=None, epsilon=1e-08)); MXNet 1.9.1's __init__ lacks it (its **kwargs "
-        "go to Block, which rejects it) and its hybrid_forward takes it. Therefore an option of the "
+        "go to HybridBlock.__init__, which rejects it: TypeError) and its hybrid_forward takes it. Therefore an option of the "
         "catalog (a scalar documented with the constructor's Parameters), default 1e-08; adapters "
         "pass it where the Parameters list puts it, the constructor, so MXNet 1.9.1 rejects a "
         "non-default epsilon: its finding. See the reading 'epsilon is an option'."
