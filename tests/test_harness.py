@@ -365,7 +365,7 @@ def test_strict_expectations_fail_the_run_through_lossconf(tmp_path):
 
 
 ID = re.compile(
-    r"(?P<loss>[A-Za-z_]+)\[(?P<options>[^\]]*(?:\[[^\]]*\][^\]]*)*)\]-(?P<dtype>float16|float32|float64)"
+    r"(?P<loss>[A-Za-z_]+)\[(?P<options>[^\]]*(?:\[[^\]]*\][^\]]*)*)\]-(?P<dtype>float16|bfloat16|float32|float64)"
     r"-(?P<regime>[a-z]+)-(?P<index>\d{3})(?:\[(?P<mode>forward|compiled|hvp|backward-twice)\])?"
     r"-(?P<check>value|shape|grad:\w+|hvp:\w+|repeat|inputs|invalid|twice)"
 )
