@@ -228,8 +228,9 @@ EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_UNUSABLE, EXIT_FILTER, EXIT_EMPTY, EX
 RUN_EXIT_CODES = """exit codes:
   0    every check ran passed (or is a known deviation listed in --expectations)
   1    a check failed or errored (a crash, exit, hang or memory/output overrun of the
-       backend is an error of the case it was on); with --strict-expectations, also a
-       listed deviation that no longer occurs
+       backend is an error of the case it was on), or was raised (the backend raised
+       where the documented value is +inf; an expectation entry with outcome = "raised"
+       lists it); with --strict-expectations, also a listed deviation that no longer occurs
   2    bad command line
   3    the backend, the fixtures or the expectations cannot be used (the backend cannot
        be loaded or named, its supports() returned something other than None or a
@@ -319,7 +320,7 @@ def _run_session(args: argparse.Namespace, backend: Any, exp: Any) -> int:
     from conformance import fixtures as fx
     from conformance.backends import BackendError
     from conformance.harness import expectations as ex
-    from conformance.harness.runner import ERROR, FAIL, SKIP, describe_failure, user_interrupts
+    from conformance.harness.runner import FAILING, RAISED, SKIP, describe_failure, user_interrupts
     from conformance.harness.session import (
         INTERRUPTED,
         FilterError,
@@ -365,10 +366,10 @@ def _run_session(args: argparse.Namespace, backend: Any, exp: Any) -> int:
     shown = 0
     limit = None if args.verbose else 10
     for r in session.results:
-        if r.status in (FAIL, ERROR):
+        if r.status in FAILING:
             shown += 1
             if not args.quiet and (limit is None or shown <= limit):
-                print(f"FAILED {r.test_id}\n{describe_failure(r, args.backend, repeat)}")
+                print(f"{'RAISED' if r.status == RAISED else 'FAILED'} {r.test_id}\n{describe_failure(r, args.backend, repeat)}")
     if not args.quiet and limit is not None and shown > limit:
         print(f"... and {shown - limit} more failure(s); -v shows every one")
     if not args.quiet:
@@ -893,11 +894,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare two results files; exit 1 on a regression",
         description=(
             "Compare two results files (or two report.json) check by check. A regression is: a check "
-            "that passed (or was a known deviation, or unsupported) and now fails or errors, including "
+            "that passed (or was a known deviation, or unsupported) and now fails, errors or raises where "
+            "the documented value is +inf, including "
             "invalid input that raised and is now silently returned; an error that grew by more than "
             "--factor over max(old error, 1 ULP), or became inf/nan; a check no longer supported; a "
             "check that ran before and is missing now (unless --allow-removed). "
-            "Exit codes: 0 no regression, 1 regression, 2 an input cannot be read or the Markdown cannot be written."
+            "Exit codes: 0 no regression, 1 regression, 2 an input cannot be read, is a results file marked "
+            "incomplete (a run stopped at --max-time or by Ctrl-C), or the Markdown cannot be written."
         ),
     )
     d.add_argument("old", help="baseline results JSON")

@@ -24,11 +24,15 @@ Regressions (exit code 1):
 Reported but not a regression: **fixed** checks (failed or errored, now pass), checks
 **newly listed as known deviations**, **newly supported** checks, and checks **added**
 (the fixtures digests are compared and a difference is pointed out). Exit code 0 means no
-regression; 2 means an input could not be read (the message names the file).
+regression; 2 means an input could not be read, or is a results file marked incomplete
+(a run stopped at --max-time or by Ctrl-C: its missing checks are not removals), the
+message naming the file. A raise where the documented value is +inf (status ``raised``)
+fails like an error: a check that passed and now raises is a new failure.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections import Counter
@@ -38,7 +42,7 @@ from typing import Any
 
 from .report import BackendResults, ResultsError, _num, fmt_ulps, load
 
-FAILING = ("fail", "error")
+FAILING = ("fail", "error", "raised")  # "raised": on a documented +inf (conformance.harness.runner.RAISED)
 MAX_TEXT = 200  # lines per category in the text output
 MAX_MD = 100  # lines per category in the Markdown
 
@@ -191,10 +195,28 @@ def compare_backend(d: Diff, label: str, old: BackendResults | None, new: Backen
             d.supported.append(c)
 
 
+def _refuse_incomplete(path: Path) -> None:
+    """A results file marked incomplete (its run stopped at --max-time or Ctrl-C) lacks
+    the checks it did not reach: compared, they would count as removed (regressions) or
+    hide removals. ResultsError (exit 2) naming the file and why the run stopped."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # (load() read it a moment ago)
+        return
+    if isinstance(doc, dict) and doc.get("complete") is False:
+        why = doc.get("stopped") or "it stopped before its end"
+        raise ResultsError(
+            f"{path}: the run is marked incomplete ({why}): its missing checks cannot be compared; "
+            "diff the results of a complete run"
+        )
+
+
 def compare(old_path: str | Path, new_path: str | Path, factor: float = 4.0) -> Diff:
     if not (factor >= 1.0):
         raise ValueError(f"--factor must be at least 1 (got {factor})")
     old, new = load(old_path), load(new_path)
+    for path in (old_path, new_path):
+        _refuse_incomplete(Path(path))
     d = Diff(str(old_path), str(new_path), factor)
     if len(old) == 1 and len(new) == 1:
         pairs = [(old[0], new[0])]

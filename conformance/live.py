@@ -35,7 +35,7 @@ import numpy as np
 from . import fixtures as fx
 from .harness.runner import (
     ERROR,
-    FAIL,
+    FAILING,
     KNOWN,
     SKIP,
     CheckResult,
@@ -214,8 +214,8 @@ def check_case(
                 )
             if run.detail and run.fault is not None and result.status == ERROR:  # the worker's traceback
                 result.message += "\n  traceback:\n    " + run.detail[-3000:].replace("\n", "\n    ")
-            if expectations is not None and result.status in (FAIL, ERROR):
-                entry = expectations.deviation_for(case, check, mode)
+            if expectations is not None and result.status in FAILING:
+                entry = expectations.deviation_for(case, check, mode, result.status)
                 if entry is not None:
                     result.status, result.reason = KNOWN, entry.reason
             out.append(result)
@@ -343,7 +343,7 @@ def live_loss(
             outcome.known += any(r.status == KNOWN for r in results)
             outcome.regimes[d.regime] += 1
         for r in results:
-            if r.status in (FAIL, ERROR):
+            if r.status in FAILING:
                 if searching:
                     outcome.first_failure_at = outcome.examples
                 raise LiveFailure(r, d)

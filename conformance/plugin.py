@@ -12,7 +12,7 @@ import pytest
 from . import fixtures as fx
 from .backends import BackendError, load_backend
 from .harness import expectations as ex
-from .harness.runner import ERROR, FAIL, KNOWN, SKIP, check_id, describe_failure
+from .harness.runner import FAILING, KNOWN, SKIP, check_id, describe_failure
 from .harness.session import FilterError, Filters, Session, format_summary
 
 _STATE: dict = {}
@@ -119,7 +119,7 @@ def run_check(item: tuple) -> None:
         pytest.skip(f"unsupported by {session.backend.name}: {r.message}" if r.verdict == "unsupported" else r.message)
     if r.status == KNOWN:
         pytest.xfail(f"known deviation: {r.reason}")
-    if r.status in (FAIL, ERROR):
+    if r.status in FAILING:
         config = _STATE["config"]
         repeat: list[str] = []
         for opt, flag in (("--fixtures-dir", "--fixtures"), ("--expectations", "--expectations")):

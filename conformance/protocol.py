@@ -211,8 +211,9 @@ def mapping_of(backend: Backend) -> dict[str, Any]:
 def as_array(value: Any, what: str) -> np.ndarray:
     """A value a backend returned as a numpy array (numpy arrays and scalars, mxnet NDArray
     and cupy through ``asnumpy``/``get``, chainer.Variable through ``.array``); TypeError
-    naming ``what`` for anything else. Shared by the in-process runner and the Python worker."""
-    if type(value) is np.ndarray:
+    naming ``what`` for anything else, or for an array of no real numbers (object, complex,
+    strings, structured). Shared by the in-process runner and the Python worker."""
+    if type(value) is np.ndarray and value.dtype.kind not in _NOT_REAL and value.dtype.names is None:
         return value
     for attr in ("asnumpy", "get"):  # mxnet NDArray / cupy
         if hasattr(value, attr) and not isinstance(value, np.ndarray):
@@ -225,4 +226,12 @@ def as_array(value: Any, what: str) -> np.ndarray:
         value = value.array
     if not isinstance(value, (np.ndarray, np.generic, float, int)):
         raise TypeError(f"{what} is a {type(value).__name__}, not an array")
-    return np.asarray(value)
+    value = np.asarray(value)
+    if value.dtype.kind in _NOT_REAL or value.dtype.names is not None:
+        raise TypeError(f"{what} is an array of dtype {value.dtype}, not of real numbers")
+    return value
+
+
+#: array kinds that are no loss value or gradient (object, complex, strings, datetimes):
+#: a wrong return type in process and in a worker (whose wire could not carry them) alike
+_NOT_REAL = frozenset("OcUSMm")

@@ -387,9 +387,10 @@ def bfloat16_cases(spec: LossSpec, cases: Sequence[Case]) -> Iterator[Case]:
         if case.dtype != source or "subnormal" in case.tags:
             continue
         if "long" in case.tags and (
-            case.options or max(np.size(v) for v in case.inputs.values() if v is not None) > LONG_CROSSED
+            (case.name.startswith("long-") and case.name != f"long-{source}")
+            or max(np.size(v) for v in case.inputs.values() if v is not None) > LONG_CROSSED
         ):
-            continue  # the option crossings of a long reduction stay float16's (fixtures/ under 20 MB)
+            continue  # the option crossings long-<option>-float16 stay float16's (fixtures/ under 20 MB)
         inputs = {
             k: (v if v is None or kinds.get(k) == "int" else to_bf16(v))
             for k, v in case.inputs.items()

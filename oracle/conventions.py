@@ -119,6 +119,27 @@ def broadcast_sample_weight(
     return broadcast_input(loss_id, "sample_weight", sample_weight, shape, like)
 
 
+def per_sample_weight(
+    loss_id: str, sample_weight: Array | None, shape: tuple[int, ...], axis: int, like: str = "pred"
+) -> Array | None:
+    """A ``sample_weight`` for a loss that is per sample (one value per batch element, no
+    element to weigh): it must broadcast to ``like``'s shape AND have size 1 on every
+    non-batch axis (the documented per-sample example "(64, 1)" for (64, 10)). Returns the
+    weights as a 1-D array of batch_size entries, in batch order."""
+    if sample_weight is None:
+        return None
+    full = broadcast_input(loss_id, "sample_weight", sample_weight, shape, like)
+    padded = (1,) * (len(shape) - sample_weight.ndim) + sample_weight.shape
+    if not all(padded[a] == 1 for a in range(len(shape)) if a != axis):
+        raise InputError(
+            f"{loss_id}: input sample_weight has shape {sample_weight.shape}; expected one weight "
+            f"per sample (size 1 on every non-batch axis of {like} {tuple(shape)}, e.g. "
+            f"{tuple(s if a == axis else 1 for a, s in enumerate(shape))}): the loss is per sample"
+        )
+    index = tuple(slice(None) if a == axis else 0 for a in range(len(shape)))
+    return np.asarray(full[index]).reshape(-1)
+
+
 @dataclass
 class Reduction:
     """An output reduced from an elementwise loss, with what its VJP needs."""

@@ -601,6 +601,28 @@ def isnan(x: object) -> bool:
     return x.b is None and x.s != x.s
 
 
+# ------------------------------------------------------------------ values a formula proves
+def known_exactly(x: Real, q: flint.fmpq) -> Real:
+    """``x`` with its enclosure replaced by the rational ``q`` that the formula proves it
+    equals (a loss module states the argument, e.g. :mod:`oracle.losses.ctc_loss`): a point
+    when ``q`` is dyadic and fits the working precision (0 included), else the tightest
+    ball of ``q``. For what no enclosure can prove -- an exact zero by symmetry, or a
+    dyadic value that is a rounding tie of a float format (the two ends of any ball around
+    it round apart). The term magnitude stays ``x``'s (how a floating-point evaluation of
+    the same expression errs does not depend on how its value is proven). ``x``'s own
+    enclosure must meet ``q``'s: the proof is checked against the balls."""
+    if x.b is None:
+        raise ValueError(f"known_exactly: {x} is not a finite enclosure")
+    b = arb(q)
+    if not x.b.overlaps(b):
+        raise AssertionError(f"known_exactly: the enclosure {x} excludes the value {q} the formula gives")
+    out = Real(b, None, x.mag)
+    t = getattr(x, "t", None)  # (a forward-mode t-derivative, where Real carries one, is x's)
+    if t is not None:
+        out.t = t
+    return out
+
+
 def isfinite(x: object) -> bool:
     return real(x).b is not None
 

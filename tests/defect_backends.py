@@ -197,6 +197,32 @@ class RaisesOnSampleWeight(Wrapped):
         return self.inner.run(call)
 
 
+class RaisesOnInfinity(Wrapped):
+    """Raises where the documented value is +inf (CTC with a label too long for its frames:
+    -log 0), as a framework that checks alignments might; returns the reference otherwise."""
+
+    defect = "raises on a documented +inf"
+
+    def run(self, call: Call) -> Outcome:
+        out = self.inner.run(call)
+        if np.isposinf(np.asarray(out.output)).any():
+            raise ValueError("ctc_loss: no valid alignment: a label is longer than its input sequence")
+        return out
+
+
+class FiniteForInfinity(Wrapped):
+    """Returns a large finite loss where the documented value is +inf (a stand-in for
+    log 0, as MXNet's zero_padding = -1e10 gives): a wrong value, not a raise."""
+
+    defect = "finite value for a documented +inf"
+
+    def run(self, call: Call) -> Outcome:
+        out = self.inner.run(call)
+        value = np.asarray(out.output).copy()
+        value[np.isposinf(value)] = 1e4
+        return Outcome(value, out.grads)
+
+
 class Hangs(Wrapped):
     """Sleeps far beyond any sensible per-call time limit on one call: the float64 call
     whose ``pred`` has shape ``(4, 3)`` (L2Loss's batch_axis=1 case)."""
@@ -449,6 +475,8 @@ class Float16Accumulation(ModeWrapped):
         return Outcome(value.reshape(np.shape(out.output)), out.grads)
 
 
+raises_on_infinity = RaisesOnInfinity()
+finite_for_infinity = FiniteForInfinity()
 forward_differs = ForwardDiffers()
 compiled_drops_weight = CompiledDropsWeight()
 keeps_graph_state = KeepsGraphState()

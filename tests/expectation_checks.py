@@ -15,7 +15,7 @@ import pytest
 
 from conformance.backends import BackendError, load_backend
 from conformance.harness import expectations as ex
-from conformance.harness.runner import ERROR, FAIL, KNOWN
+from conformance.harness.runner import FAILING, KNOWN
 from conformance.harness.session import Filters, Session
 
 
@@ -42,7 +42,7 @@ def checked_session(framework: str, expectations: Path, filters: Filters | None 
 
 
 def assert_no_unexplained_failure_and_no_unused_entry(session: Session) -> None:
-    bad = [f"{r.test_id}: {r.message}" for r in session.results if r.status in (FAIL, ERROR)]
+    bad = [f"{r.test_id}: {r.message}" for r in session.results if r.status in FAILING]
     assert not bad, "unexplained failures:\n" + "\n".join(bad[:20])
     unused = [e.describe() for e in session.unused_expectations()]
     assert not unused, f"entries that match no failing check: {unused}"
@@ -71,7 +71,7 @@ def assert_removing_an_entry_fails_exactly_its_checks(session: Session, expectat
             session.backend, session.cases, session.fixtures_digest, reduced, session.timeout, runs=session.runs,
             modes=session.modes, mode_support=session.mode_support,
         )
-        failing = {r.test_id for r in (trial.check(k.case, k.check, k.mode) for k in known) if r.status in (FAIL, ERROR)}
+        failing = {r.test_id for r in (trial.check(k.case, k.check, k.mode) for k in known) if r.status in FAILING}
         covered = {r.test_id for r in known if entry.matches(r.case, r.check, r.mode)}
         assert covered, f"{entry.describe()} covers nothing"
         assert failing == covered, f"without {entry.describe()}: {sorted(failing ^ covered)[:10]}"

@@ -1,7 +1,8 @@
 """Backends that fail the way a framework author's bad day goes: they exit, abort,
 segfault, hang, swallow the time limit's interruption, leave threads running, break the
 ``supports()`` contract, raise from ``name``, flood their output, eat memory, raise
-KeyboardInterrupt or BaseException, or support nothing. ``tests/test_worker*.py`` run the
+KeyboardInterrupt or BaseException, return arrays the wire cannot carry, or support
+nothing. ``tests/test_worker*.py`` run the
 harness on them and check that each fault is reported against the case that caused it,
 with the right message and exit code, in bounded time.
 
@@ -149,6 +150,27 @@ class PrintsAndErrs(Faulty):
         raise ValueError("a wrong turn")
 
 
+class Unencodable(Faulty):
+    """Returns, on the targeted case, an output the wire cannot carry (``kind``: an object
+    array, a complex array, a structured array); a gradient of that kind with ``grad``."""
+
+    def __init__(self, kind: str, grad: bool = False) -> None:
+        self.kind, self.grad = kind, grad
+
+    def run(self, call: Call) -> Outcome:
+        out = _REFERENCE.run(call)
+        if not targeted(call):
+            return out
+        bad = {
+            "object": lambda a: np.asarray(a).astype(object),
+            "complex": lambda a: np.asarray(a).astype(np.complex128),
+            "structured": lambda a: np.zeros(np.shape(a), dtype=[("re", "f8"), ("im", "f8")]),
+        }[self.kind]
+        if self.grad:
+            return Outcome(out.output, {k: bad(g) for k, g in out.grads.items()})
+        return Outcome(bad(out.output), out.grads)
+
+
 class SupportsTrue(Faulty):
     """Reads "supported" as True: every call 'unsupported' by the old reading."""
 
@@ -179,6 +201,10 @@ hogs_memory = HogsMemory()
 raises_keyboard_interrupt = RaisesKeyboardInterrupt()
 raises_base_exception = RaisesBaseException()
 prints_and_errs = PrintsAndErrs()
+object_output = Unencodable("object")
+complex_output = Unencodable("complex")
+structured_output = Unencodable("structured")
+complex_gradient = Unencodable("complex", grad=True)
 supports_true = SupportsTrue()
 supports_nothing = SupportsNothing()
 name_raises = NameRaises()

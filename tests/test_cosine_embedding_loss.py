@@ -134,3 +134,24 @@ def test_zero_vector_is_rejected():
 def test_case_names_unique():
     names = [c.name for c in m.cases()]
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("multiple", [1, 2, 3])
+def test_numpy_kernel_keeps_the_smallest_subnormals(dtype, multiple):
+    """cos_sim([1, 0], [g, 1]) = g / sqrt(1 + g**2) rounds to g for a subnormal g. The numpy
+    kernel used to halve the row [g, 1] (scaling its maximum into [0.5, 1)), which turns
+    g = 1, 2 or 3 smallest subnormals into 0, 1 or 2: it now scales down only where the
+    squares could overflow."""
+    from conformance.backends.numpy_backend import cosine_embedding_loss as kernel
+
+    g = np.finfo(dtype).smallest_subnormal * multiple
+    inputs = {
+        "input1": np.asarray([[1, 0], [0, 1]], dtype=dtype),
+        "input2": np.asarray([[g, 1], [1, g]], dtype=dtype),
+        "label": np.asarray([-1, -1], dtype=dtype),
+    }
+    want = oracle.evaluate(ID, inputs, {"margin": 0.0}).value_as(dtype)
+    assert np.array_equal(want, [g, g])
+    out, _ = kernel.run(inputs, {"margin": 0.0, "weight": None, "batch_axis": 0}, None, ())
+    assert out.dtype == np.dtype(dtype) and np.array_equal(out, want)

@@ -9,11 +9,12 @@ y[t, k], so d(-log p) / d pred[t, k] = y[t, k] - sum_{pi: B(pi)=l, pi_t=k} P(pi)
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 
 import mpmath
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, reject, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import oracle
@@ -121,19 +122,11 @@ def ctc_inputs(draw):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ctc_inputs())
 def test_value_and_gradient_match_brute_force(data):
+    # every draw is proven, ties included: a VJP element that is exactly 0 by a symmetry of
+    # the inputs (a frame's logits all equal), or a dyadic rounding tie, is proven by the
+    # formula (ctc_loss, "Values the formula proves"), not rejected
     with precision.working_precision():
-        try:
-            _check_against_brute_force(data)
-        except oracle.OracleError as err:
-            # A known limit of the proof (issue 11's "Bad input"): a VJP element that is exactly 0
-            # by a symmetry of the inputs (all logits tied, e.g. pred all 0 with a label row of
-            # [-1]) cannot be enclosed narrowly enough to be proven 0; the oracle then raises,
-            # naming the element and the widths reached, instead of writing a silent zero. Such
-            # a draw is rejected; any other error, and every mismatch, still fails.
-            if "cannot be proven up to the cap" not in str(err):
-                raise
-            event("an exact zero by symmetry the enclosures cannot prove (OracleError)")
-            reject()
+        _check_against_brute_force(data)
 
 
 def _check_against_brute_force(data):
@@ -236,3 +229,47 @@ def test_invalid_inputs_raise(label, extra, match):
 def test_options_are_validated():
     with pytest.raises(oracle.OptionError):
         oracle.evaluate(LOSS, {"pred": np.zeros((1, 2, 3)), "label": np.array([[0]])}, {"layout": "NCT"})
+
+
+def test_a_zero_by_symmetry_is_proven_exact_at_the_working_precision():
+    """Frames of equal logits (40, not 0: the softmax is not an exact point then), label
+    [0] in 3 frames of 3 classes: by symmetry gamma_1(blank) = 1/3 = y, so that element is
+    exactly 0. It used to be settled only by the 2**-1200 floor at 4096 bits."""
+    for logit in (0.0, 40.0, 1e3):
+        r = oracle.evaluate(LOSS, {"pred": np.full((1, 3, 3), logit), "label": np.asarray([[0]])}, cotangent=np.asarray([0.7]))
+        assert r.precision_bits == precision.get_working_precision()
+        g = r.grads["pred"].value
+        assert g[0, 1, 2] == 0
+        assert g[0, 1, 0] == -g[0, 1, 1] != 0
+
+
+def _exact(x) -> Fraction:
+    sign, man, exp, _ = mpmath.mpf(x)._mpf_
+    return (-1) ** sign * Fraction(int(man)) * Fraction(2) ** int(exp)
+
+
+def test_a_rounding_tie_is_proven():
+    """One frame of 4 tied logits, label [2]: y = 1/4 and gamma(2) = 1, so the VJP element
+    is -3/4 * 0.3 = -16212958658533785 / 2**56, halfway between two float64 numbers: the
+    two ends of any ball around it round apart, only the formula proves it."""
+    ct = 0.3
+    want = Fraction(ct) * Fraction(-3, 4)
+    assert want.denominator == 2**56 and want.numerator % 2  # 54 significant bits: a float64 tie
+    inputs = {"pred": np.full((1, 2, 4), 40.0), "label": np.asarray([[2]]), "pred_lengths": np.asarray([1])}
+    r = oracle.evaluate(LOSS, inputs, cotangent=np.asarray([ct]))
+    g = r.grads["pred"].value
+    assert _exact(g[0, 0, 2]) == want
+    assert _exact(g[0, 0, 0]) == Fraction(ct) / 4
+    assert all(v == 0 for v in g[0, 1])  # beyond pred_lengths
+    # rounded half to even, as every dtype's rounding of the exact value must be
+    assert r.grad_as("pred", "float64")[0, 0, 2] == float(want)
+
+
+def test_a_tied_frame_of_a_mixed_sample_is_proven_where_every_path_agrees():
+    """The empty label: every valid path emits the blank at every frame (gamma = 1), so a
+    tied frame's blank element is y - 1 = -3/4 exactly, whatever the other frames hold."""
+    pred = np.asarray([[[1e3, 1e3, 1e3, 1e3], [0.25, -1.5, 2.0, 0.5]]])
+    r = oracle.evaluate(LOSS, {"pred": pred, "label": np.asarray([[-1]])}, cotangent=np.asarray([0.3]))
+    g = r.grads["pred"].value
+    assert _exact(g[0, 0, 3]) == Fraction(0.3) * Fraction(-3, 4)
+    assert _exact(g[0, 0, 1]) == Fraction(0.3) / 4

@@ -3,6 +3,8 @@ rerun, and each kind of change (fixed, grown, unsupported, known, added, removed
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conformance import cli, diff, report
@@ -155,3 +157,19 @@ def test_truncated_input_and_bad_factor(capsys, tmp_path):
     assert "cut.json: truncated" in capsys.readouterr().err
     assert cli.main(["diff", str(rh.numpy_results()), str(rh.numpy_results()), "--factor", "0.5"]) == 2
     assert "--factor must be at least 1" in capsys.readouterr().err
+
+
+def test_an_incomplete_results_file_is_refused_not_counted_as_removals(capsys, tmp_path):
+    """A run stopped at --max-time or by Ctrl-C is marked incomplete; its missing checks are
+    not removals (nor would a complete OLD be compared fairly): exit 2 naming the file."""
+    doc = rh.read(rh.numpy_results())
+    doc["records"] = doc["records"][: len(doc["records"]) // 3]
+    doc["complete"], doc["stopped"] = False, "interrupted by the user (Ctrl-C)"
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(doc))
+    for old, new in ((rh.numpy_results(), partial), (partial, rh.numpy_results())):
+        code = cli.main(["diff", str(old), str(new)])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert f"{partial}: the run is marked incomplete (interrupted by the user (Ctrl-C))" in err
+        assert err.count("\n") == 1

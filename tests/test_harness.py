@@ -355,7 +355,7 @@ def test_strict_expectations_fail_the_run_through_lossconf(tmp_path):
     # (without --strict-expectations the same run passes: the in-process test above)
     strict, proc = lossconf_many([[*args, "--strict-expectations"], ["run", "numpy", "--expectations", str(bad)]])
     assert strict.returncode == 1, strict.stdout + strict.stderr
-    assert re.search(r"^L2Loss +16 +0 +0 +0 +0 +4 ", strict.stdout, re.M)  # 4 known, no failure: only strictness fails
+    assert re.search(r"^L2Loss +16 +0 +0 +0 +0 +0 +4 ", strict.stdout, re.M)  # 4 known (after pass, stbl, fail, error, raised, skip), no failure: only strictness fails
     assert "expectation no longer needed: entry 2 " in strict.stdout
     out = lines_of(proc)
     assert proc.returncode == 3 and len(out) == 1 and "every entry needs a 'reason'" in out[0], out
@@ -365,7 +365,7 @@ def test_strict_expectations_fail_the_run_through_lossconf(tmp_path):
 
 
 ID = re.compile(
-    r"(?P<loss>[A-Za-z_]+)\[(?P<options>[^\]]*(?:\[[^\]]*\][^\]]*)*)\]-(?P<dtype>float16|float32|float64)"
+    r"(?P<loss>[A-Za-z_]+)\[(?P<options>[^\]]*(?:\[[^\]]*\][^\]]*)*)\]-(?P<dtype>float16|bfloat16|float32|float64)"
     r"-(?P<regime>[a-z]+)-(?P<index>\d{3})(?:\[(?P<mode>forward|compiled|hvp|backward-twice)\])?"
     r"-(?P<check>value|shape|grad:\w+|hvp:\w+|repeat|inputs|invalid|twice)"
 )
@@ -457,7 +457,7 @@ def test_lossconf_run_module_attr_reports_failures_and_writes_results(tmp_path, 
     assert (f"FAILED conformance/test_conformance.py::test[{item}]" if mode else f"FAILED {item}") in proc.stdout
     assert "each with the exact value's magnitude and the opposite sign (sign flipped?)" in proc.stdout
     summary = next(ln for ln in proc.stdout.splitlines() if ln.startswith("L2Loss "))
-    assert summary.split()[1:7] == ["16", "0", "4", "0", "0", "0"]  # pass (stable) fail error skip known
+    assert summary.split()[1:7] == ["16", "0", "4", "0", "0", "0"]  # pass (stable) fail error raised skip
     doc = json.loads(out.read_text())
     assert doc["provenance"]["backend"] == {
         "name": "numpy-with-defect", "version": "0", "build": {"wraps": f"numpy {np.__version__}", "defect": "gradient sign flipped"},

@@ -33,7 +33,8 @@ FIGURES = st.one_of(st.sampled_from(EDGES), st.floats(min_value=0.0, allow_nan=F
 STATUS_VERDICT = [
     ("pass", "conforms"), ("pass", "within stability bound"), ("fail", "fails"), ("known", "fails"),
     ("error", "error"), ("skip", "unsupported"), ("pass", "raised"), ("fail", "silently returned"),
-    ("raised", "raised"),  # an outcome this report does not know (a newer harness's): shown by its name
+    ("raised", "raised on +inf"),  # a raise where the documented value is +inf: with the failures
+    ("quarantined", "quarantined"),  # an outcome this report does not know (a newer harness's): shown by its name
 ]
 MODES = [None, "forward", "grad", "compiled", "hvp", "backward-twice"]  # None: results written before modes
 LOSSES = ["mxnet.gluon.loss.L2Loss", "mxnet.gluon.loss.CTCLoss", "chainer.functions.softmax_cross_entropy"]

@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 from conformance.harness import expectations as ex
-from conformance.harness.runner import ERROR, FAIL, KNOWN, PASS, make_call
+from conformance.harness.runner import FAILING, KNOWN, PASS, make_call
 from conformance.harness.session import Filters, Session
 from conformance.protocol import MODES, Call
 from tests import expectation_checks as xc
@@ -98,7 +98,7 @@ def _assert_removing_fails_exactly_its_checks(session) -> set[int]:
         reduced.entries = [e for e in reduced.entries if e.number != entry.number]
         trial = Session(session.backend, session.cases, session.fixtures_digest, reduced, session.timeout,
                         runs=session.runs, modes=session.modes, mode_support=session.mode_support)
-        failing = {r.test_id for r in (trial.check(k.case, k.check, k.mode) for k in known) if r.status in (FAIL, ERROR)}
+        failing = {r.test_id for r in (trial.check(k.case, k.check, k.mode) for k in known) if r.status in FAILING}
         assert failing == covered, f"without {entry.describe()}: {sorted(failing ^ covered)[:10]}"
     return used
 
@@ -127,7 +127,7 @@ def test_compiled_sample_has_no_unexplained_failure_and_no_unused_entry(compiled
     s = compiled_session
     if s.mode_support.get("compiled"):
         pytest.skip(s.mode_support["compiled"])  # torch.compile does not work here: the reason
-    bad = [f"{r.test_id}: {r.message}" for r in s.results if r.status in (FAIL, ERROR)]
+    bad = [f"{r.test_id}: {r.message}" for r in s.results if r.status in FAILING]
     assert not bad, "unexplained failures:\n" + "\n".join(bad[:20])
     assert not s.unused_expectations()
     assert {r.mode for r in s.results} == {"compiled"}

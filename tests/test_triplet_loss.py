@@ -32,8 +32,14 @@ def _brute(case):
     pos = np.asarray(case.inputs["positive"], dtype=np.float64).reshape(pred.shape)
     neg = np.asarray(case.inputs["negative"], dtype=np.float64).reshape(pred.shape)
     axis = opts["batch_axis"] % pred.ndim
+    n = pred.shape[axis]
+    w0 = Fraction(1) if opts["weight"] is None else Fraction(opts["weight"])
+    if "sample_weight" in case.inputs:  # one weight per sample: its entries along batch_axis
+        sw = np.broadcast_to(np.asarray(case.inputs["sample_weight"], dtype=np.float64), pred.shape)
+        w = [w0 * Fraction(float(v)) for v in np.moveaxis(sw, axis, 0).reshape(n, -1)[:, 0]]
+    else:
+        w = [w0] * n
     pred, pos, neg = (np.moveaxis(a, axis, 0).reshape(a.shape[axis], -1) for a in (pred, pos, neg))
-    w = Fraction(1) if opts["weight"] is None else Fraction(opts["weight"])
     margin = Fraction(opts["margin"])
     out, inner = [], []
     for b in range(pred.shape[0]):
@@ -42,7 +48,7 @@ def _brute(case):
             for x, p, n in zip(pred[b], pos[b], neg[b])
         )
         inner.append(s + margin)
-        out.append(w * max(s + margin, Fraction(0)))
+        out.append(w[b] * max(s + margin, Fraction(0)))
     return out, inner, w, (pred, pos, neg)
 
 
@@ -65,7 +71,7 @@ def test_pred_gradient_matches_rational_arithmetic(case):
     hi = np.moveaxis(r.grads["pred"].hi, axis, 0).reshape(pred.shape)
     for b in range(pred.shape[0]):
         for i in range(pred.shape[1]):
-            g = 2 * w * (Fraction(float(neg[b, i])) - Fraction(float(pos[b, i])))
+            g = 2 * w[b] * (Fraction(float(neg[b, i])) - Fraction(float(pos[b, i])))
             if inner[b] > 0:
                 want = (g, g)
             elif inner[b] < 0:
@@ -89,10 +95,17 @@ def test_nonpositive_margin_is_rejected():
             oracle.evaluate(m.SPEC.id, x, {"margin": margin})
 
 
-def test_no_sample_weight_input():
-    x = {k: [[0.0, 1.0]] for k in ("pred", "positive", "negative")}
-    with pytest.raises(oracle.InputError, match="sample_weight"):
-        oracle.evaluate(m.SPEC.id, {**x, "sample_weight": [[1.0]]})
+def test_sample_weight_is_a_documented_per_sample_input():
+    """forward(pred, positive, negative, sample_weight=None) is the documented signature: the
+    input exists (whatever MXNet 1.9.1's code takes), one weight per sample."""
+    assert m.SPEC.input("sample_weight").optional
+    x = {"pred": [[0.0, 1.0], [1.0, 0.0]], "positive": [[1.0, 1.0], [0.0, 0.0]], "negative": [[0.0, 0.0], [1.0, 1.0]]}
+    plain = oracle.evaluate(m.SPEC.id, x).value
+    weighted = oracle.evaluate(m.SPEC.id, {**x, "sample_weight": [[2.0], [0.5]]}).value
+    assert [float(v) for v in weighted] == [2 * float(plain[0]), 0.5 * float(plain[1])]
+    for bad in ([[1.0, 2.0], [3.0, 4.0]], [1.0, 2.0, 3.0]):  # a full tensor; a wrong batch size
+        with pytest.raises(oracle.InputError, match="sample_weight"):
+            oracle.evaluate(m.SPEC.id, {**x, "sample_weight": bad})
 
 
 def test_case_names_unique_and_count():

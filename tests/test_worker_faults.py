@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conformance import fixtures as fx
@@ -256,3 +257,74 @@ def test_live_mode_reports_a_crash_as_a_failing_example_with_the_workers_traceba
     out, _ = capsys.readouterr()
     assert code == 1
     assert "died of SIGSEGV" in out and "faulty_backends.py" in out
+
+
+@pytest.mark.parametrize("backend", ["object_output", "complex_output", "structured_output", "complex_gradient"])
+@pytest.mark.parametrize("in_process", [False, True])
+def test_an_output_the_wire_cannot_carry_is_an_error_of_its_case_not_a_hang(monkeypatch, tmp_path, backend, in_process):
+    """An object, complex or structured array returned as the output (or a gradient) is an
+    error of its case, in the worker (it cannot be encoded) and in process alike."""
+    code, doc, took = run(monkeypatch, tmp_path, backend, *(["--in-process"] if in_process else []))
+    assert code == 1
+    assert doc["complete"] is True
+    msg = assert_only_target_errs(doc, "wrong return type")
+    assert ("object" in msg or "complex" in msg or "cannot be sent" in msg or "dtype" in msg), msg
+    assert took < 30
+
+
+def test_a_call_the_wire_cannot_carry_is_an_error_of_its_entry_and_the_others_run():
+    """A call with an array the wire does not carry (a complex input; before the wire knew
+    bfloat16, a bfloat16 one) or an option JSON cannot hold (nan) used to stop the
+    supervisor's writer thread, and the reader then waited on that entry's result until the
+    time limit, entry after entry: now it is never sent, and is an error of its own entry."""
+    from conformance.harness.runner import make_call
+    from conformance.protocol import new_call
+    from conformance.worker.supervisor import Entry, Supervisor
+
+    good = make_call(CASES[0])
+    complex_input = new_call(good.loss, good.options, {k: v.astype(np.complex128) if v.dtype.kind == "f" else v
+                                                       for k, v in good.inputs.items()}, good.dtype, good.wrt,
+                             good.cotangent, good.mode, None)
+    nan_option = new_call(good.loss, {**good.options, "weight": float("nan")}, good.inputs, good.dtype, good.wrt,
+                          good.cotangent, good.mode, None)
+    entries = [Entry(good, 1, True), Entry(complex_input, 1, True), Entry(good, 1, True), Entry(nan_option, 1, False),
+               Entry(complex_input, 0, True), Entry(good, 2, True)]
+    start = time.monotonic()
+    with Supervisor("numpy", call_timeout=5) as sup:
+        results = dict(sup.run_entries(entries))
+    assert time.monotonic() - start < 20
+    assert sorted(results) == list(range(len(entries)))
+    for i in (0, 2, 5):
+        assert [c.kind for c in results[i].calls] == ["ok"] * entries[i].times
+    for i, what in ((1, "dtype complex128, which the wire cannot carry"), (3, "options cannot be sent as JSON")):
+        (call,) = results[i].calls
+        assert call.kind == "protocol" and "lossconf cannot send this call to the worker" in call.error and what in call.error
+    assert results[4].supports_kind == "protocol" and "complex128" in results[4].supports_error
+
+
+@pytest.mark.parametrize("in_process", [False, True])
+def test_ctrl_c_while_judging_keeps_the_records_judged_so_far(monkeypatch, tmp_path, in_process):
+    """A Ctrl-C in the harness's own judging (here: the third chunk's vectorised pass) stops
+    the run with exit 130; the chunks judged before it are written, marked incomplete."""
+    from conformance.harness import batch
+
+    monkeypatch.setattr(session_module, "CHUNK", 4)
+    real, seen = batch.measure_rows, []
+
+    def interrupted(items):
+        seen.append(len(items))
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+        return real(items)
+
+    monkeypatch.setattr(batch, "measure_rows", interrupted)
+    out = tmp_path / "results.json"
+    args = ["run", "numpy", *SELECT, "--mode", "grad", "--results", str(out), "-q"]
+    code = main([*args, *(["--in-process"] if in_process else [])])
+    assert code == 130
+    doc = json.loads(out.read_text())
+    assert doc["complete"] is False and doc["stopped"] == session_module.INTERRUPTED
+    judged = {r["id"].rsplit("-", 1)[0] for r in doc["records"] if r["check"] == "value"}
+    assert judged == {c.test_id for c in CASES[:8]}  # two chunks of 4 cases, every check of each
+    assert len(doc["records"]) == sum(len(c.checks) for c in CASES[:8])
+    assert {r["status"] for r in doc["records"]} == {"pass"}

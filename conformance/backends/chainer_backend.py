@@ -443,6 +443,14 @@ def _triplet(call: Call, xs: dict):
         return F.reshape(v, (v.shape[0], -1))
 
     loss = F.triplet(prep("pred"), prep("positive"), prep("negative"), margin=call.options.get("margin", 1), reduce="no")
+    sw = call.inputs.get("sample_weight")
+    if sw is not None:  # documented in forward's signature: one weight per sample
+        sw = np.asarray(sw)
+        padded = (1,) * (len(shape) - sw.ndim) + sw.shape
+        if any(padded[a] != 1 for a in range(len(shape)) if a != b % max(len(shape), 1)):
+            raise ValueError(f"sample_weight of shape {sw.shape} is not one weight per sample of pred {shape}")
+        rows = np.moveaxis(np.broadcast_to(sw.reshape(padded), shape), b, 0).reshape(shape[b], -1)[:, 0]
+        loss = loss * rows.astype(loss.dtype)
     w = call.options.get("weight")
     return loss if w is None else _scale(loss, w)
 
@@ -550,7 +558,7 @@ MIGRATION: dict[str, dict[str, str]] = {
     },
     MX + "TripletLoss": {
         "call": "F.triplet(pred, positive, negative, margin, reduce='no')",
-        "composition": "inputs moved to (batch, -1); times weight",
+        "composition": "inputs moved to (batch, -1); times sample_weight (one per sample) and weight",
         "notes": "",
     },
     MX + "CTCLoss": {

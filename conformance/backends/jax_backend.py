@@ -187,7 +187,7 @@ MAPPING: dict[str, dict[str, Any]] = {
         "call": "optax.squared_error(positive, pred), optax.squared_error(negative, pred)",
         "composition": "positive and negative reshaped to pred's shape; jnp.maximum(sum over the "
                        "non-batch axes of squared_error(positive, pred) - squared_error(negative, pred) + "
-                       "margin, 0), times weight",
+                       "margin, 0), times sample_weight (one per sample) and weight",
         "notes": "optax.triplet_margin_loss uses the (non-squared) norms plus eps, not the documented squared "
                  "distances",
         "unsupported": {},
@@ -385,7 +385,12 @@ def _triplet(o, x):
     sq = [jnp.moveaxis(optax.squared_error(v, pred), b, 0) for v in (pos, neg)]
     axes = tuple(range(1, pred.ndim))
     d = jnp.sum(sq[0], axis=axes) - jnp.sum(sq[1], axis=axes)
-    return _weight(o, jnp.maximum(d + o.get("margin", 1), 0))
+    loss = jnp.maximum(d + o.get("margin", 1), 0)
+    sw = x.get("sample_weight")
+    if sw is not None:  # one weight per sample: size 1 on every non-batch axis
+        sw = jnp.moveaxis(sw.reshape((1,) * (pred.ndim - sw.ndim) + sw.shape), b, 0)
+        loss = loss * jnp.broadcast_to(sw, loss.shape + (1,) * (pred.ndim - 1)).reshape(loss.shape)
+    return _weight(o, loss)
 
 
 def _poisson(o, x):

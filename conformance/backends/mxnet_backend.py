@@ -34,6 +34,12 @@ SigmoidBinaryCrossEntropy   pos_weight   a documented forward input: 4th positio
                                          forward argument, after ``sample_weight``
 CTCLoss                     pred_lengths 3rd/4th positional forward arguments; MXNet's
                             label_lengths operator reads ``pred_lengths`` as float32
+TripletLoss                 sample_weight documented in forward's signature
+                                         (``forward(pred, positive, negative,
+                                         sample_weight=None)``): 4th positional forward
+                                         argument. MXNet 1.9.1's ``hybrid_forward(F, pred,
+                                         positive, negative)`` lacks it, so the call fails
+                                         with a TypeError: that is MXNet's finding
 ==========================  ===========  ==================================================
 
 The output is returned exactly as MXNet produces it: an ``(N, 1)`` where ``(N,)`` is
@@ -155,7 +161,11 @@ BINDINGS: dict[str, Binding] = {
     PREFIX + "LogisticLoss": Binding(
         "LogisticLoss", ("weight", "batch_axis", "label_format"), ("pred", "label", "sample_weight")
     ),
-    PREFIX + "TripletLoss": Binding("TripletLoss", ("margin", "weight", "batch_axis"), ("pred", "positive", "negative")),
+    # sample_weight: documented, forward(pred, positive, negative, sample_weight=None); 1.9.1's
+    # hybrid_forward(F, pred, positive, negative) lacks it, so passing it fails (a finding)
+    PREFIX + "TripletLoss": Binding(
+        "TripletLoss", ("margin", "weight", "batch_axis"), ("pred", "positive", "negative", "sample_weight")
+    ),
     PREFIX + "PoissonNLLLoss": Binding(
         "PoissonNLLLoss",
         ("weight", "from_logits", "batch_axis", "compute_full", "epsilon"),

@@ -447,6 +447,12 @@ def _triplet(o: dict, T: dict) -> torch.Tensor:
     loss = F.triplet_margin_with_distance_loss(
         a, p, n, distance_function=squared_euclidean, margin=o.get("margin", 1), swap=False, reduction="none"
     )
+    sw = T.get("sample_weight")
+    if sw is not None:
+        # one weight per sample: broadcast to pred's shape with size 1 off the batch axis
+        shape = [1] * pred.ndim
+        shape[b] = pred.shape[b]
+        loss = loss * torch.broadcast_to(sw, tuple(shape)).reshape(-1)
     w = o.get("weight")
     return loss if w is None else loss * w
 

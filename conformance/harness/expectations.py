@@ -11,12 +11,17 @@ Format (TOML, ``conformance/expectations/<backend>-<version>.toml``)::
     mode = ["forward"]                        # any of these modes (default: every mode)
     tags = ["extreme"]                        # the case has any of these tags (default: any)
     case = "extreme-*"                        # glob on the case name (default: any)
+    outcome = ["raised"]                      # any of these statuses: fail | error | raised (default: any)
     reason = "loss.py sums over non-batch axes (F.sum(..., exclude=True)) where the docs say averaged"
 
     # a tolerance override instead of a deviation: the check is held to this tolerance
     tolerance = { ulps = 64 }
 
-An entry without ``mode`` applies in every mode (see ``conformance/protocol.py``).
+An entry without ``mode`` applies in every mode (see ``conformance/protocol.py``); one
+without ``outcome`` covers the check whatever went wrong. ``outcome = "raised"`` lists a
+backend that raises where the documented value is +inf (status ``raised``, see
+``runner.RAISED``) and nothing else: were it to return a wrong finite value there instead,
+that is an unlisted failure (and the entry no longer occurs).
 A listed deviation that occurs is reported as *known*; an unlisted failure fails the run;
 a listed deviation that no longer occurs is reported, and fails the run under
 ``--strict-expectations``. Every entry needs a ``reason``.
@@ -35,7 +40,9 @@ from ..fixtures import FixtureCase
 from ..protocol import MODES
 from .tolerance import Tolerance
 
-KEYS = {"loss", "options", "dtype", "check", "tags", "case", "reason", "tolerance", "mode"}
+KEYS = {"loss", "options", "dtype", "check", "tags", "case", "reason", "tolerance", "mode", "outcome"}
+#: the statuses an entry's ``outcome`` may name (runner.FAIL, ERROR, RAISED)
+OUTCOMES = ("fail", "error", "raised")
 
 
 
@@ -55,6 +62,7 @@ class Entry:
     case: str = "*"
     tolerance: dict[str, float] | None = None
     mode: tuple[str, ...] = ()
+    outcome: tuple[str, ...] = ()
     matched: int = 0
 
     def describe(self) -> str:
@@ -70,6 +78,8 @@ class Entry:
             parts.append("tags " + "/".join(self.tags))
         if self.case != "*":
             parts.append(f"case {self.case}")
+        if self.outcome:
+            parts.append("outcome " + "/".join(self.outcome))
         return f"entry {self.number} ({' '.join(parts)})"
 
     def matches(self, case: FixtureCase, check: str, mode: str = "grad") -> bool:
@@ -96,9 +106,11 @@ class Expectations:
     path: str
     entries: list[Entry]
 
-    def deviation_for(self, case: FixtureCase, check: str, mode: str = "grad") -> Entry | None:
+    def deviation_for(self, case: FixtureCase, check: str, mode: str = "grad", status: str | None = None) -> Entry | None:
+        """The first deviation entry for a failing check (``status``: its status, which an
+        entry's ``outcome`` must name, if it has one)."""
         for e in self.entries:
-            if e.tolerance is None and e.matches(case, check, mode):
+            if e.tolerance is None and e.matches(case, check, mode) and (not e.outcome or status in e.outcome):
                 return e
         return None
 
@@ -137,6 +149,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "dtype": (str, list),
     "tags": (str, list),
     "mode": (str, list),
+    "outcome": (str, list),
 }
 
 
@@ -145,7 +158,7 @@ def _check_types(path: Path, number: int, raw: dict[str, Any]) -> None:
         if key in raw and not isinstance(raw[key], types):
             want = " or ".join({str: "a string", list: "an array", dict: "a table"}[t] for t in types)
             raise ExpectationError(f"{path}: entry {number}: {key} must be {want}, got {raw[key]!r}")
-    for key in ("dtype", "tags", "mode"):
+    for key in ("dtype", "tags", "mode", "outcome"):
         if isinstance(raw.get(key), list) and not all(isinstance(x, str) for x in raw[key]):
             raise ExpectationError(f"{path}: entry {number}: {key} must hold strings, got {raw[key]!r}")
     tol = raw.get("tolerance")
@@ -166,6 +179,12 @@ def _validated(path: Path, number: int, raw: dict[str, Any]) -> str:
     for m in (modes,) if isinstance(modes, str) else modes:
         if m not in MODES:
             raise ExpectationError(f"{where}: mode {m!r} is not one of {', '.join(MODES)}")
+    outcomes = raw.get("outcome", ())
+    for o in (outcomes,) if isinstance(outcomes, str) else outcomes:
+        if o not in OUTCOMES:
+            raise ExpectationError(f"{where}: outcome {o!r} is not one of {', '.join(OUTCOMES)}")
+    if outcomes and raw.get("tolerance") is not None:
+        raise ExpectationError(f"{where}: outcome applies to a deviation, not to a tolerance override")
     try:
         from oracle import catalog
         from oracle.errors import UnknownLossError
@@ -230,6 +249,7 @@ def load(path: str | Path) -> Expectations:
         dtype = raw.get("dtype", ())
         tags = raw.get("tags", ())
         mode = raw.get("mode", ())
+        outcome = raw.get("outcome", ())
         raw = dict(raw, loss=_validated(path, i, raw))
         entries.append(
             Entry(
@@ -243,6 +263,7 @@ def load(path: str | Path) -> Expectations:
                 case=raw.get("case", "*"),
                 tolerance=raw.get("tolerance"),
                 mode=(mode,) if isinstance(mode, str) else tuple(mode),
+                outcome=(outcome,) if isinstance(outcome, str) else tuple(outcome),
             )
         )
     return Expectations(str(path), entries)

@@ -33,10 +33,12 @@ from .runner import (
     _DTYPES,
     ERROR,
     FAIL,
+    FAILING,
     INPUTS_PASS,
     KNOWN,
     PASS,
     PLAIN_MODE,
+    RAISED,
     REPEAT_PASSES,
     SKIP,
     CaseRun,
@@ -294,7 +296,9 @@ class Session:
     def _evaluate_todo(self, todo: list[tuple[fx.FixtureCase, str, Sequence[str]]]) -> list[dict[str, CheckResult]]:
         backend = self.backend
         if not isinstance(backend, Supervisor):
-            return self._evaluate(todo)
+            if len(todo) <= CHUNK:
+                return self._evaluate(todo)
+            return self._chunked(todo, self._evaluate)
         with collector_paused():  # (no backend code runs in this process)
             if len(todo) <= CHUNK:
                 return self._evaluate(todo)
@@ -304,11 +308,35 @@ class Session:
         runs = self.runs
         pending = {(c.file, c.index, m): CaseRun(c, m) for c, m, _ in todo if (c.file, c.index, m) not in runs}
         stream = self._worker_runs(backend, list(pending.values()))
+        try:
+            results = self._chunked(todo, lambda part: self._evaluate(part, (stream, pending)))
+            if self.stopped is None:
+                for _ in stream:  # (ends the generator: nothing is left)
+                    pass
+        finally:
+            stream.close()  # (stopped early: the worker mid-entry is discarded)
+        return results
+
+    def _chunked(
+        self, todo: list[tuple[fx.FixtureCase, str, Sequence[str]]],
+        evaluate: Callable[[list[tuple[fx.FixtureCase, str, Sequence[str]]]], list[dict[str, CheckResult]]],
+    ) -> list[dict[str, CheckResult]]:
+        """``evaluate`` over ``todo`` :data:`CHUNK` cases at a time. A Ctrl-C while a chunk
+        is judged (the CLI's run: :func:`runner.interrupts_handled`) stops the run there:
+        the chunks judged before it are kept (and recorded), the rest are not run; the
+        same when the run stopped during a chunk's calls (--max-time, Ctrl-C)."""
         results: list[dict[str, CheckResult]] = []
-        for at in range(0, len(todo), CHUNK):
-            results += self._evaluate(todo[at : at + CHUNK], (stream, pending))
-        for _ in stream:  # (ends the generator: nothing is left)
-            pass
+        try:
+            for at in range(0, len(todo), CHUNK):
+                results += evaluate(todo[at : at + CHUNK])
+                if self.stopped is not None:
+                    break
+        except KeyboardInterrupt:
+            if not interrupts_handled():
+                raise
+            self.stopped = INTERRUPTED
+        for case, mode, _ in todo[len(results):]:
+            self.not_run.add((case.file, case.index, mode))
         return results
 
     def _evaluate(
@@ -431,7 +459,7 @@ class Session:
             where = {(c.file, c.index, m): n for n, (c, m, _) in enumerate(todo)}
             for run in noted:
                 for res in results[where[(run.case.file, run.case.index, run.mode)]].values():
-                    if res is not None and res.status in (FAIL, ERROR):
+                    if res is not None and res.status in FAILING:
                         res.message += _worker_notes(run)
         return results
 
@@ -514,8 +542,8 @@ class Session:
 
     def _record(self, case: fx.FixtureCase, check: str, result: CheckResult) -> CheckResult:
         """Apply the expectations to a check's result and keep it."""
-        if self.expectations is not None and result.status in (FAIL, ERROR):
-            entry = self.expectations.deviation_for(case, check, result.mode)
+        if self.expectations is not None and result.status in FAILING:
+            entry = self.expectations.deviation_for(case, check, result.mode, result.status)
             if entry is not None:
                 entry.matched += 1
                 result.status = KNOWN
@@ -558,7 +586,7 @@ class Session:
         """Per loss (``by="mode"``: per mode): counts by status and the worst value/grad
         errors in ULPs per dtype."""
         table: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {PASS: 0, "stable": 0, FAIL: 0, ERROR: 0, SKIP: 0, KNOWN: 0, "worst": {}, "worst_grad": {}}
+            lambda: {PASS: 0, "stable": 0, FAIL: 0, ERROR: 0, RAISED: 0, SKIP: 0, KNOWN: 0, "worst": {}, "worst_grad": {}}
         )
         for r in self.results:
             row = table[r.case.loss if by == "loss" else r.mode]
@@ -747,28 +775,30 @@ def _job(run: CaseRun, check: str, tol: Tolerance) -> compare.Job | None:
 
 def format_summary(session: Session) -> list[str]:
     """The one-screen terminal summary, a line per loss. 'stable' counts passes that
-    needed the stability bound; value errors are in ULPs, gradient errors in eps x the element's term scale."""
+    needed the stability bound; 'raised' counts checks of cases whose documented value is
+    +inf on which the backend raised (:data:`runner.RAISED`); value errors are in ULPs,
+    gradient errors in eps x the element's term scale."""
     summ = session.summary()
     lines = [
         f"lossconf: backend {session.backend.name} {session.backend.version} -- {len(session.results)} checks",
-        f"{'loss':<30} {'pass':>5} {'(stbl)':>6} {'fail':>5} {'error':>5} {'skip':>5} {'known':>5}"
+        f"{'loss':<30} {'pass':>5} {'(stbl)':>6} {'fail':>5} {'error':>5} {'raised':>6} {'skip':>5} {'known':>5}"
         "  worst value ULP f16/f32/f64   worst grad eps*scale f16/f32/f64",
     ]
     totals: dict[str, int] = defaultdict(int)
-    keys = (PASS, "stable", FAIL, ERROR, SKIP, KNOWN)
+    keys = (PASS, "stable", FAIL, ERROR, RAISED, SKIP, KNOWN)
     for loss in sorted(summ, key=lambda x: x.rsplit(".", 1)[-1].lower()):
         row = summ[loss]
         worst = "/".join(_g(row["worst"].get(d)) for d in ("float16", "float32", "float64"))
         worst_g = "/".join(_g(row["worst_grad"].get(d)) for d in ("float16", "float32", "float64"))
         lines.append(
             f"{loss.rsplit('.', 1)[-1]:<30} {row[PASS]:>5} {row['stable']:>6} {row[FAIL]:>5} {row[ERROR]:>5} "
-            f"{row[SKIP]:>5} {row[KNOWN]:>5}  {worst:<28} {worst_g}"
+            f"{row[RAISED]:>6} {row[SKIP]:>5} {row[KNOWN]:>5}  {worst:<28} {worst_g}"
         )
         for k in keys:
             totals[k] += row[k]
     lines.append(
         f"{'total':<30} {totals[PASS]:>5} {totals['stable']:>6} {totals[FAIL]:>5} {totals[ERROR]:>5} "
-        f"{totals[SKIP]:>5} {totals[KNOWN]:>5}"
+        f"{totals[RAISED]:>6} {totals[SKIP]:>5} {totals[KNOWN]:>5}"
     )
     by_mode = session.summary(by="mode")
     if len(session.modes) > 1 or session.modes != (PLAIN_MODE,):
@@ -780,7 +810,7 @@ def format_summary(session: Session) -> list[str]:
             worst_g = "/".join(_g(row["worst_grad"].get(d)) for d in ("float16", "float32", "float64"))
             lines.append(
                 f"{'mode ' + mode:<30} {row[PASS]:>5} {row['stable']:>6} {row[FAIL]:>5} {row[ERROR]:>5} "
-                f"{row[SKIP]:>5} {row[KNOWN]:>5}  {worst:<28} {worst_g}"
+                f"{row[RAISED]:>6} {row[SKIP]:>5} {row[KNOWN]:>5}  {worst:<28} {worst_g}"
             )
     not_run: dict[str, list[str]] = defaultdict(list)  # one line per reason
     for mode, why in session.mode_support.items():

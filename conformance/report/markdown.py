@@ -11,6 +11,7 @@ from .model import (
     CATEGORY_LABEL,
     CATEGORY_MARK,
     CONFORMS,
+    FAILING,
     FAILS,
     KNOWN,
     MAX_MD_LIST,
@@ -119,7 +120,7 @@ def render_markdown(backends: list[BackendResults], sums: list[Summary]) -> str:
                 shown = [_md_cell(cells.get(d)) for d in s.dtypes]
             out.append(f"| {_md(short(loss))} | " + " | ".join(shown) + f" | {nf} |")
         out.append("")
-        fails = [r for r in s.br.records if r["status"] in ("fail", "error")]
+        fails = [r for r in s.br.records if r["status"] in FAILING]
         if fails:
             out += [f"<details><summary>{len(fails)} failing check(s)</summary>", ""]
             for r in fails[:MAX_MD_LIST]:

@@ -20,13 +20,16 @@ REPORT_VERSION = 1
 
 HTML_FILE, MARKDOWN_FILE, JSON_FILE = "index.html", "summary.md", "report.json"
 
-STATUSES = ("pass", "fail", "error", "skip", "known")  # the statuses the harness writes today
+STATUSES = ("pass", "fail", "error", "raised", "skip", "known")  # the statuses the harness writes today
+# "raised": the backend raised on a case whose documented value is +inf (conformance.harness.runner.RAISED):
+# not a match, so it is shown with the failures (lossconf run fails on it unless an entry lists it).
+FAILING = ("fail", "error", "raised")
 REQUIRED = ("id", "loss", "options_label", "dtype", "check", "status", "verdict")
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 
 # verdict categories of the report, worst first (a cell shows the worst of its checks).
 # OTHER holds the checks whose status is none of STATUSES (an outcome a newer harness
-# writes, e.g. "raised"): they are shown by their status name, never dropped, and rank
+# writes after this renderer): they are shown by their status name, never dropped, and rank
 # after failures (someone must look at them) but before known deviations.
 FAILS, OTHER, KNOWN, STABLE, CONFORMS, UNSUPPORTED = "fails", "other", "known", "stable", "conforms", "unsupported"
 CATEGORIES = (FAILS, OTHER, KNOWN, STABLE, CONFORMS, UNSUPPORTED)
@@ -234,7 +237,7 @@ def _merge(a: BackendResults, b: BackendResults) -> BackendResults:
 
 def category(rec: dict[str, Any]) -> str:
     s = rec["status"]
-    if s in ("fail", "error"):
+    if s in FAILING:
         return FAILS
     if s == "known":
         return KNOWN
@@ -273,7 +276,7 @@ class Cell:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
     worst: float | None = None
     worst_id: str | None = None
-    #: checks of category OTHER by their status name (e.g. {"raised": 2})
+    #: checks of category OTHER by their status name (e.g. {"quarantined": 2})
     others: dict[str, int] = field(default_factory=dict)
     #: why the checks skipped as unsupported were not run (the skip messages, first seen first)
     skipped_why: dict[str, None] = field(default_factory=dict)
@@ -312,7 +315,7 @@ class Cell:
         return sum(self.counts.values())
 
     def other_names(self) -> str:
-        """The status names of the checks of category OTHER: ``raised`` or ``raised, timeout``."""
+        """The status names of the checks of category OTHER: ``quarantined`` or ``quarantined, timeout``."""
         return ", ".join(sorted(self.others))
 
     def title(self) -> str:
@@ -520,7 +523,7 @@ def _inputs_lookup(backends: list[BackendResults], fixtures_dir: str | None) -> 
     wanted: dict[str, set[str]] = defaultdict(set)
     for br in backends:
         for r in br.records:
-            if r["status"] in ("fail", "error", "known"):
+            if r["status"] in (*FAILING, "known"):
                 wanted[str(br.provenance.get("fixtures_digest", ""))].add(r["loss"])
     if not wanted:
         return {}
@@ -691,7 +694,7 @@ def failure_groups(br: BackendResults) -> list[Group]:
     first, then the most checks, then by loss."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in br.records:
-        if r["status"] in ("fail", "error"):
+        if r["status"] in FAILING:
             groups.setdefault((r["loss"], failure_kind(r)), []).append(r)
         elif category(r) == OTHER:  # an outcome this renderer does not know: by its name, never dropped
             groups.setdefault((r["loss"], f"outcome {r['status']!r}: {failure_kind(r)}"), []).append(r)

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +126,7 @@ class _Worker:
         self.buf = bytearray()
         self.writer: threading.Thread | None = None
         self.how: str | None = None  # why the supervisor stopped it, if it did
+        self.send_error: str | None = None  # why the writer could not send the calls, if it could not
 
     def rss(self) -> int:
         try:
@@ -410,16 +411,31 @@ class Supervisor:
 
     def _run_entries(self, entries: Sequence[Entry]) -> Iterator[tuple[int, EntryResult]]:
         done = 0
+        # calls the wire cannot carry are never sent: each is an error of its own entry
+        unsendable = {i: why for i, e in enumerate(entries) if (why := wire.unsendable(e.call)) is not None}
         while done < len(entries):
+            while done in unsendable:
+                self._left = len(entries) - done - 1
+                yield done, _unsent(entries[done], unsendable[done])
+                done += 1
+            if done >= len(entries):
+                break
             self.ready()
             w = self.worker
             assert w is not None
             first = done
-            writer = threading.Thread(target=self._write, args=(w, entries, first), name="lossconf-wire-writer", daemon=True)
+            writer = threading.Thread(
+                target=self._write, args=(w, entries, first, unsendable), name="lossconf-wire-writer", daemon=True,
+            )
             w.writer = writer
             writer.start()
             began = time.monotonic()
             while done < len(entries):
+                if done in unsendable:
+                    self._left = len(entries) - done - 1
+                    yield done, _unsent(entries[done], unsendable[done])
+                    done += 1
+                    continue
                 entry = entries[done]
                 budget = max(entry.times, 1) * self.call_timeout
                 got = self._read(w, began + budget, watch=True)
@@ -450,13 +466,18 @@ class Supervisor:
                 yield done, res
                 done += 1
 
-    def _write(self, w: _Worker, entries: Sequence[Entry], first: int) -> None:
+    def _write(self, w: _Worker, entries: Sequence[Entry], first: int, skip: Mapping[int, str]) -> None:
         try:
             for at in range(first, len(entries), self.batch):
-                part = entries[at : at + self.batch]
-                wire.write_all(w.fd_in, wire.run_frame((at + k, e.call, e.times, e.supports) for k, e in enumerate(part)))
-        except (OSError, ValueError):  # the worker ended: the reader reports it
+                part = [(at + k, e.call, e.times, e.supports) for k, e in enumerate(entries[at : at + self.batch]) if at + k not in skip]
+                if part:
+                    frame = wire.run_frame(part)
+                    wire.write_all(w.fd_in, frame)
+        except OSError:  # the worker ended: the reader reports it
             pass
+        except Exception as err:  # a call that cannot be encoded after all: never leave the reader waiting
+            w.send_error = f"{type(err).__name__}: {err}"
+            w.stop(self.kill_grace)
 
     def _result(self, msg: dict[str, Any], body: bytearray) -> EntryResult:
         res = EntryResult(msg.get("unsupported"), printed=_printed(msg.get("printed")))
@@ -504,6 +525,9 @@ class Supervisor:
                 f"the backend wrote more than {self.output_limit / 2**20:g} MB to its stdout/stderr while on "
                 "this case; the worker was stopped and started again"
             )
+        elif w.send_error is not None:
+            kind = "protocol"
+            msg = f"lossconf could not send the calls to the worker ({w.send_error}); it was started again"
         elif how.startswith("died"):
             kind = "signal"
             msg = f"the worker {how} while running this case; it was started again"
@@ -527,6 +551,14 @@ class Supervisor:
         if entry.times == 0 and entry.supports:
             return EntryResult(supports_error=f"supports() did not return: {msg}", supports_kind=kind, printed=printed)
         return EntryResult(calls=[CallResult(error=msg, kind=kind, detail=detail)], printed=printed)
+
+
+def _unsent(entry: Entry, why: str) -> EntryResult:
+    """The result of an entry whose call cannot be sent to the worker (:func:`wire.unsendable`)."""
+    msg = f"lossconf cannot send this call to the worker: {why}"
+    if entry.times == 0 and entry.supports:
+        return EntryResult(supports_error=msg, supports_kind="protocol")
+    return EntryResult(calls=[CallResult(error=msg, kind="protocol")])
 
 
 class WorkerCallError(Exception):

@@ -190,6 +190,24 @@ def call_json(call: Call, body: Body) -> dict[str, Any]:
     }
 
 
+def unsendable(call: Call) -> str | None:
+    """Why :func:`call_json` cannot encode a call (an array of a dtype the wire does not
+    carry, an option JSON cannot hold), or None. Checked before a call is sent, so that
+    such a call is an error of its own case rather than a writer that stops mid-run."""
+    arrays = [*(call.inputs or {}).items(), *(call.direction or {}).items()]
+    if call.cotangent is not None:
+        arrays.append(("the cotangent", call.cotangent))
+    for name, value in arrays:
+        dt = value.dtype if type(value) is np.ndarray else np.asarray(value).dtype
+        if dt not in _NAMES:
+            return f"{name} is an array of dtype {dt}, which the wire cannot carry (wire dtypes: {', '.join(DTYPES)})"
+    try:
+        _encode({"loss": call.loss, "options": dict(call.options), "dtype": call.dtype, "wrt": list(call.wrt), "mode": call.mode})
+    except (TypeError, ValueError) as err:
+        return f"the call's options cannot be sent as JSON: {err}"
+    return None
+
+
 def call_from(obj: Mapping[str, Any], body: bytes | bytearray | memoryview) -> Call:
     """The call a ``call`` object describes; its arrays are views of ``body``."""
     try:

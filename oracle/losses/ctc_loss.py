@@ -48,6 +48,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+from flint import fmpq
 
 from .. import arrays as A
 from .. import cases as C
@@ -213,7 +214,7 @@ def _parse(x: dict, options: dict):
         _fail(
             f"input pred has shape {pred.shape}; expected 3 dimensions "
             f"({'batch_size, sequence_length' if options['layout'] == 'NTC' else 'sequence_length, batch_size'}"
-            ", alphabet_size) for layout {options['layout']!r}"
+            f", alphabet_size) for layout {options['layout']!r}"
         )
     ntc = pred if options["layout"] == "NTC" else np.swapaxes(pred, 0, 1)
     n_batch, n_time, n_class = ntc.shape
@@ -343,6 +344,127 @@ def _sample_ctc(xs: np.ndarray, seq: list[int], t_n: int, blank: int):
     return -R.log(p), y, gamma, lse
 
 
+# ------------------------------------------------ values the formula proves rational
+
+
+def _tied(row) -> bool:
+    """Whether a frame's logits are all equal exact inputs: softmax is then exactly 1/C."""
+    first = row[0]
+    return all(isinstance(v, R.Real) and v.b is not None and v.is_exact for v in row) and all(
+        v.b == first.b for v in row
+    )
+
+
+def _live_states(ext: list[int], skip: list[bool], t_n: int) -> list[list[bool]]:
+    """Per frame, the states of the extended label some valid path occupies: reachable
+    from the start (alpha_t(s) > 0) and able to reach the end (beta_t(s) > 0). Which
+    states these are depends on the label and t_n only, never on pred: every y > 0."""
+    n_s = len(ext)
+    fwd = [[False] * n_s for _ in range(t_n)]
+    fwd[0][0] = True
+    if n_s > 1:
+        fwd[0][1] = True
+    for t in range(1, t_n):
+        for s in range(n_s):
+            fwd[t][s] = fwd[t - 1][s] or (s >= 1 and fwd[t - 1][s - 1]) or (skip[s] and fwd[t - 1][s - 2])
+    bwd = [[False] * n_s for _ in range(t_n)]
+    bwd[t_n - 1][n_s - 1] = True
+    if n_s > 1:
+        bwd[t_n - 1][n_s - 2] = True
+    for t in range(t_n - 2, -1, -1):
+        for s in range(n_s):
+            bwd[t][s] = bwd[t + 1][s] or (s + 1 < n_s and bwd[t + 1][s + 1]) or (
+                s + 2 < n_s and skip[s + 2] and bwd[t + 1][s + 2]
+            )
+    return [[fwd[t][s] and bwd[t][s] for s in range(n_s)] for t in range(t_n)]
+
+
+def _rational_gamma(ext: list[int], skip: list[bool], t_n: int, n_class: int) -> list[list[fmpq]]:
+    """gamma_t(k) of a sample whose frames are all tied (y = 1/C everywhere), exactly: the
+    forward-backward recursion of :func:`_sample_ctc` in rational arithmetic."""
+    n_s = len(ext)
+    y = fmpq(1, n_class)
+    zero = fmpq(0)
+    alpha = [[zero] * n_s for _ in range(t_n)]
+    alpha[0][0] = y
+    if n_s > 1:
+        alpha[0][1] = y
+    for t in range(1, t_n):
+        for s in range(n_s):
+            acc = alpha[t - 1][s] + (alpha[t - 1][s - 1] if s >= 1 else zero)
+            if skip[s]:
+                acc += alpha[t - 1][s - 2]
+            alpha[t][s] = y * acc
+    beta = [[zero] * n_s for _ in range(t_n)]
+    beta[t_n - 1][n_s - 1] = fmpq(1)
+    if n_s > 1:
+        beta[t_n - 1][n_s - 2] = fmpq(1)
+    for t in range(t_n - 2, -1, -1):
+        for s in range(n_s):
+            acc = beta[t + 1][s] + (beta[t + 1][s + 1] if s + 1 < n_s else zero)
+            if s + 2 < n_s and skip[s + 2]:
+                acc += beta[t + 1][s + 2]
+            beta[t][s] = y * acc
+    p = alpha[t_n - 1][n_s - 1] + (alpha[t_n - 1][n_s - 2] if n_s > 1 else zero)
+    gamma = [[zero] * n_class for _ in range(t_n)]
+    for t in range(t_n):
+        for s in range(n_s):
+            gamma[t][ext[s]] += alpha[t][s] * beta[t][s]
+        gamma[t] = [g / p for g in gamma[t]]
+    return gamma
+
+
+def _known_dnll(xs: np.ndarray, seq: list[int], t_n: int, blank: int) -> list[list[fmpq | None]]:
+    """y[t, k] - gamma_t(k) where the formula proves it rational (its exact value), else
+    None (:func:`oracle.real.known_exactly` puts it in place of the enclosure).
+
+    Some VJP elements are rational numbers that no enclosure can prove: an exact 0 by
+    symmetry (a ball around 0 never shrinks to a point) and a dyadic value that is a
+    rounding tie of a float format (the two ends of any ball around it round apart; e.g.
+    -3/4 * 0.3 is halfway between two float64 numbers). Where the inputs make y - gamma rational, it is computed
+    exactly instead, and the enclosure is checked to contain it:
+
+    * a *tied* frame (its logits all equal) has y[t, k] = 1/C exactly, whatever the logit;
+    * a valid path occupies state s at frame t iff s is reachable from the start and can
+      reach the end, which depends on the label and T_n only (every y > 0). As
+      sum_s alpha_t(s) beta_t(s) = p at every t, gamma_t(k) = 0 exactly when no such state
+      has symbol k, and 1 exactly when all of them do (the empty label: the blank at every
+      frame; a label with exactly its needed frames: one alignment);
+    * a sample whose frames are all tied has y = 1/C everywhere: alpha, beta, p and gamma are
+      rational, and the recursion is run in exact rational arithmetic (python-flint fmpq).
+
+    So y - gamma is exact for a tied frame with gamma 0 or 1, and for every frame of an
+    all-tied sample (its symmetric zeros included). Elsewhere it is a ratio of sums of
+    products of exponentials of unequal logits, which the enclosures prove by narrowing; a
+    rational value there that these rules missed would still raise OracleError at the cap
+    (naming the element), never be written unproven.
+    """
+    n_class = xs.shape[1]
+    if t_n == 0:
+        return []
+    ext = [blank]
+    for v in seq:
+        ext += [v, blank]
+    skip = [s >= 2 and ext[s] != blank and ext[s] != ext[s - 2] for s in range(len(ext))]
+    tied = [_tied(list(xs[t])) for t in range(t_n)]
+    if all(tied):
+        gamma = _rational_gamma(ext, skip, t_n, n_class)
+        return [[fmpq(1, n_class) - gamma[t][k] for k in range(n_class)] for t in range(t_n)]
+    live = _live_states(ext, skip, t_n)
+    out: list[list[fmpq | None]] = []
+    for t in range(t_n):
+        symbols = {ext[s] for s in range(len(ext)) if live[t][s]}
+        row: list[fmpq | None] = [None] * n_class
+        if tied[t]:
+            for k in range(n_class):
+                if k not in symbols:  # no valid path emits k at t: gamma_t(k) = 0
+                    row[k] = fmpq(1, n_class)
+                elif symbols == {k}:  # every valid path emits k at t: gamma_t(k) = 1
+                    row[k] = fmpq(1, n_class) - 1
+        out.append(row)
+    return out
+
+
 def forward(x: dict, options: dict) -> Forward:
     ntc, seqs, frames, sw = _parse(x, options)
     n_batch, n_time, n_class = ntc.shape
@@ -369,6 +491,11 @@ def forward(x: dict, options: dict) -> Forward:
                 dnll[n, t, k] = y[t][k] - gamma[t][k]
         value[n] = f * nll
         scale[n] = abs(f) * (terms + abs(nll))
+        # the elements the formula proves rational, exactly (see _known_dnll)
+        for t, row in enumerate(_known_dnll(ntc[n], seqs[n], frames[n], n_class - 1)):
+            for k, q in enumerate(row):
+                if q is not None and isinstance(dnll[n, t, k], R.Real):
+                    dnll[n, t, k] = R.known_exactly(dnll[n, t, k], q)
 
     def vjp(ct: np.ndarray) -> dict[str, Gradient]:
         g = A.zeros(ntc.shape)

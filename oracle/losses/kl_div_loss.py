@@ -89,7 +89,22 @@ SPEC = LossSpec(
             "(batch_size,). Dimenions other than batch_axis are averaged out.",
             "The sigma in every Gluon loss formula denotes the per-element terms that the "
             "output description then averages: out[b] is the MEAN over the non-batch axes, "
-            "as for every Loss (MXNet 1.9.1's code sums; that deviation is a finding).",
+            "as for every Loss (MXNet 1.9.1's code sums; that deviation is a finding). "
+            "Upstream: apache/mxnet#18506 ('KLDivLoss misbehave', closed) and PR #18423 "
+            "('fix misbehave of KLDivLoss', merged into master; backported to v1.x by PR "
+            "#19356) changed the code from mean to sum so that KLDivLoss(from_logits=False) "
+            "of a one-hot label equals SoftmaxCrossEntropyLoss(sparse_label=False), calling "
+            "the sum 'what the document say[s]'. The reading STANDS: those PRs changed the "
+            "code, not the text -- the 1.9.1 docstring, which ships the summing code, still "
+            "says 'Dimenions other than batch_axis are averaged out' under Outputs; the same "
+            "sigma-plus-'averaged out' wording in L2Loss, L1Loss and SigmoidBCELoss is read "
+            "(and implemented by MXNet) as a mean, and one phrase cannot mean a sum in one "
+            "docstring and a mean in its neighbours; DESIGN.md names 'a sum where the text "
+            "says averaged out' as a deviation the oracle does not follow. So MXNet's sum "
+            "stays a finding, recorded as upstream-intended: the documentation, not the "
+            "code, is what upstream left inconsistent (the fix belongs in the Outputs text). "
+            "A reader who wants upstream's sum multiplies the oracle's value by the number "
+            "of non-batch elements.",
         ),
         Reading(
             "label domain",

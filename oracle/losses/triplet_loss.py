@@ -11,13 +11,20 @@ and the output is a "loss tensor with shape (batch_size,)". The squared norms ar
 over the non-batch elements of each sample -- nothing is "averaged out" -- so for batch
 element b, with d_b = sum_{i in b} (positive_i - pred_i)^2 - (negative_i - pred_i)^2,
 
-    out[b] = weight * max(d_b + margin, 0)
+    out[b] = weight * sample_weight[b] * max(d_b + margin, 0)
 
-Gradient (where d_b + margin > 0; zero where it is < 0):
+The documented forward signature is ``forward(pred, positive, negative, sample_weight=None)``
+(MXNet 1.9.1's ``hybrid_forward`` lacks ``sample_weight``; the documentation is the truth,
+so the input is here and a framework without it fails its cases). The loss is per sample,
+so, as for CosineEmbeddingLoss, sample_weight holds one weight per sample: it broadcasts to
+pred's shape with size 1 on every non-batch axis (the documented per-sample example
+"(64, 1)" for pred (64, 10)).
 
-    d out[b] / d pred_i     = 2 * weight * (negative_i - positive_i)
-    d out[b] / d positive_i = 2 * weight * (positive_i - pred_i)
-    d out[b] / d negative_i = 2 * weight * (pred_i - negative_i)
+Gradient (where d_b + margin > 0; zero where it is < 0), with k_b = weight * sample_weight[b]:
+
+    d out[b] / d pred_i     = 2 * k_b * (negative_i - positive_i)
+    d out[b] / d positive_i = 2 * k_b * (positive_i - pred_i)
+    d out[b] / d negative_i = 2 * k_b * (pred_i - negative_i)
 
 At the kink d_b + margin == 0 each element's derivative is any value between 0 and the
 expression above.
@@ -35,6 +42,7 @@ from ..catalog import InputSpec, LossSpec, OptionSpec, Reading
 from ..conventions import (
     batch_axis_option,
     normalize_axis,
+    per_sample_weight,
     reshape_like,
     weight_factor,
     weight_option,
@@ -51,7 +59,7 @@ SPEC = LossSpec(
     id="mxnet.gluon.loss.TripletLoss",
     summary="Triplet loss: squared distance to the positive minus squared distance to the "
     "negative plus a margin, clamped at zero, per batch element.",
-    formula="out[b] = weight * max(sum_{i in b} (positive_i - pred_i)^2 - (negative_i - pred_i)^2 + margin, 0)",
+    formula="out[b] = weight * sample_weight[b] * max(sum_{i in b} (positive_i - pred_i)^2 - (negative_i - pred_i)^2 + margin, 0)",
     options=(
         OptionSpec(
             "margin",
@@ -77,6 +85,12 @@ SPEC = LossSpec(
             "negative example tensor with arbitrary shape. Must have the same size as pred.",
             differentiable=True,
         ),
+        InputSpec(
+            "sample_weight",
+            "per-sample weighting tensor, broadcastable to the shape of pred with size 1 on "
+            "every non-batch axis (e.g. (64, 1) for pred of shape (64, 10))",
+            optional=True,
+        ),
     ),
     output_shape="(batch_size,)",
     readings=(
@@ -101,8 +115,16 @@ SPEC = LossSpec(
             "forward(pred, positive, negative, sample_weight=None) (the rendered API page); "
             "the Inputs list names only pred, positive and negative, and MXNet 1.9.1's "
             "hybrid_forward(self, F, pred, positive, negative) takes no sample_weight.",
-            "No sample_weight input: the inputs are pred, positive and negative only; the "
-            "loss is multiplied by weight alone.",
+            "sample_weight IS an input: the documented forward signature lists it, and the "
+            "documentation is the truth even where a framework's code lacks it (an earlier "
+            "reading dropped it because MXNet 1.9.1's code has none: that was the code, not "
+            "the documentation). Its meaning is the shared Loss convention ('Per sample "
+            "weighting', the per-sample example '(64, 1)' for pred (64, 10)) applied to a "
+            "loss that is per sample, as for CosineEmbeddingLoss: it broadcasts to pred's "
+            "shape with size 1 on every non-batch axis and multiplies each sample's loss, "
+            "out[b] = weight * sample_weight[b] * max(d_b + margin, 0). A full pred-shaped "
+            "tensor is an InputError (the max is per sample: there is no element to weigh). "
+            "A framework whose forward takes no sample_weight fails these cases (a finding).",
         ),
         Reading(
             "reshaping",
@@ -124,7 +146,10 @@ def forward(x: dict, options: dict) -> Forward:
         pred, pos, neg = pred.reshape(1), pos.reshape(1), neg.reshape(1)
     other = tuple(a for a in range(pred.ndim) if a != axis)
     count = int(np.prod([pred.shape[a] for a in other], dtype=np.int64)) if other else 1
+    per_sample = per_sample_weight(SPEC.id, x.get("sample_weight"), pred.shape, axis)
     w = weight_factor(options)
+    if per_sample is not None:
+        w = (w * per_sample).astype(object)
     margin = mpf(options["margin"])
     dp = (pos - pred).astype(object)
     dn = (neg - pred).astype(object)
@@ -134,7 +159,7 @@ def forward(x: dict, options: dict) -> Forward:
     inner = np.asarray(inner, dtype=object)
     value = (w * A.relu(inner)).astype(object)
     terms = A.asum((sp + sn).astype(object), axis=other) if other else (sp + sn)
-    scale = (abs(w) * (np.asarray(terms, dtype=object) + abs(margin))).astype(object)
+    scale = (A.fabs(np.asarray(w, dtype=object)) * (np.asarray(terms, dtype=object) + abs(margin))).astype(object)
 
     def expand(v: np.ndarray) -> np.ndarray:
         shape = [1] * pred.ndim
@@ -214,6 +239,37 @@ def cases() -> Iterator[C.Case]:
         yield C.Case(
             f"batch_axis=-1-{dtype}", _triple(rng, (3, 2), dtype), dtype, {"batch_axis": -1},
             tags=("shape",), note="a negative batch_axis counts from the end",
+        )
+        # ---- sample_weight (documented in forward's signature; one weight per sample); its own
+        # random stream, so the other cases keep their inputs
+        srng = C.rng_for(SPEC.id, f"sample_weight-{dtype}")
+        yield C.Case(
+            f"sample_weight-per-sample-{dtype}",
+            {**_triple(srng, (4, 3), dtype, 0.7), "sample_weight": C.uniform(srng, (4, 1), 0, 2, dtype)},
+            dtype,
+            tags=("shape",),
+            note="sample_weight of shape (batch_size, 1): the documented per-sample weighting",
+        )
+        yield C.Case(
+            f"sample_weight-batch_axis=1-{dtype}",
+            {**_triple(srng, (3, 4), dtype, 0.7), "sample_weight": C.uniform(srng, (1, 4), 0, 2, dtype)},
+            dtype,
+            {"batch_axis": 1, "weight": 0.5},
+            tags=("shape",),
+        )
+        yield C.Case(
+            f"sample_weight-scalar-like-{dtype}",
+            {**_triple(srng, (3, 2), dtype), "sample_weight": C.in_dtype([[1.75]], dtype)},
+            dtype,
+            tags=("shape",),
+            note="a (1, 1) sample_weight broadcasts to every sample",
+        )
+        yield C.Case(
+            f"sample_weight-vector-{dtype}",
+            {**_triple(srng, (5,), dtype), "sample_weight": C.in_dtype([0.5, 2, 0, 1, -1], dtype)},
+            dtype,
+            tags=("shape",),
+            note="1-D pred, one weight per element (each its own sample), a zero and a negative weight",
         )
         # ---- kinks: sum + margin == 0 exactly (small integers and halves are exact)
         yield C.Case(
@@ -316,6 +372,14 @@ def cases() -> Iterator[C.Case]:
             invalid="negative must have the same size as pred",
         )
         yield C.Case(
+            f"invalid-sample_weight-full-{dtype}",
+            {**_triple(srng, (3, 2), dtype), "sample_weight": C.uniform(srng, (3, 2), 0, 1, dtype)},
+            dtype,
+            tags=("invalid",),
+            invalid="sample_weight must hold one weight per sample (size 1 on every non-batch "
+            "axis): the loss is per sample",
+        )
+        yield C.Case(
             f"invalid-margin-{dtype}",
             _triple(rng, (2, 2), dtype),
             dtype,
@@ -359,4 +423,5 @@ def sample(rng, options: dict) -> dict:
         axis = options.get("batch_axis", 0)
         d = ((x["positive"] - x["pred"]) ** 2 - (x["negative"] - x["pred"]) ** 2).sum(axis=1 - axis)
         if np.all(np.abs(d + margin) > 1e-3):
+            x["sample_weight"] = C.uniform(rng, (2, 1) if axis == 0 else (1, 2), 0.1, 2.0, "float64")
             return x

@@ -2,8 +2,9 @@
 oracle/losses/cosine_embedding_loss.py).
 
 Each sample's vectors u, v (all non-batch elements; input2 read into input1's shape) are
-first scaled by a power of two (exact) so their largest element lies in [0.5, 1): the
-squared norms can neither overflow nor underflow, and cos_sim is scale-free. With
+first scaled by a power of two where needed (:func:`_scaled`: up when their largest element
+is below 0.5, down only where the squared norms could overflow), and cos_sim is
+scale-free. With
 v_perp = v - (<u,v>/|u|^2) u and u_perp = u - (<u,v>/|v|^2) v, formed with an exact
 (Dekker) product so they stay accurate for nearly parallel vectors,
 
@@ -70,7 +71,13 @@ def _sample_weight(sw, shape: tuple, axis: int):
 
 
 def _scaled(rows: np.ndarray, name: str):
-    """rows * 2**-e per row with the row's max |element| in [0.5, 1), and e."""
+    """rows * 2**-e per row, and e: a row whose max |element| is below 0.5 is scaled up
+    into [0.5, 1) (exact), one whose squared norm could overflow is scaled down into
+    [0.5, 1); any other row is left as it is (e = 0). Scaling down is not exact: it
+    rounds elements that become subnormal -- halving the row [5e-324, 1] turns the
+    smallest subnormal into 0 and cos_sim with [1, 0] from 5e-324 into 0 -- so it is done
+    only where the squares would overflow (then such elements are below the result's
+    rounding anyway)."""
     big = np.max(np.abs(rows), axis=1)
     zero = np.nonzero(big == 0)[0]
     if zero.size:
@@ -79,6 +86,11 @@ def _scaled(rows: np.ndarray, name: str):
             "(undefined), expected a nonzero vector"
         )
     _, e = np.frexp(big)
+    # n squares below 2**(2 * top) sum below 2**(maxexp - 2): no overflow, nor in the
+    # exact (Dekker) products, whose splitting factor is below 2**(nmant / 2 + 2)
+    info = np.finfo(rows.dtype)
+    top = (info.maxexp - 2 - int(np.ceil(np.log2(rows.shape[1] + 1))) - (info.nmant // 2 + 2)) // 2
+    e = np.where((e < 0) | (e > top), e, 0)
     return np.ldexp(rows, -e[:, None]).astype(rows.dtype), e
 
 

@@ -1,6 +1,6 @@
 """NumPy kernel of mxnet.gluon.loss.TripletLoss (see oracle/losses/triplet_loss.py).
 
-out[b] = weight * max(d_b + margin, 0) with d_b = sum_{i in b} (positive_i - pred_i)^2 -
+out[b] = weight * sample_weight[b] * max(d_b + margin, 0) with d_b = sum_{i in b} (positive_i - pred_i)^2 -
 (negative_i - pred_i)^2. Each term is computed factored,
 
     (p - x)^2 - (n - x)^2 = (p - n) * ((p - x) + (n - x)),
@@ -9,6 +9,8 @@ so it never squares a large difference (no overflow where the exact loss is fini
 p - n is one rounding. Gradients where d_b + margin > 0 (0 elsewhere, also at the kink
 d_b + margin == 0, which is inside the oracle's interval):
 d/dpred = 2w(n - p), d/dpositive = 2w(p - x), d/dnegative = -2w(n - x), times the cotangent.
+sample_weight (documented in forward's signature) holds one weight per sample: it
+broadcasts to pred's shape with size 1 on every non-batch axis.
 """
 
 from __future__ import annotations
@@ -38,10 +40,27 @@ def _check_options(options: dict) -> None:
         raise ValueError(f"{LOSS_ID}: option weight={w!r} is invalid; expected None or a finite real number")
 
 
+def _sample_weight(sw, shape: tuple, axis: int):
+    """One weight per sample: broadcastable to pred's shape, size 1 off the batch axis."""
+    if sw is None:
+        return None
+    sw = np.asarray(sw)
+    try:
+        ok = np.broadcast_shapes(sw.shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    padded = (1,) * (len(shape) - sw.ndim) + sw.shape
+    if not ok or any(padded[a] != 1 for a in range(len(shape)) if a != axis):
+        raise ValueError(
+            f"{LOSS_ID}: input sample_weight has shape {sw.shape}; expected one weight per sample "
+            f"(broadcastable to pred {tuple(shape)} with size 1 on every non-batch axis)"
+        )
+    full = np.broadcast_to(sw.reshape(padded), shape)
+    return np.moveaxis(full, axis, 0).reshape(shape[axis], -1)[:, 0]
+
+
 def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
     _check_options(options)
-    if "sample_weight" in inputs:
-        raise ValueError(f"{LOSS_ID}: unexpected input sample_weight; the inputs are pred, positive, negative")
     pred = np.asarray(inputs["pred"])
     dtype = pred.dtype
     shape_in = pred.shape
@@ -53,6 +72,9 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
     axes = tuple(a for a in range(pred.ndim) if a != axis)
     one = dtype.type
     w = one(1) if options["weight"] is None else one(options["weight"])
+    sw = _sample_weight(inputs.get("sample_weight"), pred.shape, axis)
+    if sw is not None:
+        w = (w * sw.astype(dtype)).astype(dtype)
 
     dp = pos - pred
     dn = neg - pred
