@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+import ml_dtypes
 import numpy as np
 
 from conformance.backends.numpy_backend import NumpyBackend
@@ -19,6 +20,11 @@ from conformance.protocol import Call, Outcome
 
 _REFERENCE = NumpyBackend()
 SCE = "mxnet.gluon.loss.SoftmaxCrossEntropyLoss"
+
+
+def _is_float(a: np.ndarray) -> bool:
+    """A floating-point array, bfloat16 (ml_dtypes, numpy kind 'V') included."""
+    return a.dtype.kind == "f" or a.dtype == ml_dtypes.bfloat16
 
 
 class Wrapped:
@@ -126,7 +132,7 @@ class NanForExtreme(Wrapped):
     def run(self, call: Call) -> Outcome:
         out = self.inner.run(call)
         extreme = any(
-            v.dtype.kind == "f" and bool(np.any(np.abs(v[np.isfinite(v)]) > self.limit)) for v in call.inputs.values()
+            _is_float(v) and bool(np.any(np.abs(v[np.isfinite(v)]) > self.limit)) for v in call.inputs.values()
         )
         if not extreme:
             return out
@@ -318,7 +324,7 @@ class MutatesInputs(Wrapped):
     def run(self, call: Call) -> Outcome:
         out = self.inner.run(call)
         pred = call.inputs["pred"]
-        if pred.dtype.kind == "f" and pred.size and np.isfinite(pred).all():
+        if _is_float(pred) and pred.size and np.isfinite(pred).all():
             pred -= pred.max(axis=-1, keepdims=True)
         return out
 

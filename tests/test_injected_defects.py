@@ -115,7 +115,12 @@ DEFECTS = {
         # regular case whose target is the largest logit can lose bits the same way --
         # regular float64 case 76: loss 0.0513 of logits up to 4.76, 38 ULP -- which the
         # derived stability bound catches too, so regular cases are not in this selection.)
-        dict(loss=[SCE], tag=["extreme", "tiny"]),
+        # Not bfloat16: a tiny case's value there (e.g. log(1 + 3 e^-30) = 2.8e-13 at logits
+        # [0, -30, -30, -30]) lies far below its terms' scale (sum_k p_k |x_k| = 8.4e-12), and a
+        # one-rounding change of a bfloat16 logit (2^-8 relative: 0.12 at -30) moves it by
+        # about itself: the naive result 0 sits at the edge of the derived stability bound,
+        # inside it for some of these cases and outside for others.
+        dict(loss=[SCE], dtype=["float16", "float32", "float64"], tag=["extreme", "tiny"]),
         {"value": (FAIL, r"^inf at \[[\d, ]*\] where the exact value is finite \(overflow\?\)|^error beyond tolerance")},
         affects=lambda case: bool({"extreme", "tiny"} & set(case.tags)) and not case.options["from_logits"],
     ),
@@ -163,7 +168,7 @@ DEFECTS = {
         d.WrongOutputDtype,
         dict(loss=[L2], tag=["regular"]),
         {
-            "shape": (FAIL, r"output dtype float32, expected the input dtype float(16|64)"),
+            "shape": (FAIL, r"output dtype float32, expected the input dtype (b?float16|float64)"),
             "value": (FAIL, r"computed in float32 instead of float64\?"),
         },
         affects=lambda case: case.dtype != "float32",
@@ -181,7 +186,7 @@ DEFECTS = {
     "accepts-invalid-input": Defect(
         d.Lenient,
         dict(loss=[SCE, L2], tag=["invalid"]),
-        {"invalid": (FAIL, r"input the documentation rules out \(.+\) was accepted and returned \[0\. 0\.")},
+        {"invalid": (FAIL, r"input the documentation rules out \(.+\) was accepted and returned \[0\.? 0")},
     ),
 }
 

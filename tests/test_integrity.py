@@ -256,7 +256,7 @@ WRONG_FIELDS = {
     # (edit of case 2 of l2_loss.json, the loader's message after "case 2 (NAME): ")
     "input dtype 32": (lambda c: c["inputs"]["pred"].update(dtype=32), "inputs.pred.dtype: 32 is not 'float16' (the case dtype) or 'int64'"),
     "input in another dtype": (lambda c: c["inputs"]["pred"].update(dtype="float64"), "inputs.pred.dtype: \"float64\" is not 'float16' (the case dtype) or 'int64'"),
-    "case dtype 32": (lambda c: c.update(dtype=32), "dtype: 32 is not one of float16, float32, float64"),
+    "case dtype 32": (lambda c: c.update(dtype=32), "dtype: 32 is not one of float16, bfloat16, float32, float64"),
     "cotangent dtype 32": (lambda c: c["cotangent"].update(dtype=32), "cotangent.dtype: 32 is not 'float16' (the case dtype)"),
     "shape of strings": (lambda c: c["inputs"]["pred"].update(shape=["3"]), 'inputs.pred.shape: not a shape (a list of integers in [0, 2**31)): ["3"]'),
     "negative shape": (lambda c: c["inputs"]["pred"].update(shape=[-1, 12]), "inputs.pred.shape: not a shape (a list of integers in [0, 2**31)): [-1, 12]"),

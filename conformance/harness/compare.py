@@ -179,12 +179,14 @@ _NARROWER = {"float64": "float32", "float32": "float16", "float16": "bfloat16"}
 
 def _diagnose(obs, hi, err, scaled, bad, dtype, tol, bound) -> str:
     """The failure message for finite errors beyond tolerance, with a hint at the cause
-    where the pattern is unmistakable: every failing element has the exact value's
-    magnitude with the opposite sign, or every error would pass at the next narrower
+    where the pattern is unmistakable: every failing element is nearer the exact value's
+    negation than the exact value by a factor of ten (the sign flipped: a
+    flipped element keeps the backend's own rounding error, which in a low precision can
+    exceed 1 % of a small element), or every error would pass at the next narrower
     dtype's precision (the result was computed in that dtype)."""
     msg = f"error beyond tolerance in {int(bad.sum())} element(s)"
     o, h = obs[bad], hi[bad]
-    if np.all((h != 0) & (np.abs(o + h) <= 1e-2 * np.abs(h))):
+    if np.all((h != 0) & (np.abs(o + h) <= 0.1 * np.abs(o - h))):
         return msg + ", each with the exact value's magnitude and the opposite sign (sign flipped?)"
     narrow = _NARROWER.get(dtype)
     if narrow is not None:
