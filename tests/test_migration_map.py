@@ -236,20 +236,21 @@ def test_the_markdown_shows_the_calls_the_known_causes_and_the_missing_counterpa
     assert "`defect.bce_with_logits(pred, label)`<br>composition: times pos_weight where label = 1<br>notes: logits only" in sbce
     numpy_cell, defect_cell = option_row(sbce, "from_sigmoid=True")
     assert numpy_cell.startswith("✅ conforms") or numpy_cell.startswith("☑️ within stability bound")
-    assert defect_cell.startswith("➖ unsupported — grad: float16, float32, float64 (")
+    assert defect_cell.startswith("➖ unsupported — grad: float16, bfloat16, float32, float64 (")
     assert f"· unsupported: {NO_FROM_SIGMOID} — " in defect_cell
 
     hinge = loss_section(md, "HingeLoss")
     assert "`defect.hinge(pred * label, margin)`<br>not mapped: dtype: float16 has no kernel" in hinge
     _, defect_cell = option_row(hinge, "")
     known, unsupported = defect_cell.split("<br>✅")[0], defect_cell
-    assert known.startswith("⚠️ known deviation — grad: float32, float64 (")
+    assert known.startswith("⚠️ known deviation — grad: bfloat16, float32, float64 (")
     assert f"· known deviation: {REASON_HINGE.replace('|', chr(92) + '|')} — " in known  # (| escaped in a table)
     assert "➖ unsupported — grad: float16 (" in unsupported and f"· unsupported: {NO_F16_HINGE}" in unsupported
 
     l2 = loss_section(md, "L2Loss")
     numpy_cell, defect_cell = option_row(l2, "")
-    assert numpy_cell.startswith("✅ conforms — grad: float16, float32, float64 (")
+    # (within the stability bound: a float16 long reduction of 16384 terms)
+    assert re.match(r"(✅ conforms|☑️ within stability bound) — grad: float16, bfloat16, float32, float64 \(", numpy_cell)
     assert defect_cell.startswith("❌ fails — grad: ")
     failing = {r["dtype"] for r in read(defect_path)["records"]
                if r["loss"] == MX + "L2Loss" and r["options_label"] == "" and r["status"] == "fail"}
@@ -286,15 +287,15 @@ def test_a_planted_record_changes_its_cell(tmp_path):
     (cell,) = option_row(loss_section(md, "L2Loss"), "weight=0.5")
     assert cell.startswith("❌ fails — grad: float32 (")
     assert "· fails (value): planted: 7 ULP at [1] where 4 are allowed — 1 check" in cell
-    assert "✅ conforms — grad: float16, float64 (" in cell
+    assert "✅ conforms — grad: float16, bfloat16, float64 (" in cell
     (before,) = option_row(loss_section(markdown(numpy_path), "L2Loss"), "weight=0.5")
-    assert before.startswith("✅ conforms — grad: float16, float32, float64 (")
+    assert before.startswith("✅ conforms — grad: float16, bfloat16, float32, float64 (")
     (hinge,) = option_row(loss_section(md, "HingeLoss"), "")
     n = sum(1 for r in doc["records"] if r["loss"] == MX + "HingeLoss" and r["options_label"] == "")
     # the modes the run did not select (numpy's own reasons, or "not selected"), but compiled, now run
     not_run = [m for m in MODES if m in doc["provenance"]["modes_not_run"] and m != "compiled"]
     assert not_run and "grad" not in not_run
-    assert hinge == (f"✅ conforms — grad: float16, float32, float64; compiled: float64 ({n}/{n} checks pass)"
+    assert hinge == (f"✅ conforms — grad: float16, bfloat16, float32, float64; compiled: float64 ({n}/{n} checks pass)"
                      f"<br>➖ not run — {', '.join(not_run)}")
 
 
