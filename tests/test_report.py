@@ -67,14 +67,14 @@ def test_report_writes_html_markdown_and_json(tmp_path):
 
     assert md.startswith("## lossconf compatibility report")
     assert "| L2Loss | ✅" in md
-    assert "Invalid input: 6 raised, 0 silently returned." in md
+    assert "Invalid input: 8 raised, 0 silently returned." in md
 
     assert merged["format"] == report.REPORT_FORMAT and merged["format_version"] == report.REPORT_VERSION
     (b,) = merged["backends"]
     assert b["provenance"]["backend"]["name"] == "numpy"
     assert b["summary"]["checks"] == len(rh.read(rh.numpy_results())["records"]) == len(b["records"])
     assert b["summary"]["by_verdict"]["fails"] == 0
-    assert set(b["summary"]["losses"]["mxnet.gluon.loss.L2Loss"]) == {"float16", "float32", "float64"}
+    assert set(b["summary"]["losses"]["mxnet.gluon.loss.L2Loss"]) == {"float16", "bfloat16", "float32", "float64"}
 
 
 def test_failures_are_drilled_down_with_inputs_expected_and_observed(tmp_path):
@@ -85,7 +85,7 @@ def test_failures_are_drilled_down_with_inputs_expected_and_observed(tmp_path):
     drill = section[section.index("Every failing check and known deviation"):]
     # 35: the 33 value checks of the earlier cases, and the float32 and float64 cases of
     # subnormal-squares (a 12.5 % error is 4 ULP of float16's subnormal quantum there: it passes)
-    assert "<details><summary><b>L2Loss</b> — 35 failing</summary>" in drill
+    assert "<details><summary><b>L2Loss</b> — 54 failing</summary>" in drill
     row = re.search(r'<tr class="fails"><td class="mono" title="[^"]*">[^<]*</td><td class="mono">value</td><td>float32</td>.*?</tr>', drill).group(0)
     assert "inputs: pred[" in row and "label[" in row  # the inputs, abbreviated, from the fixtures
     assert re.search(r'<td class="mono">\d\.\d+e[-+]\d+</td>', row)  # expected, to full precision
@@ -103,12 +103,12 @@ def test_failures_are_drilled_down_with_inputs_expected_and_observed(tmp_path):
 
     # the invalid-input table: raised by numpy, silently returned by the regressed backend
     inv = html[html.index('id="invalid"'):html.index("</section>", html.index('id="invalid"'))]
-    assert "numpy-regressed" in inv and "6 silently returned" in inv and "6 raised" in inv
+    assert "numpy-regressed" in inv and "8 silently returned" in inv and "8 raised" in inv
     assert "sample_weight must be broadcastable to the shape of pred" in inv
 
     md = (out / report.MARKDOWN_FILE).read_text()
     assert "### Cross-framework" in md and "| L2Loss | ✅" in md and "❌" in md
-    assert "35 failing check(s)" in md and "silently returned" in md
+    assert "54 failing check(s)" in md and "silently returned" in md
 
 
 def test_known_deviations_and_unused_expectations_are_shown(tmp_path):

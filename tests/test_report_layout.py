@@ -168,7 +168,7 @@ def test_the_matrix_shows_pass_counts_and_has_a_legend():
         c[0] += r["status"] == "pass"
     mine = part[part.index("<h3>numpy-with-defect 0</h3>"):]
     shown = re.findall(r'<tr><td class="loss" title="mxnet.gluon.loss.(\w+)">\w*</td><td class="mono">([^<]*)</td>(.*?)</tr>', mine)
-    dtypes = ["float16", "float32", "float64"]
+    dtypes = ["float16", "bfloat16", "float32", "float64"]
     assert shown
     for loss, opts, tds in shown:
         counts = re.findall(r'<span class="cnt">(\d+)/(\d+)</span>', tds)
@@ -219,7 +219,7 @@ def test_results_with_modes_get_a_mode_column(tmp_path):
     html = (out / report.HTML_FILE).read_text()
     matrix = section(html, 'id="matrix"', 'id="summary"')
     # a column group per mode (then one column per dtype under it), in the protocol's order
-    assert re.findall(r'<th class="mode" colspan="3">(\w+)</th>', matrix) == ["forward", "compiled"]
+    assert re.findall(r'<th class="mode" colspan="4">(\w+)</th>', matrix) == ["forward", "compiled"]
     assert matrix.count('<th title="float32">f32</th>') == 2
     assert "modes forward, compiled" in section(html, 'id="failures"', 'id="known"')
     cross = section(html, 'id="cross"', 'id="invalid"')
