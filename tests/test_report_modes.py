@@ -192,18 +192,24 @@ def test_two_runs_of_one_backend_are_one_backend_counted_once(tmp_path):
     assert cli.main(["report", str(a), str(a), "--out", str(tmp_path / "twice")]) == 2
 
 
-def test_an_unknown_outcome_is_shown_by_its_name(tmp_path):
-    message = "quarantined by a newer harness (an outcome this report does not know)"
+def _with_status(tmp_path, status: str, verdict: str, message: str):
+    """numpy's results of every mode with its float32 grad-mode value checks given this status."""
 
     def edit(d):
         n = 0
         for r in d["records"]:
             if r["check"] == "value" and r["mode"] == "grad" and r["dtype"] == "float32":
-                r.update(status="quarantined", verdict="quarantined", message=message)
+                r.update(status=status, verdict=verdict, message=message)
                 n += 1
         assert n
 
-    path = rh.edited(numpy_all_modes(), tmp_path / "quarantined.json", edit)
+    return rh.edited(numpy_all_modes(), tmp_path / f"{status}.json", edit)
+
+
+def test_an_unknown_outcome_is_shown_by_its_name(tmp_path):
+    message = "quarantined by a newer harness (an outcome this report does not know)"
+
+    path = _with_status(tmp_path, "quarantined", "quarantined", message)
     raised = [r for r in rh.read(path)["records"] if r["status"] == "quarantined"]
     html = render(tmp_path / "out", path)
     top = html[html.index('id="failures"'): html.index('id="known"')]
@@ -229,15 +235,7 @@ def test_a_raise_on_a_documented_infinity_is_shown_with_the_failures(tmp_path):
     unknown outcome."""
     message = "the backend raised where the documented value is +inf (element [0] of 1): ValueError: no alignment"
 
-    def edit(d):
-        n = 0
-        for r in d["records"]:
-            if r["check"] == "value" and r["mode"] == "grad" and r["dtype"] == "float32":
-                r.update(status="raised", verdict="raised on +inf", message=message)
-                n += 1
-        assert n
-
-    path = rh.edited(numpy_all_modes(), tmp_path / "raised.json", edit)
+    path = _with_status(tmp_path, "raised", "raised on +inf", message)
     raised = [r for r in rh.read(path)["records"] if r["status"] == "raised"]
     html = render(tmp_path / "out", path)
     top = html[html.index('id="failures"'): html.index('id="known"')]
