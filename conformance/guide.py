@@ -34,7 +34,8 @@ CALL_FIELDS = {
                "(so `call.options[\"weight\"]` always exists; it may be `None`)",
     "inputs": "the forward inputs by their documented names (a dict of numpy arrays); optional inputs the "
               "case does not use are absent, not `None`",
-    "dtype": "`\"float16\"`, `\"float32\"` or `\"float64\"`: the dtype the output and every gradient must have",
+    "dtype": "`\"float16\"`, `\"bfloat16\"`, `\"float32\"` or `\"float64\"`: the dtype the output and every "
+             "gradient must have (`bfloat16` arrays are `ml_dtypes.bfloat16`)",
     "wrt": "the inputs to return a VJP for (the differentiable inputs present; empty for an invalid-input case)",
     "cotangent": "the vector of the vector-Jacobian product, output-shaped, in `call.dtype` (`None` when `wrt` is empty)",
     "mode": f"the path to run: {', '.join(f'`{m}`' for m in MODES)} (fixture runs use `grad`)",
@@ -60,14 +61,16 @@ class MyBackend:
         w = 1.0 if call.options["weight"] is None else call.options["weight"]
         axes = tuple(a for a in range(pred.ndim) if a != call.options["batch_axis"] % pred.ndim)
         n = int(np.prod([pred.shape[a] for a in axes]))
-        out = (w / 2 * (pred - label) ** 2).mean(axis=axes).astype(call.dtype)
+        sq = w / 2 * (pred - label) ** 2
+        out = sq.mean(axis=axes, dtype=np.float64).astype(call.dtype)  # sum in float64
         ct = np.expand_dims(call.cotangent, axes)     # the VJP's vector, output-shaped
         return Outcome(out, {"pred": (ct * w * (pred - label) / n).astype(call.dtype)})
 
 backend = MyBackend()
 '''
 
-FIX_OLD = '''        out = (w / 2 * (pred - label) ** 2).mean(axis=axes).astype(call.dtype)
+FIX_OLD = '''        sq = w / 2 * (pred - label) ** 2
+        out = sq.mean(axis=axes, dtype=np.float64).astype(call.dtype)  # sum in float64
         ct = np.expand_dims(call.cotangent, axes)     # the VJP's vector, output-shaped
         return Outcome(out, {"pred": (ct * w * (pred - label) / n).astype(call.dtype)})
 '''
@@ -198,7 +201,7 @@ def _example_entry(first: str) -> str:
         'dtype = ["float16", "float32"]\n'
         'check = "grad:pred"\n'
         'tags = ["extreme"]\n'
-        'reason = "mine.py MyBackend.run line 21: ct * w * (pred - label) is computed in the input dtype and overflows '
+        'reason = "mine.py MyBackend.run line 22: ct * w * (pred - label) is computed in the input dtype and overflows '
         'for extreme inputs (fixed in 1.1)"\n'
     )
 

@@ -96,9 +96,9 @@ def rng_for(loss_id: str, name: str) -> random.Random:
 
 def in_dtype(values: Any, dtype: str) -> np.ndarray:
     """Values rounded to ``dtype`` (so the fixture holds exact values of that dtype)."""
-    from .precision import numpy_dtype
+    from .precision import from_float64
 
-    return np.asarray(values, dtype=np.float64).astype(numpy_dtype(dtype))
+    return from_float64(values, dtype)
 
 
 def mp_apply(fn: Any, values: Any) -> np.ndarray:

@@ -127,7 +127,7 @@ def encode_case(loss_id: str, index: int, case: Case) -> dict:
         ct = case.cotangent
         if ct is None:
             ct = cotangent_for(rng_for(loss_id, case.name + "/cotangent"), shape, case.dtype)
-        ct = np.asarray(ct, dtype=precision.numpy_dtype(case.dtype)).reshape(shape)
+        ct = precision.from_float64(np.asarray(ct, dtype=np.float64), case.dtype).reshape(shape)
         r = evaluate(loss_id, case.inputs, case.options, cotangent=ct.astype(np.float64), dtypes=proven)
     except OracleError as err:
         raise OracleError(f"{file_name(loss_id)} case {index} ({case.name}): {err}") from None
@@ -161,8 +161,8 @@ def direction_for(loss_id: str, case: Case, names: Iterable[str]) -> dict[str, n
     out = {}
     for name in names:
         shape = np.shape(case.inputs[name])
-        out[name] = np.array([rng.gauss(0.0, 1.0) for _ in range(int(np.prod(shape)))], dtype=np.float64).astype(
-            precision.numpy_dtype(case.dtype)
+        out[name] = precision.from_float64(
+            [rng.gauss(0.0, 1.0) for _ in range(int(np.prod(shape)))], case.dtype
         ).reshape(shape)
     return out
 

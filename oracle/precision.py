@@ -268,6 +268,29 @@ def round_array(values: np.ndarray, dtype: str) -> np.ndarray:
     return np.array(flat, dtype=np.float64).astype(dtype).reshape(np.shape(values))
 
 
+def from_float64(values: object, dtype: str) -> np.ndarray:
+    """Float64 values correctly rounded (to nearest, ties to even) to ``dtype``, as a numpy
+    array of that dtype.
+
+    NumPy's own casts from float64 to float16 and float32 round correctly; ml_dtypes before
+    0.6 (which the MXNet and Chainer environments need: 0.6 requires numpy>=2) casts float64
+    to bfloat16 through float32, two roundings: a float64 just above a bfloat16 tie becomes
+    the tie, which then goes to even. So bfloat16 goes through float32 rounded *to odd*
+    (truncated, its last bit set when inexact), which a second rounding to bfloat16's 8 bits
+    cannot spoil (24 >= 8 + 2 bits). The result is the same with every ml_dtypes version."""
+    x = np.asarray(values, dtype=np.float64)
+    target = numpy_dtype(dtype)
+    if target != numpy_dtype("bfloat16"):
+        return x.astype(target)
+    with np.errstate(over="ignore", invalid="ignore"):
+        nearest = np.ascontiguousarray(x.astype(np.float32))
+        up = np.abs(nearest.astype(np.float64)) > np.abs(x)  # rounded away from zero (overflow too)
+        truncated = np.where(up, np.nextafter(nearest, np.float32(0)), nearest).astype(np.float32)
+        inexact = np.isfinite(x) & (truncated.astype(np.float64) != x)
+        odd = (truncated.view(np.uint32) | inexact.astype(np.uint32)).view(np.float32)
+        return odd.astype(target)
+
+
 def numpy_dtype(dtype: str) -> np.dtype:
     """The numpy dtype of a fixture dtype name (``bfloat16`` is ``ml_dtypes.bfloat16``)."""
     return np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(dtype)

@@ -344,3 +344,28 @@ def test_committed_spec_is_current(capsys):
     out = capsys.readouterr().out
     assert out == render_markdown()
     assert (ROOT / "docs" / "SPEC.md").read_text() == out, "docs/SPEC.md is stale: run `lossconf spec -o docs/SPEC.md`"
+
+
+def test_from_float64_rounds_to_bfloat16_once():
+    """``precision.from_float64`` rounds float64 to bfloat16 correctly (against ``round_to``)
+    whatever ml_dtypes does: the trap of a cast through float32 is a float64 just off a
+    bfloat16 tie by less than a float32 ULP (0.2744140625 + 2**-40 must give 141/512, not the
+    even 140/512), through subnormals (down to 2**-133) and to overflow."""
+    rng = np.random.default_rng(16)
+    lo = np.array(rng.integers(0, 2**15, 3000), dtype=np.uint16).view(precision.numpy_dtype("bfloat16"))
+    lo = lo.astype(np.float64)
+    lo = lo[np.isfinite(lo)]
+    ulp = np.abs(np.nextafter(lo.astype(np.float32), np.float32(np.inf)).astype(np.float64) - lo) * 2**16
+    ties = lo + ulp / 2  # bfloat16 midpoints above each value (exact in float64)
+    nudged = np.concatenate([ties, ties + ties * 2.0**-40, ties - ties * 2.0**-40])
+    values = np.concatenate([
+        nudged, -nudged, _random_float64(rng, 2000, -140, 129), [0.0, -0.0, 0.2744140625 + 2.0**-40, 3.5e38, 1e300],
+    ])
+    got = precision.from_float64(values, "bfloat16").astype(np.float64)
+    want = np.array([precision.round_to(mpmath.mpf(float(v)), "bfloat16") for v in values])
+    mismatch = ~((got == want) & ((np.signbit(got) == np.signbit(values)) | np.isinf(got)))  # mpf has no -0
+    assert not mismatch.any(), [(float(v), float(g), float(w)) for v, g, w in zip(values[mismatch][:5], got[mismatch][:5], want[mismatch][:5])]
+    assert precision.from_float64(0.2744140625 + 2.0**-40, "bfloat16").astype(np.float64) == 141 / 512
+    assert np.isnan(precision.from_float64([np.nan], "bfloat16").astype(np.float64)).all()
+    for dtype in ("float16", "float32", "float64"):
+        assert precision.from_float64(values, dtype).dtype == np.dtype(dtype)

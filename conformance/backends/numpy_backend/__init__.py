@@ -10,7 +10,7 @@ for the reasons in ``MODES``. The kernels live one module per loss beside this f
 ``LOSS_ID`` and ``run(inputs, options, cotangent, wrt) -> (output, grads)``.
 
 bfloat16 (``ml_dtypes.bfloat16``) is computed through float64 and rounded once to bfloat16
-(in ``run``): NumPy has no bfloat16 arithmetic of its own (ml_dtypes' ufuncs cast each
+(in ``run``, with :func:`oracle.precision.from_float64`): NumPy has no bfloat16 arithmetic of its own (ml_dtypes' ufuncs cast each
 operation through float32 and round after every one, the naive one-term-at-a-time
 evaluation the ``long`` fixture cases catch). Not through float32: bfloat16 has float32's
 range, so a float32 intermediate overflows where the exact result is a finite bfloat16
@@ -29,6 +29,8 @@ import pkgutil
 
 import ml_dtypes
 import numpy as np
+
+from oracle.precision import from_float64
 
 from ...protocol import Call, Outcome
 
@@ -102,10 +104,9 @@ class NumpyBackend:
         output, grads = kernel.run(dict(inputs), dict(call.options), cotangent, tuple(call.wrt))
         if call.mode == "backward-twice" and call.wrt:  # the gradient formula evaluated a second time
             _, grads = kernel.run(dict(inputs), dict(call.options), cotangent, tuple(call.wrt))
-        if bf16:  # computed in float64, rounded once (ml_dtypes' round-to-nearest-even cast;
-            # beyond bfloat16's range that is +-inf, the correct rounding, not a warning)
-            with np.errstate(over="ignore"):
-                return Outcome(np.asarray(output).astype(_BF16), {k: np.asarray(g).astype(_BF16) for k, g in grads.items()})
+        if bf16:  # computed in float64, rounded once to nearest even (beyond bfloat16's range:
+            # +-inf). Not ml_dtypes' cast: before 0.6 it rounds twice, through float32.
+            return Outcome(from_float64(output, "bfloat16"), {k: from_float64(g, "bfloat16") for k, g in grads.items()})
         return Outcome(output, grads)
 
 
