@@ -288,7 +288,7 @@ def from_float64(values: object, dtype: str) -> np.ndarray:
         truncated = np.where(up, np.nextafter(nearest, np.float32(0)), nearest).astype(np.float32)
         inexact = np.isfinite(x) & (truncated.astype(np.float64) != x)
         odd = (truncated.view(np.uint32) | inexact.astype(np.uint32)).view(np.float32)
-        return odd.astype(target)
+        return odd.astype(target).reshape(x.shape)  # ascontiguousarray makes a 0-d array 1-d
 
 
 def numpy_dtype(dtype: str) -> np.dtype:

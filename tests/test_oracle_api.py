@@ -365,7 +365,9 @@ def test_from_float64_rounds_to_bfloat16_once():
     want = np.array([precision.round_to(mpmath.mpf(float(v)), "bfloat16") for v in values])
     mismatch = ~((got == want) & ((np.signbit(got) == np.signbit(values)) | np.isinf(got)))  # mpf has no -0
     assert not mismatch.any(), [(float(v), float(g), float(w)) for v, g, w in zip(values[mismatch][:5], got[mismatch][:5], want[mismatch][:5])]
-    assert precision.from_float64(0.2744140625 + 2.0**-40, "bfloat16").astype(np.float64) == 141 / 512
+    one = precision.from_float64(0.2744140625 + 2.0**-40, "bfloat16")
+    assert one.shape == () and one.astype(np.float64) == 141 / 512
+    assert precision.from_float64(np.zeros((2, 0, 3)), "bfloat16").shape == (2, 0, 3)
     assert np.isnan(precision.from_float64([np.nan], "bfloat16").astype(np.float64)).all()
     for dtype in ("float16", "float32", "float64"):
         assert precision.from_float64(values, dtype).dtype == np.dtype(dtype)
