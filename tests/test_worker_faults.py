@@ -186,7 +186,7 @@ def test_max_time_stops_the_run_with_partial_results_marked_incomplete(monkeypat
     assert ran and not any(r["id"].startswith(TARGET.test_id + "-") for r in doc["records"])  # the stopped case: no verdict
     assert {r["status"] for r in doc["records"]} == {"pass"}
     assert "incomplete" in err
-    assert took < 20
+    assert took < 60  # stopped by --max-time, not by the hanging call's own 60 s timeout
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.Popen:
