@@ -474,6 +474,20 @@ def _option_value(spec: LossSpec, case: Case, name: str) -> Any:
     return case.options[name] if name in case.options else spec.option(name).default
 
 
+def crossing(tag: str, src: Case, variant: dict[str, Any], inputs: dict[str, Any], how: str) -> Case:
+    """The float32 case crossing one option value (``variant``) with the regime ``tag`` of ``src``
+    (a float32 case of a loss's own builders) where the option value changes the layout
+    the inputs must have (batch_axis=1, layout='TNC', ...), so that :func:`regime_crossings`
+    cannot reuse ``src``'s inputs as they are: ``inputs`` are ``src``'s values laid out for
+    the option (``how`` says how), named and tagged like :func:`regime_crossings`' cases."""
+    if src.dtype != "float32" or tag not in src.tags:
+        raise ValueError(f"case {src.name}: a crossing is built from a float32 case tagged {tag!r}")
+    return Case(
+        f"{tag}-x-{variant_name(variant)}-float32", inputs, "float32", {**src.options, **variant}, src.tags,
+        None, None, f"the inputs of {src.name} {how}, with {variant_name(variant)} (option value x regime, pairwise)",
+    )
+
+
 def regime_crossings(spec: LossSpec, cases: Sequence[Case], accepts: Callable[[Case], bool]) -> Iterator[Case]:
     """Each documented option value (the default too) crossed with each regime of
     :data:`CROSSED_TAGS` the loss has, pairwise: for a (tag, option = value) pair that no case covers (a case with the tag

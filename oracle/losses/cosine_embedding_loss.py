@@ -264,6 +264,7 @@ def _pair(rng, shape, dtype, sigma=1.0):
 
 
 def cases() -> Iterator[C.Case]:
+    kink_float32 = None
     for dtype in C.DTYPES:
         info = np.finfo(dtype)
         for opts in C.option_variants(SPEC):
@@ -349,7 +350,7 @@ def cases() -> Iterator[C.Case]:
         )
         # ---- kinks: label -1 with cos_sim exactly equal to the margin (norms are powers
         # of two, so every derivative is a dyadic rational, exact in the oracle)
-        yield C.Case(
+        kink = C.Case(
             f"kink-orthogonal-{dtype}",
             {"input1": C.in_dtype([[1, 1, 1, 1], [1, 1, 1, 1], [1, -1, -1, 1]], dtype),
              "input2": C.in_dtype([[1, -1, 1, -1], [2, 0, 0, 0], [0.5, 0.5, 0.5, 0.5]], dtype),
@@ -358,6 +359,9 @@ def cases() -> Iterator[C.Case]:
             tags=("kink",),
             note="samples 0 and 2 are orthogonal with label -1: cos_sim == margin == 0",
         )
+        if dtype == "float32":
+            kink_float32 = kink
+        yield kink
         yield C.Case(
             f"kink-margin=0.5-{dtype}",
             {"input1": C.in_dtype([[1, 0, 0, 0], [0, 2, 0, 0]], dtype),
@@ -476,6 +480,11 @@ def cases() -> Iterator[C.Case]:
             "axis): the loss is per sample",
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    # batch_axis=1 x kink: the samples are the columns, so the kink case's pairs are transposed
+    yield C.crossing("kink", kink_float32, {"batch_axis": 1},
+                     {"input1": kink_float32.inputs["input1"].T.copy(), "input2": kink_float32.inputs["input2"].T.copy(),
+                      "label": kink_float32.inputs["label"].copy()},
+                     "transposed (the samples are columns)")
 
 
 def _subnormal(dtype: str):

@@ -554,6 +554,7 @@ def _ints(values) -> np.ndarray:
 
 
 def cases() -> Iterator[C.Case]:
+    sources: dict[str, tuple[C.Case, np.ndarray, np.ndarray]] = {}  # float32 regime cases, NTC / NT
     for dtype in C.DTYPES:
         # every option variant, regular values, padded labels with repeats
         for opts in C.option_variants(SPEC):
@@ -642,21 +643,27 @@ def cases() -> Iterator[C.Case]:
         for t, k in enumerate([0, 3, 1, 1, 3]):  # path 0 - 1 1 - : collapses to [0, 1]
             dom[t, k] = big
         pred[1] = C.in_dtype(dom, dtype)
-        yield _case(
-            f"extreme-{dtype}", dtype, pred, _ints([[2, 0, 2], [0, 1, -1]]),
+        ext_label = _ints([[2, 0, 2], [0, 1, -1]])
+        case = _case(
+            f"extreme-{dtype}", dtype, pred, ext_label,
             {"layout": "TNC"}, tags=("extreme",),
             note="logits overflow a naive exp; sample 1's label path dominates (loss ~ exp(-2*big))",
         )
+        sources[f"extreme-{dtype}"] = (case, pred, ext_label)
+        yield case
         margin = {"float16": 8.0, "float32": 18.0, "float64": 38.0}[dtype]
         tiny = np.full((2, 4, 3), -margin)
         for n, path in enumerate(([0, 0, 1, 1], [2, 1, 2, 2])):
             for t, k in enumerate(path):
                 tiny[n, t, k] = 0.0
-        yield _case(
-            f"tiny-{dtype}", dtype, C.in_dtype(tiny, dtype), _ints([[0, 1], [1, -1]]),
+        tiny_pred, tiny_label = C.in_dtype(tiny, dtype), _ints([[0, 1], [1, -1]])
+        case = _case(
+            f"tiny-{dtype}", dtype, tiny_pred, tiny_label,
             tags=("tiny",),
             note="one alignment dominates: the loss is a few exp(-margin), all digits must survive",
         )
+        sources[f"tiny-{dtype}"] = (case, tiny_pred, tiny_label)
+        yield case
         yield _case(
             f"tie-{dtype}", dtype, C.in_dtype(np.full((2, 4, 3), 7.5), dtype),
             _ints([[0, 1], [1, 1]]), tags=("tie",),
@@ -705,6 +712,19 @@ def cases() -> Iterator[C.Case]:
             invalid="sample_weight must broadcast to the loss's shape (batch_size,)",
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    yield from _layout_crossings(sources)
+
+
+def _layout_crossings(sources: dict[str, tuple[C.Case, np.ndarray, np.ndarray]]) -> Iterator[C.Case]:
+    """The layout options crossed with the regimes whose cases use the other layout: the
+    float32 extreme case (layout='TNC') in layout='NTC' and with label_layout='TN', the
+    tiny case (layout='NTC') in layout='TNC'; the same values, laid out for the option."""
+    for tag, variant in (("extreme", {"layout": "NTC"}), ("extreme", {"label_layout": "TN"}), ("tiny", {"layout": "TNC"})):
+        src, pred_ntc, label_nt = sources[f"{tag}-float32"]
+        options = {**src.options, **variant}
+        inputs = _layouts(pred_ntc, label_nt, options)
+        yield C.crossing(tag, src, variant, inputs,
+                         f"laid out as layout={options.get('layout', 'NTC')!r}, label_layout={options.get('label_layout', 'NT')!r}")
 
 
 def _subnormal(dtype: str):

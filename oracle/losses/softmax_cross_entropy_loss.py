@@ -348,6 +348,7 @@ def _soft_large_batch() -> Iterator[C.Case]:
 
 def cases() -> Iterator[C.Case]:
     sid = SPEC.id
+    sources: dict[str, C.Case] = {}  # the float32 regime cases the batch_axis=1 crossings reuse
     for dtype in C.DTYPES:
         variants = C.option_variants(SPEC) + [
             {"sparse_label": False, "from_logits": True},
@@ -416,12 +417,13 @@ def cases() -> Iterator[C.Case]:
         ext = C.in_dtype(
             [[big, 0, -big], [big, big / 2, 0], [-big, -big, -big], [big, big, 0]], dtype
         )
-        yield C.Case(
+        sources[f"extreme-{dtype}"] = C.Case(
             f"extreme-sparse-{dtype}",
             {"pred": ext, "label": C.in_dtype([0, 1, 2, 0], dtype)},
             dtype, tags=("extreme",),
             note="losses ~0, big/2, log 3 (a tie at -big), log 2",
         )
+        yield sources[f"extreme-{dtype}"]
         yield C.Case(
             f"extreme-dense-{dtype}",
             {"pred": ext, "label": C.in_dtype(
@@ -445,13 +447,14 @@ def cases() -> Iterator[C.Case]:
         )
         margin = 10.0 if dtype == "float16" else 30.0
         tiny = C.in_dtype([[0, -margin, -margin, -margin], [-margin, -margin, 0, -margin]], dtype)
-        yield C.Case(
+        sources[f"tiny-{dtype}"] = C.Case(
             f"tiny-sparse-{dtype}",
             {"pred": tiny, "label": C.in_dtype([0, 2], dtype)},
             dtype, tags=("tiny",),
             note=f"the correct class dominates by {margin:g}: loss ~ 3 exp(-{margin:g}); "
             "computing lse - x_t without log1p loses every digit",
         )
+        yield sources[f"tiny-{dtype}"]
         yield C.Case(
             f"tiny-dense-onehot-{dtype}",
             {"pred": tiny, "label": C.in_dtype([[1, 0, 0, 0], [0, 0, 1, 0]], dtype)},
@@ -539,6 +542,22 @@ def cases() -> Iterator[C.Case]:
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
     yield from _soft_large_batch()
+    yield from _batch_axis_crossings(sources)
+
+
+def _batch_axis_crossings(sources: dict[str, C.Case]) -> Iterator[C.Case]:
+    """batch_axis=1 crossed with the extreme and tiny regimes: with the default axis=-1 the
+    classes need an axis of their own, so the float32 regime case's (N, C) logits become
+    (T, N, C) = (N/2, 2, C) (2 samples, each averaged over T positions) and its labels (N/2, 2)."""
+    for tag in ("extreme", "tiny"):
+        src = sources[f"{tag}-float32"]
+        pred, label = src.inputs["pred"], src.inputs["label"]
+        n, k = pred.shape
+        t = n // 2 if n % 2 == 0 else n
+        b = n // t
+        yield C.crossing(tag, src, {"batch_axis": 1},
+                         {"pred": pred.reshape(t, b, k).copy(), "label": label.reshape(t, b).copy()},
+                         f"reshaped to pred ({t}, {b}, {k}), label ({t}, {b})")
 
 
 def _subnormal(dtype: str):
