@@ -234,6 +234,13 @@ def _variant_inputs(rng, shape, dtype: str, opts: dict) -> dict:
     return {"pred": _preds(rng, shape, dtype, opts.get("from_sigmoid", False)), "label": _labels(rng, shape, dtype)}
 
 
+#: why an option value has no case of a regime (fixtures/COVERAGE.md, oracle.coverage.gap_reason)
+REGIME_GAPS = {
+    ("from_sigmoid=True", "extreme"): "ruled out: with from_sigmoid=True pred is a probability in [0, 1], "
+    "so there are no logits whose naive exp overflows (the probabilities 0 and 1 are the boundary cases)",
+    ("from_sigmoid=True", "limit"): "ruled out: with from_sigmoid=True pred is a probability in [0, 1], not a +-inf logit",
+}
+
 #: logits normal (sigma 2), labels hard and soft
 GEN = C.ElementwiseCases(SPEC, sigma=2.0, labels=_labels)
 
