@@ -366,9 +366,10 @@ def bfloat16_cases(spec: LossSpec, cases: Sequence[Case]) -> Iterator[Case]:
     ``subnormal`` cases are left out: their inputs are built so that float32 results are
     subnormal, which rounding the inputs to 8 bits does not preserve. The ``long`` cases
     come from the float16 ones instead (a float32 case's 1 + 2**-24 is within bfloat16's
-    tolerance of 1; a bfloat16 running sum of ones stagnates at 256, so only those of at
-    most :data:`LONG_CROSSED` elements with the default options are derived, which keeps
-    the fixtures small: the option values are crossed with the long regime in float16)."""
+    tolerance of 1; a bfloat16 running sum of ones stagnates at 256), and of those named
+    ``long-*`` only ``long-float16``, of at most :data:`LONG_CROSSED` elements with the default options,
+    which keeps the fixtures small: the option crossings and the half-ULP cases
+    (:func:`half_ulp_case`) stay float16's)."""
     from .precision import round_array
 
     top = float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
@@ -431,6 +432,41 @@ def stagnating(dtype: str, n: int, term: Callable[[float], float] | None = None)
     else:
         row = [1.0] * n
     return in_dtype([row], dtype)
+
+
+#: the reduction length of the ``long`` case of each loss other than L1Loss, L2Loss and
+#: chainer's softmax_cross_entropy (float16, the default options; fixtures/ stays under
+#: 20 MB): the half-ULP pattern (:func:`half_ulp_row`) makes a running float16 sum of 1024
+#: terms stagnate, where a sum of ones would need more than 2048
+LONG_HALF_ULP = 1024
+
+
+#: why an option value other than the default has no ``long`` case in a loss with a
+#: half-ULP case (a loss module's ``REGIME_GAPS``, fixtures/COVERAGE.md)
+LONG_DEFAULTS_ONLY = (
+    "left out to keep fixtures/ under 20 MB: the long case (1024 float16 elements, about 0.16 MB "
+    "per differentiable input) has the default options only"
+)
+
+
+def half_ulp_row(big: float, small: float, n: int = LONG_HALF_ULP) -> np.ndarray:
+    """A (1, n) float64 row of ``big`` at both ends and ``small`` between: the inputs (or
+    targets) whose elementwise terms a ``long`` case reduces. With the terms of ``small``
+    below half an ULP of the terms of ``big``, a float16 running sum in either direction
+    drops each of them once past the first big term, so its total misses the n - 2 small
+    terms (about 5 to 25% of the value, far beyond the tolerance); a pairwise or wider sum
+    keeps them."""
+    row = np.full((1, n), small, dtype=np.float64)
+    row[0, 0] = row[0, -1] = big
+    return row
+
+
+def half_ulp_case(inputs: dict[str, Any], options: dict[str, Any] | None = None, note: str = "") -> Case:
+    """The float16 ``long`` case named ``long-half-ulp-float16`` (no bfloat16 copy: see
+    :func:`bfloat16_cases`); ``inputs`` are rounded to float16 (integer arrays kept)."""
+    x = {k: (v if v is None or np.asarray(v).dtype.kind in "iu" else in_dtype(v, "float16")) for k, v in inputs.items()}
+    return Case("long-half-ulp-float16", x, "float16", dict(options or {}), tags=("long",),
+                note=note or "terms below half an ULP of the running sum after the first: a float16 running sum stagnates")
 
 
 def long_variants(spec: LossSpec, skip: Sequence[str] = ()) -> list[dict[str, Any]]:

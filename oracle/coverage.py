@@ -104,6 +104,8 @@ def render(directory: Path) -> str:
             for t, n in zip(regimes, cells):
                 if n == "0":
                     zeros.setdefault(gap_reason(loss_id, opt, val, t), []).append(f"`{opt}={val!r}` x {t}")
+        if "long" not in regimes:
+            zeros.setdefault(gap_reason(loss_id, "*", None, "long"), []).append("no `long` case")
         if zeros:
             lines.append("")
             lines += [f"- {', '.join(pairs)}: {why}" for why, pairs in zeros.items()]
@@ -115,9 +117,9 @@ UNEXPLAINED = "no case and no reason given (a gap: add a case or the loss module
 
 
 def gap_reason(loss_id: str, option: str, value: Any, tag: str) -> str:
-    """Why an option value has no valid case of a regime: the loss module's ``REGIME_GAPS``
-    entry for ``(f"{option}={value!r}", tag)``, else its ``("*", tag)`` entry, else
-    :data:`UNEXPLAINED`."""
+    """Why an option value has no valid case of a regime (or, with ``option`` "*", why the
+    loss has no case of it at all): the loss module's ``REGIME_GAPS`` entry for
+    ``(f"{option}={value!r}", tag)``, else its ``("*", tag)`` entry, else :data:`UNEXPLAINED`."""
     gaps = getattr(catalog.module(loss_id), "REGIME_GAPS", {})
     return gaps.get((f"{option}={value!r}", tag)) or gaps.get(("*", tag)) or UNEXPLAINED
 

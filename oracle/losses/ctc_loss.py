@@ -552,6 +552,9 @@ def _case(name, dtype, pred_ntc, label_nt, options=None, tags=("regular",), extr
 def _ints(values) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
 
+#: why an option value has no case of a regime (fixtures/COVERAGE.md, oracle.coverage.gap_reason)
+REGIME_GAPS = {("*", "long"): "ruled out as a plain sum: the loss is -log of a sum over alignments computed by the forward recursion, each step combining at most three paths in log space; no reduction adds thousands of terms"}
+
 
 def cases() -> Iterator[C.Case]:
     sources: dict[str, tuple[C.Case, np.ndarray, np.ndarray]] = {}  # float32 regime cases, NTC / NT

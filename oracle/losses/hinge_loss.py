@@ -185,6 +185,9 @@ def hinge_cases(
             rng, dtype, label_shape=invalid_label_shape, sample_weight_shape=invalid_sample_weight_shape
         )
 
+#: why an option value has no case of a regime (fixtures/COVERAGE.md, oracle.coverage.gap_reason)
+REGIME_GAPS = {("*", "long"): C.LONG_DEFAULTS_ONLY}
+
 
 def cases() -> Iterator[C.Case]:
     yield from hinge_cases(
@@ -197,6 +200,14 @@ def cases() -> Iterator[C.Case]:
         lambda dtype: {"pred": C.in_dtype([[np.inf, -np.inf], [-np.inf, 0.5]], dtype), "label": C.in_dtype([[1.0, -1.0], [1.0, 1.0]], dtype)},
         "max(0, margin - pred * label) at pred * label = +inf is 0 and at -inf is +inf (the limits of the documented formula)",
     )
+    yield _long()
+
+
+def _long() -> C.Case:
+    """The long regime: pred = -label at both ends (term 2) and pred * label = 1 - 2**-11
+    between (term 2**-11, a quarter ULP of 2), averaged over 1024 elements."""
+    label = np.where(np.arange(C.LONG_HALF_ULP) % 2, -1.0, 1.0)[None, :]
+    return C.half_ulp_case({"pred": C.half_ulp_row(-1.0, 1.0 - 2.0**-11) * label, "label": label})
 
 
 def _subnormal(dtype: str):

@@ -105,6 +105,9 @@ def forward(x: dict, options: dict) -> Forward:
 #: pred and label both normal (sigma 1)
 GEN = C.ElementwiseCases(SPEC)
 
+#: why an option value has no case of a regime (fixtures/COVERAGE.md, oracle.coverage.gap_reason)
+REGIME_GAPS = {("*", "long"): C.LONG_DEFAULTS_ONLY}
+
 
 def cases() -> Iterator[C.Case]:
     for dtype in C.DTYPES:
@@ -203,6 +206,15 @@ def cases() -> Iterator[C.Case]:
         lambda dtype: {"pred": C.in_dtype([[np.inf, -np.inf], [1.0, 0.5]], dtype), "label": C.in_dtype([[1.0, -1.0], [np.inf, 0.25]], dtype)},
         "an infinite |label - pred| is on the linear branch: +inf, the derivative the limit +-1 (times the normalisation)",
     )
+    yield _long()
+
+
+def _long() -> C.Case:
+    """The long regime: |label - pred| = 1.5 at both ends (h = 1) and about 2**-5.5 between
+    (h = d**2/2 near 2**-12, a quarter ULP of 1), averaged over 1024 elements."""
+    small = np.sqrt(2.0**-11)
+    pred = C.half_ulp_row(1.5, small) * np.where(np.arange(C.LONG_HALF_ULP) % 2, -1.0, 1.0)
+    return C.half_ulp_case({"pred": pred, "label": np.zeros(pred.shape)})
 
 
 def _subnormal(dtype: str):

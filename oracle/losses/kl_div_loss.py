@@ -223,6 +223,9 @@ def _soft_large_batch() -> Iterator[C.Case]:
         yield C.Case(f"soft-large-batch-{dt}", _inputs(rng, {}, C.SOFT_BATCH, dt), dt, {},
                      note="soft targets, a batch of 1024 at low precision")
 
+#: why an option value has no case of a regime (fixtures/COVERAGE.md, oracle.coverage.gap_reason)
+REGIME_GAPS = {("*", "long"): C.LONG_DEFAULTS_ONLY}
+
 
 def cases() -> Iterator[C.Case]:
     sid = SPEC.id
@@ -370,6 +373,14 @@ def cases() -> Iterator[C.Case]:
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
     yield from _soft_large_batch()
+    yield _long()
+
+
+def _long() -> C.Case:
+    """The long regime: label 1 everywhere, pred -1 at both ends (term 1) and -2**-12
+    between (term 2**-12, a quarter ULP of 1), averaged over 1024 elements."""
+    pred = C.half_ulp_row(-1.0, -(2.0**-12))
+    return C.half_ulp_case({"pred": pred, "label": np.ones(pred.shape)})
 
 
 def _subnormal(dtype: str):

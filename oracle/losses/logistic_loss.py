@@ -136,6 +136,9 @@ def _variant_inputs(rng, shape, dtype: str, opts: dict) -> dict:
 #: pred normal (sigma 2), label -1 or 1
 GEN = C.ElementwiseCases(SPEC, sigma=2.0, labels=C.signs)
 
+#: why an option value has no case of a regime (fixtures/COVERAGE.md, oracle.coverage.gap_reason)
+REGIME_GAPS = {("*", "long"): C.LONG_DEFAULTS_ONLY}
+
 
 def cases() -> Iterator[C.Case]:
     for dtype in C.DTYPES:
@@ -257,6 +260,14 @@ def cases() -> Iterator[C.Case]:
         "+inf, exactly 0; row 1: +inf), "
         "the derivative its limit (0 or -s)",
     )
+    yield _long()
+
+
+def _long() -> C.Case:
+    """The long regime: pred = 0 at both ends (term log 2) and pred * label = 9 between
+    (term log(1 + exp(-9)) ~ 1.2e-4, a quarter ULP of log 2), averaged over 1024 elements."""
+    label = np.where(np.arange(C.LONG_HALF_ULP) % 2, -1.0, 1.0)[None, :]
+    return C.half_ulp_case({"pred": C.half_ulp_row(0.0, 9.0) * label, "label": label})
 
 
 def _subnormal(dtype: str):

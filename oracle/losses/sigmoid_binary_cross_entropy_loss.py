@@ -236,6 +236,7 @@ def _variant_inputs(rng, shape, dtype: str, opts: dict) -> dict:
 
 #: why an option value has no case of a regime (fixtures/COVERAGE.md, oracle.coverage.gap_reason)
 REGIME_GAPS = {
+    ("*", "long"): C.LONG_DEFAULTS_ONLY,
     ("from_sigmoid=True", "extreme"): "ruled out: with from_sigmoid=True pred is a probability in [0, 1], "
     "so there are no logits whose naive exp overflows (the probabilities 0 and 1 are the boundary cases)",
     ("from_sigmoid=True", "limit"): "ruled out: with from_sigmoid=True pred is a probability in [0, 1], not a +-inf logit",
@@ -444,6 +445,15 @@ def cases() -> Iterator[C.Case]:
         "row 0 is exactly 0, +inf otherwise), the derivative its limit (1 - label at +inf, -label at -inf)",
         skip=("from_sigmoid",),
     )
+    yield _long()
+
+
+def _long() -> C.Case:
+    """The long regime: logit 0 at both ends (term log 2) and +9 against label 1, -9
+    against label 0 between (term log(1 + exp(-9)) ~ 1.2e-4, a quarter ULP of log 2),
+    averaged over 1024 elements."""
+    label = (np.arange(C.LONG_HALF_ULP) % 2 == 0).astype(np.float64)[None, :]
+    return C.half_ulp_case({"pred": C.half_ulp_row(0.0, 9.0) * (2 * label - 1), "label": label})
 
 
 def _subnormal(dtype: str):
