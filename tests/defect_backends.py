@@ -490,36 +490,134 @@ wrong_hvp = WrongHVP()
 float16_accumulation = Float16Accumulation()
 
 
-class RunningSumInDtype(Wrapped):
-    """L1Loss and L2Loss: the mean over the non-batch axes accumulated one term at a time in
-    the input dtype (``np.add.accumulate``, a rounding to the dtype after every addition)
-    instead of pairwise or in a wider type; gradients as the reference. A float16 running
-    sum of ones stagnates at 2048, a float32 one drops terms below half an ULP of the sum:
-    only the ``long`` cases can see it."""
+def _hinge(p, y, o):
+    return np.maximum(0, o.get("margin", 1.0) - p * y)
 
-    defect = "the mean accumulated one term at a time in the input dtype"
-    LOSSES = {"mxnet.gluon.loss.L1Loss": np.abs, "mxnet.gluon.loss.L2Loss": lambda d: d * d / 2}
+
+def _logistic(p, y, o):
+    s = y if o.get("label_format", "signed") == "signed" else 2 * y - 1
+    return np.logaddexp(0, -p * s)
+
+
+def _sigmoid_bce(p, y, o):
+    return None if o.get("from_sigmoid") else np.logaddexp(0, p) - p * y
+
+
+def _poisson(p, y, o):
+    return np.exp(p) - y * p if o.get("from_logits", True) and not o.get("compute_full") else None
+
+
+def _kl_div(p, y, o):
+    if not o.get("from_logits", True):
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(y > 0, y * np.log(np.where(y > 0, y, 1)), 0) - y * p
+
+
+def _huber(p, y, o):
+    rho, d = o.get("rho", 1.0), np.abs(y - p)
+    return np.where(d < rho, d * d / (2 * rho), d - rho / 2)
+
+
+class RunningSumInDtype(Wrapped):
+    """Every reduction of a long axis accumulated one term at a time in the input dtype
+    (``np.add.accumulate``, a rounding to the dtype after every addition) instead of
+    pairwise or in a wider type; gradients as the reference. The elementwise Gluon losses:
+    the mean over the non-batch axes (PoissonNLLLoss: over every element); SoftmaxCE: the
+    log-sum-exp's sum of exp over the classes; CosineEmbeddingLoss: the dot product and the
+    squared norms over a sample's elements; chainer's softmax_cross_entropy: the mean of
+    soft-target losses over the batch. A float16 running sum of ones stagnates at 2048, a
+    float32 one drops terms below half an ULP of the sum, a float16 one the terms of a
+    half-ULP case (oracle.cases.half_ulp_row): only the ``long`` cases can see it."""
+
+    defect = "every long reduction accumulated one term at a time in the input dtype"
+    #: the elementwise term of each loss as a function of (pred, label, options) in a wide
+    #: dtype; None where the defect does not model the options
+    LOSSES = {
+        "mxnet.gluon.loss.L1Loss": lambda p, y, o: np.abs(p - y),
+        "mxnet.gluon.loss.L2Loss": lambda p, y, o: (p - y) ** 2 / 2,
+        "mxnet.gluon.loss.HuberLoss": _huber,
+        "mxnet.gluon.loss.HingeLoss": _hinge,
+        "mxnet.gluon.loss.SquaredHingeLoss": lambda p, y, o: _hinge(p, y, o) ** 2,
+        "mxnet.gluon.loss.LogisticLoss": _logistic,
+        "mxnet.gluon.loss.SigmoidBinaryCrossEntropyLoss": _sigmoid_bce,
+        "mxnet.gluon.loss.PoissonNLLLoss": _poisson,
+        "mxnet.gluon.loss.KLDivLoss": _kl_div,
+    }
     CHAINER_SCE = "chainer.functions.softmax_cross_entropy"
+    COSINE = "mxnet.gluon.loss.CosineEmbeddingLoss"
 
     def run(self, call: Call) -> Outcome:
         if call.loss == self.CHAINER_SCE:
             return self._chainer_mean(call)
+        if call.loss == SCE:
+            return self._softmax(call)
+        if call.loss == self.COSINE:
+            return self._cosine(call)
         out = self.inner.run(call)
         term = self.LOSSES.get(call.loss)
-        if term is None or call.inputs.get("sample_weight") is not None:
+        if term is None or call.inputs.get("sample_weight") is not None or call.inputs.get("pos_weight") is not None:
             return out
         pred = call.inputs["pred"]
         dt = pred.dtype
-        label = call.inputs["label"].reshape(pred.shape)
-        axis = call.options.get("batch_axis", 0) % pred.ndim
-        per_sample = pred.size // pred.shape[axis]
-        w = call.options.get("weight")
+        label = call.inputs["target" if "target" in call.inputs else "label"].reshape(pred.shape)
         wide = np.float64 if dt == np.float64 else np.float32  # each term right, only the sum wrong
-        scale = wide((1.0 if w is None else w) / per_sample)
-        terms = (term(pred.astype(wide) - label.astype(wide)) * scale).astype(dt)
-        rows = np.moveaxis(terms, axis, 0).reshape(pred.shape[axis], per_sample)
-        running = np.add.accumulate(rows, axis=1, dtype=dt)[:, -1]
-        return Outcome(running.astype(dt), out.grads)
+        with np.errstate(over="ignore", invalid="ignore"):
+            terms = term(pred.astype(wide), label.astype(wide), call.options)
+        if terms is None:
+            return out
+        if call.loss == "mxnet.gluon.loss.PoissonNLLLoss":
+            rows = terms.reshape(1, -1)
+        else:
+            axis = call.options.get("batch_axis", 0) % pred.ndim
+            rows = np.moveaxis(terms, axis, 0).reshape(pred.shape[axis], -1)
+        w = call.options.get("weight")
+        scale = wide((1.0 if w is None else w) / rows.shape[1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            running = np.add.accumulate((rows * scale).astype(dt), axis=1, dtype=dt)[:, -1]
+        return Outcome(running.astype(dt).reshape(np.shape(out.output)), out.grads)
+
+    def _softmax(self, call: Call) -> Outcome:
+        """SoftmaxCE (sparse labels, logits, classes on the last of two axes): the sum of
+        exp(pred - max) over the classes accumulated one term at a time in the dtype."""
+        out = self.inner.run(call)
+        o, pred = call.options, call.inputs["pred"]
+        if (pred.ndim != 2 or o.get("axis", -1) not in (-1, 1) or not o.get("sparse_label", True) or o.get("from_logits")
+                or o.get("batch_axis", 0) != 0 or call.inputs.get("sample_weight") is not None):
+            return out
+        dt = pred.dtype
+        wide = np.float64 if dt == np.float64 else np.float32
+        x = pred.astype(wide)
+        if not np.isfinite(x).all():
+            return out
+        m = x.max(axis=1, keepdims=True)
+        s = np.add.accumulate(np.exp(x - m).astype(dt), axis=1, dtype=dt)[:, -1].astype(wide)
+        t = np.asarray(call.inputs["label"]).astype(np.int64).reshape(-1)
+        w = o.get("weight")
+        loss = (m[:, 0] + np.log(s) - x[np.arange(len(t)), t]) * (1.0 if w is None else w)
+        return Outcome(loss.astype(dt).reshape(np.shape(out.output)), out.grads)
+
+    def _cosine(self, call: Call) -> Outcome:
+        """CosineEmbeddingLoss (batch_axis 0, 2-D inputs): the dot product and both squared
+        norms over each sample accumulated one term at a time in the dtype."""
+        out = self.inner.run(call)
+        o = call.options
+        u, v = call.inputs["input1"], call.inputs["input2"]
+        if u.ndim != 2 or u.shape != v.shape or o.get("batch_axis", 0) != 0 or call.inputs.get("sample_weight") is not None:
+            return out
+        dt = u.dtype
+        wide = np.float64 if dt == np.float64 else np.float32
+
+        def running(a: np.ndarray) -> np.ndarray:
+            return np.add.accumulate(a.astype(dt), axis=1, dtype=dt)[:, -1].astype(wide)
+
+        a, b = u.astype(wide), v.astype(wide)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            cos = running(a * b) / np.sqrt(running(a * a) * running(b * b))
+        y = np.asarray(call.inputs["label"]).astype(wide).reshape(-1)
+        loss = np.where(y == 1, 1 - cos, np.maximum(0, cos - o.get("margin", 0)))
+        w = o.get("weight")
+        return Outcome((loss * (1.0 if w is None else w)).astype(dt).reshape(np.shape(out.output)), out.grads)
 
     def _chainer_mean(self, call: Call) -> Outcome:
         """chainer's softmax_cross_entropy with soft targets and reduce='mean': the
