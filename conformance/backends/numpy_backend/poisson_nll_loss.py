@@ -1,6 +1,7 @@
 """NumPy kernel of mxnet.gluon.loss.PoissonNLLLoss (see oracle/losses/poisson_nll_loss.py
 for the formula and the readings): the mean over every element of
-weight * sample_weight * elem, shape (1, 1), computed in the input dtype.
+weight * sample_weight * elem, shape (1, 1), computed in the input dtype (float16
+through float32, rounded once).
 
 Numerics: exp(pred) is formed as (f * exp(pred/2)) * exp(pred/2) for large pred, so an
 exp that overflows the dtype does not overflow a mean that does not; log(pred + epsilon)
@@ -70,6 +71,14 @@ def _log_shift(pred: np.ndarray, eps: float):
 
 def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
     pred = inputs["pred"]
+    if pred.dtype == np.float16:
+        # float16 through float32, rounded once at the end: each term is pre-scaled by
+        # weight / N (the overflow guard), and in float16 a term below 2**-14 * N falls
+        # among the subnormals, losing most of its digits before the sum (the long case)
+        wide = {k: (v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float16 else v) for k, v in inputs.items()}
+        ct = None if cotangent is None else np.asarray(cotangent, dtype=np.float32)
+        out, grads = run(wide, options, ct, wrt)
+        return out.astype(np.float16), {k: np.asarray(g).astype(np.float16) for k, g in grads.items()}
     target = inputs["target"]
     dtype = pred.dtype
     T = dtype.type
