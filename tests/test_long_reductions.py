@@ -11,9 +11,13 @@
   backend, which sums pairwise, passes the long cases;
 * ``MXNetFormulaAtInfinity`` evaluates SigmoidBCELoss and LogisticLoss with MXNet's stable
   formula at infinite logits (nan): its value check fails on every limit case of the two
-  losses with the default options, and passes the other cases."""
+  losses with the default options, and passes the other cases;
+* every 0 of fixtures/COVERAGE.md's option value x regime tables carries its reason (the
+  loss module's REGIME_GAPS), and a 0 without one shows as a gap."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +25,8 @@ from conformance import fixtures as fx
 from conformance.backends.numpy_backend import backend as numpy_backend
 from conformance.harness.runner import FAIL, PASS
 from conformance.harness.session import Filters, Session
+from oracle import catalog
+from oracle import coverage as cov
 from tests import defect_backends as d
 
 #: every Gluon loss with a long case (the others: fixtures/COVERAGE.md says why not)
@@ -104,3 +110,25 @@ def test_numpy_passes_the_limit_cases():
     for check in ("value", "grad:pred"):
         got = run(numpy_backend, cases, "limit", check, losses=LIMIT_LOSSES)
         assert all(status == PASS for status, _ in got.values()), {k: v for k, v in got.items() if v[0] != PASS}
+
+
+# ----------------------------------------------------------------- option value x regime: every 0 explained
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def test_every_zero_of_the_option_x_regime_tables_has_a_reason():
+    text = (FIXTURES / "COVERAGE.md").read_text()
+    assert cov.UNEXPLAINED not in text
+    # the pairs ruled out by the option value, and the losses without a long case, say so
+    assert "- `from_sigmoid=True` x extreme: ruled out:" in text
+    assert "- `from_sigmoid=True` x limit: ruled out:" in text
+    assert text.count("- no `long` case: ") == 3  # TripletLoss, SDMLLoss, CTCLoss
+
+
+def test_a_zero_without_a_reason_is_shown_as_a_gap(monkeypatch):
+    module = catalog.module("mxnet.gluon.loss.SigmoidBinaryCrossEntropyLoss")
+    monkeypatch.setattr(module, "REGIME_GAPS", {})
+    text = cov.render(FIXTURES)
+    line = next(x for x in text.splitlines() if x.startswith("- `from_sigmoid=True` x extreme"))
+    assert "`from_sigmoid=True` x limit" in line and line.endswith(cov.UNEXPLAINED)
