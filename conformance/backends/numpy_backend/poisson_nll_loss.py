@@ -78,7 +78,8 @@ def run(inputs: dict, options: dict, cotangent, wrt: tuple) -> tuple:
         wide = {k: (v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float16 else v) for k, v in inputs.items()}
         ct = None if cotangent is None else np.asarray(cotangent, dtype=np.float32)
         out, grads = run(wide, options, ct, wrt)
-        return out.astype(np.float16), {k: np.asarray(g).astype(np.float16) for k, g in grads.items()}
+        with np.errstate(over="ignore"):  # beyond float16's range: inf, as the exact value rounds
+            return out.astype(np.float16), {k: np.asarray(g).astype(np.float16) for k, g in grads.items()}
     target = inputs["target"]
     dtype = pred.dtype
     T = dtype.type
