@@ -60,8 +60,16 @@ comes back bit for bit as ``ml_dtypes.bfloat16``. Whatever MXNet's operators do 
 finding.
 
 ``mxnet-np`` is the same backend in MXNet's NumPy mode: ``mxnet.npx.set_np()`` for the
-call (reset after it), the inputs as ``mxnet.np`` arrays; the Gluon losses then take
-their ``is_np_array()`` branches (``F.np``/``F.npx`` operators).
+call (reset after it), the inputs (and the head gradient) as ``mxnet.np`` arrays made with
+``mxnet.np.array(value, dtype=...)``, the same blocks called the same way in the same modes.
+The Gluon losses then take their ``is_np_array()`` branches (``F.np``/``F.npx`` operators)
+where they have one; in 1.9.1 only L2Loss, L1Loss, SigmoidBinaryCrossEntropyLoss and
+SoftmaxCrossEntropyLoss do, and the others call legacy operators that refuse ``mxnet.np``
+arrays: MXNet's findings, listed with their causes in
+``conformance/expectations/mxnet-np-1.9.1.toml``. bfloat16 inputs are made as in legacy mode
+(a float32 ``mxnet.np`` array cast with ``astype`` to MXNet's bfloat16), which
+``mxnet.numpy`` rejects (a finding of the same file). Its hvp reason is ``NP_MODES``'s: in
+NumPy mode the backward operators are the ``_npi`` ones.
 
 CTCLoss runs in a separate process: a fresh interpreter with mxnet imported that forks one
 child per call (see ``_Zygote``). MXNet's CTC operator reads and writes out of bounds for
@@ -190,6 +198,19 @@ MODES: dict[str, str | None] = {
         "SigmoidBinaryCrossEntropyLoss): there is no second-order path to check"
     ),
     "backward-twice": None,
+}
+
+#: the modes of the ``mxnet-np`` variant (NumPy mode): the same, with hvp's reason as NumPy mode raises it
+NP_MODES: dict[str, str | None] = {
+    **MODES,
+    "hvp": (
+        "MXNet 1.9.1 registers no gradient (FGradient) for the backward operators the NumPy-mode branches of the "
+        "Gluon losses use: autograd.grad(out, [x], create_graph=True) and a backward through it raise 'Operator "
+        "_backward_npi_broadcast_sub is non-differentiable because it didn't register FGradient attribute.' "
+        "(L2Loss, L1Loss; _backward_log_softmax for SoftmaxCrossEntropyLoss, _backward_npi_broadcast_mul for "
+        "SigmoidBinaryCrossEntropyLoss; the other losses fail in the forward pass in NumPy mode): there is no "
+        "second-order path to check"
+    ),
 }
 
 #: documented constructor options that MXNet 1.9.1's constructor lacks, with the documented
@@ -358,10 +379,16 @@ def _zygote_main() -> None:
         _write_frame(fd_out, b"S", status.to_bytes(4, "little", signed=True))
 
 
-def _mapping_entry(loss: str, binding: Binding) -> dict[str, str]:
-    """The migration-map entry of one loss: the documented Gluon block, called as ``run`` calls it."""
+def _mapping_entry(loss: str, binding: Binding, numpy_mode: bool = False) -> dict[str, str]:
+    """The migration-map entry of one loss: the documented Gluon block, called as ``run`` calls it
+    (in NumPy mode for the ``mxnet-np`` variant)."""
     args = list(binding.forward)
     composition = "none: the documented block itself (hybridized in mode compiled)"
+    if numpy_mode:
+        composition = (
+            "none: the documented block itself in NumPy mode (mxnet.npx.set_np(), inputs as mxnet.np arrays; "
+            "hybridized in mode compiled)"
+        )
     notes = [f"{name} is read as {dt} whatever the dtype" for (lo, name), dt in sorted(FIXED_INPUT_DTYPE.items()) if lo == loss]
     notes += [
         f"{name} (documented default {default!r}) is passed to the constructor only when another value is asked for"
@@ -388,6 +415,7 @@ class MXNetBackend:
         self.numpy_mode = numpy_mode
         if numpy_mode:
             self.name = "mxnet-np"
+            self.modes = NP_MODES
 
     def build_info(self) -> dict:
         feats = mx.runtime.Features()
@@ -415,7 +443,7 @@ class MXNetBackend:
 
     def mapping(self) -> dict[str, dict[str, str]]:
         """Per documented loss, the Gluon call this backend makes (see ``BINDINGS``)."""
-        return {loss: _mapping_entry(loss, b) for loss, b in BINDINGS.items()}
+        return {loss: _mapping_entry(loss, b, self.numpy_mode) for loss, b in BINDINGS.items()}
 
     def supports(self, call: Call) -> str | None:
         binding = BINDINGS.get(call.loss)
@@ -426,7 +454,7 @@ class MXNetBackend:
         unknown = set(call.options) - set(binding.ctor)
         if unknown:
             return f"the documentation of {binding.cls} lists no option {', '.join(sorted(unknown))}"
-        return MODES.get(call.mode, f"unknown mode {call.mode!r}")
+        return self.modes.get(call.mode, f"unknown mode {call.mode!r}")
 
     # ------------------------------------------------------------------ running
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..backends import BUILTIN
+
 RESULTS_FORMAT = "lossconf-results"  # written by conformance.session
 RESULTS_VERSION = 1
 REPORT_FORMAT = "lossconf-report"  # the merged JSON written here
@@ -597,7 +599,8 @@ def _clip(text: str, n: int) -> str:
 # ============================================================== failures and deviations by cause
 
 MAX_GROUP_ROWS = 40  # failing checks shown in full per cause at the top of the HTML
-BUILTIN_BACKENDS = ("numpy", "mxnet", "chainer")
+#: the backends ``lossconf run`` knows by name (mxnet-np, torch, jax too): a repeat command names them
+BUILTIN_BACKENDS = tuple(BUILTIN)
 
 
 def case_id(rec: dict[str, Any]) -> str:
