@@ -573,14 +573,20 @@ def with_tangent_terms(x: object, *terms: object) -> Real:
     floating-point sum of ``terms`` (t-derivatives): for a log-probability evaluated as
     ``-log1p(sum_j exp(x_j - x_k))`` the documented ``x_k - logsumexp(x)`` has the
     t-derivative ``v_k - sum_j p_j v_j``, whose terms are O(|v|) where the shifted form's
-    are tiny (see :func:`with_terms`)."""
+    are tiny (see :func:`with_terms`). Where ``x`` carries no t-derivative (an exact 0: a
+    log-probability of one class, ``-log1p(0)``, is 0 whatever the inputs), the terms still
+    count: ``v_k - p_k v_k`` is exactly 0, but a floating-point evaluation of it commits
+    errors of O(|v_k|)."""
     x = real(x)
-    if x.b is None or x.t is None or x.t.b is None:
+    if x.b is None or (x.t is not None and x.t.b is None):
         return x
+    terms = tuple(real(t) for t in terms)
+    if x.t is None and all(t.mag == fzero for t in terms):
+        return x  # nothing moves: no t-derivative to carry
     out = Real(x.b, x.s, x.mag)
     out.leaf = x.leaf
     out.log_of = x.log_of
-    out.t = with_terms(x.t, *terms)
+    out.t = with_terms(tangent(x), *terms)
     return out
 
 

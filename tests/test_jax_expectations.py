@@ -178,6 +178,33 @@ def test_hvp_is_the_derivative_of_the_vjp(cases, loss):
 
 
 @needs_jax
+def test_ctc_tie_hvp_deviation_is_jax_scan_dropping_logaddexps_custom_jvp(cases, monkeypatch):
+    """The CTCLoss tie-* hvp entry's cause, pinned: at equal logits JAX's HVP is not the
+    derivative of its own VJP (a central difference of the grad mode's VJP, which is smooth
+    there, agrees with the oracle); with jax's scan residual hoisting disabled
+    (jax/_src/lax/control_flow/loops.py _scan_known_hoisting, whose retrace inlines
+    logaddexp's custom_jvp), the same backend call gives the oracle's HVP."""
+    from jax._src.lax.control_flow import loops
+
+    from conformance.backends.jax_backend import JaxBackend
+
+    case = next(c for c in cases if c.loss == MX + "CTCLoss" and c.name == "tie-float64")
+    call = make_call(case, mode="hvp")
+    exact = case.hvp["pred"].hi
+    observed = JaxBackend().run(call).hvp["pred"]
+    assert np.max(np.abs(observed - exact)) > 0.05  # the deviation the entry covers
+
+    h = 1e-6
+    grads = [JaxBackend().run(new_call(call.loss, call.options, {**call.inputs, "pred": call.inputs["pred"] + t * call.direction["pred"]},
+                                       call.dtype, call.wrt, call.cotangent)).grads["pred"] for t in (h, -h)]
+    np.testing.assert_allclose((grads[0] - grads[1]) / (2 * h), exact, rtol=0, atol=1e-8)
+
+    monkeypatch.setattr(loops, "_scan_known_hoisting", lambda jaxpr, consts, num_res: (jaxpr, consts, [False] * num_res, []))
+    fixed = JaxBackend().run(call).hvp["pred"]  # a new backend: nothing compiled before the patch
+    np.testing.assert_allclose(fixed, exact, rtol=1e-13, atol=1e-15)
+
+
+@needs_jax
 def test_hvp_follows_the_direction(cases):
     """A defect that ignores ``Call.direction`` (e.g. always the ones of the stand-in) is
     seen: two directions give HVPs in their ratio, and differ from each other."""

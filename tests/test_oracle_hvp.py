@@ -132,6 +132,19 @@ def test_one_sided_interval_at_the_huber_knee():
     assert (g.lo[0, 0], g.hi[0, 0], g.value[0, 0]) == (0, 1, mpmath.mpf(0.5))
 
 
+def test_one_class_softmax_hvp_is_exactly_zero_with_the_documented_terms():
+    """chainer's softmax cross-entropy of one class: the loss -log_softmax(x) is 0 for every
+    x, so the HVP is an exact 0; its term scale is that of the documented x_k - logsumexp(x),
+    whose t-derivative v_k - p_k v_k (p_k = 1) adds two terms of |v_k|, times the cotangent:
+    2 |c| |v| (a floating-point evaluation errs at that scale, not at the dtype's subnormals)."""
+    c, v = -0.4286802, -0.5772051
+    h = evaluate_hvp("softmax_cross_entropy", {"x": [[-2.2675176]], "t": [0]}, direction={"x": [[v]]},
+                     cotangent=c)
+    g = h["x"]
+    assert g.value[0, 0] == 0 and g.lo[0, 0] == 0 and g.hi[0, 0] == 0
+    assert close(g.scale[0, 0], 2 * abs(c) * abs(v), rel=mpmath.mpf(2) ** -20, abs_=0)
+
+
 def test_hinge_at_the_margin_has_no_hvp():
     with pytest.raises(NoSecondDerivative, match="Dirac"):
         evaluate_hvp("HingeLoss", {"pred": [[1.0, 0.3]], "label": [[1.0, -1.0]]},
