@@ -120,27 +120,35 @@ def test_every_dtype_is_attempted_and_mxnet_rejects_the_float32_only_losses():
                 backend._run(call)
 
 
+def _assert_l2_has_no_second_order(arrays, operator: str) -> None:
+    """L2Loss differentiated twice (``arrays``: ``mx.nd`` or ``mx.np``) raises MXNet's error
+    naming ``operator`` as non-differentiable: the reason the hvp mode is not run."""
+    import mxnet as mx
+    from mxnet import autograd
+
+    x = arrays.array([[0.5, -1.0]])
+    x.attach_grad()
+    with pytest.raises(mx.base.MXNetError, match=f"{operator} is non-differentiable"):
+        with autograd.record():
+            out = mx.gluon.loss.L2Loss()(x, arrays.array([[0.0, 1.0]]))
+            g = autograd.grad(out, [x], head_grads=arrays.ones_like(out), create_graph=True, retain_graph=True)[0]
+            s = g.sum()
+        s.backward()
+        x.grad.asnumpy()
+
+
 @needs_mxnet
 def test_modes_and_the_hvp_reason_hold():
     """The modes run are forward, grad, compiled and backward-twice; the reason given for
     hvp is what MXNet raises on a second-order backward through L2Loss."""
     import mxnet as mx
-    from mxnet import autograd
 
     from conformance.backends.mxnet_backend import backend
     from conformance.protocol import supported_modes
 
     modes = supported_modes(backend)
     assert [m for m, why in modes.items() if why is None] == ["forward", "grad", "compiled", "backward-twice"]
-    x = mx.nd.array([[0.5, -1.0]])
-    x.attach_grad()
-    with pytest.raises(mx.base.MXNetError, match="_backward_broadcast_sub is non-differentiable"):
-        with autograd.record():
-            out = mx.gluon.loss.L2Loss()(x, mx.nd.array([[0.0, 1.0]]))
-            g = autograd.grad(out, [x], head_grads=mx.nd.ones_like(out), create_graph=True, retain_graph=True)[0]
-            s = g.sum()
-        s.backward()
-        x.grad.asnumpy()
+    _assert_l2_has_no_second_order(mx.nd, "_backward_broadcast_sub")
     assert "_backward_broadcast_sub is non-differentiable" in modes["hvp"]
 
 
@@ -275,7 +283,6 @@ def test_np_modes_and_the_hvp_reason_hold():
     """mxnet-np runs forward, grad, compiled and backward-twice; its hvp reason is what NumPy
     mode raises on a second-order backward through L2Loss."""
     import mxnet as mx
-    from mxnet import autograd
 
     from conformance.backends.mxnet_backend import np_backend
     from conformance.protocol import supported_modes
@@ -284,15 +291,7 @@ def test_np_modes_and_the_hvp_reason_hold():
     assert [m for m, why in modes.items() if why is None] == ["forward", "grad", "compiled", "backward-twice"]
     mx.npx.set_np()
     try:
-        x = mx.np.array([[0.5, -1.0]])
-        x.attach_grad()
-        with pytest.raises(mx.base.MXNetError, match="_backward_npi_broadcast_sub is non-differentiable"):
-            with autograd.record():
-                out = mx.gluon.loss.L2Loss()(x, mx.np.array([[0.0, 1.0]]))
-                g = autograd.grad(out, [x], head_grads=mx.np.ones_like(out), create_graph=True, retain_graph=True)[0]
-                s = g.sum()
-            s.backward()
-            x.grad.asnumpy()
+        _assert_l2_has_no_second_order(mx.np, "_backward_npi_broadcast_sub")
     finally:
         mx.npx.reset_np()
     assert "_backward_npi_broadcast_sub is non-differentiable" in modes["hvp"]
