@@ -139,6 +139,10 @@ class FixtureCase:
     inputs: dict[str, np.ndarray]
     invalid: dict[str, str] | None
     note: str | None = None
+    #: an invalid-input case's valid control case (``invalid.control``, set when its file is
+    #: loaded): the invalid-input check passes only if the backend raises on this case and
+    #: returns on the control (a backend that raises on every call rejects nothing)
+    control: FixtureCase | None = field(default=None, repr=False, compare=False)
     #: the JSON record the case was built from (live cases); file cases have ``source``
     record: dict[str, Any] | None = field(default=None, repr=False)
     #: a fixture file's case: its file's decoded numbers, where its exact values are
@@ -602,8 +606,11 @@ def decode(doc: dict[str, Any], file: str = "?") -> Decoded:
             if type(given) is not list or not all(type(g) is str and g in options for g in given):
                 raise _Malformed(f"given_options: not a list of the names in options: {_brief(given)}")
             invalid, note = c.get("invalid"), c.get("note")
-            if invalid is not None and (type(invalid) is not dict or not all(type(invalid.get(k)) is str for k in ("rule", "oracle_error"))):
-                raise _Malformed(f"invalid: not an object with a rule and an oracle_error: {_brief(invalid)}")
+            if invalid is not None and (
+                type(invalid) is not dict or not all(type(invalid.get(k)) is str for k in ("rule", "oracle_error"))
+                or type(invalid.get("control")) is not int or invalid["control"] < 0
+            ):
+                raise _Malformed(f"invalid: not an object with a rule, an oracle_error and a control case index: {_brief(invalid)}")
             if note is not None and type(note) is not str:
                 raise _Malformed(f"note: not a string: {_brief(note)}")
             raw_inputs = c.get("inputs")
@@ -785,7 +792,23 @@ def _build(path: Path, d: Decoded, data: bytes = b"") -> list[FixtureCase]:
             case.__dict__["cotangent"] = data_.array(exact[8])
         out.append(case)
     data_.checks = table
+    by_index = {case.index: case for case in out}
+    for case in out:
+        if case.invalid is not None:
+            case.control = _control(path, by_index, case)
     return out
+
+
+def _control(path: Path, cases: dict[int, FixtureCase], case: FixtureCase) -> FixtureCase:
+    """An invalid-input case's valid control case (``invalid.control``): a case of the
+    same file and dtype that is valid input."""
+    at = case.invalid["control"]
+    control = cases.get(at)
+    if control is None or control.invalid is not None or control.dtype != case.dtype:
+        raise FixtureError(
+            f"{path.name}: case {case.index} ({case.name}): invalid.control {at} is not a valid case of dtype {case.dtype} in this file"
+        )
+    return control
 
 
 def load(directory: Path | None = None, *, losses: set[str] | None = None) -> list[FixtureCase]:

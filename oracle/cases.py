@@ -555,3 +555,34 @@ def regime_crossings(spec: LossSpec, cases: Sequence[Case], accepts: Callable[[C
                     seen.add(case.name)
                     yield case
                     break
+
+
+def control_index(cases: Sequence[Case], invalid: int) -> int:
+    """The valid case an invalid-input case is held against (its ``control``): a backend
+    passes an invalid-input check only if it raises on the invalid case *and* returns on
+    this one, so that a backend that raises on every call of a loss or dtype (an operator
+    it lacks, a dtype it cannot make) never passes for "rejecting" input. The nearest
+    valid call: the same dtype, then the fewest options set differently, the same inputs
+    given, a ``regular`` case, the most inputs of the same shape, the lowest index."""
+    bad = cases[invalid]
+
+    def distance(case: Case) -> tuple[int, int, int, int]:
+        keys = set(bad.options) | set(case.options)
+        options = sum(1 for k in keys if _comparable(bad.options.get(k)) != _comparable(case.options.get(k)))
+        given = {k for k, v in bad.inputs.items() if v is not None}
+        names = {k for k, v in case.inputs.items() if v is not None}
+        shapes = sum(1 for k in given & names if np.shape(bad.inputs[k]) != np.shape(case.inputs[k]))
+        return options, int(given != names), int("regular" not in case.tags), shapes + len(given ^ names)
+
+    candidates = [(distance(c), i) for i, c in enumerate(cases) if c.invalid is None and c.dtype == bad.dtype]
+    if not candidates:
+        raise ValueError(f"case {bad.name}: no valid case of dtype {bad.dtype} to hold its invalid input against")
+    return min(candidates)[1]
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    return value

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__, catalog, precision
 from .api import evaluate
-from .cases import Case, cotangent_for, regime_crossings, rng_for, with_bfloat16
+from .cases import Case, control_index, cotangent_for, regime_crossings, rng_for, with_bfloat16
 from .errors import InputError, OracleError
 from .hvp import NoSecondDerivative, evaluate_hvp
 
@@ -98,8 +98,9 @@ def hvp_proof_dtypes(dtype: str) -> tuple[str, ...]:
     return () if dtype == "bfloat16" else (dtype,)
 
 
-def encode_case(loss_id: str, index: int, case: Case) -> dict:
-    """Evaluate one case with the oracle and encode it."""
+def encode_case(loss_id: str, index: int, case: Case, control: int | None = None) -> dict:
+    """Evaluate one case with the oracle and encode it (``control``: an invalid-input
+    case's valid control case, :func:`cases.control_index`)."""
     spec = catalog.spec(loss_id)
     kinds = {i.name: i.kind for i in spec.inputs}
     options = spec.resolve_options(case.options) if case.invalid is None else dict(spec.defaults(), **case.options)
@@ -118,7 +119,9 @@ def encode_case(loss_id: str, index: int, case: Case) -> dict:
         try:
             evaluate(loss_id, case.inputs, case.options, wrt=())
         except OracleError as err:
-            record["invalid"] = {"rule": case.invalid, "oracle_error": str(err)}
+            if control is None:
+                raise AssertionError(f"{loss_id} case {case.name}: an invalid-input case needs its valid control case") from None
+            record["invalid"] = {"rule": case.invalid, "oracle_error": str(err), "control": control}
             return record
         raise AssertionError(f"{loss_id} case {case.name}: marked invalid but the oracle accepted it")
     try:
@@ -236,11 +239,13 @@ def render_loss(loss_id: str, limit: int | None = None) -> tuple[str, str]:
     spec = catalog.spec(loss_id)
     base = list(module.cases())
     base += list(regime_crossings(spec, base, lambda c: _accepts(loss_id, c)))
+    every = with_bfloat16(spec, base)
+    if limit is not None:
+        every = every[:limit]
     lines = []
-    for index, case in enumerate(with_bfloat16(spec, base)):
-        if limit is not None and index >= limit:
-            break
-        lines.append(json.dumps(encode_case(loss_id, index, case), separators=(",", ":"), allow_nan=False))
+    for index, case in enumerate(every):
+        control = control_index(every, index) if case.invalid is not None else None
+        lines.append(json.dumps(encode_case(loss_id, index, case, control), separators=(",", ":"), allow_nan=False))
     text = json.dumps(head, separators=(",", ":"))[:-1] + ',"cases":[\n' + ",\n".join(lines) + "\n]}\n"
     return file_name(loss_id), text
 

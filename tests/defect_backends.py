@@ -342,6 +342,19 @@ class Lenient(Wrapped):
             return Outcome(np.zeros(first.shape[:1], call.dtype), {})
 
 
+class RaisesOnEveryCall(Wrapped):
+    """Raises on every float16 call, valid input or not (like MXNet's NumPy mode, which
+    cannot make some dtypes' arrays or run some operators on its arrays): its raise on
+    invalid input is no evidence that it checks input (the invalid-input check's control)."""
+
+    defect = "raises on every float16 call"
+
+    def run(self, call: Call) -> Outcome:
+        if call.dtype == "float16":
+            raise TypeError("operator does not support float16 arrays")
+        return self.inner.run(call)
+
+
 class NoFloat16(Wrapped):
     """Not a defect: declares float16 unsupported (the harness must skip, with the reason)."""
 

@@ -190,6 +190,13 @@ DEFECTS = {
         dict(loss=[SCE, L2], tag=["invalid"]),
         {"invalid": (FAIL, r"input the documentation rules out \(.+\) was accepted and returned \[0\.? 0")},
     ),
+    "raises-on-every-call": Defect(
+        d.RaisesOnEveryCall,
+        dict(loss=[SCE, L2], tag=["invalid"]),
+        {"invalid": (ERROR, r"^raised for invalid input \(.+\): TypeError: operator does not support float16 arrays -- "
+                     r"but it raises on the valid control case \S+-float16 \(case \d+\) too \(TypeError")},
+        affects=lambda case: case.dtype == "float16",
+    ),
 }
 
 

@@ -23,7 +23,7 @@ SPECS = ["numpy"] + [
     for name in (
         "FlippedGradSign", "Float32Accumulation", "DroppedSampleWeight", "BatchAxisIgnored", "ColumnOutput",
         "NanForExtreme", "NaiveLogSumExp", "WrongOutputDtype", "RaisesOnSampleWeight", "WrongType",
-        "DropsLastSample", "FlatGradient", "AccumulatesGradients", "MutatesInputs", "Lenient", "NoFloat16",
+        "DropsLastSample", "FlatGradient", "AccumulatesGradients", "MutatesInputs", "Lenient", "RaisesOnEveryCall", "NoFloat16",
         "SupportsRaises",
     )
 ]

@@ -36,6 +36,8 @@ PASS, FAIL, SKIP, KNOWN, ERROR = "pass", "fail", "skip", "known", "error"
 #: backend refused a value the documentation gives) -- its own status (README: exit codes)
 RAISED = "raised"
 RAISED_ON_INF = "raised on +inf"
+#: an invalid-input case raised, and so did its valid control case (an error: not judged)
+CONTROL_RAISED = "raises on valid input too"
 #: the statuses that fail a run unless an expectation file lists them
 FAILING = (FAIL, ERROR, RAISED)
 REPEAT_PASSES = "identical results on a second call"
@@ -271,6 +273,12 @@ class CaseRun:
     calls: list[Call] = field(default_factory=list, repr=False)
     returned: bool = False
     second: tuple[np.ndarray, dict[str, np.ndarray]] | None = field(default=None, repr=False)
+    #: an invalid-input case: the same call on its valid control case (``case.control``),
+    #: made after the case's own; what it did: None (not made), ``returned``, ``raised``
+    #: (``control_error`` says what), or ``unsupported`` (``control_error`` says why)
+    control_call: Call | None = field(default=None, repr=False)
+    control: str | None = None
+    control_error: str | None = None
 
 
 def make_call(case: FixtureCase, inputs: dict[str, np.ndarray] | None = None, mode: str = PLAIN_MODE) -> Call:
@@ -283,6 +291,17 @@ def make_call(case: FixtureCase, inputs: dict[str, np.ndarray] | None = None, mo
     inputs = inputs if inputs is not None else case.inputs
     direction = direction_for(case, inputs) if mode == "hvp" and wrt else None
     return new_call(case.loss, dict(case.options), inputs, case.dtype, wrt, ct, mode, direction)
+
+
+def control_call(case: FixtureCase, mode: str) -> Call | None:
+    """The call of an invalid-input case's valid control case (``case.control``) in the
+    same form as the case's own: the same mode, nothing to differentiate; None for a
+    valid case or one without a control."""
+    control = case.control
+    if case.invalid is None or control is None:
+        return None
+    inputs = {k: v.copy() for k, v in control.inputs.items()}
+    return new_call(control.loss, dict(control.options), inputs, control.dtype, (), None, mode, None)
 
 
 def exact_hvp(case: FixtureCase) -> dict[str, Any]:
@@ -364,15 +383,47 @@ def prepare_run(backend: Backend, case: FixtureCase, mode: str = PLAIN_MODE) -> 
     if case.invalid is None:  # and the repeat check's identical second call (or the fresh backward)
         second = PLAIN_MODE if mode == "backward-twice" else mode
         run.calls.append(make_call(case, {k: v.copy() for k, v in inputs.items()}, second))
+        return run
+    run.control_call = control_call(case, mode)
+    if run.control_call is not None:
+        try:
+            reason = backend.supports(run.control_call)
+        except BaseException as err:
+            if _users_interrupt(err):
+                raise
+            reason = f"supports() raised {_describe_exc(err)}"
+        if reason is not None:
+            run.control, run.control_error, run.control_call = "unsupported", str(reason), None
     return run
 
 
 def call_run(backend: Backend, run: CaseRun, limit: time_limit) -> None:
     """The backend's calls of a prepared run, each timed and under the time limit. What a
     call returns is copied at once (a backend that reuses its buffers cannot change it
-    later); the repeat call is made only when the first returned a usable outcome."""
+    later); the repeat call is made only when the first returned a usable outcome; an
+    invalid-input case's control call after the case's own, whatever that did."""
     if not run.calls:
         return
+    _call_case(backend, run, limit)
+    if run.control_call is not None:
+        start = time.perf_counter()
+        try:
+            try:
+                limit.arm()
+                start = time.perf_counter()
+                backend.run(run.control_call)
+            finally:
+                limit.disarm()
+                run.backend_seconds += time.perf_counter() - start
+        except BaseException as err:
+            if _users_interrupt(err):
+                raise
+            run.control, run.control_error = "raised", _describe_exc(err)
+        else:
+            run.control = "returned"
+
+
+def _call_case(backend: Backend, run: CaseRun, limit: time_limit) -> None:
     call = run.calls[0]
     start = time.perf_counter()
     try:
@@ -581,6 +632,28 @@ def evaluate_check(run: CaseRun, check: str, tol: Tolerance | None = None, *, ba
     return result
 
 
+def _invalid_raised(run: CaseRun, rule: str) -> CheckResult:
+    """An invalid-input case the backend raised on: a pass only if it returned on the valid
+    control case, the same call with valid input -- else the raise says nothing about the
+    input (the backend raises on every such call: an operator or dtype it lacks)."""
+    case, check = run.case, "invalid"
+    control = case.control
+    said = f"raised for invalid input ({rule}): {run.error}"
+    if control is None:
+        return CheckResult(case, check, SKIP, "no control", f"not judged: {said}, but the case names no valid control case to tell a rejection of the input from a backend that raises on every call")
+    name = f"{control.name} (case {control.index})"
+    if run.control == "returned":
+        return CheckResult(case, check, PASS, "raised", f"{said}; it returns on the valid control case {name}")
+    if run.control == "unsupported":
+        return CheckResult(case, check, SKIP, "unsupported", f"not judged: {said}, but the backend does not run the valid control case {name}: {run.control_error}")
+    if run.control == "raised":
+        return CheckResult(
+            case, check, ERROR, CONTROL_RAISED,
+            f"{said} -- but it raises on the valid control case {name} too ({run.control_error}): the raise does not show that it checks this input",
+        )
+    return CheckResult(case, check, ERROR, "error", f"{said}; its valid control case {name} was not run")
+
+
 def _evaluate_check(run: CaseRun, check: str, tol: Tolerance | None, batched: bool) -> CheckResult:
     case = run.case
     tol = tol or default(case.dtype)
@@ -590,8 +663,10 @@ def _evaluate_check(run: CaseRun, check: str, tol: Tolerance | None, batched: bo
         return CheckResult(case, check, ERROR, "error", f"the backend failed: {run.error}")
     if check == "invalid":
         rule = case.invalid["rule"] if case.invalid else ""
+        if run.error is not None and not run.raised:  # supports() raised, or a wrong return type
+            return CheckResult(case, check, ERROR, "error", f"the backend failed (not a rejection of the input by the call): {run.error}")
         if run.error is not None:
-            return CheckResult(case, check, PASS, "raised", f"raised for invalid input ({rule}): {run.error}")
+            return _invalid_raised(run, rule)
         shown = "" if run.output is None else np.array2string(np.asarray(run.output).ravel()[:4], precision=6)
         return CheckResult(
             case, check, FAIL, "silently returned",
@@ -830,6 +905,30 @@ def apply_fresh_backward(run: CaseRun, res: EntryResult) -> None:
         return
     grads = call.outcome.grads
     run.second = (call.outcome.output, {n: grads[n] for n in run.grads if n in grads})
+
+
+def control_entry(run: CaseRun) -> Entry | None:
+    """An invalid-input case's second entry: its valid control case's call
+    (:func:`control_call`), after ``supports()``; None for any other case."""
+    call = control_call(run.case, run.mode)
+    return None if call is None else Entry(call, 1, True)
+
+
+def apply_control(run: CaseRun, res: EntryResult) -> None:
+    """What a worker reported for :func:`control_entry`, as ``run.control`` and
+    ``run.control_error``."""
+    run.backend_seconds += sum(c.seconds for c in res.calls)
+    if res.unsupported is not None or res.supports_error is not None:
+        run.control = "unsupported"
+        run.control_error = res.unsupported if res.unsupported is not None else f"supports() raised {res.supports_error}"
+    elif not res.calls:
+        run.control, run.control_error = "raised", "the worker returned no result for it"
+    elif res.calls[0].outcome is None and res.calls[0].kind != "return":  # (returned, if not an Outcome)
+        call = res.calls[0]
+        run.control = "raised"
+        run.control_error = call.error if call.kind == "raised" else f"{call.error} ({call.kind})"
+    else:
+        run.control = "returned"
 
 
 def apply_entry(run: CaseRun, res: EntryResult) -> None:

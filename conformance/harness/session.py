@@ -45,11 +45,13 @@ from .runner import (
     CheckResult,
     _from_measurement,
     _shape_message,
+    apply_control,
     apply_entry,
     apply_fresh_backward,
     call_run,
     check_id,
     checks_for,
+    control_entry,
     entry_for,
     evaluate_check,
     evaluate_checks,
@@ -500,18 +502,22 @@ class Session:
         entries, owners = [], []  # owners: per entry, (its run, whether it is the run's last entry)
         for i, run in enumerate(fresh):
             entries.append(entry_for(run))
-            fresh_grad = fresh_backward_entry(run)  # mode backward-twice: the single backward it is held to
-            owners.append((i, fresh_grad is None))
-            if fresh_grad is not None:
-                entries.append(fresh_grad)
+            # a run's second entry: in mode backward-twice the single backward it is held to;
+            # for invalid input the valid control case's call
+            second = fresh_backward_entry(run) or control_entry(run)
+            owners.append((i, second is None))
+            if second is not None:
+                entries.append(second)
                 owners.append((i, True))
         try:
             for j, res in backend.run_entries(entries):
                 i, last = owners[j]
-                if j and owners[j - 1][0] == i:  # the second entry of a run: its fresh backward
-                    apply_fresh_backward(fresh[i], res)
-                else:
+                if not (j and owners[j - 1][0] == i):
                     apply_entry(fresh[i], res)
+                elif fresh[i].case.invalid is not None:
+                    apply_control(fresh[i], res)
+                else:
+                    apply_fresh_backward(fresh[i], res)
                 if not last:
                     continue
                 if progress is not None:
