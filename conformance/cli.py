@@ -554,6 +554,7 @@ def _show_lines(c: dict) -> list[str]:
     if c["invalid"]:
         out.append(f"  invalid input: {c['invalid'].get('rule')}")
         out.append("    the backend should raise; returning a number is a failure of the `invalid` check")
+        out.append(f"    and it should return on the valid control case {c['invalid'].get('control')} (the same call with valid input)")
         if c["invalid"].get("oracle_error"):
             out.append(f"    the oracle says: {c['invalid']['oracle_error']}")
     else:

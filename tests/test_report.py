@@ -111,6 +111,24 @@ def test_failures_are_drilled_down_with_inputs_expected_and_observed(tmp_path):
     assert "54 failing check(s)" in md and "silently returned" in md
 
 
+def test_invalid_input_raised_only_because_every_call_raises_is_shown_as_not_judged(tmp_path):
+    """A backend that raises on every float16 call "rejects" float16 invalid input too: the
+    report counts those checks as errors against their control, never as raised."""
+    results = rh.run("tests.defect_backends:RaisesOnEveryCall", tmp_path / "results-raises.json")
+    records = [r for r in rh.read(results)["records"] if r["check"] == "invalid"]
+    both = [r for r in records if r["dtype"] == "float16"]
+    assert both and all(r["status"] == "error" and r["verdict"] == "raises on valid input too" for r in both)
+    assert all(r["status"] == "pass" for r in records if r["dtype"] != "float16")
+    out = render(tmp_path, results)
+    md = (out / report.MARKDOWN_FILE).read_text()
+    raised = len(records) - len(both)
+    assert f"Invalid input: {raised} raised, 0 silently returned, {len(both)} raised on the valid control case too (not judged)." in md
+    html = (out / report.HTML_FILE).read_text()
+    assert "raised on invalid input and on its valid control case alike (label must have the same number of elements as pred)" in html
+    inv = html[html.index('id="invalid"'):html.index("</section>", html.index('id="invalid"'))]
+    assert f"{len(both)} raises on valid input too" in inv and 'class="badge fails"' in inv
+
+
 def test_known_deviations_and_unused_expectations_are_shown(tmp_path):
     def edit(d):
         for r in d["records"]:

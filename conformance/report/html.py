@@ -22,6 +22,7 @@ from .model import (
     CATEGORIES,
     CATEGORY_LABEL,
     CONFORMS,
+    CONTROL_RAISED,
     FAILS,
     JSON_FILE,
     KNOWN,
@@ -342,7 +343,7 @@ def _invalid_view(sums: list[Summary]) -> dict[str, Any]:
             tally[s.br.label][r["verdict"]] += 1
             entry["tally"][s.br.label][r["verdict"]] += 1
             msg = str(r.get("message") or "")
-            what = _split_invalid(msg)[1] if r["verdict"] in ("raised", "silently returned") else msg
+            what = _split_invalid(msg)[1] if r["verdict"] in ("raised", "silently returned", CONTROL_RAISED) else msg
             cells.append({"cls": category(r), "verdict": r["verdict"] if r["status"] != "known" else f"known: {r['verdict']}",
                           "what": _clip(what, 160), "title": msg})
         entry["rows"].append({"name": name, "options": opts, "dtype": next(iter(keyed[key].values()))["dtype"],
@@ -354,7 +355,7 @@ def _invalid_view(sums: list[Summary]) -> dict[str, Any]:
             t = entry["tally"][s.br.label]
             if t:
                 counts.append({"label": s.br.label, "text": ", ".join(f"{n} {v}" for v, n in sorted(t.items())),
-                               "cls": FAILS if t.get("silently returned") else CONFORMS})
+                               "cls": FAILS if t.get("silently returned") or t.get(CONTROL_RAISED) else CONFORMS})
         folded.append({"loss": entry["loss"], "rows": entry["rows"], "counts": counts,
                        "silent": any(c["cls"] == FAILS for c in counts)})
     lines = [f"{label}: " + ", ".join(f"{n} {v}" for v, n in sorted(t.items())) for label, t in tally.items() if t]

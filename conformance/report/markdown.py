@@ -11,6 +11,7 @@ from .model import (
     CATEGORY_LABEL,
     CATEGORY_MARK,
     CONFORMS,
+    CONTROL_RAISED,
     FAILING,
     FAILS,
     KNOWN,
@@ -134,8 +135,12 @@ def render_markdown(backends: list[BackendResults], sums: list[Summary]) -> str:
             out += ["", "</details>", ""]
         silent = [r for r in s.br.records if r["check"] == "invalid" and r["verdict"] == "silently returned"]
         raised = sum(1 for r in s.br.records if r["check"] == "invalid" and r["verdict"] == "raised")
-        if silent or raised:
-            out.append(f"Invalid input: {raised} raised, {len(silent)} silently returned.")
+        both = sum(1 for r in s.br.records if r["check"] == "invalid" and r["verdict"] == CONTROL_RAISED)
+        if silent or raised or both:
+            out.append(
+                f"Invalid input: {raised} raised, {len(silent)} silently returned"
+                + (f", {both} raised on the valid control case too (not judged)." if both else ".")
+            )
             out.append("")
         if s.br.unused_expectations:
             out.append(f"{len(s.br.unused_expectations)} listed deviation(s) no longer occur.")

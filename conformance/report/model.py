@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import BUILTIN
+from ..harness.runner import CONTROL_RAISED
 
 RESULTS_FORMAT = "lossconf-results"  # written by conformance.session
 RESULTS_VERSION = 1
@@ -620,6 +621,8 @@ def failure_kind(rec: dict[str, Any]) -> str:
     msg = " ".join(str(rec.get("message") or rec.get("verdict") or "").split())
     if rec["check"] == "invalid":
         rule = _split_invalid(msg)[0]
+        if rec.get("verdict") == CONTROL_RAISED:
+            return f"raised on invalid input and on its valid control case alike ({rule})" if rule else msg
         return f"input the documentation rules out was silently returned ({rule})" if rule else msg
     msg = _COUNT.sub("", msg)
     msg = _BRACKETS.sub("[…]", msg)
