@@ -231,16 +231,25 @@ def encode_case(loss_id: str, index: int, case: Case) -> dict:
     return record
 
 
+#: a ``long`` case's HVP direction takes one normal number per block of this many
+#: consecutive elements (row-major) of each input, so that its direction and HVP, like its
+#: inputs, are runs in the fixture (fixtures/README.md, *Second order*)
+LONG_DIRECTION_BLOCK = 64
+
+
 def direction_for(loss_id: str, case: Case, names: Iterable[str]) -> dict[str, np.ndarray]:
     """The case's HVP direction: for each differentiable input, standard normal numbers
-    drawn from the case's own stream (``<case>/direction``), rounded to the case dtype."""
+    drawn from the case's own stream (``<case>/direction``), rounded to the case dtype; in
+    a ``long`` case one number per block of :data:`LONG_DIRECTION_BLOCK` consecutive
+    elements (row-major), repeated over the block."""
     rng = rng_for(loss_id, case.name + "/direction")
+    block = LONG_DIRECTION_BLOCK if "long" in case.tags else 1
     out = {}
     for name in names:
         shape = np.shape(case.inputs[name])
-        out[name] = precision.from_float64(
-            [rng.gauss(0.0, 1.0) for _ in range(int(np.prod(shape)))], case.dtype
-        ).reshape(shape)
+        size = int(np.prod(shape))
+        draws = [rng.gauss(0.0, 1.0) for _ in range(-(-size // block))]
+        out[name] = precision.from_float64(np.repeat(draws, block)[:size], case.dtype).reshape(shape)
     return out
 
 

@@ -635,5 +635,5 @@ def test_a_malformed_run_in_an_hvp_is_named_when_it_is_read(copy):
     reseal(copy)
     case = next(c for c in fx.load_file(copy / L1) if c.index == index)
     with pytest.raises(fx.FixtureError, match=rf"^{L1}: case {index} \(long-float16\): direction: .*a malformed run"):
-        case.direction
+        _ = case.direction
     assert any(p.startswith(f"{L1} case {index} (long-float16): schema:") for p in problems_of(copy))

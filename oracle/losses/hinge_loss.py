@@ -200,14 +200,16 @@ def cases() -> Iterator[C.Case]:
         lambda dtype: {"pred": C.in_dtype([[np.inf, -np.inf], [-np.inf, 0.5]], dtype), "label": C.in_dtype([[1.0, -1.0], [1.0, 1.0]], dtype)},
         "max(0, margin - pred * label) at pred * label = +inf is 0 and at -inf is +inf (the limits of the documented formula)",
     )
-    yield _long()
+    yield from _long()
 
 
-def _long() -> C.Case:
-    """The long regime: pred = -label at both ends (term 2) and pred * label = 1 - 2**-11
-    between (term 2**-11, a quarter ULP of 2), averaged over 1024 elements."""
-    label = np.where(np.arange(C.LONG_HALF_ULP) % 2, -1.0, 1.0)[None, :]
-    return C.half_ulp_case({"pred": C.half_ulp_row(-1.0, 1.0 - 2.0**-11) * label, "label": label})
+def _long() -> Iterator[C.Case]:
+    """The long regime, 16384 elements: pred = -label at both ends (term 2) and pred * label
+    = 1 - 2**-p between (p the dtype's significand bits: term 2**-p, a quarter ULP of 2),
+    labels +1 in the first half and -1 in the second, in float16, float32 and bfloat16."""
+    label = C.halves()
+    for dtype in C.HALF_ULP_DTYPES:
+        yield C.half_ulp_case({"pred": C.half_ulp_row(-1.0, 1.0 - 2.0 ** -C.BITS[dtype]) * label, "label": label}, dtype=dtype)
 
 
 def _subnormal(dtype: str):

@@ -206,15 +206,20 @@ def cases() -> Iterator[C.Case]:
         lambda dtype: {"pred": C.in_dtype([[np.inf, -np.inf], [1.0, 0.5]], dtype), "label": C.in_dtype([[1.0, -1.0], [np.inf, 0.25]], dtype)},
         "an infinite |label - pred| is on the linear branch: +inf, the derivative the limit +-1 (times the normalisation)",
     )
-    yield _long()
+    yield from _long()
 
 
-def _long() -> C.Case:
-    """The long regime: |label - pred| = 1.5 at both ends (h = 1) and about 2**-5.5 between
-    (h = d**2/2 near 2**-12, a quarter ULP of 1), averaged over 1024 elements."""
-    small = np.sqrt(2.0**-11)
-    pred = C.half_ulp_row(1.5, small) * np.where(np.arange(C.LONG_HALF_ULP) % 2, -1.0, 1.0)
-    return C.half_ulp_case({"pred": pred, "label": np.zeros(pred.shape)})
+#: per dtype, |label - pred| = 2**-s between the ends: h = 2**-(2s+1), below half an ULP of 1
+_LONG_S = {"float16": 5.5, "float32": 12.5, "bfloat16": 4.5}
+
+
+def _long() -> Iterator[C.Case]:
+    """The long regime, 16384 elements: |label - pred| = 1.5 at both ends (h = 1) and about
+    2**-s between (h = d**2/2 near 2**-(2s+1): float16 2**-12, float32 2**-26, bfloat16
+    2**-10, a quarter ULP of 1), positive in the first half and negative in the second."""
+    for dtype in C.HALF_ULP_DTYPES:
+        pred = C.half_ulp_row(1.5, 2.0 ** -_LONG_S[dtype]) * C.halves()
+        yield C.half_ulp_case({"pred": pred, "label": np.zeros(pred.shape)}, dtype=dtype)
 
 
 def _subnormal(dtype: str):
