@@ -209,16 +209,20 @@ def cases() -> Iterator[C.Case]:
     yield from _long()
 
 
-#: per dtype, |label - pred| = 2**-s between the ends: h = 2**-(2s+1), below half an ULP of 1
-_LONG_S = {"float16": 5.5, "float32": 12.5, "bfloat16": 4.5}
+#: per dtype, (|label - pred| at both ends, between): float16 4.5 and 2**-4 (h = 4 and
+#: 2**-9, exactly half an ULP of 4: ties to even drop it; divided by 16384 it is still a
+#: float16 number, 2**-23, as a mean computed as a sum of terms / M needs); float32 1.5 and
+#: 2**-12.5 (h = 1 and about 2**-26); bfloat16 1.5 and 2**-4.5 (h = 1 and about 2**-10)
+_LONG = {"float16": (4.5, 2.0**-4), "float32": (1.5, 2.0**-12.5), "bfloat16": (1.5, 2.0**-4.5)}
 
 
 def _long() -> Iterator[C.Case]:
-    """The long regime, 16384 elements: |label - pred| = 1.5 at both ends (h = 1) and about
-    2**-s between (h = d**2/2 near 2**-(2s+1): float16 2**-12, float32 2**-26, bfloat16
-    2**-10, a quarter ULP of 1), positive in the first half and negative in the second."""
+    """The long regime, 16384 elements: |label - pred| big at both ends and small between
+    (:data:`_LONG`), so that the terms between are at most half an ULP of the ends' term;
+    positive in the first half and negative in the second."""
     for dtype in C.HALF_ULP_DTYPES:
-        pred = C.half_ulp_row(1.5, 2.0 ** -_LONG_S[dtype]) * C.halves()
+        big, small = _LONG[dtype]
+        pred = C.half_ulp_row(big, small) * C.halves()
         yield C.half_ulp_case({"pred": pred, "label": np.zeros(pred.shape)}, dtype=dtype)
 
 
