@@ -367,9 +367,10 @@ def bfloat16_cases(spec: LossSpec, cases: Sequence[Case]) -> Iterator[Case]:
     subnormal, which rounding the inputs to 8 bits does not preserve. The ``long`` cases
     come from the float16 ones instead (a float32 case's 1 + 2**-24 is within bfloat16's
     tolerance of 1; a bfloat16 running sum of ones stagnates at 256), and of those named
-    ``long-*`` only ``long-float16``, of at most :data:`LONG_CROSSED` elements with the default options,
-    which keeps the fixtures small: the option crossings and the half-ULP cases
-    (:func:`half_ulp_case`) stay float16's)."""
+    ``long-*`` only ``long-float16``, of at most :data:`LONG_CROSSED` elements with the default options:
+    the option crossings stay float16's; the half-ULP cases (:func:`half_ulp_case`) and chainer's
+    hard-label long cases are built for bfloat16 in their own right, a float16 case's inputs
+    rounded to 8 bits losing its small terms)."""
     from .precision import round_array
 
     top = float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
