@@ -25,6 +25,8 @@ import flint
 import mpmath
 import numpy as np
 
+from oracle.fixtures import expanded_record
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BITS = 256
 
@@ -70,7 +72,7 @@ class Mp:
 
 def _cases(name: str) -> list[dict]:
     doc = json.loads((FIXTURES / name).read_text())
-    return [c for c in doc["cases"] if "invalid" not in c]
+    return [expanded_record(c) for c in doc["cases"] if "invalid" not in c]
 
 
 def _floats(arr: dict) -> np.ndarray:

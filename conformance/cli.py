@@ -512,7 +512,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"(`lossconf cases --case {args.case}` lists them) or narrow with --loss/--dtype", 4,
         )
     case, checks = picked[0]
-    record = json.loads(fx.case_lines((directory / case.file).read_bytes())[case.index])
+    record = fx.expanded_record(json.loads(fx.case_lines((directory / case.file).read_bytes())[case.index]))  # runs expanded: every element shown
     shown = {
         "id": case.test_id, "loss": case.loss, "file": case.file, "index": case.index, "name": case.name,
         "dtype": case.dtype, "tags": list(case.tags), "note": case.note,

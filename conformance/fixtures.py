@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 
 SCHEMA_FILE = "schema.json"
+#: the fixture format this harness reads (2: lists of number strings may hold runs)
+FORMAT_VERSION = 2
 MANIFEST_FILE = "MANIFEST.json"
 NON_FIXTURE_FILES = {SCHEMA_FILE, MANIFEST_FILE}
 
@@ -116,12 +118,15 @@ class ExactArray:
     @classmethod
     def from_json(cls, obj: dict[str, Any], need_lo: bool = True) -> ExactArray:
         shape = tuple(obj["shape"])
-        hi, lo = decode_exact(obj["value"], need_lo)
+        n = math.prod(shape)
+        value = expand_runs(obj["value"], "value", n)
+        hi, lo = decode_exact(value, need_lo)
         bounds = None
         if "lo" in obj:
-            bounds = (decode_exact(obj["lo"])[0].reshape(shape), decode_exact(obj["hi"])[0].reshape(shape))
-        scale = np.array([float(s) for s in obj["scale"]]).reshape(shape) if "scale" in obj else None
-        return cls(shape, obj["value"], hi.reshape(shape), lo.reshape(shape), bounds, scale, obj.get("roundings"))
+            bounds = (decode_exact(expand_runs(obj["lo"], "lo", n))[0].reshape(shape),
+                      decode_exact(expand_runs(obj["hi"], "hi", n))[0].reshape(shape))
+        scale = np.array([float(s) for s in expand_runs(obj["scale"], "scale", n)]).reshape(shape) if "scale" in obj else None
+        return cls(shape, value, hi.reshape(shape), lo.reshape(shape), bounds, scale, obj.get("roundings"))
 
 
 @dataclass
@@ -233,7 +238,7 @@ class FixtureCase:
         if self.source is not None:
             data, (shape, a, b, _, scale_at, *_), _ = self.source
             return data.values[scale_at : scale_at + b - a].reshape(shape)
-        return np.array([float(s) for s in self.raw["expected"]["scale"]]).reshape(self.expected.shape)
+        return np.array([float(s) for s in expand_runs(self.raw["expected"]["scale"], "expected.scale")]).reshape(self.expected.shape)
 
     @cached_property
     def n_terms(self) -> int:
@@ -258,12 +263,18 @@ class FixtureCase:
     def hvp(self) -> dict[str, ExactArray]:
         """The exact Hessian-vector products by input (``hvp``; empty where the fixture has
         none: ``no_hvp`` says why), along :attr:`direction`."""
-        return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("hvp", {}).items()}
+        try:
+            return {k: ExactArray.from_json(v, self.dtype == "float64") for k, v in self.raw.get("hvp", {}).items()}
+        except ValueError as err:  # a malformed run (the loader decodes hvp only when asked)
+            raise _error(self.file, f"hvp: {err}", f"{self.index} ({self.name})") from None
 
     @cached_property
     def direction(self) -> dict[str, np.ndarray]:
         """The HVP direction by differentiable input (``direction``), in the case dtype."""
-        return {k: decode_array(v) for k, v in self.raw.get("direction", {}).items()}
+        try:
+            return {k: decode_array(v) for k, v in self.raw.get("direction", {}).items()}
+        except ValueError as err:  # a malformed run (the loader decodes direction only when asked)
+            raise _error(self.file, f"direction: {err}", f"{self.index} ({self.name})") from None
 
 
 def checks_of(valid: bool, vjp_inputs: tuple[str, ...]) -> tuple[str, ...]:
@@ -280,12 +291,14 @@ def _short(v: Any) -> str:
 
 
 def decode_array(obj: dict[str, Any]) -> np.ndarray:
+    """An array object (``shape``, ``dtype``, ``data``; runs expanded) as a NumPy array."""
     dtype = obj["dtype"]
     if dtype == "int64":
         return np.array(obj["data"], dtype=np.int64).reshape(obj["shape"])
     # strings are shortest round-trip decimals of the dtype's values: parse as float64
     # (correctly rounded, and exact for them), then narrow (exact: representable)
-    return np.array([float(x) for x in obj["data"]], dtype=np.float64).astype(dtype).reshape(obj["shape"])
+    data = expand_runs(obj["data"], "data", math.prod(obj["shape"]))
+    return np.array([float(x) for x in data], dtype=np.float64).astype(dtype).reshape(obj["shape"])
 
 
 # ----------------------------------------------------------------- reading, bounded and safe
@@ -467,8 +480,8 @@ def load_file(path: Path, *, check_digest: str | None = None) -> list[FixtureCas
     doc = _parse_json(path.name, data)
     if not isinstance(doc, dict) or doc.get("format") != "lossconf-fixtures":
         raise FixtureError(f"{path.name}: not a lossconf fixtures file")
-    if doc.get("format_version") != 1:
-        raise FixtureError(f"{path.name}: format_version {doc.get('format_version')!r}; this harness reads 1")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise FixtureError(f"{path.name}: format_version {doc.get('format_version')!r}; this harness reads {FORMAT_VERSION}")
     if not isinstance(doc.get("loss"), str) or not isinstance(doc.get("cases"), list):
         raise FixtureError(f"{path.name}: malformed: no 'loss' name or no 'cases' list")
     return _build(path, decode(doc, path.name), data)
@@ -515,11 +528,81 @@ def _shape(where: str, v: Any) -> list[int]:
 
 
 def _strings(where: str, v: Any, n: int) -> list[str]:
-    """A list of ``n`` number strings (that each is a string is checked for the whole file
-    at once, by :func:`_numbers`)."""
-    if type(v) is not list or len(v) != n:
+    """A list of ``n`` number strings, its runs expanded (:func:`_expand`; that each is a
+    string is checked for the whole file at once, by :func:`_numbers`)."""
+    if type(v) is not list:
+        raise _Malformed(f"{where}: not a list of {n} number strings: {_brief(v)}")
+    if dict in map(type, v):
+        return _expand(where, v, n)
+    if len(v) != n:
         raise _Malformed(f"{where}: not a list of {n} number strings: {_brief(v)}")
     return v
+
+
+#: a bound on what a list of runs whose shape is not known may expand to
+MAX_EXPANDED = 2**26
+#: what a run object is (format version 2), for messages
+RUN_FORM = '{"repeat": <number string>, "count": <integer >= 2>}'
+
+
+def _expand(where: str, v: list[Any], n: int) -> list[Any]:
+    """A list of number strings and runs (``{"repeat": S, "count": K}``: K >= 2 copies of
+    the string S) expanded to the ``n`` strings it stands for; a malformed run, or runs
+    that expand to more or fewer than ``n`` values, is :class:`_Malformed` (checked before
+    anything is expanded beyond ``n``, so no count can make the reader allocate more)."""
+    out: list[Any] = []
+    for x in v:
+        if type(x) is dict:
+            count, text = x.get("count"), x.get("repeat")
+            if len(x) != 2 or type(text) is not str or type(count) is not int or count < 2:
+                raise _Malformed(f"{where}: a malformed run {_brief(x)} (a run is {RUN_FORM})")
+            if len(out) + count > n:
+                raise _Malformed(f"{where}: its runs expand to more than the {n} values of its shape")
+            out.extend([text] * count)
+        else:
+            out.append(x)
+    if len(out) != n:
+        raise _Malformed(f"{where}: {len(out)} values (runs expanded), not the {n} of its shape")
+    return out
+
+
+def expand_runs(v: list[Any], where: str = "data", n: int | None = None) -> list[Any]:
+    """A list of a fixture array (``data``, ``value``, ...) with its runs expanded: the
+    plain list as format version 1 wrote it. ``n``: the count its shape gives (checked).
+    A malformed run is a ``ValueError`` naming ``where``."""
+    if dict not in map(type, v):
+        if n is not None and len(v) != n:
+            raise ValueError(f"{where}: {len(v)} values, not the {n} of its shape")
+        return v
+    total = sum(x["count"] if type(x) is dict and type(x.get("count")) is int else 1 for x in v)
+    if n is None and total > MAX_EXPANDED:
+        raise ValueError(f"{where}: its runs expand to {total} values, over the limit of {MAX_EXPANDED}")
+    try:
+        return _expand(where, v, total if n is None else n)
+    except _Malformed as err:
+        raise ValueError(str(err)) from None
+
+
+#: where a case record holds lists of number strings (``*``: every key of an object)
+NUMBER_LISTS = (
+    ("inputs", "*", "data"), ("cotangent", "data"), ("direction", "*", "data"),
+    ("expected", "value"), ("expected", "rounded"), ("expected", "scale"),
+    *((part, "*", key) for part in ("vjp", "hvp") for key in ("value", "scale", "lo", "hi")),
+)
+
+
+def expanded_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a case's JSON record with every run expanded (what ``lossconf show``
+    prints); a malformed run is a ``ValueError`` naming the field."""
+    out = json.loads(json.dumps(record))
+    for path in NUMBER_LISTS:
+        found = [out]
+        for key in path[:-1]:
+            found = [w for o in found if type(o) is dict for w in (o.values() if key == "*" else [o.get(key)]) if type(w) is dict]
+        for o in found:
+            if type(o.get(path[-1])) is list:
+                o[path[-1]] = expand_runs(o[path[-1]], ".".join(path))
+    return out
 
 
 def _brief(v: Any) -> str:
@@ -1019,10 +1102,15 @@ def _consistency(name: str, cases: list[Any]) -> list[Problem]:
         for key, arr in arrays.items():
             if not isinstance(arr, dict) or not _is_shape(arr.get("shape")) or not isinstance(arr.get("data"), list):
                 continue  # the schema reports it
-            if int(np.prod(arr["shape"], dtype=np.int64)) != len(arr["data"]):
-                problems.append(Problem(name, f"{key}: {len(arr['data'])} values for shape {arr['shape']}", label))
+            try:
+                data = expand_runs(arr["data"], f"{key}.data")
+            except ValueError as err:
+                problems.append(Problem(name, str(err), label))
+                continue
+            if int(np.prod(arr["shape"], dtype=np.int64)) != len(data):
+                problems.append(Problem(name, f"{key}: {len(data)} values for shape {arr['shape']}", label))
             elif arr.get("dtype") in FLOAT_DTYPES:
-                for s in arr["data"]:
+                for s in data:
                     if not isinstance(s, str) or s in ("nan", "inf", "-inf"):
                         continue
                     try:
@@ -1039,8 +1127,14 @@ def _consistency(name: str, cases: list[Any]) -> list[Problem]:
         if isinstance(exp, dict) and _is_shape(exp.get("shape")):
             n = int(np.prod(exp["shape"], dtype=np.int64))
             for key in ("value", "rounded", "scale"):
-                if isinstance(exp.get(key), list) and len(exp[key]) != n:
-                    problems.append(Problem(name, f"expected {key}: {len(exp[key])} values for shape {exp['shape']}", label))
+                if isinstance(exp.get(key), list):
+                    try:
+                        count = len(expand_runs(exp[key], f"expected.{key}"))
+                    except ValueError as err:
+                        problems.append(Problem(name, str(err), label))
+                        continue
+                    if count != n:
+                        problems.append(Problem(name, f"expected {key}: {count} values for shape {exp['shape']}", label))
     return problems
 
 

@@ -367,9 +367,10 @@ def bfloat16_cases(spec: LossSpec, cases: Sequence[Case]) -> Iterator[Case]:
     subnormal, which rounding the inputs to 8 bits does not preserve. The ``long`` cases
     come from the float16 ones instead (a float32 case's 1 + 2**-24 is within bfloat16's
     tolerance of 1; a bfloat16 running sum of ones stagnates at 256), and of those named
-    ``long-*`` only ``long-float16``, of at most :data:`LONG_CROSSED` elements with the default options,
-    which keeps the fixtures small: the option crossings and the half-ULP cases
-    (:func:`half_ulp_case`) stay float16's)."""
+    ``long-*`` only ``long-float16``, of at most :data:`LONG_CROSSED` elements with the default options:
+    the option crossings stay float16's; the half-ULP cases (:func:`half_ulp_case`) and chainer's
+    hard-label long cases are built for bfloat16 in their own right, a float16 case's inputs
+    rounded to 8 bits losing its small terms)."""
     from .precision import round_array
 
     top = float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
@@ -434,39 +435,58 @@ def stagnating(dtype: str, n: int, term: Callable[[float], float] | None = None)
     return in_dtype([row], dtype)
 
 
-#: the reduction length of the ``long`` case of each loss other than L1Loss, L2Loss and
-#: chainer's softmax_cross_entropy (float16, the default options; fixtures/ stays under
-#: 20 MB): the half-ULP pattern (:func:`half_ulp_row`) makes a running float16 sum of 1024
-#: terms stagnate, where a sum of ones would need more than 2048
-LONG_HALF_ULP = 1024
+#: the reduction length of the half-ULP ``long`` cases (:func:`half_ulp_case`) of each loss
+#: other than L1Loss, L2Loss and chainer's softmax_cross_entropy: 16384 terms, in float16,
+#: float32 and bfloat16 (fixtures write their repeated numbers as runs, so the length costs
+#: next to nothing: fixtures/README.md, *Runs*)
+LONG_HALF_ULP = LONG
 
+#: the dtypes of the half-ULP ``long`` cases, each with its own construction (a float16
+#: case's inputs rounded to bfloat16 would lose its small terms; float32 needs terms below
+#: 2**-24 of the big one)
+HALF_ULP_DTYPES = ("float16", "float32", "bfloat16")
+
+#: significand bits (with the hidden one) of each dtype: a term t is below half an ULP of a
+#: running sum S in [2**e, 2**(e+1)) when t < 2**(e - BITS)
+BITS = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
 
 #: why an option value other than the default has no ``long`` case in a loss with a
 #: half-ULP case (a loss module's ``REGIME_GAPS``, fixtures/COVERAGE.md)
 LONG_DEFAULTS_ONLY = (
-    "left out to keep fixtures/ under 20 MB: the long case (1024 float16 elements, about 0.16 MB "
-    "per differentiable input) has the default options only"
+    "left out: the long cases (16384 terms in float16, float32 and bfloat16, each tuned so that the "
+    "terms the default options give stagnate a running sum) have the default options only; every "
+    "option value is crossed with the regular, extreme, tiny and kink regimes, and L1Loss and L2Loss "
+    "cross each with a 4096-term long case"
 )
 
 
 def half_ulp_row(big: float, small: float, n: int = LONG_HALF_ULP) -> np.ndarray:
     """A (1, n) float64 row of ``big`` at both ends and ``small`` between: the inputs (or
     targets) whose elementwise terms a ``long`` case reduces. With the terms of ``small``
-    below half an ULP of the terms of ``big``, a float16 running sum in either direction
-    drops each of them once past the first big term, so its total misses the n - 2 small
-    terms (about 5 to 25% of the value, far beyond the tolerance); a pairwise or wider sum
-    keeps them."""
+    below half an ULP of the terms of ``big`` in the case dtype, a running sum in that
+    dtype in either direction drops each of them once past the first big term, so its
+    total misses the n - 2 small terms (float16, bfloat16: most of the value; float32:
+    about 1e-4 of it, some 100 times the tolerance); a pairwise or wider sum keeps them."""
     row = np.full((1, n), small, dtype=np.float64)
     row[0, 0] = row[0, -1] = big
     return row
 
 
-def half_ulp_case(inputs: dict[str, Any], options: dict[str, Any] | None = None, note: str = "") -> Case:
-    """The float16 ``long`` case named ``long-half-ulp-float16`` (no bfloat16 copy: see
-    :func:`bfloat16_cases`); ``inputs`` are rounded to float16 (integer arrays kept)."""
-    x = {k: (v if v is None or np.asarray(v).dtype.kind in "iu" else in_dtype(v, "float16")) for k, v in inputs.items()}
-    return Case("long-half-ulp-float16", x, "float16", dict(options or {}), tags=("long",),
-                note=note or "terms below half an ULP of the running sum after the first: a float16 running sum stagnates")
+def halves(n: int = LONG_HALF_ULP, first: float = 1.0, second: float = -1.0) -> np.ndarray:
+    """A (1, n) row of ``first`` in its first half and ``second`` in its second (labels of
+    both signs in long runs, so a fixture writes each half as one run)."""
+    return np.where(np.arange(n) < n // 2, first, second)[None, :]
+
+
+def half_ulp_case(
+    inputs: dict[str, Any], options: dict[str, Any] | None = None, note: str = "", dtype: str = "float16"
+) -> Case:
+    """The ``long`` case named ``long-half-ulp-<dtype>`` (its bfloat16 case is built for
+    bfloat16, not derived: see :func:`bfloat16_cases`); ``inputs`` are rounded to ``dtype``
+    (integer arrays kept)."""
+    x = {k: (v if v is None or np.asarray(v).dtype.kind in "iu" else in_dtype(v, dtype)) for k, v in inputs.items()}
+    return Case(f"long-half-ulp-{dtype}", x, dtype, dict(options or {}), tags=("long",),
+                note=note or f"terms below half an ULP of the running sum after the first: a {dtype} running sum stagnates")
 
 
 def long_variants(spec: LossSpec, skip: Sequence[str] = ()) -> list[dict[str, Any]]:

@@ -29,7 +29,17 @@ from .errors import InputError, OracleError
 from .hvp import NoSecondDerivative, evaluate_hvp
 
 FORMAT = "lossconf-fixtures"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: the shortest run of equal consecutive number strings the writer writes as one run object
+#: ``{"repeat": S, "count": K}`` (format version 2; fixtures/README.md, *Runs*)
+RUN_MIN = 8
+#: where a case record holds lists of number strings (the paths :func:`compact_record`
+#: run-length encodes): ``*`` is every key of an object (an input's or a VJP's name)
+NUMBER_LISTS = (
+    ("inputs", "*", "data"), ("cotangent", "data"), ("direction", "*", "data"),
+    ("expected", "value"), ("expected", "rounded"), ("expected", "scale"),
+    *((part, "*", key) for part in ("vjp", "hvp") for key in ("value", "scale", "lo", "hi")),
+)
 
 
 def file_name(loss_id: str) -> str:
@@ -52,6 +62,73 @@ def encode_array(arr: Any, kind: str, dtype: str) -> dict:
         data: list = [int(v) for v in a.astype(np.int64).ravel()]
         return {"shape": list(a.shape), "dtype": "int64", "data": data}
     return {"shape": list(a.shape), "dtype": dtype, "data": [format_input(v, dtype) for v in a.ravel()]}
+
+
+def run_length(data: list) -> list:
+    """``data`` with every run of at least :data:`RUN_MIN` equal consecutive strings written
+    as one run object ``{"repeat": S, "count": K}`` (anything else, integers included, as
+    it is): the form fixture files write lists of number strings in (format version 2)."""
+    out: list = []
+    i, n = 0, len(data)
+    while i < n:
+        x = data[i]
+        j = i + 1
+        if isinstance(x, str):
+            while j < n and data[j] == x:
+                j += 1
+        if j - i >= RUN_MIN:
+            out.append({"repeat": x, "count": j - i})
+        else:
+            out.extend(data[i:j])
+        i = j
+    return out
+
+
+def expand_runs(data: list, where: str = "data") -> list:
+    """The inverse of :func:`run_length`: every run object replaced by its ``count`` copies
+    of its ``repeat`` string (a ``ValueError`` naming ``where`` for a malformed one)."""
+    out: list = []
+    for x in data:
+        if isinstance(x, dict):
+            if set(x) != {"repeat", "count"} or not isinstance(x["repeat"], str) or type(x["count"]) is not int or x["count"] < 2:
+                raise ValueError(f"{where}: a malformed run {json.dumps(x)[:60]} (a run is {{\"repeat\": <number string>, \"count\": <integer >= 2>}})")
+            if len(out) + x["count"] > MAX_EXPANDED:
+                raise ValueError(f"{where}: runs expand to more than {MAX_EXPANDED} values")
+            out.extend([x["repeat"]] * x["count"])
+        else:
+            out.append(x)
+    return out
+
+
+#: a bound on what one list of runs may expand to (no fixture array comes near it)
+MAX_EXPANDED = 2**26
+
+
+def _paths(record: dict, path: tuple[str, ...]) -> list[tuple[dict, str]]:
+    """The (object, key) pairs of ``record`` that ``path`` (with ``*`` for every key) names."""
+    found = [record]
+    for key in path[:-1]:
+        found = [v for o in found if isinstance(o, dict) for v in (o.values() if key == "*" else [o.get(key)]) if isinstance(v, dict)]
+    return [(o, path[-1]) for o in found if isinstance(o.get(path[-1]), list)]
+
+
+def compact_record(record: dict) -> dict:
+    """A case record with its lists of number strings (:data:`NUMBER_LISTS`) run-length
+    encoded (:func:`run_length`), in place; the record is returned."""
+    for path in NUMBER_LISTS:
+        for obj, key in _paths(record, path):
+            obj[key] = run_length(obj[key])
+    return record
+
+
+def expanded_record(record: dict) -> dict:
+    """A copy of a case record (as a fixture file writes it) with every run expanded
+    (:func:`expand_runs`): the record :func:`encode_case` gave before :func:`compact_record`."""
+    out = json.loads(json.dumps(record))
+    for path in NUMBER_LISTS:
+        for obj, key in _paths(out, path):
+            obj[key] = expand_runs(obj[key], ".".join(path))
+    return out
 
 
 def encode_exact(values: np.ndarray) -> list[str]:
@@ -157,16 +234,25 @@ def encode_case(loss_id: str, index: int, case: Case, control: int | None = None
     return record
 
 
+#: a ``long`` case's HVP direction takes one normal number per block of this many
+#: consecutive elements (row-major) of each input, so that its direction and HVP, like its
+#: inputs, are runs in the fixture (fixtures/README.md, *Second order*)
+LONG_DIRECTION_BLOCK = 64
+
+
 def direction_for(loss_id: str, case: Case, names: Iterable[str]) -> dict[str, np.ndarray]:
     """The case's HVP direction: for each differentiable input, standard normal numbers
-    drawn from the case's own stream (``<case>/direction``), rounded to the case dtype."""
+    drawn from the case's own stream (``<case>/direction``), rounded to the case dtype; in
+    a ``long`` case one number per block of :data:`LONG_DIRECTION_BLOCK` consecutive
+    elements (row-major), repeated over the block."""
     rng = rng_for(loss_id, case.name + "/direction")
+    block = LONG_DIRECTION_BLOCK if "long" in case.tags else 1
     out = {}
     for name in names:
         shape = np.shape(case.inputs[name])
-        out[name] = precision.from_float64(
-            [rng.gauss(0.0, 1.0) for _ in range(int(np.prod(shape)))], case.dtype
-        ).reshape(shape)
+        size = int(np.prod(shape))
+        draws = [rng.gauss(0.0, 1.0) for _ in range(-(-size // block))]
+        out[name] = precision.from_float64(np.repeat(draws, block)[:size], case.dtype).reshape(shape)
     return out
 
 
@@ -245,7 +331,7 @@ def render_loss(loss_id: str, limit: int | None = None) -> tuple[str, str]:
     lines = []
     for index, case in enumerate(every):
         control = control_index(every, index) if case.invalid is not None else None
-        lines.append(json.dumps(encode_case(loss_id, index, case, control), separators=(",", ":"), allow_nan=False))
+        lines.append(json.dumps(compact_record(encode_case(loss_id, index, case, control)), separators=(",", ":"), allow_nan=False))
     text = json.dumps(head, separators=(",", ":"))[:-1] + ',"cases":[\n' + ",\n".join(lines) + "\n]}\n"
     return file_name(loss_id), text
 
@@ -389,6 +475,11 @@ def recompute_cases(name: str, loss_id: str, cases: list[dict], sample: int | No
         step = len(cases) / sample
         cases = [cases[int(i * step)] for i in range(sample)]
     for c in cases:
+        try:
+            c = expanded_record(c)
+        except ValueError as err:
+            problems.append(f"{name} case {c.get('index')} ({c.get('name')}): {err}")
+            continue
         inputs = {k: _decode_input(v) for k, v in c["inputs"].items()}
         opts = {k: c["options"][k] for k in c["given_options"]}
         label = f"{name} case {c['index']} ({c['name']})"

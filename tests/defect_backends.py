@@ -538,8 +538,10 @@ class RunningSumInDtype(Wrapped):
     pairwise or in a wider type; gradients as the reference. The elementwise Gluon losses:
     the mean over the non-batch axes (PoissonNLLLoss: over every element); SoftmaxCE: the
     log-sum-exp's sum of exp over the classes; CosineEmbeddingLoss: the dot product and the
-    squared norms over a sample's elements; chainer's softmax_cross_entropy: the mean of
-    soft-target losses over the batch. A float16 running sum of ones stagnates at 2048, a
+    squared norms over a sample's elements; TripletLoss: the sum over a sample's elements;
+    SDMLLoss: the squared distances over the features;
+    chainer's softmax_cross_entropy: the mean of the instance losses (soft targets or hard
+    labels, every documented divisor). A float16 running sum of ones stagnates at 2048, a
     float32 one drops terms below half an ULP of the sum, a float16 one the terms of a
     half-ULP case (oracle.cases.half_ulp_row): only the ``long`` cases can see it."""
 
@@ -557,6 +559,8 @@ class RunningSumInDtype(Wrapped):
         "mxnet.gluon.loss.PoissonNLLLoss": _poisson,
         "mxnet.gluon.loss.KLDivLoss": _kl_div,
     }
+    TRIPLET = "mxnet.gluon.loss.TripletLoss"
+    SDML = "mxnet.gluon.loss.SDMLLoss"
     CHAINER_SCE = "chainer.functions.softmax_cross_entropy"
     COSINE = "mxnet.gluon.loss.CosineEmbeddingLoss"
 
@@ -567,6 +571,10 @@ class RunningSumInDtype(Wrapped):
             return self._softmax(call)
         if call.loss == self.COSINE:
             return self._cosine(call)
+        if call.loss == self.TRIPLET:
+            return self._triplet(call)
+        if call.loss == self.SDML:
+            return self._sdml(call)
         out = self.inner.run(call)
         term = self.LOSSES.get(call.loss)
         if term is None or call.inputs.get("sample_weight") is not None or call.inputs.get("pos_weight") is not None:
@@ -632,20 +640,68 @@ class RunningSumInDtype(Wrapped):
         w = o.get("weight")
         return Outcome((loss * (1.0 if w is None else w)).astype(dt).reshape(np.shape(out.output)), out.grads)
 
+    def _triplet(self, call: Call) -> Outcome:
+        """TripletLoss (batch_axis 0, inputs of one shape): the sum over each sample's
+        elements of (pred - positive)**2 - (pred - negative)**2 accumulated one term at a
+        time in the dtype."""
+        out = self.inner.run(call)
+        o = call.options
+        p, a, b = (call.inputs[k] for k in ("pred", "positive", "negative"))
+        if p.ndim < 2 or not p.shape == a.shape == b.shape or o.get("batch_axis", 0) != 0:
+            return out
+        dt = p.dtype
+        wide = np.float64 if dt == np.float64 else np.float32
+        pw, aw, bw = p.astype(wide), a.astype(wide), b.astype(wide)
+        terms = ((pw - aw) ** 2 - (pw - bw) ** 2).reshape(p.shape[0], -1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            s = np.add.accumulate(terms.astype(dt), axis=1, dtype=dt)[:, -1].astype(wide)
+        w = o.get("weight")
+        loss = np.maximum(s + o.get("margin", 1.0), 0) * (1.0 if w is None else w)
+        return Outcome(loss.astype(dt).reshape(np.shape(out.output)), out.grads)
+
+    def _sdml(self, call: Call) -> Outcome:
+        """SDMLLoss (batch_axis 0): each squared distance ||x1_i - x2_j||**2 accumulated one
+        term at a time in the dtype, the rest (softmax of -d, KL against the smoothed
+        identity) in a wide dtype."""
+        out = self.inner.run(call)
+        o = call.options
+        x1, x2 = call.inputs["x1"], call.inputs["x2"]
+        if x1.ndim != 2 or x1.shape != x2.shape or o.get("batch_axis", 0) != 0 or x1.shape[0] < 2:
+            return out
+        dt = x1.dtype
+        wide = np.float64 if dt == np.float64 else np.float32
+        a, b = x1.astype(wide), x2.astype(wide)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            d = np.add.accumulate(((a[:, None, :] - b[None, :, :]) ** 2).astype(dt), axis=2, dtype=dt)[..., -1].astype(np.float64)
+            n, s = a.shape[0], float(o.get("smoothing_parameter", 0.3))
+            labels = np.where(np.eye(n, dtype=bool), 1 - s, s / (n - 1))
+            z = -d - (-d).max(axis=1, keepdims=True)
+            logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+            kl = np.where(labels > 0, labels * (np.log(np.where(labels > 0, labels, 1)) - logp), 0).sum(axis=1)
+        w = o.get("weight")
+        return Outcome((kl * (1.0 if w is None else w)).astype(dt).reshape(np.shape(out.output)), out.grads)
+
     def _chainer_mean(self, call: Call) -> Outcome:
-        """chainer's softmax_cross_entropy with soft targets and reduce='mean': the
-        per-instance losses (the reference's reduce='no') summed one at a time in the input
-        dtype, then divided by the number of instances; gradients as the reference."""
+        """chainer's softmax_cross_entropy with reduce='mean': the per-instance losses (the
+        reference's reduce='no', weighted by class_weight) summed one at a time in the input
+        dtype, then divided as documented (normalize=True: by the instances not ignored --
+        every soft-target instance --; False: by the batch size N); gradients as the
+        reference."""
         out = self.inner.run(call)
         o = call.options
         x, t = call.inputs["x"], call.inputs["t"]
-        if o.get("reduce", "mean") != "mean" or t.shape != x.shape or o.get("class_weight") is not None:
+        if o.get("reduce", "mean") != "mean":
             return out
         per = self.inner.run(replace(call, options={**o, "reduce": "no"}, wrt=(), cotangent=None)).output
         dt = x.dtype
         running = np.add.accumulate(np.asarray(per, dtype=dt).ravel(), dtype=dt)[-1]
-        n = x.size // x.shape[1]
-        return Outcome(np.asarray(np.float64(running) / n).astype(dt), out.grads)
+        if not o.get("normalize", True):
+            n = x.shape[0]
+        elif t.shape == x.shape:  # soft targets: never ignored
+            n = x.size // x.shape[1]
+        else:
+            n = int(np.count_nonzero(np.asarray(t) != o.get("ignore_label", -1)))
+        return Outcome(np.asarray(np.float64(running) / max(n, 1)).astype(dt), out.grads)
 
 
 class MXNetFormulaAtInfinity(Wrapped):

@@ -2,13 +2,16 @@
 (``tests/defect_backends.py``):
 
 * ``RunningSumInDtype`` accumulates every long reduction one term at a time in the input
-  dtype: its value check fails on every long case of every loss that has one (L1Loss and
-  L2Loss in float16, bfloat16 and float32; the half-ULP float16 cases of the other Gluon
-  losses: the means of HuberLoss, HingeLoss, SquaredHingeLoss, LogisticLoss, SigmoidBCE,
-  PoissonNLLLoss, KLDivLoss, SoftmaxCE's log-sum-exp over 1024 classes, CosineEmbeddingLoss's
-  dot products), and on chainer's softmax_cross_entropy soft targets (cross-entropy) averaged
-  over a batch of 1024 (float16, bfloat16), while it passes the short cases; the numpy
-  backend, which sums pairwise, passes the long cases;
+  dtype: its value check fails on every long case of every loss that has one -- L1Loss and
+  L2Loss (16384 ones, float32's 1 + 2**-24 tail; option crossings of 4096); the 16384-term
+  half-ULP cases (``long-half-ulp-<dtype>``, float16, float32 and bfloat16) of HuberLoss,
+  HingeLoss, SquaredHingeLoss, LogisticLoss, SigmoidBCE, PoissonNLLLoss, KLDivLoss,
+  SoftmaxCE's log-sum-exp over 16384 classes, CosineEmbeddingLoss's dot products and norms,
+  TripletLoss's feature sum and SDMLLoss's squared distances; chainer's softmax_cross_entropy
+  hard labels over 16384 positions (``long-hard-*``: float16, float32, bfloat16, and
+  normalize=False, ignore_label and class_weight crossed with it) and soft targets
+  (cross-entropy) averaged over a batch of 1024 -- while it passes the short cases; the
+  numpy backend, which sums pairwise, passes the long cases;
 * ``MXNetFormulaAtInfinity`` evaluates SigmoidBCELoss and LogisticLoss with MXNet's stable
   formula at infinite logits (nan): its value check fails on every limit case of the two
   losses with the default options, and passes the other cases;
@@ -32,8 +35,10 @@ from tests import defect_backends as d
 #: every Gluon loss with a long case (the others: fixtures/COVERAGE.md says why not)
 LOSSES = {
     "L1Loss", "L2Loss", "HuberLoss", "HingeLoss", "SquaredHingeLoss", "LogisticLoss", "SigmoidBinaryCrossEntropyLoss",
-    "PoissonNLLLoss", "KLDivLoss", "SoftmaxCrossEntropyLoss", "CosineEmbeddingLoss",
+    "PoissonNLLLoss", "KLDivLoss", "SoftmaxCrossEntropyLoss", "CosineEmbeddingLoss", "TripletLoss", "SDMLLoss",
 }
+#: the losses whose long cases are the 16384-term half-ULP cases, one per dtype
+HALF_ULP = LOSSES - {"L1Loss", "L2Loss"}
 CHAINER_SCE = "chainer.functions.softmax_cross_entropy"
 LIMIT_LOSSES = {"SigmoidBinaryCrossEntropyLoss", "LogisticLoss"}
 
@@ -63,10 +68,19 @@ def test_every_listed_loss_has_a_long_case(cases):
     assert len(with_long) == len(LOSSES), sorted(with_long)
 
 
+def test_every_half_ulp_loss_has_a_16384_term_case_in_each_low_precision_dtype(cases):
+    for loss in HALF_ULP:
+        long = {c.dtype: c for c in cases if c.short_loss == loss and "long" in c.tags}
+        assert sorted(long) == ["bfloat16", "float16", "float32"], (loss, sorted(long))
+        for dtype, c in long.items():
+            assert c.name == f"long-half-ulp-{dtype}" and c.n_terms >= 16384, (loss, c.name, c.n_terms)
+
+
 def test_running_sum_in_dtype_is_caught_on_every_long_case(cases):
     got = run(d.RunningSumInDtype(), cases, "long")
     assert all(status == FAIL for status, _ in got.values()), {k: v for k, v in got.items() if v[0] != FAIL}
-    assert len({k.split("[")[0] for k in got}) >= 1 and len(got) >= len(LOSSES)
+    assert len(got) == sum(1 for c in cases if "long" in c.tags)
+    assert {k.split("[")[0] for k in got} == LOSSES
 
 
 def test_running_sum_in_dtype_passes_the_short_cases(cases):
@@ -75,8 +89,13 @@ def test_running_sum_in_dtype_passes_the_short_cases(cases):
 
 
 def test_numpy_passes_the_long_cases(cases):
-    for check in ("value", "grad:pred"):
-        got = run(numpy_backend, cases, "long", check)
+    """The value and every gradient of every long case (pairwise sums keep the small terms)."""
+    for check in ("value", "grad:pred", "grad:input1", "grad:input2", "grad:positive", "grad:x1", "grad:x2"):
+        try:
+            got = run(numpy_backend, cases, "long", check)
+        except AssertionError:  # no long case has that input
+            assert check not in ("value", "grad:pred")
+            continue
         assert all(status == PASS for status, _ in got.values()), {k: v for k, v in got.items() if v[0] != PASS}
 
 
@@ -92,6 +111,20 @@ def test_running_sum_in_dtype_is_caught_on_the_soft_target_batches():
     assert all(status == FAIL for status, _ in ce.values()), ce
     regular = run(d.RunningSumInDtype(), cases, "regular", losses={CHAINER_SCE})
     assert all(status == PASS for status, _ in regular.values())
+
+
+def test_running_sum_in_dtype_is_caught_on_the_hard_label_long_cases():
+    """chainer's hard labels over 16384 positions: the default options in float16, float32
+    and bfloat16, and normalize=False, ignore_label and class_weight crossed with it."""
+    cases = [c for c in fx.load(losses={CHAINER_SCE}) if c.name.startswith("long-hard-")]
+    assert {c.dtype for c in cases} == {"float16", "float32", "bfloat16"}
+    assert {k for c in cases for k in c.given_options} == {"normalize", "ignore_label", "class_weight"}
+    got = run(d.RunningSumInDtype(), cases, "long", losses={CHAINER_SCE})
+    assert len(got) == len(cases) == 6
+    assert all(status == FAIL for status, _ in got.values()), {k: v for k, v in got.items() if v[0] != FAIL}
+    for check in ("value", "grad:x"):
+        ok = run(numpy_backend, cases, "long", check, losses={CHAINER_SCE})
+        assert all(status == PASS for status, _ in ok.values()), {k: v for k, v in ok.items() if v[0] != PASS}
 
 
 def test_formula_at_infinity_is_caught_on_the_limit_cases():
@@ -123,7 +156,7 @@ def test_every_zero_of_the_option_x_regime_tables_has_a_reason():
     # the pairs ruled out by the option value, and the losses without a long case, say so
     assert "- `from_sigmoid=True` x extreme: ruled out:" in text
     assert "- `from_sigmoid=True` x limit: ruled out:" in text
-    assert text.count("- no `long` case: ") == 3  # TripletLoss, SDMLLoss, CTCLoss
+    assert text.count("- no `long` case: ") == 1  # CTCLoss
 
 
 def test_a_zero_without_a_reason_is_shown_as_a_gap(monkeypatch):

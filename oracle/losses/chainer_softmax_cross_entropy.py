@@ -492,17 +492,50 @@ def _label_cases(dtype: str) -> Iterator[C.Case]:
 
 
 #: why an option value has no case of a regime (fixtures/COVERAGE.md, oracle.coverage.gap_reason):
-#: the long regime is the soft-target batch of 1024 instances averaged with reduce='mean'
-_LONG_BUDGET = "left out to keep fixtures/ under 20 MB (a long soft-target batch is about 0.7 MB in each of float16 and bfloat16)"
+#: the long regime is the soft-target batch of 1024 instances and the hard-label reduction
+#: over 16384 positions (:func:`_long_hard`), averaged with reduce='mean'
 REGIME_GAPS = {
     ("reduce='no'", "long"): "ruled out: reduce='no' returns one loss per instance, so nothing is summed over "
     "the batch (each instance sums 4 classes)",
-    ("normalize=False", "long"): _LONG_BUDGET + "; with soft targets no instance is ignored, so the divisor is N "
-    "either way and the case would repeat long-default's reduction",
-    ("ignore_label=2", "long"): _LONG_BUDGET + "; ignore_label applies to hard labels only, and the long cases "
-    "have soft targets",
-    ("class_weight=(0.5, 2.0, 1.0, 0.25)", "long"): _LONG_BUDGET,
 }
+
+#: per dtype, the logit of the three other classes at the positions between the ends of a
+#: hard-label long case: an instance loss log(1 + 3 exp(m)) below half an ULP of log 4
+_LONG_OTHER = {"float16": -9.0, "float32": -18.5, "bfloat16": -7.5}
+
+
+def _long_hard(dtype: str, opts: dict | None = None) -> C.Case:
+    """A hard-label long case: x of shape (1, 4, 16384) (one sample, 4 classes, 16384
+    positions; reduce='mean' averages the 16384 instance losses), every label 0; the
+    positions at both ends have equal logits (loss log 4), those between logit 0 for the
+    label and m for the other classes (loss log(1 + 3 exp(m)): float16 m = -9, 3.7e-4;
+    float32 -18.5, 2.8e-8; bfloat16 -7.5, 1.7e-3; each below half an ULP of log 4), so a
+    running sum of the instance losses in the dtype stagnates after the first. Crossed
+    (float16) with ``normalize=False`` (divisor N = 1: the sum), ``ignore_label=2`` (the
+    labels of positions 4096 to 8191 are 2: ignored, divisor 12288) and ``class_weight``."""
+    opts = dict(opts or {})
+    n = C.LONG
+    x = np.full((1, 4, n), _LONG_OTHER[dtype])
+    x[0, 0, :] = 0.0
+    x[0, :, 0] = x[0, :, -1] = 0.0
+    t = np.zeros((1, n))
+    if "ignore_label" in opts:
+        t[0, n // 4 : n // 2] = opts["ignore_label"]
+    name = "long-hard-" + (f"{C.variant_name(opts)}-" if opts else "") + dtype
+    return C.Case(name, {"x": C.in_dtype(x, dtype), "t": t.astype(np.int64)}, dtype, opts, tags=("long",),
+                  note="hard labels at 16384 positions averaged (reduce='mean'): instance losses below half an "
+                  f"ULP of the first, so a running {dtype} sum stagnates")
+
+
+def _long_hard_cases() -> Iterator[C.Case]:
+    """:func:`_long_hard` in float16, float32 and bfloat16, and in float16 crossed with the
+    options that change the reduction."""
+    for dtype in C.HALF_ULP_DTYPES:
+        yield _long_hard(dtype)
+    for opts in ({"normalize": False}, {"ignore_label": 2}, {"class_weight": CLASS_WEIGHT}):
+        yield _long_hard("float16", opts)
+
+
 def cases() -> Iterator[C.Case]:
     for dtype in C.DTYPES:
         fin = np.finfo(dtype)
@@ -728,6 +761,7 @@ def cases() -> Iterator[C.Case]:
         inputs = {k: (v.astype(np.int64) if k == "t" and v.dtype.kind in "iu" else v) for k, v in inputs.items()}
         yield C.Case(f"invalid-{name}-{dtype}", inputs, dtype, opts, tags=("invalid",), invalid=rule)
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    yield from _long_hard_cases()
 
 
 def _subnormal(dtype: str):

@@ -488,19 +488,25 @@ def cases() -> Iterator[C.Case]:
                      {"input1": kink_float32.inputs["input1"].T.copy(), "input2": kink_float32.inputs["input2"].T.copy(),
                       "label": kink_float32.inputs["label"].copy()},
                      "transposed (the samples are columns)")
-    yield _long()
+    yield from _long()
 
 
-def _long() -> C.Case:
-    """The long regime, over 1024 features: input1 = (1, 2**-6, ..., 2**-6, 1) and input2 the
-    same with -1 last; the dot product and the squared norms sum terms 2**-12 (a quarter
-    ULP of 1 and 2) between +-1s: float16 running sums give cos 0, the exact cos is
-    1022 * 2**-12 / (2 + 1022 * 2**-12) ~ 0.11 (label -1, margin 0: the loss is cos)."""
-    u = C.half_ulp_row(1.0, 2.0**-6)
-    v = u.copy()
-    v[0, -1] = -1.0
-    return C.half_ulp_case({"input1": u, "input2": v, "label": np.asarray([-1.0])},
-                           note="dot products and norms over 1024 features whose float16 running sums stagnate")
+#: per dtype, s: the features between the ends are 2**-s, products 2**-2s below half an ULP of 1
+_LONG_S = {"float16": 6, "float32": 13, "bfloat16": 5}
+
+
+def _long() -> Iterator[C.Case]:
+    """The long regime, over 16384 features: input1 = (1, 2**-s, ..., 2**-s, 1) and input2
+    the same with -1 last; the dot product and the squared norms sum terms 2**-2s (float16
+    2**-12, float32 2**-26, bfloat16 2**-10: a quarter ULP of 1 and 2 or less) between +-1s:
+    running sums in the dtype give cos 0, the exact cos is 16382 * 2**-2s / (2 + 16382 *
+    2**-2s) (label -1, margin 0: the loss is cos)."""
+    for dtype in C.HALF_ULP_DTYPES:
+        u = C.half_ulp_row(1.0, 2.0 ** -_LONG_S[dtype])
+        v = u.copy()
+        v[0, -1] = -1.0
+        yield C.half_ulp_case({"input1": u, "input2": v, "label": np.asarray([-1.0])}, dtype=dtype,
+                              note=f"dot products and norms over 16384 features whose {dtype} running sums stagnate")
 
 
 def _subnormal(dtype: str):

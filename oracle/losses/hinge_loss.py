@@ -200,14 +200,25 @@ def cases() -> Iterator[C.Case]:
         lambda dtype: {"pred": C.in_dtype([[np.inf, -np.inf], [-np.inf, 0.5]], dtype), "label": C.in_dtype([[1.0, -1.0], [1.0, 1.0]], dtype)},
         "max(0, margin - pred * label) at pred * label = +inf is 0 and at -inf is +inf (the limits of the documented formula)",
     )
-    yield _long()
+    yield from _long()
 
 
-def _long() -> C.Case:
-    """The long regime: pred = -label at both ends (term 2) and pred * label = 1 - 2**-11
-    between (term 2**-11, a quarter ULP of 2), averaged over 1024 elements."""
-    label = np.where(np.arange(C.LONG_HALF_ULP) % 2, -1.0, 1.0)[None, :]
-    return C.half_ulp_case({"pred": C.half_ulp_row(-1.0, 1.0 - 2.0**-11) * label, "label": label})
+#: per dtype, (pred * label at both ends, p): the terms are 1 - pred * label at the ends and
+#: 2**-p between, below half an ULP of the ends' terms; float16's ends are 4 (not 2) so that a
+#: term between divided by 16384 is still a float16 number (2**-24), as a mean computed as a
+#: sum of terms / M needs
+_LONG = {"float16": (-3.0, 10), "float32": (-1.0, 24), "bfloat16": (-1.0, 8)}
+
+
+def _long() -> Iterator[C.Case]:
+    """The long regime, 16384 elements: pred * label = m at both ends (term 1 - m: float16
+    4, float32 and bfloat16 2) and pred * label = 1 - 2**-p between (term 2**-p: float16
+    2**-10, float32 2**-24, bfloat16 2**-8, each a quarter ULP of the ends' term or less),
+    labels +1 in the first half and -1 in the second."""
+    label = C.halves()
+    for dtype in C.HALF_ULP_DTYPES:
+        big, p = _LONG[dtype]
+        yield C.half_ulp_case({"pred": C.half_ulp_row(big, 1.0 - 2.0**-p) * label, "label": label}, dtype=dtype)
 
 
 def _subnormal(dtype: str):

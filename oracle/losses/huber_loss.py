@@ -206,15 +206,24 @@ def cases() -> Iterator[C.Case]:
         lambda dtype: {"pred": C.in_dtype([[np.inf, -np.inf], [1.0, 0.5]], dtype), "label": C.in_dtype([[1.0, -1.0], [np.inf, 0.25]], dtype)},
         "an infinite |label - pred| is on the linear branch: +inf, the derivative the limit +-1 (times the normalisation)",
     )
-    yield _long()
+    yield from _long()
 
 
-def _long() -> C.Case:
-    """The long regime: |label - pred| = 1.5 at both ends (h = 1) and about 2**-5.5 between
-    (h = d**2/2 near 2**-12, a quarter ULP of 1), averaged over 1024 elements."""
-    small = np.sqrt(2.0**-11)
-    pred = C.half_ulp_row(1.5, small) * np.where(np.arange(C.LONG_HALF_ULP) % 2, -1.0, 1.0)
-    return C.half_ulp_case({"pred": pred, "label": np.zeros(pred.shape)})
+#: per dtype, (|label - pred| at both ends, between): float16 4.5 and 2**-4 (h = 4 and
+#: 2**-9, exactly half an ULP of 4: ties to even drop it; divided by 16384 it is still a
+#: float16 number, 2**-23, as a mean computed as a sum of terms / M needs); float32 1.5 and
+#: 2**-12.5 (h = 1 and about 2**-26); bfloat16 1.5 and 2**-4.5 (h = 1 and about 2**-10)
+_LONG = {"float16": (4.5, 2.0**-4), "float32": (1.5, 2.0**-12.5), "bfloat16": (1.5, 2.0**-4.5)}
+
+
+def _long() -> Iterator[C.Case]:
+    """The long regime, 16384 elements: |label - pred| big at both ends and small between
+    (:data:`_LONG`), so that the terms between are at most half an ULP of the ends' term;
+    positive in the first half and negative in the second."""
+    for dtype in C.HALF_ULP_DTYPES:
+        big, small = _LONG[dtype]
+        pred = C.half_ulp_row(big, small) * C.halves()
+        yield C.half_ulp_case({"pred": pred, "label": np.zeros(pred.shape)}, dtype=dtype)
 
 
 def _subnormal(dtype: str):

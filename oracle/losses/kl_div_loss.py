@@ -373,14 +373,16 @@ def cases() -> Iterator[C.Case]:
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
     yield from _soft_large_batch()
-    yield _long()
+    yield from _long()
 
 
-def _long() -> C.Case:
-    """The long regime: label 1 everywhere, pred -1 at both ends (term 1) and -2**-12
-    between (term 2**-12, a quarter ULP of 1), averaged over 1024 elements."""
-    pred = C.half_ulp_row(-1.0, -(2.0**-12))
-    return C.half_ulp_case({"pred": pred, "label": np.ones(pred.shape)})
+def _long() -> Iterator[C.Case]:
+    """The long regime, 16384 elements: label 1 everywhere, pred -1 at both ends (term 1)
+    and -2**-(p+1) between (p the dtype's significand bits: a term of half an ULP of 1's
+    half: float16 2**-12, float32 2**-25, bfloat16 2**-9)."""
+    for dtype in C.HALF_ULP_DTYPES:
+        pred = C.half_ulp_row(-1.0, -(2.0 ** -(C.BITS[dtype] + 1)))
+        yield C.half_ulp_case({"pred": pred, "label": np.ones(pred.shape)}, dtype=dtype)
 
 
 def _subnormal(dtype: str):

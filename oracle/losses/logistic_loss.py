@@ -260,14 +260,21 @@ def cases() -> Iterator[C.Case]:
         "+inf, exactly 0; row 1: +inf), "
         "the derivative its limit (0 or -s)",
     )
-    yield _long()
+    yield from _long()
 
 
-def _long() -> C.Case:
-    """The long regime: pred = 0 at both ends (term log 2) and pred * label = 9 between
-    (term log(1 + exp(-9)) ~ 1.2e-4, a quarter ULP of log 2), averaged over 1024 elements."""
-    label = np.where(np.arange(C.LONG_HALF_ULP) % 2, -1.0, 1.0)[None, :]
-    return C.half_ulp_case({"pred": C.half_ulp_row(0.0, 9.0) * label, "label": label})
+#: per dtype, the margin pred * label between the ends: log(1 + exp(-m)) below half an ULP of log 2
+LONG_MARGIN = {"float16": 9.0, "float32": 19.0, "bfloat16": 7.0}
+
+
+def _long() -> Iterator[C.Case]:
+    """The long regime, 16384 elements: pred = 0 at both ends (term log 2) and pred * label
+    = m between (term log(1 + exp(-m)): float16 m = 9, 1.2e-4; float32 m = 19, 5.6e-9;
+    bfloat16 m = 7, 9.1e-4; each below half an ULP of log 2), labels +1 in the first half
+    and -1 in the second."""
+    label = C.halves()
+    for dtype in C.HALF_ULP_DTYPES:
+        yield C.half_ulp_case({"pred": C.half_ulp_row(0.0, LONG_MARGIN[dtype]) * label, "label": label}, dtype=dtype)
 
 
 def _subnormal(dtype: str):

@@ -421,14 +421,20 @@ def cases() -> Iterator[C.Case]:
             invalid="sample_weight must be broadcastable to the shape of pred",
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
-    yield _long()
+    yield from _long()
 
 
-def _long() -> C.Case:
-    """The long regime: log-rate 0 at both ends (term exp(0) = 1) and -8.5 between (term
-    exp(-8.5) ~ 2e-4, a fifth of an ULP of 1), target 0, averaged over 1024 elements."""
-    pred = C.half_ulp_row(0.0, -8.5)
-    return C.half_ulp_case({"pred": pred, "target": np.zeros(pred.shape)})
+#: per dtype, the log-rate between the ends: exp(-m) below half an ULP of 1
+LONG_LOG_RATE = {"float16": -8.5, "float32": -17.5, "bfloat16": -6.5}
+
+
+def _long() -> Iterator[C.Case]:
+    """The long regime, 16384 elements: log-rate 0 at both ends (term exp(0) = 1) and m
+    between (term exp(m): float16 m = -8.5, 2.0e-4; float32 -17.5, 2.5e-8; bfloat16 -6.5,
+    1.5e-3; each below half an ULP of 1), target 0."""
+    for dtype in C.HALF_ULP_DTYPES:
+        pred = C.half_ulp_row(0.0, LONG_LOG_RATE[dtype])
+        yield C.half_ulp_case({"pred": pred, "target": np.zeros(pred.shape)}, dtype=dtype)
 
 
 def _subnormal(dtype: str):

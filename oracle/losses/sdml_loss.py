@@ -217,7 +217,7 @@ def _pair(rng, b, dim, dtype, noise=0.5, spread=1.0, axis=0):
     return {"x1": x1, "x2": x2}
 
 #: why an option value has no case of a regime (fixtures/COVERAGE.md, oracle.coverage.gap_reason)
-REGIME_GAPS = {("*", "long"): "left out to keep fixtures/ under 20 MB: the squared distances over the feature axis would need two differentiable inputs of a batch times 1024 features"}
+REGIME_GAPS = {("*", "long"): C.LONG_DEFAULTS_ONLY}
 
 
 def cases() -> Iterator[C.Case]:
@@ -351,6 +351,25 @@ def cases() -> Iterator[C.Case]:
                 tags=("invalid",),
                 invalid="smoothing_parameter is a probability mass: 'Must be < 1.0', not negative",
             )
+    yield from _long()
+
+
+#: per dtype, s: the features of x2's second row between its ends are 2**-s, their squares
+#: 2**-2s below half an ULP of 1
+_LONG_S = {"float16": 6, "float32": 13, "bfloat16": 5}
+
+
+def _long() -> Iterator[C.Case]:
+    """The long regime, a batch of 2 over 16384 features: x1 = 0, x2's first row 0 and its
+    second (1, 2**-s, ..., 2**-s, 1), so the squared distances d_i1 = ||x1_i - x2_1||**2 add
+    the terms 1 at both ends and 2**-2s between (float16 2**-12, float32 2**-26, bfloat16
+    2**-10: a quarter ULP of 1 and 2 or less): running sums in the dtype give 2, the exact
+    distance is 2 + 16382 * 2**-2s, and the softmax of -d moves with it."""
+    for dtype in C.HALF_ULP_DTYPES:
+        row = C.half_ulp_row(1.0, 2.0 ** -_LONG_S[dtype])
+        x2 = np.concatenate([np.zeros(row.shape), row])
+        yield C.half_ulp_case({"x1": np.zeros(x2.shape), "x2": x2}, dtype=dtype,
+                              note=f"squared distances over 16384 features whose {dtype} running sums stagnate")
 
 
 def sample(rng, options: dict) -> dict:

@@ -445,15 +445,18 @@ def cases() -> Iterator[C.Case]:
         "row 0 is exactly 0, +inf otherwise), the derivative its limit (1 - label at +inf, -label at -inf)",
         skip=("from_sigmoid",),
     )
-    yield _long()
+    yield from _long()
 
 
-def _long() -> C.Case:
-    """The long regime: logit 0 at both ends (term log 2) and +9 against label 1, -9
-    against label 0 between (term log(1 + exp(-9)) ~ 1.2e-4, a quarter ULP of log 2),
-    averaged over 1024 elements."""
-    label = (np.arange(C.LONG_HALF_ULP) % 2 == 0).astype(np.float64)[None, :]
-    return C.half_ulp_case({"pred": C.half_ulp_row(0.0, 9.0) * (2 * label - 1), "label": label})
+def _long() -> Iterator[C.Case]:
+    """The long regime, 16384 elements: logit 0 at both ends (term log 2) and +m against
+    label 1 (first half), -m against label 0 (second half) between (term log(1 + exp(-m)),
+    below half an ULP of log 2: m as for LogisticLoss, float16 9, float32 19, bfloat16 7)."""
+    from .logistic_loss import LONG_MARGIN
+
+    label = C.halves(first=1.0, second=0.0)
+    for dtype in C.HALF_ULP_DTYPES:
+        yield C.half_ulp_case({"pred": C.half_ulp_row(0.0, LONG_MARGIN[dtype]) * (2 * label - 1), "label": label}, dtype=dtype)
 
 
 def _subnormal(dtype: str):

@@ -546,15 +546,19 @@ def cases() -> Iterator[C.Case]:
     yield from C.subnormal_cases(SPEC.id, _subnormal)
     yield from _soft_large_batch()
     yield from _batch_axis_crossings(sources)
-    yield _long()
+    yield from _long()
 
 
-def _long() -> C.Case:
-    """The long regime, over 1024 classes: the log-sum-exp's sum of exp(pred - max) has the
-    terms 1 at both ends (logits 0, the first the label) and exp(-8.5) ~ 2e-4 between (a
-    fifth of an ULP of 1): a float16 running sum gives log 2, the loss is log(2 + 1022 exp(-8.5))."""
-    return C.half_ulp_case({"pred": C.half_ulp_row(0.0, -8.5), "label": np.asarray([0], dtype=np.int64)},
-                           note="a log-sum-exp over 1024 classes whose float16 running sum stagnates")
+def _long() -> Iterator[C.Case]:
+    """The long regime, over 16384 classes: the log-sum-exp's sum of exp(pred - max) has the
+    terms 1 at both ends (logits 0, the first the label) and exp(m) between, below half an
+    ULP of 1 (m as for PoissonNLLLoss: float16 -8.5, float32 -17.5, bfloat16 -6.5): a running
+    sum in the dtype gives log 2, the loss is log(2 + 16382 exp(m))."""
+    from .poisson_nll_loss import LONG_LOG_RATE
+
+    for dtype in C.HALF_ULP_DTYPES:
+        yield C.half_ulp_case({"pred": C.half_ulp_row(0.0, LONG_LOG_RATE[dtype]), "label": np.asarray([0], dtype=np.int64)},
+                              note=f"a log-sum-exp over 16384 classes whose {dtype} running sum stagnates", dtype=dtype)
 
 
 def _batch_axis_crossings(sources: dict[str, C.Case]) -> Iterator[C.Case]:

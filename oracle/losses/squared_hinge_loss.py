@@ -99,14 +99,21 @@ def cases() -> Iterator[C.Case]:
         lambda dtype: {"pred": C.in_dtype([[np.inf, -np.inf], [-np.inf, 0.5]], dtype), "label": C.in_dtype([[1.0, -1.0], [1.0, 1.0]], dtype)},
         "max(0, margin - pred * label)**2 at pred * label = +inf is 0 and at -inf is +inf (the limits of the documented formula)",
     )
-    yield _long()
+    yield from _long()
 
 
-def _long() -> C.Case:
-    """The long regime: pred = -label at both ends (term 4) and pred * label = 1 - 2**-5
-    between (term 2**-10, a quarter ULP of 4), averaged over 1024 elements."""
-    label = np.where(np.arange(C.LONG_HALF_ULP) % 2, -1.0, 1.0)[None, :]
-    return C.half_ulp_case({"pred": C.half_ulp_row(-1.0, 1.0 - 2.0**-5) * label, "label": label})
+#: per dtype, q: pred * label = 1 - 2**-q between the ends, a term 2**-2q below half an ULP of 4
+_LONG_Q = {"float16": 5, "float32": 12, "bfloat16": 4}
+
+
+def _long() -> Iterator[C.Case]:
+    """The long regime, 16384 elements: pred = -label at both ends (term 4) and pred * label
+    = 1 - 2**-q between (term 2**-2q: float16 2**-10, float32 2**-24, bfloat16 2**-8, each
+    at most a quarter ULP of 4), labels +1 in the first half and -1 in the second."""
+    label = C.halves()
+    for dtype in C.HALF_ULP_DTYPES:
+        small = 1.0 - 2.0 ** -_LONG_Q[dtype]
+        yield C.half_ulp_case({"pred": C.half_ulp_row(-1.0, small) * label, "label": label}, dtype=dtype)
 
 
 def _subnormal(dtype: str):

@@ -198,7 +198,7 @@ def _triple(rng, shape, dtype, sigma=1.0):
     }
 
 #: why an option value has no case of a regime (fixtures/COVERAGE.md, oracle.coverage.gap_reason)
-REGIME_GAPS = {("*", "long"): "left out to keep fixtures/ under 20 MB: the sums over the feature axis would need three differentiable inputs of 1024 elements (about 0.45 MB in float16)"}
+REGIME_GAPS = {("*", "long"): C.LONG_DEFAULTS_ONLY}
 
 
 def cases() -> Iterator[C.Case]:
@@ -399,6 +399,23 @@ def cases() -> Iterator[C.Case]:
             invalid="batch_axis must be an axis of pred",
         )
     yield from C.subnormal_cases(SPEC.id, _subnormal)
+    yield from _long()
+
+
+#: per dtype, s: positive is 2**-s between its ends, squares 2**-2s below half an ULP of 1
+_LONG_S = {"float16": 6, "float32": 13, "bfloat16": 5}
+
+
+def _long() -> Iterator[C.Case]:
+    """The long regime, one sample of 16384 features: pred = negative = 0 and positive =
+    (1, 2**-s, ..., 2**-s, 1), so the sum over the features of (pred - positive)**2 -
+    (pred - negative)**2 adds the terms 1 at both ends and 2**-2s between (float16 2**-12,
+    float32 2**-26, bfloat16 2**-10: a quarter ULP of 1 and 2 or less); a running sum in the
+    dtype gives 2 + margin, the exact loss is 2 + 16382 * 2**-2s + margin (margin 1: no kink)."""
+    for dtype in C.HALF_ULP_DTYPES:
+        pos = C.half_ulp_row(1.0, 2.0 ** -_LONG_S[dtype])
+        yield C.half_ulp_case({"pred": np.zeros(pos.shape), "positive": pos, "negative": np.zeros(pos.shape)}, dtype=dtype,
+                              note=f"a sum over 16384 features whose {dtype} running sum stagnates")
 
 
 def _subnormal(dtype: str):
