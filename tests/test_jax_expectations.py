@@ -28,10 +28,16 @@ every mode (the cost of a second full run, benchmarks/README.md): ``tox -e jax``
 out (``-k "not full_run"``), because its strict ``lossconf run`` is the same gate as the first
 of them; run them with ``pytest tests/test_jax_expectations.py`` when the expectation file
 changes.
+
+* tox.ini runs the jax env in CI (the default envlist), every case in every mode, strict, and
+  the report env merges its results (and depends on the env that writes each results file it
+  reads); .ci/run runs the envs two at a time.
 """
 
 from __future__ import annotations
 
+import configparser
+import re
 from pathlib import Path
 
 import numpy as np
@@ -344,24 +350,49 @@ def test_mapping_covers_every_documented_loss():
         assert ("optax." in entry["call"]) or ("jnp." in entry["call"]), loss
 
 
-def test_tox_runs_jax_on_request_not_by_default():
-    """tox.ini: jax is not in the default envlist (CI time: the lead's decision, its cost in
-    the env's comment), its env runs every case in every mode the backend declares (no
-    --mode, --dtype or --tag filter) under the strict expectations, and the report env does
-    not read results-jax.json (a missing results file stops `lossconf report`) but takes it
-    as a positional argument, in the report and the migration map alike."""
-    import configparser
-
+def _tox() -> configparser.ConfigParser:
     ini = configparser.ConfigParser(interpolation=None)
     ini.read(ROOT / "tox.ini")
+    return ini
+
+
+def _commands(ini, env: str, start: str) -> list[str]:
+    return [line.strip() for line in ini[f"testenv:{env}"]["commands"].splitlines() if line.strip().startswith(start)]
+
+
+def test_tox_runs_jax_strictly_in_ci_and_reports_it():
+    """tox.ini: jax is in the default envlist (what CI runs), its env runs every case in
+    every mode the backend declares (no --mode, --dtype, --tag, --loss or --case filter: no
+    sample) under the strict expectations, and the report env reads results-jax.json in the
+    report and the migration map alike, after the env that writes it (``depends``), as for
+    every backend results file it reads."""
+    ini = _tox()
     envlist = [e.strip() for e in ini["tox"]["envlist"].split(",")]
-    assert "jax" not in envlist and "report" in envlist
-    section = (ROOT / "tox.ini").read_text().split("[testenv:jax]")[1].split("[testenv:")[0]
-    assert "Not in the default envlist" in section and "s CPU" in section  # the measured cost
-    runs = [line.strip() for line in ini["testenv:jax"]["commands"].splitlines() if line.strip().startswith("lossconf run jax")]
+    assert "jax" in envlist and "report" in envlist
+    runs = _commands(ini, "jax", "lossconf run jax")
     assert len(runs) == 1 and "--strict-expectations" in runs[0] and "jax-0.10.2.toml" in runs[0]
-    assert not any(f in runs[0] for f in ("--mode", "--dtype", "--tag", "--loss", "--case"))
+    assert not any(f in runs[0] for f in ("--mode", "--dtype", "--tag", "--loss", "--case", "--check"))
     assert "{toxworkdir}/results-jax.json" in runs[0]
-    report = [line.strip() for line in ini["testenv:report"]["commands"].splitlines() if line.strip().startswith(("lossconf report", "lossconf map"))]
+    report = _commands(ini, "report", ("lossconf report", "lossconf map"))
     assert len(report) == 2
-    assert all("results-jax.json" not in line and "{posargs}" in line for line in report)
+    assert all("{toxworkdir}/results-jax.json" in line and "{posargs}" in line for line in report)
+    # every results file the report reads from {toxworkdir} is written by an env it depends on
+    writers = {}
+    for env in envlist:
+        for line in _commands(ini, env, "lossconf run"):
+            for name in re.findall(r"--results \{toxworkdir\}/(results-[\w-]+\.json)", line):
+                writers[name] = env
+    depends = {e.strip() for e in ini["testenv:report"]["depends"].replace("\n", ",").split(",") if e.strip()}
+    for line in report:
+        for name in re.findall(r"\{toxworkdir\}/(results-[\w-]+\.json)", line):
+            assert name in writers, f"no env of the envlist writes {name}"
+            assert writers[name] == "report" or writers[name] in depends, f"report does not depend on {writers[name]} ({name})"
+    assert "jax" in depends
+
+
+def test_ci_runs_the_envs_two_at_a_time():
+    """.ci/run runs tox's envs in parallel, two at a time (the CI machine's 2 cores: jax's
+    strict run beside the others), and every env shows its output when it ends."""
+    run = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^python3 -m pip install 'tox>=4' && python3 -m tox p -p 2$", run, re.M)
+    assert _tox()["testenv"]["parallel_show_output"].strip() == "true"

@@ -59,10 +59,10 @@ differentiated), options static (closed over), inputs and cotangent as arguments
 cache then holds one compiled executable per (shapes, dtypes), so one trace and one
 compilation serve every call of a (loss, options, shapes, dtype, mode) group -- the repeat
 call, backward-twice's pullbacks and the grad call the harness compares them with, and every
-case of the same shapes. The fixtures' 1203 cases make 968 groups per mode, so the run is
-XLA's compilation (a fixed 30 ms or more per executable, 0.1-1 s for a VJP): about 100x the
-MXNet run's CPU time in every mode (benchmarks/README.md, where the alternatives tried are
-measured).
+case of the same shapes. The fixtures' 1968 cases make 1537 groups per mode, so the run is
+XLA's compilation (a fixed 30 ms or more per executable, 0.1-1 s for a VJP): the strict run of
+every case in every mode takes about 1300 s CPU, about 60x the MXNet run's (benchmarks/README.md,
+where the alternatives tried are measured).
 
 ``build_info()`` records the versions, the x64 flag, the devices and ``XLA_FLAGS``.
 """
