@@ -226,7 +226,7 @@ def test_cause_soft_margin_decomposition_cancels():
 @needs_torch
 def test_reasons_name_torch_source():
     for e in ex.load(EXPECTATIONS).entries:
-        assert any(s in e.reason for s in ("torch/nn/functional.py", "aten/src/ATen/", "derivatives.yaml", "torch/_decomp/")), (
+        assert any(s in e.reason for s in ("torch/nn/functional.py", "aten/src/ATen/", "derivatives.yaml", "torch/_decomp/", "torch/_inductor/")), (
             f"{e.describe()}: the reason names no file of torch's source"
         )
 
