@@ -308,10 +308,19 @@ def test_correct_variants_pass_and_what_logaddexp_shows():
         fails[backend.name] = {r.test_id for r in (s.check(c, k, m) for c, k, m in s.items(f)) if r.status != PASS}
     # both pass everything (the ruling on issue 11 item 3): the unshifted one rounds at
     # the largest logit's scale, which DESIGN.md's term scale |x_t| + |logsumexp(x)| allows,
-    # and the tiny loss whose exp arguments (-30) are rounded inside each pairwise logaddexp
-    # (30 eps relative per term) is within the error those terms carry into logsumexp,
-    # sum_k p_k |x_k| (oracle.arrays.lse_terms)
-    assert fails == {"numpy-logaddexp": set(), "numpy-logaddexp-unshifted": set()}
+    # and the tiny loss whose exp arguments (-30) are rounded inside each logaddexp (30 eps
+    # relative per term) is within the error those terms carry into logsumexp,
+    # sum_k p_k |x_k| (oracle.arrays.lse_terms) -- except the value of SoftmaxCE's long
+    # half-ULP cases over 16384 classes in float16 and bfloat16: np.logaddexp.reduce is a
+    # sequential reduction in the input dtype (only np.add reduces pairwise), a running sum
+    # in log space whose increments log(1 + exp(-8.5) / S) fall below half an ULP of the
+    # running value, which is what the long regime is there to see
+    sequential = {
+        c.test_id + "-value" for c in cases
+        if c.short_loss == "SoftmaxCrossEntropyLoss" and "long" in c.tags and c.dtype in ("float16", "bfloat16")
+    }
+    assert len(sequential) == 2
+    assert fails == {"numpy-logaddexp": sequential, "numpy-logaddexp-unshifted": sequential}
 
 
 def test_32_ulp_fails_at_least_90_percent_of_the_well_conditioned_value_checks():

@@ -92,7 +92,7 @@ class Float64ThenRounded(Wrapped):
 class LogAddExp(Wrapped):
     """Softmax cross-entropy values (mxnet SoftmaxCrossEntropyLoss with logits, chainer
     softmax_cross_entropy with integer labels) with log_softmax(x) = (x - m) -
-    logaddexp.reduce(x - m): numpy's pairwise logaddexp instead of the reference's
+    logaddexp.reduce(x - m): numpy's logaddexp (a sequential reduction) instead of the reference's
     log1p of the sum of the other exponentials. ``shifted=False`` drops the shift:
     x - logaddexp.reduce(x), whose rounding is at the scale of the largest logit (see the
     module docstring of tests/test_error_measure.py for what that does)."""
