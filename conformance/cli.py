@@ -147,7 +147,6 @@ def cmd_fixtures_generate(args: argparse.Namespace) -> int:
 
 def cmd_fixtures_verify(args: argparse.Namespace) -> int:
     from conformance import fixtures as fx
-
     from oracle import catalog
     from oracle.errors import UnknownLossError
     from oracle.fixtures import file_name
