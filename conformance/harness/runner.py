@@ -295,13 +295,13 @@ def make_call(case: FixtureCase, inputs: dict[str, np.ndarray] | None = None, mo
 
 def control_call(case: FixtureCase, mode: str) -> Call | None:
     """The call of an invalid-input case's valid control case (``case.control``) in the
-    same form as the case's own: the same mode, nothing to differentiate; None for a
-    valid case or one without a control."""
+    same mode: that case's own call (its differentiable inputs and cotangent in modes that
+    differentiate), a call the backend is held to anyway; None for a valid case or one
+    without a control."""
     control = case.control
     if case.invalid is None or control is None:
         return None
-    inputs = {k: v.copy() for k, v in control.inputs.items()}
-    return new_call(control.loss, dict(control.options), inputs, control.dtype, (), None, mode, None)
+    return make_call(control, {k: v.copy() for k, v in control.inputs.items()}, mode)
 
 
 def exact_hvp(case: FixtureCase) -> dict[str, Any]:
