@@ -276,7 +276,7 @@ class CaseRun:
     #: an invalid-input case: the same call on its valid control case (``case.control``),
     #: made after the case's own; what it did: None (not made), ``returned``, ``raised``
     #: (``control_error`` says what), or ``unsupported`` (``control_error`` says why)
-    control_call: Call | None = field(default=None, repr=False)
+    pending_control: Call | None = field(default=None, repr=False)
     control: str | None = None
     control_error: str | None = None
 
@@ -384,16 +384,16 @@ def prepare_run(backend: Backend, case: FixtureCase, mode: str = PLAIN_MODE) -> 
         second = PLAIN_MODE if mode == "backward-twice" else mode
         run.calls.append(make_call(case, {k: v.copy() for k, v in inputs.items()}, second))
         return run
-    run.control_call = control_call(case, mode)
-    if run.control_call is not None:
+    run.pending_control = control_call(case, mode)
+    if run.pending_control is not None:
         try:
-            reason = backend.supports(run.control_call)
+            reason = backend.supports(run.pending_control)
         except BaseException as err:
             if _users_interrupt(err):
                 raise
             reason = f"supports() raised {_describe_exc(err)}"
         if reason is not None:
-            run.control, run.control_error, run.control_call = "unsupported", str(reason), None
+            run.control, run.control_error, run.pending_control = "unsupported", str(reason), None
     return run
 
 
@@ -405,13 +405,13 @@ def call_run(backend: Backend, run: CaseRun, limit: time_limit) -> None:
     if not run.calls:
         return
     _call_case(backend, run, limit)
-    if run.control_call is not None:
+    if run.pending_control is not None:
         start = time.perf_counter()
         try:
             try:
                 limit.arm()
                 start = time.perf_counter()
-                backend.run(run.control_call)
+                backend.run(run.pending_control)
             finally:
                 limit.disarm()
                 run.backend_seconds += time.perf_counter() - start
