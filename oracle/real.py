@@ -689,6 +689,13 @@ def _plain(x: Real) -> Real:
     return out
 
 
+def without_tangent(x: object) -> Real:
+    """``x`` without its t-derivative: for a comparison that picks a term *scale*, not a
+    branch of the formula (the maximum logit of a term magnitude), which must not be decided
+    on the germ nor counted in :data:`GERM` -- tied candidates give the same scale."""
+    return _plain(real(x))
+
+
 def _tsum(a: Real | None, b: Real | None) -> Real | None:
     if a is None:
         return b

@@ -111,5 +111,6 @@ def test_sample_weight_is_a_documented_per_sample_input():
 def test_case_names_unique_and_count():
     names = [c.name for c in m.cases()]
     assert len(names) == len(set(names))
-    assert 30 <= len(names) <= 80
-    assert {c.dtype for c in m.cases()} == set(C.DTYPES)
+    # 83 since the long cases came in float16, float32 and bfloat16 (oracle.cases.HALF_ULP_DTYPES)
+    assert 30 <= len(names) <= 100
+    assert {c.dtype for c in m.cases()} == set(C.FIXTURE_DTYPES)

@@ -356,7 +356,8 @@ def forward(x: dict, options: dict) -> Forward:
     # the term scale of class k: |x_k| + |logsumexp(x)| (DESIGN.md's definition, see
     # oracle.arrays.log_softmax_terms), logsumexp(x) = max + log sum exp(x - max), the
     # second term being -log p at the maximum
-    arg = [max(range(n_classes), key=lambda k: rows[i, k]) for i in range(m)]
+    # (which of tied maxima is taken leaves the scale alone: compared without the germ)
+    arg = [max(range(n_classes), key=lambda k: R.without_tangent(rows[i, k])) for i in range(m)]
     lse = [abs(rows[i, arg[i]] - logp[i, arg[i]])
            + R.fsum(R.exp(logp[i, k]) * abs(rows[i, k]) for k in range(n_classes) if not R.isinf(rows[i, k]))
            for i in range(m)]  # plus sum_k p_k |x_k| (oracle.arrays.lse_terms)
