@@ -126,17 +126,18 @@ def cmd_fixtures_generate(args: argparse.Namespace) -> int:
     if why:
         return _err(f"cannot write the fixtures into {args.out}: {why}")
     start = time.perf_counter()
-    bar = _Progress(len(losses or catalog.loss_ids()), args.quiet, "fixtures", unit="file")
+    bar = _Progress(0, args.quiet, "fixtures")
     try:
-        digests = fixtures.generate(Path(args.out), losses, jobs=args.jobs, progress=lambda msg: bar(1))
+        digests = fixtures.generate(Path(args.out), losses, jobs=args.jobs, progress=bar.to)
     except OSError as err:
         return _err(f"cannot write the fixtures into {args.out}: {_why(err)}")
     except OracleError as err:  # a value that cannot be proven within the precision cap
         return _err(str(err))
     finally:
         bar.close()
-    size = sum((Path(args.out) / n).stat().st_size for n in digests)
-    print(f"wrote {len(digests)} fixture files ({size / 1e6:.2f} MB) to {args.out} in {time.perf_counter() - start:.1f} s")
+    written = [fixtures.file_name(x) for x in losses] if losses else list(digests)
+    size = sum((Path(args.out) / n).stat().st_size for n in written)
+    print(f"wrote {len(written)} fixture file{'' if len(written) == 1 else 's'} ({size / 1e6:.2f} MB) to {args.out} in {time.perf_counter() - start:.1f} s")
     if args.coverage:
         from oracle.coverage import write_coverage
 
@@ -277,6 +278,13 @@ class _Progress:
             if now - self.last >= self.every:
                 self.last = now
                 print(f"lossconf: {self.label}: {self.done}/{self.total} {self.unit}s ({now - self.start:.0f} s)", file=sys.stderr, flush=True)
+
+    def to(self, done: int, total: int) -> None:
+        """``done`` of ``total`` (a total known only once the work is listed)."""
+        self.total = total
+        if self.bar is not None:
+            self.bar.total = total
+        self(done - self.done)
 
     def close(self) -> None:
         if self.bar is not None:

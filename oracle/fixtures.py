@@ -324,28 +324,41 @@ def provenance() -> dict:
     }
 
 
-def render_loss(loss_id: str, limit: int | None = None) -> tuple[str, str]:
-    """The fixture file of one loss: (file name, text)."""
-    loss_id = catalog.resolve(loss_id)
-    module = catalog.module(loss_id)
+def loss_cases(loss_id: str, limit: int | None = None) -> list[Case]:
+    """Every case of one loss's fixture file, in file order: the module's cases, the regime
+    crossings, their bfloat16 copies (the first ``limit`` only, if given)."""
+    spec = catalog.spec(loss_id)
+    base = list(catalog.module(loss_id).cases())
+    base += list(regime_crossings(spec, base, lambda c: _accepts(loss_id, c)))
+    every = with_bfloat16(spec, base)
+    return every if limit is None else every[:limit]
+
+
+def case_line(loss_id: str, index: int, case: Case, control: int | None = None) -> str:
+    """The line of a case in its fixture file (``control``: as :func:`encode_case`)."""
+    return json.dumps(compact_record(encode_case(loss_id, index, case, control)), separators=(",", ":"), allow_nan=False)
+
+
+def file_text(loss_id: str, lines: list[str]) -> str:
+    """A fixture file: its header (format, loss, provenance) and one case per line."""
     head = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "loss": loss_id,
         "provenance": provenance(),
     }
-    spec = catalog.spec(loss_id)
-    base = list(module.cases())
-    base += list(regime_crossings(spec, base, lambda c: _accepts(loss_id, c)))
-    every = with_bfloat16(spec, base)
-    if limit is not None:
-        every = every[:limit]
-    lines = []
-    for index, case in enumerate(every):
-        control = control_index(every, index) if case.invalid is not None else None
-        lines.append(json.dumps(compact_record(encode_case(loss_id, index, case, control)), separators=(",", ":"), allow_nan=False))
-    text = json.dumps(head, separators=(",", ":"))[:-1] + ',"cases":[\n' + ",\n".join(lines) + "\n]}\n"
-    return file_name(loss_id), text
+    return json.dumps(head, separators=(",", ":"))[:-1] + ',"cases":[\n' + ",\n".join(lines) + "\n]}\n"
+
+
+def render_loss(loss_id: str, limit: int | None = None) -> tuple[str, str]:
+    """The fixture file of one loss: (file name, text)."""
+    every = loss_cases(loss_id, limit)
+    return file_name(loss_id), file_text(loss_id, [case_line(loss_id, i, *_with_control(every, i)) for i in range(len(every))])
+
+
+def _with_control(every: list[Case], index: int) -> tuple[Case, int | None]:
+    case = every[index]
+    return case, (control_index(every, index) if case.invalid is not None else None)
 
 
 def _accepts(loss_id: str, case: Case) -> bool:
@@ -357,11 +370,15 @@ def _accepts(loss_id: str, case: Case) -> bool:
     return True
 
 
-def _render_job(args: tuple[str, int | None, int]) -> tuple[str, str, str]:
-    loss_id, limit, bits = args
+def _case_job(args: tuple[str, int, Case, int | None, int]) -> tuple[str, int, str]:
+    loss_id, index, case, control, bits = args
     precision.set_working_precision(bits)
-    name, text = render_loss(loss_id, limit)
-    return loss_id, name, text
+    return loss_id, index, case_line(loss_id, index, case, control)
+
+
+def _cost(case: Case) -> int:
+    """A case's work, for scheduling: its number of input elements."""
+    return sum(int(np.size(v)) for v in case.inputs.values() if v is not None)
 
 
 def sha256(text: bytes) -> str:
@@ -374,38 +391,50 @@ def generate(
     *,
     jobs: int | None = None,
     limit: int | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, str]:
-    """Write the fixtures of ``losses`` (default: all) into ``out_dir`` and the manifest.
-    Returns {file name: sha256}."""
+    """Write the fixtures of ``losses`` (default: all) into ``out_dir`` and the manifest,
+    one case per job in ``jobs`` worker processes (default: all cores), the largest cases
+    first; ``progress(done, total)`` counts cases. Returns {file name: sha256}."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ids = [catalog.resolve(x) for x in (losses or catalog.loss_ids())]
-    jobs = jobs or min(len(ids), os.cpu_count() or 1)
     bits = precision.get_working_precision()
     manifest_path = out_dir / "MANIFEST.json"
     digests: dict[str, str] = {}
     if manifest_path.exists() and losses is not None:
         digests = dict(json.loads(manifest_path.read_text())["files"])
-    # the slowest losses first, so two workers finish together
-    order = sorted(ids, key=lambda i: 0 if "CTC" in i or "SDML" in i else 1)
-    work = [(i, limit, bits) for i in order]
-    done = 0
+    cases = {loss_id: loss_cases(loss_id, limit) for loss_id in ids}
+    lines: dict[str, list[str | None]] = {loss_id: [None] * len(every) for loss_id, every in cases.items()}
+    left = {loss_id: len(every) for loss_id, every in cases.items()}
     results: dict[str, tuple[str, str]] = {}
+
+    def finish(loss_id: str, index: int, line: str) -> None:
+        lines[loss_id][index] = line
+        left[loss_id] -= 1
+        if not left[loss_id]:
+            results[loss_id] = (file_name(loss_id), file_text(loss_id, lines[loss_id]))
+        if progress:
+            progress(len(work) - sum(left.values()), len(work))
+
+    for loss_id in ids:  # a loss without cases (a limit of 0) is written at once
+        if not left[loss_id]:
+            results[loss_id] = (file_name(loss_id), file_text(loss_id, []))
+    # one job per case, the largest first (the long cases), so that the workers finish together
+    work = sorted(
+        ((loss_id, i, *_with_control(every, i), bits) for loss_id, every in cases.items() for i in range(len(every))),
+        key=lambda job: -_cost(job[2]),
+    )
+    jobs = max(1, min(len(work), jobs or os.cpu_count() or 1))
+    if progress:
+        progress(0, len(work))
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
-            for loss_id, name, text in pool.map(_render_job, work):
-                results[loss_id] = (name, text)
-                done += 1
-                if progress:
-                    progress(f"[{done}/{len(ids)}] {loss_id} -> {name} ({text.count(chr(10)) - 2} cases)")
+            for future in as_completed([pool.submit(_case_job, job) for job in work]):
+                finish(*future.result())
     else:
         for job in work:
-            loss_id, name, text = _render_job(job)
-            results[loss_id] = (name, text)
-            done += 1
-            if progress:
-                progress(f"[{done}/{len(ids)}] {loss_id} -> {name} ({text.count(chr(10)) - 2} cases)")
+            finish(*_case_job(job))
     case_digests: dict[str, list[str]] = {}
     if manifest_path.exists() and losses is not None:
         case_digests = dict(json.loads(manifest_path.read_text()).get("cases", {}))

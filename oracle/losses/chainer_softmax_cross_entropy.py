@@ -356,10 +356,15 @@ def forward(x: dict, options: dict) -> Forward:
     # the term scale of class k: |x_k| + |logsumexp(x)| (DESIGN.md's definition, see
     # oracle.arrays.log_softmax_terms), logsumexp(x) = max + log sum exp(x - max), the
     # second term being -log p at the maximum
-    # (which of tied maxima is taken leaves the scale alone: compared without the germ)
-    arg = [max(range(n_classes), key=lambda k: R.without_tangent(rows[i, k])) for i in range(m)]
-    lse = [abs(rows[i, arg[i]] - logp[i, arg[i]])
-           + R.fsum(R.exp(logp[i, k]) * abs(rows[i, k]) for k in range(n_classes) if not R.isinf(rows[i, k]))
+    # A scale is a magnitude, never differentiated: it is formed from the values without
+    # their t-derivatives, so that neither the maximum taken (tied maxima give the same scale)
+    # nor |x| at an exact 0 is decided on the germ (oracle.real.GERM: a decision there would
+    # cost the HVP a second run along -direction for nothing)
+    xv = np.frompyfunc(R.without_tangent, 1, 1)(rows)
+    lv = np.frompyfunc(R.without_tangent, 1, 1)(logp)
+    arg = [max(range(n_classes), key=lambda k: xv[i, k]) for i in range(m)]
+    lse = [abs(xv[i, arg[i]] - lv[i, arg[i]])
+           + R.fsum(R.exp(lv[i, k]) * abs(xv[i, k]) for k in range(n_classes) if not R.isinf(xv[i, k]))
            for i in range(m)]  # plus sum_k p_k |x_k| (oracle.arrays.lse_terms)
 
     loss = A.zeros((m,))
@@ -376,7 +381,7 @@ def forward(x: dict, options: dict) -> Forward:
                 if tk == 0:
                     continue
                 terms.append(-tk * w[k] * logp[i, k])
-                mags.append(abs(tk * w[k]) * (abs(rows[i, k]) + lse[i]))
+                mags.append(abs(tk * w[k]) * (abs(xv[i, k]) + lse[i]))
                 if kl:
                     ent = tk * R.log(tk)
                     terms.append(ent)
@@ -392,7 +397,7 @@ def forward(x: dict, options: dict) -> Forward:
                 active[i] = False
                 continue
             loss[i] = -w[k] * logp[i, k]
-            scale[i] = abs(w[k]) * (abs(rows[i, k]) + lse[i])
+            scale[i] = abs(w[k]) * (abs(xv[i, k]) + lse[i])
 
     if options["reduce"] == "mean":
         if options["normalize"]:
