@@ -430,8 +430,14 @@ def generate(
         progress(0, len(work))
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
-            for future in as_completed([pool.submit(_case_job, job) for job in work]):
-                finish(*future.result())
+            futures = [pool.submit(_case_job, job) for job in work]
+            try:
+                for future in as_completed(futures):
+                    finish(*future.result())
+            except BaseException:  # a case the oracle cannot prove, or ^C: stop, do not finish the rest
+                for future in futures:
+                    future.cancel()
+                raise
     else:
         for job in work:
             finish(*_case_job(job))
