@@ -351,7 +351,8 @@ def file_text(loss_id: str, lines: list[str]) -> str:
 
 
 def render_loss(loss_id: str, limit: int | None = None) -> tuple[str, str]:
-    """The fixture file of one loss: (file name, text)."""
+    """The fixture file of one loss (its id, short name or alias): (file name, text)."""
+    loss_id = catalog.resolve(loss_id)
     every = loss_cases(loss_id, limit)
     return file_name(loss_id), file_text(loss_id, [case_line(loss_id, i, *_with_control(every, i)) for i in range(len(every))])
 
