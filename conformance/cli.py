@@ -119,7 +119,7 @@ def cmd_fixtures_generate(args: argparse.Namespace) -> int:
     from oracle.errors import OracleError, UnknownLossError
 
     try:
-        losses = [catalog.resolve(x) for x in args.loss] if args.loss else None
+        losses = list(dict.fromkeys(catalog.resolve(x) for x in args.loss)) if args.loss else None
     except UnknownLossError as err:
         return _err(str(err))
     why = _unwritable_dir(args.out)

@@ -395,11 +395,12 @@ def generate(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, str]:
     """Write the fixtures of ``losses`` (default: all) into ``out_dir`` and the manifest,
-    one case per job in ``jobs`` worker processes (default: all cores), the largest cases
-    first; ``progress(done, total)`` counts cases. Returns {file name: sha256}."""
+    one case per job in ``jobs`` worker processes (default: all cores; the largest cases
+    first), in file order with ``jobs=1`` (so the first case that cannot be proven is the
+    one reported); ``progress(done, total)`` counts cases. Returns {file name: sha256}."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ids = [catalog.resolve(x) for x in (losses or catalog.loss_ids())]
+    ids = list(dict.fromkeys(catalog.resolve(x) for x in (losses or catalog.loss_ids())))
     bits = precision.get_working_precision()
     manifest_path = out_dir / "MANIFEST.json"
     digests: dict[str, str] = {}
@@ -421,22 +422,20 @@ def generate(
     for loss_id in ids:  # a loss without cases (a limit of 0) is written at once
         if not left[loss_id]:
             results[loss_id] = (file_name(loss_id), file_text(loss_id, []))
-    # one job per case, the largest first (the long cases), so that the workers finish together
-    work = sorted(
-        ((loss_id, i, *_with_control(every, i), bits) for loss_id, every in cases.items() for i in range(len(every))),
-        key=lambda job: -_cost(job[2]),
-    )
+    # one job per case, in file order
+    work = [(loss_id, i, *_with_control(every, i), bits) for loss_id, every in cases.items() for i in range(len(every))]
     jobs = max(1, min(len(work), jobs or os.cpu_count() or 1))
     if progress:
         progress(0, len(work))
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
-            futures = [pool.submit(_case_job, job) for job in work]
+            # the largest first (the long cases), so that the workers finish together
+            futures = [pool.submit(_case_job, job) for job in sorted(work, key=lambda job: -_cost(job[2]))]
             try:
                 for future in as_completed(futures):
                     finish(*future.result())
-            except BaseException:  # a case the oracle cannot prove, or ^C: stop, do not finish the rest
-                for future in futures:
+            except BaseException:  # a case the oracle cannot prove, or ^C: the jobs not yet
+                for future in futures:  # started are dropped (those running finish first)
                     future.cancel()
                 raise
     else:
