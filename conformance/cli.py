@@ -114,12 +114,20 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve_losses(names: list[str] | None) -> list[str] | None:
+    """The documented ids of the losses ``--loss`` names, each once in the order given
+    (None: every loss); an unknown name raises ``UnknownLossError``."""
+    from oracle import catalog
+
+    return list(dict.fromkeys(catalog.resolve(x) for x in names)) if names else None
+
+
 def cmd_fixtures_generate(args: argparse.Namespace) -> int:
-    from oracle import catalog, fixtures
+    from oracle import fixtures
     from oracle.errors import OracleError, UnknownLossError
 
     try:
-        losses = list(dict.fromkeys(catalog.resolve(x) for x in args.loss)) if args.loss else None
+        losses = _resolve_losses(args.loss)
     except UnknownLossError as err:
         return _err(str(err))
     why = _unwritable_dir(args.out)
@@ -148,7 +156,6 @@ def cmd_fixtures_generate(args: argparse.Namespace) -> int:
 
 def cmd_fixtures_verify(args: argparse.Namespace) -> int:
     from conformance import fixtures as fx
-    from oracle import catalog
     from oracle.errors import UnknownLossError
     from oracle.fixtures import file_name
 
@@ -156,7 +163,8 @@ def cmd_fixtures_verify(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         return _err(f"fixtures: directory {directory} does not exist or is not a directory (--dir DIR, or LOSSCONF_FIXTURES)", 3)
     try:
-        chosen = {file_name(catalog.resolve(x)) for x in args.loss} if args.loss else None
+        losses = _resolve_losses(args.loss)
+        chosen = {file_name(x) for x in losses} if losses else None
     except UnknownLossError as err:
         return _err(str(err))
     files: dict[str, bytes] = {}

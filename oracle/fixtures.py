@@ -400,7 +400,7 @@ def generate(
     one reported); ``progress(done, total)`` counts cases. Returns {file name: sha256}."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ids = list(dict.fromkeys(catalog.resolve(x) for x in (losses or catalog.loss_ids())))
+    ids = [catalog.resolve(x) for x in (losses or catalog.loss_ids())]
     bits = precision.get_working_precision()
     manifest_path = out_dir / "MANIFEST.json"
     digests: dict[str, str] = {}
